@@ -1,0 +1,77 @@
+// Module entry of the onestep addon: registers the native classes and functions.
+#include <napi.h>
+
+#include "backend/cuda_loader.h"
+#include "cpu/cpu_info.h"
+#include "napi/addon_data.h"
+#include "napi/js_mapped_file.h"
+#include "napi/js_tensor.h"
+#include "napi/util.h"
+
+namespace onestep {
+namespace napi {
+
+namespace {
+
+Napi::Value CpuInfoJs(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    const CpuInfo& c = cpuInfo();
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("threads", Napi::Number::New(info.Env(), c.threads));
+    Napi::Array simd = Napi::Array::New(info.Env(), c.simd.size());
+    for (size_t i = 0; i < c.simd.size(); ++i) simd.Set((uint32_t)i, c.simd[i]);
+    o.Set("simd", simd);
+    return o;
+  });
+}
+
+// cudaStatus(libraryPath: string): loads the CUDA backend library once, probes it, reports.
+Napi::Value CudaStatusJs(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    requireArgs(info, 1, "cudaStatus");
+    const std::string path = stringArg(info, 0, "cudaStatus");
+    const CudaStatus& s = loadCudaBackend(path);
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("libraryPath", s.libraryPath);
+    o.Set("libraryLoaded", s.libraryLoaded);
+    o.Set("buildInfo", s.buildInfo);
+    o.Set("usable", s.usable);
+    o.Set("reason", s.reason);
+    Napi::Array devices = Napi::Array::New(env, s.devices.size());
+    for (size_t i = 0; i < s.devices.size(); ++i) {
+      const CudaDevice& d = s.devices[i];
+      Napi::Object dj = Napi::Object::New(env);
+      dj.Set("index", d.index);
+      dj.Set("name", d.name);
+      dj.Set("totalMemory", (double)d.totalMemory);
+      dj.Set("freeMemory", (double)d.freeMemory);
+      dj.Set("computeCapability", std::to_string(d.ccMajor) + "." + std::to_string(d.ccMinor));
+      dj.Set("multiprocessors", d.multiprocessors);
+      devices.Set((uint32_t)i, dj);
+    }
+    o.Set("devices", devices);
+    return o;
+  });
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData<AddonData>(new AddonData());
+  exports.Set("Tensor", JsTensor::Define(env));
+  exports.Set("MappedFile", JsMappedFile::Define(env));
+  exports.Set("mapFile", Napi::Function::New(env, MapFile, "mapFile"));
+  exports.Set("tensorFromFloat32", Napi::Function::New(env, TensorFromFloat32, "tensorFromFloat32"));
+  exports.Set("tensorFromBytes", Napi::Function::New(env, TensorFromBytes, "tensorFromBytes"));
+  exports.Set("cpuInfo", Napi::Function::New(env, CpuInfoJs, "cpuInfo"));
+  exports.Set("cudaStatus", Napi::Function::New(env, CudaStatusJs, "cudaStatus"));
+  exports.Set("cudaAbi", Napi::Number::New(env, ONESTEP_CUDA_ABI));
+  return exports;
+}
+
+}  // namespace
+}  // namespace napi
+}  // namespace onestep
+
+static Napi::Object InitOnestep(Napi::Env env, Napi::Object exports) { return onestep::napi::Init(env, exports); }
+
+NODE_API_MODULE(onestep, InitOnestep)

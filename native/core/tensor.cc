@@ -1,0 +1,157 @@
+#include "tensor.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <sstream>
+
+#include "error.h"
+#include "half.h"
+
+namespace onestep {
+
+namespace {
+constexpr int64_t kMaxSafeInteger = (int64_t(1) << 53) - 1;
+
+struct AlignedBlock {
+  void* ptr;
+  explicit AlignedBlock(size_t bytes) {
+    const size_t rounded = ((bytes + 63) / 64) * 64;
+#ifdef _WIN32
+    ptr = _aligned_malloc(rounded ? rounded : 64, 64);
+#else
+    ptr = std::aligned_alloc(64, rounded ? rounded : 64);
+#endif
+    if (!ptr) throw std::bad_alloc();
+    std::memset(ptr, 0, rounded ? rounded : 64);
+  }
+  ~AlignedBlock() {
+#ifdef _WIN32
+    _aligned_free(ptr);
+#else
+    std::free(ptr);
+#endif
+  }
+};
+}  // namespace
+
+int64_t shapeNumel(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    check(d >= 0, "ERR_ONESTEP_SHAPE", "negative dimension in shape ", shapeString(shape));
+    if (d == 0) return 0;
+    check(n <= kMaxSafeInteger / d, "ERR_ONESTEP_SHAPE", "shape ", shapeString(shape), " is too large");
+    n *= d;
+  }
+  return n;
+}
+
+std::string shapeString(const Shape& shape) {
+  std::ostringstream os;
+  os << '[';
+  for (size_t i = 0; i < shape.size(); ++i) os << (i ? ", " : "") << shape[i];
+  os << ']';
+  return os.str();
+}
+
+Tensor Tensor::empty(DType dtype, const Shape& shape) {
+  Tensor t;
+  t.dtype_ = dtype;
+  t.shape_ = shape;
+  t.numel_ = shapeNumel(shape);
+  auto block = std::make_shared<AlignedBlock>(t.nbytes());
+  t.data_ = static_cast<const uint8_t*>(block->ptr);
+  t.keepalive_ = block;
+  t.writable_ = true;
+  return t;
+}
+
+Tensor Tensor::view(std::shared_ptr<MappedFile> file, uint64_t offset, uint64_t nbytes, DType dtype,
+                    const Shape& shape, const std::string& name) {
+  check(file != nullptr, "ERR_ONESTEP_INTERNAL", "no file for tensor '", name, "'");
+  Tensor t;
+  t.dtype_ = dtype;
+  t.shape_ = shape;
+  t.numel_ = shapeNumel(shape);
+  const uint64_t expected = (uint64_t)t.numel_ * dtypeSize(dtype);
+  check(nbytes == expected, "ERR_ONESTEP_SAFETENSORS_SIZE", "tensor '", name, "' in ", file->path(), ": ",
+        nbytes, " bytes for shape ", shapeString(shape), " of ", dtypeName(dtype), " (expected ", expected,
+        ")");
+  check(offset <= file->size() && nbytes <= file->size() - offset, "ERR_ONESTEP_SAFETENSORS_RANGE",
+        "tensor '", name, "' in ", file->path(), ": bytes [", offset, ", ", offset + nbytes,
+        ") lie beyond the end of the file (", file->size(), " bytes)");
+  t.data_ = file->data() ? file->data() + offset : nullptr;
+  t.keepalive_ = file;
+  t.writable_ = false;
+  return t;
+}
+
+uint8_t* Tensor::mutableData() {
+  check(writable_, "ERR_ONESTEP_READONLY", "tensor is a read-only view of a mapped file");
+  return const_cast<uint8_t*>(data_);
+}
+
+void Tensor::copyToFloat32(float* out) const {
+  const int64_t n = numel_;
+  switch (dtype_) {
+    case DType::F32:
+      if (n) std::memcpy(out, data_, (size_t)n * 4);
+      return;
+    case DType::F16: {
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, data_ + 2 * i, 2);
+        out[i] = halfToFloat(h);
+      }
+      return;
+    }
+    case DType::BF16: {
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, data_ + 2 * i, 2);
+        out[i] = bf16ToFloat(h);
+      }
+      return;
+    }
+    case DType::I64: {
+      for (int64_t i = 0; i < n; ++i) {
+        int64_t v;
+        std::memcpy(&v, data_ + 8 * i, 8);
+        out[i] = (float)v;
+      }
+      return;
+    }
+  }
+}
+
+void Tensor::copyFromFloat32(const float* in) {
+  uint8_t* dst = mutableData();
+  const int64_t n = numel_;
+  switch (dtype_) {
+    case DType::F32:
+      if (n) std::memcpy(dst, in, (size_t)n * 4);
+      return;
+    case DType::F16:
+      for (int64_t i = 0; i < n; ++i) {
+        const uint16_t h = floatToHalf(in[i]);
+        std::memcpy(dst + 2 * i, &h, 2);
+      }
+      return;
+    case DType::BF16:
+      for (int64_t i = 0; i < n; ++i) {
+        const uint16_t h = floatToBf16(in[i]);
+        std::memcpy(dst + 2 * i, &h, 2);
+      }
+      return;
+    case DType::I64:
+      for (int64_t i = 0; i < n; ++i) {
+        check(std::isfinite(in[i]), "ERR_ONESTEP_VALUE", "non-finite value cannot be stored as I64");
+        const int64_t v = (int64_t)in[i];
+        std::memcpy(dst + 8 * i, &v, 8);
+      }
+      return;
+  }
+}
+
+}  // namespace onestep
