@@ -1,0 +1,56 @@
+#!/usr/bin/env node
+// npm run golden -- PATH... [--device cpu|cuda] [--filter REGEX] [--quiet]
+import { formatResult, runGolden } from './runner';
+
+export async function main(argv: string[]): Promise<number> {
+  const paths: string[] = [];
+  let device: 'cpu' | 'cuda' = 'cpu';
+  let filter: RegExp | undefined;
+  let quiet = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--device') {
+      const d = argv[++i];
+      if (d !== 'cpu' && d !== 'cuda') {
+        console.error(`--device must be cpu or cuda, got ${d}`);
+        return 2;
+      }
+      device = d;
+    } else if (a === '--filter') {
+      filter = new RegExp(argv[++i] ?? '');
+    } else if (a === '--quiet') {
+      quiet = true;
+    } else if (a === '-h' || a === '--help') {
+      console.log('usage: npm run golden -- PATH... [--device cpu|cuda] [--filter REGEX] [--quiet]');
+      return 0;
+    } else {
+      paths.push(a);
+    }
+  }
+  if (paths.length === 0) {
+    console.error('usage: npm run golden -- PATH... (fixture files or folders, e.g. ../shared/fixtures)');
+    return 2;
+  }
+  const s = await runGolden(paths, {
+    device,
+    filter,
+    onResult: (r) => {
+      if (!quiet || r.status === 'FAIL') console.log(formatResult(r));
+    },
+  });
+  if (s.todo) console.log(`golden: ${s.todo} cases are TODO (kinds not implemented yet)`);
+  console.log(`golden: ${s.passed} passed, ${s.failed} failed`);
+  return s.failed > 0 ? 1 : 0;
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e) => {
+      console.error(e);
+      process.exitCode = 1;
+    },
+  );
+}

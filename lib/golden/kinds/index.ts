@@ -1,0 +1,6 @@
+// The registry of fixture kinds the golden runner knows. A new kind is one module and one line here.
+import type { GoldenKind } from '../types';
+import { networkKind, rngKind, schedulerKind } from './pending';
+import { tokenizerKind } from './tokenizer';
+
+export const kinds: GoldenKind[] = [tokenizerKind, rngKind, schedulerKind, networkKind];

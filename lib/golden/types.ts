@@ -1,0 +1,32 @@
+// The golden runner's contract with each fixture kind (tokenizer, rng, schedulers, networks, ...).
+
+export type CaseStatus = 'PASS' | 'FAIL' | 'TODO';
+
+export interface CaseResult {
+  status: CaseStatus;
+  /** Fixture kind, e.g. 'tokenizer', 'rng', 'unet'. */
+  kind: string;
+  /** Case name, unique within its file, e.g. 'prompt17.sd15' or 'pipe_sd21_turbo_1step'. */
+  name: string;
+  /** Metric name and value for PASS / FAIL lines, e.g. 'mismatches' 0 or 'rel_l2' 3e-7. */
+  metric?: string;
+  value?: number;
+  tol?: number;
+  /** Why it failed, or what is missing for TODO. */
+  detail?: string;
+}
+
+export interface FixtureContext {
+  /** The folder laid out like ../shared/fixtures (holding models/, golden/, tokenizer/, ...). */
+  root: string;
+  device: 'cpu' | 'cuda';
+}
+
+export interface GoldenKind {
+  /** Short name used in output lines. */
+  readonly kind: string;
+  /** Whether this kind owns the file; `rel` is the path relative to the fixture root, with '/' separators. */
+  matches(rel: string): boolean;
+  /** Runs every case of the file. Must never throw for a failing case: report FAIL instead. */
+  run(file: string, ctx: FixtureContext): Promise<CaseResult[]>;
+}

@@ -1,0 +1,109 @@
+// Loads the native addon (a matching prebuild from prebuilds/<platform>-<arch>/, else build/Release)
+// and types what it exports. Everything native goes through here.
+import * as fs from 'fs';
+import * as path from 'path';
+import { AddonLoadError, fromNative } from './errors';
+
+export type NativeDType = 'F32' | 'F16' | 'BF16' | 'I64';
+
+/** A tensor living in native memory (owned, or a zero-copy view of a mapped file). */
+export interface NativeTensor {
+  readonly dtype: NativeDType;
+  readonly shape: number[];
+  readonly nbytes: number;
+  /** A copy of the values converted to float32. */
+  toFloat32(): Float32Array;
+  /** A copy of the raw little-endian bytes. */
+  bytes(): Buffer;
+  /** Releases the memory now instead of at garbage collection. */
+  dispose(): void;
+}
+
+export interface NativeMappedFile {
+  readonly size: number;
+  readonly path: string;
+  tensor(name: string, dtype: string, shape: number[], begin: number, end: number): NativeTensor;
+  readBytes(begin: number, end: number): Buffer;
+  close(): void;
+}
+
+export interface NativeCudaDevice {
+  index: number;
+  name: string;
+  totalMemory: number;
+  freeMemory: number;
+  computeCapability: string;
+  multiprocessors: number;
+}
+
+export interface NativeCudaStatus {
+  libraryPath: string;
+  libraryLoaded: boolean;
+  buildInfo: string;
+  usable: boolean;
+  reason: string;
+  devices: NativeCudaDevice[];
+}
+
+export interface NativeAddon {
+  mapFile(path: string): NativeMappedFile;
+  tensorFromFloat32(dtype: NativeDType, shape: number[], values: Float32Array): NativeTensor;
+  tensorFromBytes(dtype: NativeDType, shape: number[], bytes: ArrayBufferView): NativeTensor;
+  cpuInfo(): { threads: number; simd: string[] };
+  cudaStatus(libraryPath: string): NativeCudaStatus;
+  cudaAbi: number;
+}
+
+const packageRoot = path.resolve(__dirname, '..');
+let loaded: { addon: NativeAddon; file: string } | undefined;
+
+function load(): { addon: NativeAddon; file: string } {
+  if (loaded) return loaded;
+  let file: string;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    file = require('node-gyp-build').resolve(packageRoot) as string;
+  } catch (e) {
+    throw new AddonLoadError(
+      `the onestep native addon is not built for ${process.platform}-${process.arch} (node ${process.versions.node}); ` +
+        `run "npm run build:native" in ${packageRoot}`,
+      e,
+    );
+  }
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    loaded = { addon: require(file) as NativeAddon, file };
+  } catch (e) {
+    throw new AddonLoadError(`the onestep native addon at ${file} failed to load: ${(e as Error).message}`, e);
+  }
+  return loaded;
+}
+
+export function addon(): NativeAddon {
+  return load().addon;
+}
+
+/** Path of the loaded addon binary. */
+export function addonPath(): string {
+  return load().file;
+}
+
+/** Where the CUDA backend library is expected: next to the addon binary. */
+export function cudaLibraryPath(): string {
+  const name =
+    process.platform === 'win32' ? 'onestep_cuda.dll' : process.platform === 'darwin' ? 'libonestep_cuda.dylib' : 'libonestep_cuda.so';
+  return path.join(path.dirname(addonPath()), name);
+}
+
+export function cudaLibraryPresent(): boolean {
+  return fs.existsSync(cudaLibraryPath());
+}
+
+/** Calls into native code, re-throwing its errors as typed NativeErrors. */
+export function callNative<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw fromNative(e);
+  }
+}

@@ -1,0 +1,88 @@
+// One safetensors file: the header is validated in TS, the data is memory-mapped natively and
+// tensors are zero-copy views of the mapping.
+import { FileNotFoundError, SafetensorsError, UnsupportedDtypeError } from '../errors';
+import { addon, callNative, type NativeMappedFile, type NativeTensor } from '../native';
+import { isSupportedDType } from './dtypes';
+import { type SafetensorsHeader, type TensorInfo, parseHeaderJson, readHeaderLength } from './header';
+
+export class SafetensorsFile {
+  private mapping: NativeMappedFile | undefined;
+
+  private constructor(
+    readonly path: string,
+    readonly header: SafetensorsHeader,
+    mapping: NativeMappedFile,
+  ) {
+    this.mapping = mapping;
+  }
+
+  /** Maps `path` and validates its header. Throws FileNotFoundError or SafetensorsError. */
+  static open(path: string): SafetensorsFile {
+    let mapping: NativeMappedFile;
+    try {
+      mapping = callNative(() => addon().mapFile(path));
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ERR_ONESTEP_FILE_NOT_FOUND') throw new FileNotFoundError(path);
+      throw e;
+    }
+    try {
+      const size = mapping.size;
+      const n = readHeaderLength(mapping.readBytes(0, Math.min(8, size)), size, path);
+      const header = parseHeaderJson(mapping.readBytes(8, 8 + n), n, size, path);
+      return new SafetensorsFile(path, header, mapping);
+    } catch (e) {
+      mapping.close();
+      throw e;
+    }
+  }
+
+  get metadata(): Record<string, string> | undefined {
+    return this.header.metadata;
+  }
+
+  /** Tensor names in data order. */
+  names(): string[] {
+    return [...this.header.tensors.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.header.tensors.has(name);
+  }
+
+  info(name: string): TensorInfo {
+    const t = this.header.tensors.get(name);
+    if (!t) throw new SafetensorsError('ERR_ONESTEP_SAFETENSORS_MISSING', this.path, 'no such tensor', name);
+    return t;
+  }
+
+  /** A native tensor viewing the mapped data (no copy). The mapping lives while any view does. */
+  tensor(name: string): NativeTensor {
+    const t = this.info(name);
+    if (!isSupportedDType(t.dtype)) throw new UnsupportedDtypeError(this.path, name, t.dtype);
+    const m = this.mapping;
+    if (!m) throw new SafetensorsError('ERR_ONESTEP_DISPOSED', this.path, 'file was closed', name);
+    const begin = this.header.dataStart + t.dataOffsets[0];
+    const end = this.header.dataStart + t.dataOffsets[1];
+    return callNative(() => m.tensor(name, t.dtype, t.shape, begin, end));
+  }
+
+  /** The tensor's values converted to float32 (a copy). */
+  float32(name: string): Float32Array {
+    const t = this.tensor(name);
+    try {
+      return t.toFloat32();
+    } finally {
+      t.dispose();
+    }
+  }
+
+  /** Drops this handle's reference to the mapping; tensors already made stay valid. */
+  close(): void {
+    this.mapping?.close();
+    this.mapping = undefined;
+  }
+}
+
+export function openSafetensors(path: string): SafetensorsFile {
+  return SafetensorsFile.open(path);
+}
