@@ -39,6 +39,22 @@ export class UnsupportedDtypeError extends SafetensorsError {
   }
 }
 
+/** A checkpoint lacks a weight the model needs, or holds it in the wrong shape. */
+export class WeightError extends OnestepError {
+  readonly key: string;
+  constructor(key: string, message: string) {
+    super('ERR_ONESTEP_WEIGHTS', message);
+    this.key = key;
+  }
+}
+
+/** A model config (config.json) the engine cannot honour: unknown or unsupported fields. */
+export class ConfigError extends OnestepError {
+  constructor(message: string) {
+    super('ERR_ONESTEP_CONFIG', message);
+  }
+}
+
 /** Bad tokenizer files or input. */
 export class TokenizerError extends OnestepError {
   constructor(message: string) {

@@ -45,6 +45,21 @@ export interface NativeCudaStatus {
   devices: NativeCudaDevice[];
 }
 
+export interface NativeGraphSpec {
+  values: { kind: number; dtype: string; shape: number[]; name: string; const?: number }[];
+  consts: NativeTensor[];
+  nodes: { op: number; inputs: number[]; attrs: number[]; output: number }[];
+  inputs: number[];
+  outputs: number[];
+}
+
+export interface NativeGraph {
+  readonly arenaBytes: number;
+  readonly nodeCount: number;
+  run(inputs: NativeTensor[], opts?: { profile?: boolean }): Promise<NativeTensor[] & { profile?: { op: string; seconds: number; flops: number }[] }>;
+  dispose(): void;
+}
+
 export interface NativeAddon {
   mapFile(path: string): NativeMappedFile;
   tensorFromFloat32(dtype: NativeDType, shape: number[], values: Float32Array): NativeTensor;
@@ -52,6 +67,13 @@ export interface NativeAddon {
   cpuInfo(): { threads: number; simd: string[] };
   cudaStatus(libraryPath: string): NativeCudaStatus;
   cudaAbi: number;
+  createGraph(spec: NativeGraphSpec): NativeGraph;
+  opTable(): { name: string; minInputs: number; maxInputs: number; attrCount: number }[];
+  /** [Co, Ci, kh, kw] -> [Co, kh, kw, Ci], same dtype */
+  prepareConvWeight(w: NativeTensor): NativeTensor;
+  gemmInfo(): { kernel: string };
+  gemmSelect(kernel: string): boolean;
+  gemmBench(M: number, N: number, K: number, dtype: NativeDType, seconds: number): number;
 }
 
 const packageRoot = path.resolve(__dirname, '..');

@@ -4,6 +4,7 @@
 #include "backend/cuda_loader.h"
 #include "cpu/cpu_info.h"
 #include "napi/addon_data.h"
+#include "napi/js_graph.h"
 #include "napi/js_mapped_file.h"
 #include "napi/js_tensor.h"
 #include "napi/util.h"
@@ -65,6 +66,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cpuInfo", Napi::Function::New(env, CpuInfoJs, "cpuInfo"));
   exports.Set("cudaStatus", Napi::Function::New(env, CudaStatusJs, "cudaStatus"));
   exports.Set("cudaAbi", Napi::Number::New(env, ONESTEP_CUDA_ABI));
+  exports.Set("Graph", JsGraph::Define(env));
+  exports.Set("createGraph", Napi::Function::New(env, CreateGraph, "createGraph"));
+  exports.Set("opTable", Napi::Function::New(env, OpTable, "opTable"));
+  exports.Set("prepareConvWeight", Napi::Function::New(env, PrepareConvWeight, "prepareConvWeight"));
+  exports.Set("gemmInfo", Napi::Function::New(env, GemmInfo, "gemmInfo"));
+  exports.Set("gemmSelect", Napi::Function::New(env, GemmSelect, "gemmSelect"));
+  exports.Set("gemmBench", Napi::Function::New(env, GemmBench, "gemmBench"));
   return exports;
 }
 

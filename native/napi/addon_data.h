@@ -9,6 +9,7 @@ namespace napi {
 struct AddonData {
   Napi::FunctionReference tensorCtor;
   Napi::FunctionReference mappedFileCtor;
+  Napi::FunctionReference graphCtor;
 };
 
 inline AddonData& addonData(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }

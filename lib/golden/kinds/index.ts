@@ -1,6 +1,7 @@
 // The registry of fixture kinds the golden runner knows. A new kind is one module and one line here.
 import type { GoldenKind } from '../types';
-import { networkKind, rngKind, schedulerKind } from './pending';
+import { networkKind } from './network';
+import { rngKind, schedulerKind } from './pending';
 import { tokenizerKind } from './tokenizer';
 
 export const kinds: GoldenKind[] = [tokenizerKind, rngKind, schedulerKind, networkKind];

@@ -2,7 +2,6 @@
 // so the runner shows exactly what remains. Each is replaced by a real kind when its issue lands.
 import * as fs from 'fs';
 import * as path from 'path';
-import { openSafetensors } from '../../safetensors';
 import type { CaseResult, GoldenKind } from '../types';
 
 const todo = (kind: string, name: string, detail: string): CaseResult => ({ status: 'TODO', kind, name, detail });
@@ -23,21 +22,5 @@ export const schedulerKind: GoldenKind = {
   matches: (rel) => /(^|\/)schedulers\/(cases\/[^/]+\.json|schedules\.json)$/.test(rel),
   async run(file) {
     return [todo('scheduler', path.basename(file, '.json'), 'scheduler coefficients not implemented yet')];
-  },
-};
-
-/** golden/*.safetensors: the case kind is in the file's __metadata__.case JSON. */
-export const networkKind: GoldenKind = {
-  kind: 'network',
-  matches: (rel) => /(^|\/)golden\/[^/]+\.safetensors$/.test(rel),
-  async run(file) {
-    const f = openSafetensors(file);
-    try {
-      const meta = f.metadata?.case;
-      const kind = meta ? (JSON.parse(meta) as { kind?: string }).kind ?? 'unknown' : 'unknown';
-      return [todo(kind, path.basename(file, '.safetensors'), `${kind} goldens need the engine (not implemented yet)`)];
-    } finally {
-      f.close();
-    }
   },
 };

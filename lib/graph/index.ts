@@ -1,0 +1,2 @@
+export { CompiledGraph, type Conv2dOptions, GraphBuilder, GraphError, type GraphInput, type UnaryOptions, Value } from './builder';
+export { Act, OPS, type OpDef, type OpName, actFromName, opCode } from './ops';

@@ -1,0 +1,96 @@
+// Scoped access to a checkpoint's weights, mirroring the checkpoint's own names:
+//   w.scope('down_blocks.0.resnets.1').get('conv1.weight', [320, 320, 3, 3])
+// fails with the full key and both shapes. Converted tensors (float32 copies of small vectors,
+// prepared conv kernels) are cached, so graphs for several shapes share them.
+import { WeightError } from '../errors';
+import { type NativeTensor, addon, callNative } from '../native';
+import type { Checkpoint } from '../safetensors';
+
+const str = (s: readonly number[]) => `[${s.join(', ')}]`;
+
+class Store {
+  readonly used = new Set<string>();
+  readonly cache = new Map<string, NativeTensor>();
+  constructor(
+    readonly checkpoint: Checkpoint,
+    readonly label: string,
+  ) {}
+}
+
+export class Weights {
+  private constructor(
+    private readonly store: Store,
+    readonly prefix: string,
+  ) {}
+
+  static of(checkpoint: Checkpoint, label: string): Weights {
+    return new Weights(new Store(checkpoint, label), '');
+  }
+
+  scope(sub: string): Weights {
+    return new Weights(this.store, this.key(sub));
+  }
+
+  key(name: string): string {
+    return this.prefix ? `${this.prefix}.${name}` : name;
+  }
+
+  has(name: string): boolean {
+    return this.store.checkpoint.has(this.key(name));
+  }
+
+  /** The stored tensor (a zero-copy view, any float dtype), checked against `shape`. */
+  get(name: string, shape: readonly number[]): NativeTensor {
+    const key = this.key(name);
+    if (!this.store.checkpoint.has(key)) {
+      throw new WeightError(key, `${this.store.label}: missing weight '${key}' (expected shape ${str(shape)})`);
+    }
+    const info = this.store.checkpoint.info(key);
+    if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
+      throw new WeightError(key, `${this.store.label}: weight '${key}' has shape ${str(info.shape)}, expected ${str(shape)}`);
+    }
+    if (!['F32', 'F16', 'BF16'].includes(info.dtype)) {
+      throw new WeightError(key, `${this.store.label}: weight '${key}' is ${info.dtype}; weights must be F32, F16 or BF16`);
+    }
+    this.store.used.add(key);
+    return this.store.checkpoint.tensor(key);
+  }
+
+  private cached(tag: string, key: string, make: () => NativeTensor): NativeTensor {
+    const k = `${tag}:${key}`;
+    let t = this.store.cache.get(k);
+    if (!t) {
+      t = make();
+      this.store.cache.set(k, t);
+    }
+    return t;
+  }
+
+  /** A weight used as a GEMM operand (linear layer [N, K]): kept in its stored dtype, zero-copy. */
+  matrix(name: string, shape: readonly [number, number]): NativeTensor {
+    return this.cached('raw', this.key(name), () => this.get(name, shape));
+  }
+
+  /** A small vector or table converted to float32 (biases, norm scales). */
+  f32(name: string, shape: readonly number[]): NativeTensor {
+    return this.cached('f32', this.key(name), () => {
+      const t = this.get(name, shape);
+      const v = t.toFloat32();
+      return callNative(() => addon().tensorFromFloat32('F32', [...shape], v));
+    });
+  }
+
+  /** A convolution kernel [Co, Ci, kh, kw], prepared once as [Co, kh, kw, Ci] in its stored dtype. */
+  conv(name: string, shape: readonly [number, number, number, number]): NativeTensor {
+    return this.cached('conv', this.key(name), () => {
+      const t = this.get(name, shape);
+      return callNative(() => addon().prepareConvWeight(t));
+    });
+  }
+
+  /** Keys of the checkpoint under this scope that no model code has read. */
+  unused(): string[] {
+    const p = this.prefix ? `${this.prefix}.` : '';
+    return this.store.checkpoint.names().filter((k) => k.startsWith(p) && !this.store.used.has(k));
+  }
+}

@@ -1,0 +1,77 @@
+// Packed single-precision GEMM for the CPU backend: C = epilogue(alpha * A * B).
+// A is float32 row-major [M][K]; B is float32, float16 or bfloat16, stored either [N][K] (a torch
+// Linear weight, i.e. B transposed) or [K][N]; it is converted to float32 while packing.
+// Micro-kernels: AVX-512, AVX2+FMA or portable C++, chosen at run time.
+#pragma once
+
+#include <cstdint>
+
+#include "../core/dtype.h"
+#include "activation.h"
+
+namespace onestep {
+
+struct GemmB {
+  const void* data = nullptr;
+  DType dtype = DType::F32;
+  int64_t ld = 0;   // elements between consecutive rows of the stored matrix
+  bool nk = true;   // true: stored [N][K]; false: stored [K][N]
+};
+
+// Geometry of an implicit-GEMM convolution: row m of A is output pixel (b, oy, ox), column k is
+// (ky, kx, ci) of the receptive field, gathered from the NHWC input while packing (no im2col).
+struct ConvGeom {
+  const float* x = nullptr;  // [B, H, W, C]
+  int64_t B = 0, H = 0, W = 0, C = 0;
+  int64_t kh = 1, kw = 1, sh = 1, sw = 1, pt = 0, pl = 0;
+  int64_t up = 1;  // nearest upsampling of the input by this factor, fused
+  int64_t Ho = 0, Wo = 0;
+};
+
+// A: dense float32 rows [M][lda], or a convolution gather.
+struct GemmA {
+  const float* data = nullptr;
+  int64_t ld = 0;
+  const ConvGeom* conv = nullptr;
+};
+
+struct GemmEpilogue {
+  float alpha = 1.0f;               // scales A*B
+  const float* bias = nullptr;      // [N], added after alpha
+  Act act = Act::None;              // then the activation
+  const float* residual = nullptr;  // then + residual[m * ldr + n]
+  int64_t ldr = 0;
+  bool accumulate = false;          // C += result instead of C = result
+};
+
+// Splits the work over the global thread pool when `parallel` (and the call is not nested).
+void gemm(int64_t M, int64_t N, int64_t K, const GemmA& A, const GemmB& B, float* C, int64_t ldc,
+          const GemmEpilogue& ep, bool parallel = true);
+inline void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const GemmB& B, float* C, int64_t ldc,
+                 const GemmEpilogue& ep, bool parallel = true) {
+  GemmA a;
+  a.data = A;
+  a.ld = lda;
+  gemm(M, N, K, a, B, C, ldc, ep, parallel);
+}
+
+// Name of the micro-kernel in use ("avx512", "avx2", "generic").
+const char* gemmKernelName();
+// Forces a kernel ("avx512", "avx2", "generic"); false if this CPU or build cannot run it.
+bool gemmSelectKernel(const char* name);
+
+// A micro-kernel computes an MR x NR tile: C (ldc) = [C +] Ap (kc x MR, packed) * Bp (kc x NR, packed).
+struct GemmKernel {
+  const char* name;
+  int mr;
+  int nr;
+  int kc;  // depth of one packed block
+  int mc;  // rows of A per packed block (a multiple of mr)
+  void (*micro)(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, bool accumulate);
+};
+
+const GemmKernel* gemmKernelGeneric();
+const GemmKernel* gemmKernelAvx2();    // nullptr where not compiled
+const GemmKernel* gemmKernelAvx512();  // nullptr where not compiled
+
+}  // namespace onestep

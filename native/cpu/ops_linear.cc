@@ -1,0 +1,72 @@
+// linear and conv2d: both are GEMMs with a fused epilogue (bias, activation, residual).
+#include "ops.h"
+
+#include "gemm.h"
+
+namespace onestep {
+
+void cpuLinear(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out) {
+  const Shape& w = *in[1].shape;
+  const int64_t N = w[0], K = w[1];
+  const int64_t M = out.numel() / N;
+  GemmB b;
+  b.data = in[1].data;
+  b.dtype = in[1].dtype;
+  b.ld = K;
+  b.nk = true;
+  GemmEpilogue ep;
+  ep.bias = in.size() > 2 ? static_cast<const float*>(in[2].data) : nullptr;
+  ep.act = static_cast<Act>((int)node.attrs[0]);
+  if (in.size() > 3 && in[3].data) {
+    ep.residual = static_cast<const float*>(in[3].data);
+    ep.ldr = N;
+  }
+  gemm(M, N, K, static_cast<const float*>(in[0].data), K, b, static_cast<float*>(out.data), N, ep);
+}
+
+void cpuConv2d(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out) {
+  const Shape& x = *in[0].shape;
+  const Shape& w = *in[1].shape;  // [Co, kh, kw, Ci]
+  const Shape& o = *out.shape;
+  const auto& a = node.attrs;
+  ConvGeom g;
+  g.x = static_cast<const float*>(in[0].data);
+  g.B = x[0];
+  g.H = x[1];
+  g.W = x[2];
+  g.C = x[3];
+  g.kh = w[1];
+  g.kw = w[2];
+  g.sh = (int64_t)a[0];
+  g.sw = (int64_t)a[1];
+  g.pt = (int64_t)a[2];
+  g.pl = (int64_t)a[3];
+  g.up = (int64_t)a[6];
+  g.Ho = o[1];
+  g.Wo = o[2];
+  const int64_t N = w[0], K = w[1] * w[2] * w[3], M = o[0] * o[1] * o[2];
+  GemmB b;
+  b.data = in[1].data;
+  b.dtype = in[1].dtype;
+  b.ld = K;
+  b.nk = true;
+  GemmEpilogue ep;
+  ep.bias = in.size() > 2 ? static_cast<const float*>(in[2].data) : nullptr;
+  ep.act = static_cast<Act>((int)a[7]);
+  if (in.size() > 3 && in[3].data) {
+    ep.residual = static_cast<const float*>(in[3].data);
+    ep.ldr = N;
+  }
+  GemmA A;
+  const bool pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.up == 1 && a[2] == 0 && a[3] == 0 &&
+                         a[4] == 0 && a[5] == 0;
+  if (pointwise) {
+    A.data = g.x;
+    A.ld = g.C;
+  } else {
+    A.conv = &g;
+  }
+  gemm(M, N, K, A, b, static_cast<float*>(out.data), N, ep);
+}
+
+}  // namespace onestep

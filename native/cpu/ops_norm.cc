@@ -1,0 +1,104 @@
+// group_norm (NHWC, optional fused activation) and layer_norm. Statistics in double.
+#include <cmath>
+#include <vector>
+
+#include "activation.h"
+#include "ops.h"
+#include "thread_pool.h"
+
+namespace onestep {
+
+void cpuGroupNorm(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out) {
+  const Shape& s = *in[0].shape;
+  const int64_t B = s[0], C = s.back();
+  const int64_t P = shapeNumel(s) / (B * C);  // pixels per sample
+  const int64_t G = (int64_t)node.attrs[0];
+  const double eps = node.attrs[1];
+  const Act act = static_cast<Act>((int)node.attrs[2]);
+  const int64_t cpg = C / G;
+  const float* x = static_cast<const float*>(in[0].data);
+  const float* gamma = static_cast<const float*>(in[1].data);
+  const float* beta = static_cast<const float*>(in[2].data);
+  float* y = static_cast<float*>(out.data);
+  ThreadPool& pool = ThreadPool::global();
+
+  // partial sums per (sample, pixel chunk, group), then reduced
+  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(P, 4 * pool.size()));
+  const int64_t per = (P + chunks - 1) / chunks;
+  std::vector<double> sum((size_t)(B * chunks * G), 0.0), sq((size_t)(B * chunks * G), 0.0);
+  pool.parallelFor(B * chunks, 1, [&](int64_t begin, int64_t end, int) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t b = t / chunks, ch = t % chunks;
+      double* su = &sum[(size_t)(t * G)];
+      double* sqq = &sq[(size_t)(t * G)];
+      for (int64_t p = ch * per; p < std::min(P, (ch + 1) * per); ++p) {
+        const float* row = x + (b * P + p) * C;
+        for (int64_t g = 0; g < G; ++g) {
+          double s1 = 0, s2 = 0;
+          for (int64_t c = g * cpg; c < (g + 1) * cpg; ++c) {
+            s1 += row[c];
+            s2 += (double)row[c] * row[c];
+          }
+          su[g] += s1;
+          sqq[g] += s2;
+        }
+      }
+    }
+  });
+  std::vector<float> scale((size_t)(B * C)), shift((size_t)(B * C));
+  const double n = (double)(P * cpg);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t g = 0; g < G; ++g) {
+      double s1 = 0, s2 = 0;
+      for (int64_t ch = 0; ch < chunks; ++ch) {
+        s1 += sum[(size_t)((b * chunks + ch) * G + g)];
+        s2 += sq[(size_t)((b * chunks + ch) * G + g)];
+      }
+      const double mean = s1 / n;
+      const double var = std::max(0.0, s2 / n - mean * mean);
+      const double rstd = 1.0 / std::sqrt(var + eps);
+      for (int64_t c = g * cpg; c < (g + 1) * cpg; ++c) {
+        scale[(size_t)(b * C + c)] = (float)(rstd * gamma[c]);
+        shift[(size_t)(b * C + c)] = (float)(beta[c] - mean * rstd * gamma[c]);
+      }
+    }
+  pool.parallelFor(B * P, 64, [&](int64_t begin, int64_t end, int) {
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t b = r / P;
+      const float* xr = x + r * C;
+      float* yr = y + r * C;
+      const float* sc = &scale[(size_t)(b * C)];
+      const float* sh = &shift[(size_t)(b * C)];
+      for (int64_t c = 0; c < C; ++c) yr[c] = xr[c] * sc[c] + sh[c];
+      applyActRow(act, yr, C);
+    }
+  });
+}
+
+void cpuLayerNorm(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out) {
+  const Shape& s = *in[0].shape;
+  const int64_t C = s.back(), rows = shapeNumel(s) / C;
+  const double eps = node.attrs[0];
+  const float* x = static_cast<const float*>(in[0].data);
+  const float* gamma = static_cast<const float*>(in[1].data);
+  const float* beta = static_cast<const float*>(in[2].data);
+  float* y = static_cast<float*>(out.data);
+  ThreadPool::global().parallelFor(rows, 16, [&](int64_t begin, int64_t end, int) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float* xr = x + r * C;
+      float* yr = y + r * C;
+      double s1 = 0;
+      for (int64_t c = 0; c < C; ++c) s1 += xr[c];
+      const double mean = s1 / (double)C;
+      double s2 = 0;
+      for (int64_t c = 0; c < C; ++c) {
+        const double d = xr[c] - mean;
+        s2 += d * d;
+      }
+      const double rstd = 1.0 / std::sqrt(s2 / (double)C + eps);
+      for (int64_t c = 0; c < C; ++c) yr[c] = (float)((xr[c] - mean) * rstd) * gamma[c] + beta[c];
+    }
+  });
+}
+
+}  // namespace onestep

@@ -1,0 +1,52 @@
+// A fixed pool of worker threads for data-parallel loops. The calling thread takes part, so a
+// loop runs on size() threads in all. Nested loops (a loop body that loops again) run serially.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace onestep {
+
+class ThreadPool {
+ public:
+  // fn(begin, end, thread) over [0, n) in chunks of at least `grain`.
+  using RangeFn = std::function<void(int64_t begin, int64_t end, int thread)>;
+
+  explicit ThreadPool(int threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  // The process-wide pool: ONESTEP_NUM_THREADS, else the hardware thread count.
+  static ThreadPool& global();
+
+  int size() const { return (int)workers_.size() + 1; }
+  void parallelFor(int64_t n, int64_t grain, const RangeFn& fn);
+
+ private:
+  void workerLoop(int index);
+  void runChunks(int thread);
+
+  std::vector<std::thread> workers_;
+  std::mutex jobMutex_;  // one loop at a time
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::condition_variable done_;
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+  // the current job
+  const RangeFn* fn_ = nullptr;
+  int64_t n_ = 0;
+  int64_t chunk_ = 1;
+  std::atomic<int64_t> next_{0};
+  int pending_ = 0;
+  std::exception_ptr error_;
+};
+
+}  // namespace onestep

@@ -1,0 +1,242 @@
+#include "graph.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <new>
+
+#include "../core/error.h"
+#include "kernels.h"
+
+namespace onestep {
+
+namespace {
+constexpr size_t kAlign = 64;
+size_t alignUp(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+std::shared_ptr<void> allocArena(size_t bytes) {
+  void* p = std::aligned_alloc(kAlign, std::max<size_t>(kAlign, alignUp(bytes)));
+  if (!p) fail("ERR_ONESTEP_OUT_OF_MEMORY", "cannot allocate the ", bytes, "-byte activation arena");
+  return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+}
+}  // namespace
+
+int64_t TensorRef::numel() const { return shape ? shapeNumel(*shape) : 0; }
+
+Graph::Graph(GraphSpec spec) : spec_(std::move(spec)) {
+  validate();
+  plan();
+}
+
+void Graph::validate() {
+  const auto& values = spec_.values;
+  const int32_t nv = (int32_t)values.size();
+  std::vector<bool> defined(nv, false);
+  std::vector<bool> isInput(nv, false);
+  for (int32_t i = 0; i < nv; ++i) {
+    const GraphValue& v = values[i];
+    shapeNumel(v.shape);
+    if (v.kind == ValueKind::Const) {
+      check(v.constIndex >= 0 && v.constIndex < (int)spec_.consts.size(), "ERR_ONESTEP_GRAPH", "value ", i,
+            " refers to constant ", v.constIndex, " of ", spec_.consts.size());
+      const Tensor& t = spec_.consts[v.constIndex];
+      check(t.dtype() == v.dtype && t.shape() == v.shape, "ERR_ONESTEP_GRAPH", "constant '", v.name, "' is ",
+            dtypeName(t.dtype()), shapeString(t.shape()), " but the graph declares ", dtypeName(v.dtype),
+            shapeString(v.shape));
+      check(t.data() != nullptr || t.numel() == 0, "ERR_ONESTEP_GRAPH", "constant '", v.name, "' has no data");
+      defined[i] = true;
+    }
+  }
+  for (int32_t id : spec_.inputs) {
+    check(id >= 0 && id < nv && values[id].kind == ValueKind::Input, "ERR_ONESTEP_GRAPH", "input id ", id,
+          " is not an input value");
+    check(!isInput[id], "ERR_ONESTEP_GRAPH", "input ", id, " listed twice");
+    isInput[id] = true;
+    defined[id] = true;
+  }
+  for (int32_t i = 0; i < nv; ++i)
+    check(values[i].kind != ValueKind::Input || isInput[i], "ERR_ONESTEP_GRAPH", "input value ", i, " ('",
+          values[i].name, "') is not in the input list");
+
+  for (size_t n = 0; n < spec_.nodes.size(); ++n) {
+    const GraphNode& node = spec_.nodes[n];
+    check((int)node.op >= 0 && node.op < Op::Count, "ERR_ONESTEP_GRAPH", "node ", n, ": unknown op code ",
+          (int)node.op);
+    std::vector<const ValueDesc*> ins;
+    std::vector<ValueDesc> descs(node.inputs.size());
+    for (size_t k = 0; k < node.inputs.size(); ++k) {
+      const int32_t id = node.inputs[k];
+      if (id == -1) {
+        ins.push_back(nullptr);
+        continue;
+      }
+      check(id >= 0 && id < nv, "ERR_ONESTEP_GRAPH", "node ", n, " (", opInfo(node.op).name, "): input ", k,
+            " refers to value ", id, " of ", nv);
+      check(defined[id], "ERR_ONESTEP_GRAPH", "node ", n, " (", opInfo(node.op).name, "): input ", k,
+            " (value ", id, ") is used before it is computed");
+      descs[k] = ValueDesc{values[id].dtype, values[id].shape};
+      ins.push_back(&descs[k]);
+    }
+    const int32_t out = node.output;
+    check(out >= 0 && out < nv && values[out].kind == ValueKind::Node, "ERR_ONESTEP_GRAPH", "node ", n,
+          ": output ", out, " is not a node value");
+    check(!defined[out], "ERR_ONESTEP_GRAPH", "node ", n, ": value ", out, " is computed twice");
+    Shape inferred;
+    try {
+      inferred = inferShape(node.op, ins, node.attrs);
+    } catch (const Error& e) {
+      fail(e.code().c_str(), "node ", n, " ('", values[out].name, "'): ", e.what());
+    }
+    check(values[out].dtype == DType::F32, "ERR_ONESTEP_GRAPH", "node ", n, ": outputs are F32");
+    check(inferred == values[out].shape, "ERR_ONESTEP_GRAPH", "node ", n, " (", opInfo(node.op).name, " '",
+          values[out].name, "'): declared shape ", shapeString(values[out].shape), " but the op gives ",
+          shapeString(inferred));
+    defined[out] = true;
+  }
+  for (int32_t i = 0; i < nv; ++i)
+    check(defined[i], "ERR_ONESTEP_GRAPH", "value ", i, " ('", values[i].name, "') is never computed");
+  check(!spec_.outputs.empty(), "ERR_ONESTEP_GRAPH", "graph has no outputs");
+  for (int32_t id : spec_.outputs)
+    check(id >= 0 && id < nv && values[id].kind == ValueKind::Node, "ERR_ONESTEP_GRAPH", "output ", id,
+          " must be a computed value");
+}
+
+void Graph::plan() {
+  const int32_t nv = (int32_t)spec_.values.size();
+  aliasOf_.resize(nv);
+  for (int32_t i = 0; i < nv; ++i) aliasOf_[i] = i;
+  for (const GraphNode& node : spec_.nodes)
+    if (node.op == Op::Reshape) aliasOf_[node.output] = aliasOf_[node.inputs[0]];
+
+  // last node reading each storage root; outputs live to the end
+  const int64_t kForever = (int64_t)spec_.nodes.size();
+  std::vector<int64_t> lastUse(nv, -1);
+  for (size_t n = 0; n < spec_.nodes.size(); ++n)
+    for (int32_t id : spec_.nodes[n].inputs)
+      if (id >= 0) lastUse[aliasOf_[id]] = std::max<int64_t>(lastUse[aliasOf_[id]], (int64_t)n);
+  for (int32_t id : spec_.outputs) lastUse[aliasOf_[id]] = kForever;
+
+  // best-fit allocation in one arena; blocks freed after their last reader runs
+  offset_.assign(nv, -1);
+  std::map<int64_t, size_t> freeBlocks;  // offset -> size
+  size_t end = 0;
+  auto allocate = [&](size_t bytes) -> int64_t {
+    bytes = alignUp(std::max<size_t>(bytes, 1));
+    auto best = freeBlocks.end();
+    for (auto it = freeBlocks.begin(); it != freeBlocks.end(); ++it)
+      if (it->second >= bytes && (best == freeBlocks.end() || it->second < best->second)) best = it;
+    if (best != freeBlocks.end()) {
+      const int64_t off = best->first;
+      const size_t rest = best->second - bytes;
+      freeBlocks.erase(best);
+      if (rest) freeBlocks[off + (int64_t)bytes] = rest;
+      return off;
+    }
+    // grow: if the last free block touches the end, extend it
+    if (!freeBlocks.empty()) {
+      auto last = std::prev(freeBlocks.end());
+      if ((size_t)last->first + last->second == end) {
+        const int64_t off = last->first;
+        end = (size_t)off + bytes;
+        freeBlocks.erase(last);
+        return off;
+      }
+    }
+    const int64_t off = (int64_t)end;
+    end += bytes;
+    return off;
+  };
+  auto release = [&](int64_t off, size_t bytes) {
+    bytes = alignUp(std::max<size_t>(bytes, 1));
+    auto it = freeBlocks.emplace(off, bytes).first;
+    auto next = std::next(it);
+    if (next != freeBlocks.end() && it->first + (int64_t)it->second == next->first) {
+      it->second += next->second;
+      freeBlocks.erase(next);
+    }
+    if (it != freeBlocks.begin()) {
+      auto prev = std::prev(it);
+      if (prev->first + (int64_t)prev->second == it->first) {
+        prev->second += it->second;
+        freeBlocks.erase(it);
+      }
+    }
+  };
+  std::vector<int64_t> producer(nv, -1);
+  for (size_t n = 0; n < spec_.nodes.size(); ++n) producer[spec_.nodes[n].output] = (int64_t)n;
+  std::vector<std::vector<int32_t>> dies(spec_.nodes.size());
+  for (int32_t i = 0; i < nv; ++i)
+    if (aliasOf_[i] == i && spec_.values[i].kind == ValueKind::Node && lastUse[i] < kForever)
+      dies[std::max(lastUse[i], producer[i])].push_back(i);  // unread values die where they are made
+  for (size_t n = 0; n < spec_.nodes.size(); ++n) {
+    const int32_t out = spec_.nodes[n].output;
+    if (aliasOf_[out] == out) {
+      const GraphValue& v = spec_.values[out];
+      offset_[out] = allocate((size_t)shapeNumel(v.shape) * dtypeSize(v.dtype));
+    }
+    for (int32_t id : dies[n]) {
+      const GraphValue& v = spec_.values[id];
+      release(offset_[id], (size_t)shapeNumel(v.shape) * dtypeSize(v.dtype));
+    }
+  }
+  arenaBytes_ = end;
+}
+
+std::vector<Tensor> Graph::run(const std::vector<Tensor>& inputs, std::vector<NodeProfile>* profile) {
+  std::lock_guard<std::mutex> lock(runMutex_);
+  check(inputs.size() == spec_.inputs.size(), "ERR_ONESTEP_GRAPH", "run: ", inputs.size(), " inputs for ",
+        spec_.inputs.size());
+  const int32_t nv = (int32_t)spec_.values.size();
+  std::vector<void*> data(nv, nullptr);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const GraphValue& v = spec_.values[spec_.inputs[i]];
+    check(inputs[i].dtype() == v.dtype && inputs[i].shape() == v.shape, "ERR_ONESTEP_GRAPH", "input '", v.name,
+          "' must be ", dtypeName(v.dtype), shapeString(v.shape), ", got ", dtypeName(inputs[i].dtype()),
+          shapeString(inputs[i].shape()));
+    data[spec_.inputs[i]] = const_cast<uint8_t*>(inputs[i].data());
+  }
+  for (int32_t i = 0; i < nv; ++i)
+    if (spec_.values[i].kind == ValueKind::Const) data[i] = const_cast<uint8_t*>(spec_.consts[spec_.values[i].constIndex].data());
+  if (!arena_) arena_ = allocArena(arenaBytes_);
+  uint8_t* base = static_cast<uint8_t*>(arena_.get());
+  for (int32_t i = 0; i < nv; ++i)
+    if (offset_[i] >= 0) data[i] = base + offset_[i];
+
+  std::vector<TensorRef> in;
+  for (const GraphNode& node : spec_.nodes) {
+    in.clear();
+    for (int32_t id : node.inputs) {
+      if (id < 0) {
+        in.push_back(TensorRef{});
+        continue;
+      }
+      in.push_back(TensorRef{data[aliasOf_[id]], spec_.values[id].dtype, &spec_.values[id].shape});
+    }
+    const GraphValue& ov = spec_.values[node.output];
+    if (node.op == Op::Reshape) continue;  // a view: nothing to compute
+    TensorRef out{data[node.output], ov.dtype, &ov.shape};
+    if (profile) {
+      const auto t0 = std::chrono::steady_clock::now();
+      cpuKernel(node.op)(node, in, out);
+      const auto t1 = std::chrono::steady_clock::now();
+      std::vector<const Shape*> shapes;
+      for (const TensorRef& r : in) shapes.push_back(r.shape);
+      profile->push_back(NodeProfile{opInfo(node.op).name, std::chrono::duration<double>(t1 - t0).count(),
+                                     opFlops(node.op, shapes, ov.shape, node.attrs)});
+    } else {
+      cpuKernel(node.op)(node, in, out);
+    }
+  }
+  std::vector<Tensor> results;
+  for (int32_t id : spec_.outputs) {
+    const GraphValue& v = spec_.values[id];
+    Tensor t = Tensor::empty(v.dtype, v.shape);
+    if (t.nbytes()) std::memcpy(t.mutableData(), data[aliasOf_[id]], t.nbytes());
+    results.push_back(std::move(t));
+  }
+  return results;
+}
+
+}  // namespace onestep

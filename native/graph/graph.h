@@ -1,0 +1,82 @@
+// A graph of ops built once per (model, batch, height, width) and run many times. Construction
+// validates everything (op codes, value ids, topological order, dtypes, shapes recomputed and
+// compared with the declared ones) and plans one activation arena: each intermediate gets an
+// offset, reused once its last reader has run. Running binds the inputs, executes the nodes in
+// order on the calling thread (kernels fan out over the thread pool) and copies the outputs out.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "../core/tensor.h"
+#include "op_table.h"
+
+namespace onestep {
+
+enum class ValueKind : int32_t { Input = 0, Const = 1, Node = 2 };
+
+struct GraphValue {
+  ValueKind kind = ValueKind::Node;
+  DType dtype = DType::F32;
+  Shape shape;
+  std::string name;
+  int constIndex = -1;  // Const: index into consts
+};
+
+struct GraphNode {
+  Op op = Op::Count;
+  std::vector<int32_t> inputs;  // value ids, -1 for an absent optional input
+  std::vector<double> attrs;
+  int32_t output = -1;
+};
+
+struct GraphSpec {
+  std::vector<GraphValue> values;
+  std::vector<Tensor> consts;
+  std::vector<GraphNode> nodes;
+  std::vector<int32_t> inputs;   // run() argument order
+  std::vector<int32_t> outputs;  // run() result order
+};
+
+// What a kernel sees of a value during a run.
+struct TensorRef {
+  void* data = nullptr;
+  DType dtype = DType::F32;
+  const Shape* shape = nullptr;
+  int64_t numel() const;
+};
+
+struct NodeProfile {
+  std::string op;
+  double seconds = 0;
+  double flops = 0;
+};
+
+class Graph {
+ public:
+  explicit Graph(GraphSpec spec);
+
+  // Runs the graph. inputs[i] binds spec.inputs[i]. Returns new owned tensors (float32).
+  // Serialised per graph: concurrent calls wait for each other.
+  std::vector<Tensor> run(const std::vector<Tensor>& inputs, std::vector<NodeProfile>* profile = nullptr);
+
+  size_t arenaBytes() const { return arenaBytes_; }
+  size_t nodeCount() const { return spec_.nodes.size(); }
+  const GraphSpec& spec() const { return spec_; }
+
+ private:
+  void validate();
+  void plan();
+
+  GraphSpec spec_;
+  std::vector<int32_t> aliasOf_;    // value -> the value whose storage it uses (reshape), else itself
+  std::vector<int64_t> offset_;     // arena offset in bytes for node values that own storage
+  size_t arenaBytes_ = 0;
+  std::mutex runMutex_;
+  std::shared_ptr<void> arena_;
+};
+
+}  // namespace onestep

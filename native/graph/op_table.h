@@ -1,0 +1,81 @@
+// THE op table. Each row: identifier, name, min inputs, max inputs, attribute count.
+// lib/graph/ops.ts mirrors it row by row (test/graph/op_table.test.js checks they agree).
+// A new op: one row here, its shape rule in op_table.cc, a CPU kernel in native/cpu/ops_*.cc
+// registered in native/cpu/cpu_ops.cc, a builder in lib/graph/ops.ts and a parity case.
+//
+// Inputs and attributes per op (activations are float32; "w" may be F32/F16/BF16; -1 = absent):
+//   linear      x[...,K], w[N,K], bias[N]?, residual[...,N]?          act
+//   conv2d      x[B,H,W,Ci], w[Co,kh,kw,Ci], bias[Co]?, residual?      stride_h, stride_w, pad_top, pad_left,
+//                                                                      pad_bottom, pad_right, upsample, act
+//   group_norm  x[B,...,C], gamma[C], beta[C]                          groups, eps, act
+//   layer_norm  x[...,C], gamma[C], beta[C]                            eps
+//   attention   q[B,Nq,H*D], k[B,Nk,H*D], v[B,Nk,H*Dv]                 heads, scale, causal
+//   add, mul    a, b (b broadcast to a, dims right-aligned)            -
+//   unary       x                                                      act, a, b, c, d, lo, hi:
+//                                                                      y = clamp(c * act(a*x + b) + d, lo, hi)
+//   geglu       x[...,2C]  -> x[..., :C] * gelu(x[..., C:])            -
+//   concat      a[...,Ca], b[...,Cb] -> [..., Ca+Cb]                   -
+//   upsample    x[B,H,W,C] nearest                                     factor
+//   timestep_embedding  t[B]  -> [B,dim]                               dim, flip_sin_to_cos, shift, scale, form
+//                       (form 0: diffusers get_timestep_embedding; 1: LCM get_guidance_scale_embedding order)
+//   embedding   ids[...] (I64), table[V,C] -> [...,C]                  -
+//   select_rows x[B,L,C], index[B] (I64) -> [B,C]                      -
+//   permute     x                                                      rank, p0..p5
+//   reshape     x (a view, no copy)                                    rank, d0..d5
+//   slice       x                                                      axis, start, length
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "../core/tensor.h"
+
+#define ONESTEP_OP_TABLE(X)                            \
+  X(Linear, "linear", 2, 4, 1)                         \
+  X(Conv2d, "conv2d", 2, 4, 8)                         \
+  X(GroupNorm, "group_norm", 3, 3, 3)                  \
+  X(LayerNorm, "layer_norm", 3, 3, 1)                  \
+  X(Attention, "attention", 3, 3, 3)                   \
+  X(Add, "add", 2, 2, 0)                               \
+  X(Mul, "mul", 2, 2, 0)                               \
+  X(Unary, "unary", 1, 1, 7)                           \
+  X(Geglu, "geglu", 1, 1, 0)                           \
+  X(Concat, "concat", 2, 2, 0)                         \
+  X(Upsample, "upsample", 1, 1, 1)                     \
+  X(TimestepEmbedding, "timestep_embedding", 1, 1, 5)  \
+  X(Embedding, "embedding", 2, 2, 0)                   \
+  X(SelectRows, "select_rows", 2, 2, 0)                \
+  X(Permute, "permute", 1, 1, 7)                       \
+  X(Reshape, "reshape", 1, 1, 7)                       \
+  X(Slice, "slice", 1, 1, 3)
+
+namespace onestep {
+
+enum class Op : int32_t {
+#define ONESTEP_OP_ENUM(id, name, minIn, maxIn, nAttrs) id,
+  ONESTEP_OP_TABLE(ONESTEP_OP_ENUM)
+#undef ONESTEP_OP_ENUM
+      Count
+};
+
+struct OpInfo {
+  const char* name;
+  int minInputs;
+  int maxInputs;
+  int attrCount;
+};
+
+const OpInfo& opInfo(Op op);
+int opCount();
+
+// What a node's input is, for shape inference.
+struct ValueDesc {
+  DType dtype;
+  Shape shape;
+};
+
+// Checks dtypes, input shapes and attributes; returns the output shape (float32). Throws
+// ERR_ONESTEP_GRAPH naming the op on any mismatch. Absent optional inputs are nullptr.
+Shape inferShape(Op op, const std::vector<const ValueDesc*>& inputs, const std::vector<double>& attrs);
+
+}  // namespace onestep

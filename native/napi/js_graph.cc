@@ -1,0 +1,294 @@
+#include "js_graph.h"
+
+#include <chrono>
+#include <cstring>
+#include <vector>
+
+#include "../cpu/gemm.h"
+#include "addon_data.h"
+#include "js_tensor.h"
+#include "util.h"
+
+namespace onestep {
+namespace napi {
+
+namespace {
+
+Napi::Array getArray(Napi::Object o, const char* key, const char* what) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsArray()) fail("ERR_ONESTEP_ARGUMENT", what, ".", key, " must be an array");
+  return v.As<Napi::Array>();
+}
+
+int32_t intValue(Napi::Value v, const char* what, int64_t lo, int64_t hi) {
+  if (!v.IsNumber()) fail("ERR_ONESTEP_ARGUMENT", what, " must be a number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d == (double)(int64_t)d) || d < (double)lo || d > (double)hi)
+    fail("ERR_ONESTEP_ARGUMENT", what, " must be an integer in [", lo, ", ", hi, "], got ", d);
+  return (int32_t)d;
+}
+
+std::vector<int32_t> intList(Napi::Array a, const char* what, int64_t lo, int64_t hi) {
+  std::vector<int32_t> out;
+  for (uint32_t i = 0; i < a.Length(); ++i) out.push_back(intValue(a.Get(i), what, lo, hi));
+  return out;
+}
+
+GraphSpec parseSpec(Napi::Object spec) {
+  GraphSpec g;
+  Napi::Array values = getArray(spec, "values", "spec");
+  Napi::Array consts = getArray(spec, "consts", "spec");
+  Napi::Array nodes = getArray(spec, "nodes", "spec");
+  const int64_t nv = values.Length();
+  for (uint32_t i = 0; i < consts.Length(); ++i) g.consts.push_back(JsTensor::FromValue(consts.Get(i), "spec.consts[]"));
+  for (uint32_t i = 0; i < values.Length(); ++i) {
+    if (!values.Get(i).IsObject()) fail("ERR_ONESTEP_ARGUMENT", "spec.values[", i, "] must be an object");
+    Napi::Object v = values.Get(i).As<Napi::Object>();
+    GraphValue gv;
+    gv.kind = static_cast<ValueKind>(intValue(v.Get("kind"), "value kind", 0, 2));
+    if (!v.Get("dtype").IsString()) fail("ERR_ONESTEP_ARGUMENT", "spec.values[", i, "].dtype must be a string");
+    gv.dtype = parseDType(v.Get("dtype").As<Napi::String>().Utf8Value());
+    gv.shape = shapeArg(v.Get("shape"), "value shape");
+    if (v.Get("name").IsString()) gv.name = v.Get("name").As<Napi::String>().Utf8Value();
+    if (gv.kind == ValueKind::Const) gv.constIndex = intValue(v.Get("const"), "value const", 0, (int64_t)consts.Length() - 1);
+    g.values.push_back(std::move(gv));
+  }
+  for (uint32_t i = 0; i < nodes.Length(); ++i) {
+    if (!nodes.Get(i).IsObject()) fail("ERR_ONESTEP_ARGUMENT", "spec.nodes[", i, "] must be an object");
+    Napi::Object n = nodes.Get(i).As<Napi::Object>();
+    GraphNode node;
+    node.op = static_cast<Op>(intValue(n.Get("op"), "node op", 0, opCount() - 1));
+    node.inputs = intList(getArray(n, "inputs", "node"), "node input", -1, nv - 1);
+    Napi::Array attrs = getArray(n, "attrs", "node");
+    for (uint32_t k = 0; k < attrs.Length(); ++k) {
+      if (!attrs.Get(k).IsNumber()) fail("ERR_ONESTEP_ARGUMENT", "node ", i, ": attributes must be numbers");
+      node.attrs.push_back(attrs.Get(k).As<Napi::Number>().DoubleValue());
+    }
+    node.output = intValue(n.Get("output"), "node output", 0, nv - 1);
+    g.nodes.push_back(std::move(node));
+  }
+  g.inputs = intList(getArray(spec, "inputs", "spec"), "graph input", 0, nv - 1);
+  g.outputs = intList(getArray(spec, "outputs", "spec"), "graph output", 0, nv - 1);
+  return g;
+}
+
+Napi::Object makeError(Napi::Env env, const std::string& code, const std::string& message) {
+  Napi::Error err = Napi::Error::New(env, message);
+  err.Set("code", Napi::String::New(env, code));
+  return err.Value();
+}
+
+class RunWorker : public Napi::AsyncWorker {
+ public:
+  RunWorker(Napi::Env env, std::shared_ptr<Graph> graph, std::vector<Tensor> inputs, bool profile)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), graph_(std::move(graph)),
+        inputs_(std::move(inputs)), profile_(profile) {}
+
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      outputs_ = graph_->run(inputs_, profile_ ? &profileData_ : nullptr);
+    } catch (const Error& e) {
+      code_ = e.code();
+      message_ = e.what();
+    } catch (const std::bad_alloc&) {
+      code_ = "ERR_ONESTEP_OUT_OF_MEMORY";
+      message_ = "out of host memory while running the graph";
+    } catch (const std::exception& e) {
+      code_ = "ERR_ONESTEP_INTERNAL";
+      message_ = std::string("internal error: ") + e.what();
+    }
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (!code_.empty()) {
+      deferred_.Reject(makeError(env, code_, message_));
+      return;
+    }
+    try {
+      Napi::Array outs = Napi::Array::New(env, outputs_.size());
+      for (size_t i = 0; i < outputs_.size(); ++i) outs.Set((uint32_t)i, JsTensor::Wrap(env, std::move(outputs_[i])));
+      if (profile_) {
+        Napi::Array prof = Napi::Array::New(env, profileData_.size());
+        for (size_t i = 0; i < profileData_.size(); ++i) {
+          Napi::Object p = Napi::Object::New(env);
+          p.Set("op", profileData_[i].op);
+          p.Set("seconds", profileData_[i].seconds);
+          p.Set("flops", profileData_[i].flops);
+          prof.Set((uint32_t)i, p);
+        }
+        outs.Set("profile", prof);
+      }
+      deferred_.Resolve(outs);
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+  }
+
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::shared_ptr<Graph> graph_;
+  std::vector<Tensor> inputs_;
+  bool profile_;
+  std::vector<Tensor> outputs_;
+  std::vector<NodeProfile> profileData_;
+  std::string code_, message_;
+};
+
+}  // namespace
+
+Napi::Function JsGraph::Define(Napi::Env env) {
+  Napi::Function f = DefineClass(env, "Graph",
+                                 {
+                                     InstanceMethod<&JsGraph::Run>("run"),
+                                     InstanceAccessor<&JsGraph::ArenaBytes>("arenaBytes"),
+                                     InstanceAccessor<&JsGraph::NodeCount>("nodeCount"),
+                                     InstanceMethod<&JsGraph::Dispose>("dispose"),
+                                 });
+  addonData(env).graphCtor = Napi::Persistent(f);
+  return f;
+}
+
+JsGraph::JsGraph(const Napi::CallbackInfo& info) : Napi::ObjectWrap<JsGraph>(info) {
+  if (!isConstructToken(info))
+    throwJs(info.Env(), "ERR_ONESTEP_ARGUMENT", "Graph cannot be constructed from JS; use createGraph(spec)");
+}
+
+JsGraph::~JsGraph() {
+  if (reported_) Napi::MemoryManagement::AdjustExternalMemory(Env(), -reported_);
+}
+
+Napi::Value JsGraph::Run(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    if (!graph_) fail("ERR_ONESTEP_DISPOSED", "graph was disposed");
+    requireArgs(info, 1, "Graph.run");
+    if (!info[0].IsArray()) fail("ERR_ONESTEP_ARGUMENT", "Graph.run: inputs must be an array of tensors");
+    Napi::Array a = info[0].As<Napi::Array>();
+    std::vector<Tensor> inputs;
+    for (uint32_t i = 0; i < a.Length(); ++i) inputs.push_back(JsTensor::FromValue(a.Get(i), "Graph.run input"));
+    const bool profile = info.Length() > 1 && info[1].IsObject() && info[1].As<Napi::Object>().Get("profile").ToBoolean();
+    auto* worker = new RunWorker(info.Env(), graph_, std::move(inputs), profile);
+    Napi::Promise p = worker->promise();
+    worker->Queue();
+    return p;
+  });
+}
+
+Napi::Value JsGraph::ArenaBytes(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), graph_ ? (double)graph_->arenaBytes() : 0.0);
+}
+
+Napi::Value JsGraph::NodeCount(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), graph_ ? (double)graph_->nodeCount() : 0.0);
+}
+
+Napi::Value JsGraph::Dispose(const Napi::CallbackInfo& info) {
+  graph_.reset();  // a run in flight keeps its own reference
+  if (reported_) {
+    Napi::MemoryManagement::AdjustExternalMemory(info.Env(), -reported_);
+    reported_ = 0;
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value CreateGraph(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    requireArgs(info, 1, "createGraph");
+    if (!info[0].IsObject()) fail("ERR_ONESTEP_ARGUMENT", "createGraph: spec must be an object");
+    auto graph = std::make_shared<Graph>(parseSpec(info[0].As<Napi::Object>()));
+    Napi::Object obj = addonData(info.Env()).graphCtor.New({constructToken(info.Env())});
+    JsGraph* self = Napi::ObjectWrap<JsGraph>::Unwrap(obj);
+    self->reported_ = (int64_t)graph->arenaBytes();
+    Napi::MemoryManagement::AdjustExternalMemory(info.Env(), self->reported_);
+    self->graph_ = std::move(graph);
+    return obj;
+  });
+}
+
+Napi::Value OpTable(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array a = Napi::Array::New(env, opCount());
+  for (int i = 0; i < opCount(); ++i) {
+    const OpInfo& o = opInfo(static_cast<Op>(i));
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("name", o.name);
+    r.Set("minInputs", o.minInputs);
+    r.Set("maxInputs", o.maxInputs);
+    r.Set("attrCount", o.attrCount);
+    a.Set((uint32_t)i, r);
+  }
+  return a;
+}
+
+Napi::Value PrepareConvWeight(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    requireArgs(info, 1, "prepareConvWeight");
+    const Tensor& w = JsTensor::FromValue(info[0], "prepareConvWeight: w");
+    const Shape& s = w.shape();
+    check(s.size() == 4, "ERR_ONESTEP_SHAPE", "prepareConvWeight: w must be [Co, Ci, kh, kw], got ", shapeString(s));
+    check(w.dtype() != DType::I64, "ERR_ONESTEP_DTYPE", "prepareConvWeight: w must be a float tensor");
+    const int64_t co = s[0], ci = s[1], kh = s[2], kw = s[3];
+    Tensor out = Tensor::empty(w.dtype(), Shape{co, kh, kw, ci});
+    const size_t es = dtypeSize(w.dtype());
+    const uint8_t* src = w.data();
+    uint8_t* dst = out.mutableData();
+    for (int64_t o = 0; o < co; ++o)
+      for (int64_t c = 0; c < ci; ++c)
+        for (int64_t y = 0; y < kh; ++y)
+          for (int64_t x = 0; x < kw; ++x)
+            std::memcpy(dst + (((o * kh + y) * kw + x) * ci + c) * es, src + (((o * ci + c) * kh + y) * kw + x) * es, es);
+    return JsTensor::Wrap(info.Env(), std::move(out));
+  });
+}
+
+Napi::Value GemmInfo(const Napi::CallbackInfo& info) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("kernel", gemmKernelName());
+  return o;
+}
+
+Napi::Value GemmSelect(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    requireArgs(info, 1, "gemmSelect");
+    return Napi::Boolean::New(info.Env(), gemmSelectKernel(stringArg(info, 0, "gemmSelect").c_str()));
+  });
+}
+
+// gemmBench(M, N, K, dtype, seconds): times C = A * B^T with B [N, K] in dtype; returns GFLOP/s.
+Napi::Value GemmBench(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    requireArgs(info, 5, "gemmBench");
+    const int64_t M = (int64_t)indexArg(info[0], "M"), N = (int64_t)indexArg(info[1], "N"), K = (int64_t)indexArg(info[2], "K");
+    check(M > 0 && N > 0 && K > 0 && M * K < (1LL << 31) && N * K < (1LL << 31) && M * N < (1LL << 31),
+          "ERR_ONESTEP_ARGUMENT", "gemmBench: sizes out of range");
+    const DType dt = parseDType(stringArg(info, 3, "gemmBench"));
+    const double seconds = info[4].As<Napi::Number>().DoubleValue();
+    std::vector<float> a((size_t)(M * K)), c((size_t)(M * N));
+    for (size_t i = 0; i < a.size(); ++i) a[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
+    Tensor b = Tensor::empty(dt, Shape{N, K});
+    std::vector<float> bf((size_t)(N * K));
+    for (size_t i = 0; i < bf.size(); ++i) bf[i] = (float)((i * 40503u) % 1000) / 1000.0f - 0.5f;
+    b.copyFromFloat32(bf.data());
+    GemmB gb;
+    gb.data = b.data();
+    gb.dtype = dt;
+    gb.ld = K;
+    gemm(M, N, K, a.data(), K, gb, c.data(), N, GemmEpilogue{});
+    int iters = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    double elapsed = 0;
+    do {
+      gemm(M, N, K, a.data(), K, gb, c.data(), N, GemmEpilogue{});
+      ++iters;
+      elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    } while (elapsed < seconds);
+    return Napi::Number::New(info.Env(), 2.0 * (double)M * (double)N * (double)K * iters / elapsed / 1e9);
+  });
+}
+
+}  // namespace napi
+}  // namespace onestep

@@ -1,0 +1,42 @@
+// JS side of the graph executor: createGraph(spec) -> Graph with an async run().
+#pragma once
+
+#include <napi.h>
+
+#include <memory>
+
+#include "../graph/graph.h"
+
+namespace onestep {
+namespace napi {
+
+class JsGraph : public Napi::ObjectWrap<JsGraph> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  explicit JsGraph(const Napi::CallbackInfo& info);
+  ~JsGraph() override;
+
+ private:
+  Napi::Value Run(const Napi::CallbackInfo& info);
+  Napi::Value ArenaBytes(const Napi::CallbackInfo& info);
+  Napi::Value NodeCount(const Napi::CallbackInfo& info);
+  Napi::Value Dispose(const Napi::CallbackInfo& info);
+  friend Napi::Value CreateGraph(const Napi::CallbackInfo& info);
+
+  std::shared_ptr<Graph> graph_;
+  int64_t reported_ = 0;
+};
+
+// createGraph({ values, consts, nodes, inputs, outputs }) -> Graph
+Napi::Value CreateGraph(const Napi::CallbackInfo& info);
+// opTable() -> [{ name, minInputs, maxInputs, attrCount }] in op-code order
+Napi::Value OpTable(const Napi::CallbackInfo& info);
+// prepareConvWeight(w[Co,Ci,kh,kw]) -> [Co,kh,kw,Ci] in the same dtype
+Napi::Value PrepareConvWeight(const Napi::CallbackInfo& info);
+// gemmInfo() -> { kernel }, gemmSelect(name) -> boolean, gemmBench(M, N, K, dtype, seconds) -> GFLOP/s
+Napi::Value GemmInfo(const Napi::CallbackInfo& info);
+Napi::Value GemmSelect(const Napi::CallbackInfo& info);
+Napi::Value GemmBench(const Napi::CallbackInfo& info);
+
+}  // namespace napi
+}  // namespace onestep

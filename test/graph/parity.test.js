@@ -1,0 +1,222 @@
+// Op parity harness (ggml's test-backend-ops is the model): every op on fresh random inputs,
+// compared with the plain float64 reference in test/helpers/reference_ops.js at a stated per-op
+// tolerance (relative L2). Each backend in `backends` runs every case: the CPU now, CUDA next.
+'use strict';
+const assert = require('assert');
+const { GraphBuilder, Act } = require('../../dist/graph');
+const { addon } = require('../../dist/native');
+const { decodeToFloat32, encodeFromFloat32 } = require('../../dist/safetensors');
+const ref = require('../helpers/reference_ops');
+const { Rng } = require('../helpers/random');
+
+const backends = ['cpu'];
+const rng = new Rng();
+const seedNote = `(ONESTEP_TEST_SEED=${rng.seed} reproduces)`;
+
+function weight(dtype, shape, scale = 0.5) {
+  const v = rng.float32Array(ref.numel(shape), scale);
+  const t = addon().tensorFromFloat32(dtype, shape, v);
+  // the values the engine really sees (rounded to the storage dtype)
+  return { t, v: decodeToFloat32(dtype, encodeFromFloat32(dtype, v)), shape };
+}
+
+async function run1(build, inputs) {
+  const g = new GraphBuilder();
+  const vals = {};
+  for (const [name, { shape, dtype }] of Object.entries(inputs)) vals[name] = g.input(name, shape, dtype || 'F32');
+  g.output('y', build(g, vals));
+  const graph = g.build();
+  const feed = {};
+  for (const [name, { data }] of Object.entries(inputs)) feed[name] = data;
+  const out = await graph.run(feed);
+  const y = out.y.toFloat32();
+  const shape = out.y.shape;
+  out.y.dispose();
+  graph.dispose();
+  return { y, shape };
+}
+
+function check(name, got, want, tol) {
+  const e = ref.relL2(got, want);
+  assert.ok(Number.isFinite(e) && e <= tol, `${name}: rel L2 ${e.toExponential(2)} > ${tol} ${seedNote}`);
+}
+
+const X = (shape, scale = 1) => ({ shape, data: rng.float32Array(ref.numel(shape), scale) });
+
+for (const backend of backends) {
+  describe(`op parity (${backend})`, () => {
+    for (const [dtype, tol] of [['F32', 1e-5], ['F16', 1e-5], ['BF16', 1e-5]]) {
+      it(`linear, ${dtype} weights, bias, act, residual, odd sizes`, async () => {
+        for (const [M, K, N, act] of [[1, 8, 3, Act.None], [37, 50, 45, Act.Gelu], [77, 64, 33, Act.QuickGelu], [130, 300, 70, Act.Silu]]) {
+          const x = X([M, K]);
+          const w = weight(dtype, [N, K]);
+          const b = weight('F32', [N]);
+          const r = X([M, N]);
+          const { y } = await run1((g, v) => g.linear(v.x, w.t, b.t, { act, residual: v.r }), { x, r });
+          check(`linear ${M}x${K}x${N}`, y, ref.linear(x.data, x.shape, w.v, w.shape, b.v, act, r.data), tol);
+        }
+      });
+    }
+
+    it('linear without bias on a 3-D input', async () => {
+      const x = X([2, 5, 16]);
+      const w = weight('F32', [24, 16]);
+      const { y, shape } = await run1((g, v) => g.linear(v.x, w.t), { x });
+      assert.deepStrictEqual(shape, [2, 5, 24]);
+      check('linear', y, ref.linear(x.data, x.shape, w.v, w.shape), 1e-5);
+    });
+
+    const convCases = [
+      { xs: [1, 9, 7, 5], co: 6, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 1, act: Act.None },
+      { xs: [2, 8, 8, 16], co: 12, k: 3, stride: [2, 2], pad: [1, 1, 1, 1], up: 1, act: Act.Silu, dtype: 'F16' },
+      { xs: [1, 8, 6, 4], co: 8, k: 3, stride: [2, 2], pad: [0, 0, 1, 1], up: 1, act: Act.None }, // VAE downsample padding
+      { xs: [1, 5, 4, 6], co: 7, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 2, act: Act.None, dtype: 'BF16' }, // fused upsample
+      { xs: [2, 6, 5, 10], co: 9, k: 1, stride: [1, 1], pad: [0, 0, 0, 0], up: 1, act: Act.Relu }, // pointwise path
+      { xs: [1, 4, 4, 40], co: 33, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 1, act: Act.None, residual: true },
+    ];
+    for (const c of convCases) {
+      it(`conv2d ${c.k}x${c.k} x${JSON.stringify(c.xs)} -> ${c.co}, stride ${c.stride}, pad ${c.pad}, up ${c.up}, ${c.dtype || 'F32'}${c.residual ? ', residual' : ''}`, async () => {
+        const x = X(c.xs);
+        const w = weight(c.dtype || 'F32', [c.co, c.xs[3], c.k, c.k], 0.3);
+        const prepared = addon().prepareConvWeight(w.t);
+        const b = weight('F32', [c.co]);
+        const want = ref.conv2d(x.data, x.shape, w.v, w.shape, b.v, { stride: c.stride, pad: c.pad, up: c.up, act: c.act });
+        const inputs = { x };
+        let r;
+        if (c.residual) {
+          r = X(want.shape);
+          inputs.r = r;
+        }
+        const { y, shape } = await run1(
+          (g, v) => g.conv2d(v.x, prepared, b.t, { stride: c.stride, padding: c.pad, upsample: c.up, act: c.act, residual: v.r }),
+          inputs,
+        );
+        assert.deepStrictEqual(shape, want.shape);
+        const expected = c.residual ? want.y.map((q, i) => q + r.data[i]) : want.y;
+        if (c.residual) check('conv2d', y, ref.conv2d(x.data, x.shape, w.v, w.shape, b.v, { stride: c.stride, pad: c.pad, up: c.up, act: c.act, residual: r.data }).y, 1e-5);
+        else check('conv2d', y, expected, 1e-5);
+      });
+    }
+
+    it('group_norm with and without fused SiLU', async () => {
+      for (const [xs, groups, act] of [[[2, 4, 3, 16], 4, Act.None], [[1, 8, 8, 32], 8, Act.Silu], [[1, 1, 5, 6], 3, Act.Silu]]) {
+        const x = X(xs, 2);
+        for (let i = 0; i < x.data.length; i++) x.data[i] += 3; // a mean far from 0
+        const gm = weight('F32', [xs[3]]), bt = weight('F32', [xs[3]]);
+        const { y } = await run1((g, v) => g.groupNorm(v.x, gm.t, bt.t, groups, 1e-6, act), { x });
+        check(`group_norm ${xs}`, y, ref.groupNorm(x.data, xs, gm.v, bt.v, groups, 1e-6, act), 1e-5);
+      }
+    });
+
+    it('layer_norm', async () => {
+      const x = X([3, 7, 20], 3);
+      const gm = weight('F32', [20]), bt = weight('F32', [20]);
+      const { y } = await run1((g, v) => g.layerNorm(v.x, gm.t, bt.t, 1e-5), { x });
+      check('layer_norm', y, ref.layerNorm(x.data, x.shape, gm.v, bt.v, 1e-5), 1e-5);
+    });
+
+    for (const [B, Nq, Nk, H, D, Dv, causal] of [[1, 5, 5, 1, 8, 8, false], [2, 77, 77, 2, 4, 4, true], [1, 130, 77, 4, 16, 16, false], [1, 70, 200, 1, 24, 12, false]]) {
+      it(`attention B${B} Nq${Nq} Nk${Nk} H${H} D${D} Dv${Dv}${causal ? ' causal' : ''}`, async () => {
+        const q = X([B, Nq, H * D]), k = X([B, Nk, H * D]), v = X([B, Nk, H * Dv]);
+        const scale = 1 / Math.sqrt(D);
+        const { y } = await run1((g, x) => g.attention(x.q, x.k, x.v, H, scale, causal), { q, k, v });
+        check('attention', y, ref.attention(q.data, q.shape, k.data, k.shape, v.data, v.shape, H, scale, causal), 1e-5);
+      });
+    }
+
+    for (const [as, bs] of [[[2, 3, 4, 5], [2, 3, 4, 5]], [[2, 3, 4, 5], [5]], [[2, 3, 4, 5], [2, 1, 1, 5]], [[2, 3, 4, 5], [3, 1, 1]], [[4, 6], [1]]]) {
+      it(`add and mul broadcast ${JSON.stringify(bs)} to ${JSON.stringify(as)}`, async () => {
+        const a = X(as), b = X(bs);
+        for (const op of ['add', 'mul']) {
+          const { y } = await run1((g, v) => g[op](v.a, v.b), { a, b });
+          check(op, y, ref.broadcast(a.data, as, b.data, bs, op === 'add' ? (p, q) => p + q : (p, q) => p * q), 1e-6);
+        }
+      });
+    }
+
+    it('unary: every activation, affine and clamp', async () => {
+      const x = X([3, 50], 3);
+      for (let act = 0; act <= 8; act++) {
+        const o = { act, a: 0.7, b: 0.1, c: 1.5, d: -0.2 };
+        const { y } = await run1((g, v) => g.unary(v.x, o), { x });
+        check(`unary act ${act}`, y, ref.unary(x.data, o), 2e-6);
+      }
+      const o = { act: Act.Tanh, a: 1 / 3, c: 3, lo: -1, hi: 2 };
+      const { y } = await run1((g, v) => g.unary(v.x, o), { x });
+      check('unary clamp', y, ref.unary(x.data, o), 1e-6);
+    });
+
+    it('geglu, concat, upsample, permute, reshape, slice', async () => {
+      const x = X([2, 3, 10]);
+      check('geglu', (await run1((g, v) => g.geglu(v.x), { x })).y, ref.geglu(x.data, x.shape), 1e-6);
+      const a = X([2, 3, 4, 5]), b = X([2, 3, 4, 2]);
+      check('concat', (await run1((g, v) => g.concat(v.a, v.b), { a, b })).y, ref.concat(a.data, a.shape, b.data, b.shape), 0);
+      check('upsample', (await run1((g, v) => g.upsample(v.a, 2), { a })).y, ref.upsample(a.data, a.shape, 2), 0);
+      for (const perm of [[0, 2, 3, 1], [0, 3, 1, 2], [3, 2, 1, 0], [1, 0, 2, 3]]) {
+        const r = await run1((g, v) => g.permute(v.a, perm), { a });
+        assert.deepStrictEqual(r.shape, perm.map((p) => a.shape[p]));
+        check(`permute ${perm}`, r.y, ref.permute(a.data, a.shape, perm), 0);
+      }
+      const r = await run1((g, v) => g.affine(g.reshape(v.a, [6, 20]), 2), { a });
+      assert.deepStrictEqual(r.shape, [6, 20]);
+      check('reshape', r.y, Float64Array.from(a.data, (q) => 2 * q), 0);
+      for (const [axis, start, len] of [[3, 1, 3], [0, 1, 1], [1, 0, 2]]) {
+        const s = await run1((g, v) => g.slice(v.a, axis, start, len), { a });
+        check(`slice ${axis}`, s.y, ref.slice(a.data, a.shape, axis, start, len), 0);
+      }
+    });
+
+    it('timestep_embedding (flip, shift, scale)', async () => {
+      const t = { shape: [4], data: Float32Array.from([0, 1, 499.5, 999]) };
+      for (const [dim, flip, shift, scale, form] of [[320, true, 0, 1, 'timestep'], [256, false, 1, 1, 'guidance'], [16, true, 1, 1000, 'timestep']]) {
+        const { y } = await run1((g, v) => g.timestepEmbedding(v.t, dim, flip, shift, scale, form), { t });
+        check(`timestep_embedding ${dim}`, y, ref.timestepEmbedding(t.data, dim, flip, shift, scale, form), 1e-5);
+      }
+    });
+
+    it('embedding (F16 table) and select_rows', async () => {
+      const table = weight('F16', [50, 6]);
+      const idsArr = [3, 0, 49, 7, 7, 12];
+      const ids = { shape: [2, 3], dtype: 'I64', data: BigInt64Array.from(idsArr.map(BigInt)) };
+      const { y } = await run1((g, v) => g.embedding(v.ids, table.t), { ids });
+      const want = new Float64Array(36);
+      idsArr.forEach((id, i) => { for (let c = 0; c < 6; c++) want[i * 6 + c] = table.v[id * 6 + c]; });
+      check('embedding', y, want, 0);
+      const x = X([2, 4, 3]);
+      const index = { shape: [2], dtype: 'I64', data: BigInt64Array.from([3n, 1n]) };
+      const s = await run1((g, v) => g.selectRows(v.x, v.index), { x, index });
+      check('select_rows', s.y, [...x.data.slice(9, 12), ...x.data.slice(12 + 3, 12 + 6)], 0);
+    });
+
+    it('a long chain reuses the arena and stays exact', async () => {
+      const x = X([4, 8, 8, 16]);
+      const ws = Array.from({ length: 12 }, () => weight('F32', [16, 16], 0.25));
+      const g = new GraphBuilder();
+      let v = g.input('x', x.shape);
+      const keep = [];
+      for (let i = 0; i < ws.length; i++) {
+        v = g.linear(v, ws[i].t, undefined, { act: Act.Tanh, residual: i % 3 === 0 ? undefined : v });
+        if (i === 5) keep.push(v);
+      }
+      g.output('y', v);
+      g.output('mid', keep[0]);
+      const graph = g.build();
+      // 12 tensors of 4 KiB-ish each; with reuse the arena holds only a few at once
+      assert.ok(graph.arenaBytes <= 5 * 4 * 8 * 8 * 16 * 4, `arena ${graph.arenaBytes}`);
+      const out = await graph.run({ x: x.data });
+      let r = Float64Array.from(x.data);
+      let mid;
+      for (let i = 0; i < ws.length; i++) {
+        const lin = ref.linear(r, x.shape, ws[i].v, ws[i].shape, undefined, 6, i % 3 === 0 ? undefined : r);
+        r = lin;
+        if (i === 5) mid = r;
+      }
+      check('chain', out.y.toFloat32(), r, 1e-5);
+      check('chain mid', out.mid.toFloat32(), mid, 1e-5);
+      // a second run gives the same result
+      const again = await graph.run({ x: x.data });
+      assert.deepStrictEqual(Array.from(again.y.toFloat32()), Array.from(out.y.toFloat32()));
+      graph.dispose();
+    });
+  });
+}
