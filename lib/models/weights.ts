@@ -39,6 +39,11 @@ export class Weights {
     return this.store.checkpoint.has(this.key(name));
   }
 
+  /** The stored shape of a weight (which must exist). */
+  shapeOf(name: string): number[] {
+    return this.store.checkpoint.info(this.key(name)).shape;
+  }
+
   /** The stored tensor (a zero-copy view, any float dtype), checked against `shape`. */
   get(name: string, shape: readonly number[]): NativeTensor {
     const key = this.key(name);

@@ -29,17 +29,19 @@ describe('golden runner', () => {
     assert.ok(tok.every((r) => r.status === 'PASS'));
   });
 
-  it('runs every text-encoder golden and passes it', () => {
-    const te = summary.results.filter((r) => r.kind === 'text_encoder');
-    assert.strictEqual(te.length, 10);
-    assert.ok(te.every((r) => r.status === 'PASS' && r.metric === 'rel_l2' && r.value <= r.tol), te.map(formatResult).join('\n'));
-  });
+  for (const [kind, count] of [['text_encoder', 10], ['unet', 16], ['vae_decode', 4], ['vae_encode', 4], ['taesd_decode', 1], ['taesd_encode', 1]]) {
+    it(`passes all ${count} ${kind} goldens at their fp32 tolerance`, () => {
+      const rs = summary.results.filter((r) => r.kind === kind);
+      assert.strictEqual(rs.length, count);
+      assert.ok(rs.every((r) => r.status === 'PASS' && r.metric === 'rel_l2' && r.value <= r.tol), rs.map(formatResult).join('\n'));
+    });
+  }
 
   it('gives every golden file one line, and lists unimplemented kinds as TODO, never as PASS', () => {
-    const implemented = new Set(['tokenizer', 'text_encoder']);
+    const implemented = new Set(['tokenizer', 'text_encoder', 'unet', 'vae_decode', 'vae_encode', 'taesd_decode', 'taesd_encode']);
     const todo = summary.results.filter((r) => r.status === 'TODO');
     const kinds = new Set(todo.map((r) => r.kind));
-    for (const k of ['rng', 'scheduler', 'pipeline', 'unet', 'lora']) assert.ok(kinds.has(k), `no TODO for ${k}`);
+    for (const k of ['rng', 'scheduler', 'pipeline', 'lora']) assert.ok(kinds.has(k), `no TODO for ${k}`);
     for (const k of implemented) assert.ok(!kinds.has(k), `${k} is implemented but listed as TODO`);
     assert.ok(summary.results.filter((r) => r.status === 'PASS').every((r) => implemented.has(r.kind)));
     const goldenFiles = fs.readdirSync(fixture('golden')).filter((f) => f.endsWith('.safetensors'));

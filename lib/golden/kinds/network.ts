@@ -6,6 +6,8 @@ import type { SafetensorsFile } from '../../safetensors';
 import { Comparison } from '../compare';
 import type { CaseResult, FixtureContext, GoldenKind } from '../types';
 import { textEncoderCase } from './text_encoder';
+import { unetCase } from './unet';
+import { taesdDecodeCase, taesdEncodeCase, vaeDecodeCase, vaeEncodeCase } from './vae';
 
 export interface GoldenCase {
   kind: string;
@@ -20,6 +22,11 @@ export type CaseRunner = (golden: SafetensorsFile, meta: GoldenCase, modelDir: s
 
 const runners: Record<string, CaseRunner> = {
   text_encoder: textEncoderCase,
+  unet: unetCase,
+  vae_decode: vaeDecodeCase,
+  vae_encode: vaeEncodeCase,
+  taesd_decode: taesdDecodeCase,
+  taesd_encode: taesdEncodeCase,
 };
 
 export const networkKind: GoldenKind = {

@@ -1,0 +1,65 @@
+// vae_encode / vae_decode (AutoencoderKL) and taesd_encode / taesd_decode (AutoencoderTiny) goldens.
+import * as path from 'path';
+import { AutoencoderKL } from '../../models/vae/autoencoder_kl';
+import { AutoencoderTiny } from '../../models/vae/autoencoder_tiny';
+import type { CaseRunner } from './network';
+
+const nchw = (shape: number[]) => ({ batch: shape[0], height: shape[2], width: shape[3] });
+
+function checkUnused(unused: string[]): void {
+  if (unused.length) throw new Error(`unused weights: ${unused.slice(0, 5).join(', ')}`);
+}
+
+export const vaeDecodeCase: CaseRunner = async (golden, meta, modelDir, cmp) => {
+  const vae = AutoencoderKL.fromPretrained(path.join(modelDir, meta.component ?? 'vae'));
+  try {
+    const latents = golden.float32('latents');
+    const sf = vae.config.scalingFactor;
+    if (golden.has('latents_div_scaling')) cmp.add('latents_div_scaling', latents.map((v) => Math.fround(v / sf)), golden.float32('latents_div_scaling'));
+    const input = golden.has('latents_div_scaling') ? golden.float32('latents_div_scaling') : latents.map((v) => v / sf);
+    const image = await vae.decode(input, nchw(golden.info('latents').shape));
+    cmp.add('image', image.toFloat32(), golden.float32('image'));
+    image.dispose();
+  } finally {
+    vae.dispose();
+  }
+};
+
+export const vaeEncodeCase: CaseRunner = async (golden, meta, modelDir, cmp) => {
+  const vae = AutoencoderKL.fromPretrained(path.join(modelDir, meta.component ?? 'vae'));
+  try {
+    const dist = await vae.encode(golden.float32('image'), nchw(golden.info('image').shape), golden.float32('eps'));
+    const sf = vae.config.scalingFactor;
+    const mean = dist.mean.toFloat32();
+    cmp.add('mean', mean, golden.float32('mean'));
+    cmp.add('logvar', dist.logvar.toFloat32(), golden.float32('logvar'));
+    cmp.add('std', dist.std.toFloat32(), golden.float32('std'));
+    cmp.add('mean_scaled', mean.map((v) => v * sf), golden.float32('mean_scaled'));
+    cmp.add('sample_scaled', (dist.sample?.toFloat32() ?? new Float32Array()).map((v) => v * sf), golden.float32('sample_scaled'));
+    checkUnused(vae.unusedWeights().filter((k) => !k.startsWith('decoder.') && !k.startsWith('post_quant_conv.')));
+  } finally {
+    vae.dispose();
+  }
+};
+
+export const taesdDecodeCase: CaseRunner = async (golden, _meta, modelDir, cmp) => {
+  const taesd = AutoencoderTiny.fromPretrained(modelDir);
+  try {
+    const image = await taesd.decode(golden.float32('latents'), nchw(golden.info('latents').shape));
+    cmp.add('image', image.toFloat32(), golden.float32('image'));
+    checkUnused(taesd.unusedWeights().filter((k) => !k.startsWith('encoder.')));
+  } finally {
+    taesd.dispose();
+  }
+};
+
+export const taesdEncodeCase: CaseRunner = async (golden, _meta, modelDir, cmp) => {
+  const taesd = AutoencoderTiny.fromPretrained(modelDir);
+  try {
+    const latents = await taesd.encode(golden.float32('image'), nchw(golden.info('image').shape));
+    cmp.add('latents', latents.toFloat32(), golden.float32('latents'));
+    checkUnused(taesd.unusedWeights().filter((k) => !k.startsWith('decoder.')));
+  } finally {
+    taesd.dispose();
+  }
+};

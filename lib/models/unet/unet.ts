@@ -1,0 +1,183 @@
+// UNet2DConditionModel (diffusers module tree and key names) for SD1.x, SD2.x, SDXL and LCM:
+// time embedding (+ LCM guidance cond_proj, + SDXL text_time), conv_in, down blocks, mid block,
+// up blocks with skip connections, GroupNorm + SiLU, conv_out. Inputs and outputs are NCHW.
+import { ArgumentError } from '../../errors';
+import { Act, type CompiledGraph, GraphBuilder, type Value } from '../../graph';
+import type { NativeTensor } from '../../native';
+import { Checkpoint } from '../../safetensors';
+import { downsample, resnet, timestepEmbedding, transformer2d, upsample } from '../blocks';
+import { Weights } from '../weights';
+import { type UNetConfig, readUNetConfig } from './config';
+
+export interface UNetInputs {
+  /** [B, C, H, W] latents (NCHW) */
+  sample: Float32Array | NativeTensor;
+  /** [B] timesteps (float32, fractional allowed) */
+  timestep: Float32Array | NativeTensor;
+  /** [B, L, crossAttentionDim] */
+  encoderHiddenStates: Float32Array | NativeTensor;
+  /** LCM: [B, time_cond_proj_dim] guidance embedding */
+  timestepCond?: Float32Array | NativeTensor;
+  /** SDXL: [B, pooled width] */
+  textEmbeds?: Float32Array | NativeTensor;
+  /** SDXL: [B, 6] */
+  timeIds?: Float32Array | NativeTensor;
+}
+
+export class UNet2DConditionModel {
+  private readonly graphs = new Map<string, CompiledGraph>();
+
+  private constructor(
+    readonly config: UNetConfig,
+    private readonly w: Weights,
+    private readonly checkpoint: Checkpoint,
+  ) {}
+
+  static fromPretrained(dir: string, options: { variant?: string } = {}): UNet2DConditionModel {
+    const config = readUNetConfig(dir);
+    const checkpoint = Checkpoint.open(dir, { variant: options.variant });
+    return new UNet2DConditionModel(config, Weights.of(checkpoint, `unet ${dir}`), checkpoint);
+  }
+
+  /** How many times the latents are halved (the latent size must be divisible by 2^this). */
+  get downsamplings(): number {
+    return this.config.blockOutChannels.length - 1;
+  }
+
+  graph(batch: number, height: number, width: number, contextLength: number): CompiledGraph {
+    const f = 2 ** this.downsamplings;
+    if (height % f || width % f) {
+      throw new ArgumentError(`latent size ${height}x${width} must be divisible by ${f} for this UNet (image size divisible by ${8 * f})`);
+    }
+    const key = `${batch}x${height}x${width}x${contextLength}`;
+    let compiled = this.graphs.get(key);
+    if (!compiled) {
+      compiled = this.build(batch, height, width, contextLength);
+      this.graphs.set(key, compiled);
+    }
+    return compiled;
+  }
+
+  private build(B: number, H: number, W: number, L: number): CompiledGraph {
+    const c = this.config;
+    const w = this.w;
+    const g = new GraphBuilder();
+    const ch0 = c.blockOutChannels[0];
+    const tembDim = ch0 * 4;
+
+    let x = g.toNHWC(g.input('sample', [B, c.inChannels, H, W]));
+    if (c.centerInputSample) x = g.affine(x, 2, -1);
+    const t = g.input('timestep', [B]);
+    const context = g.input('encoder_hidden_states', [B, L, c.crossAttentionDim]);
+
+    // 1. time embedding
+    const tProj = g.timestepEmbedding(t, ch0, c.flipSinToCos, c.freqShift);
+    const cond = c.timeCondProjDim ? g.input('timestep_cond', [B, c.timeCondProjDim]) : undefined;
+    let emb = timestepEmbedding(g, w.scope('time_embedding'), tProj, { inDim: ch0, outDim: tembDim, act: c.act, condition: cond, condDim: c.timeCondProjDim });
+    if (c.textTime) {
+      const tt = c.textTime;
+      const textDim = tt.projectionInputDim - 6 * tt.timeEmbedDim;
+      if (textDim <= 0) throw new ArgumentError(`projection_class_embeddings_input_dim ${tt.projectionInputDim} leaves no room for text_embeds`);
+      const textEmbeds = g.input('text_embeds', [B, textDim]);
+      const timeIds = g.input('time_ids', [B, 6]);
+      const idsEmb = g.reshape(g.timestepEmbedding(g.reshape(timeIds, [B * 6]), tt.timeEmbedDim, c.flipSinToCos, c.freqShift), [B, 6 * tt.timeEmbedDim]);
+      const aug = timestepEmbedding(g, w.scope('add_embedding'), g.concat(textEmbeds, idsEmb), { inDim: tt.projectionInputDim, outDim: tembDim, act: c.act });
+      emb = g.add(emb, aug);
+    }
+    const temb = g.act(emb, Act.Silu); // every resnet applies SiLU to emb first: once here
+
+    const res = (scope: Weights, v: Value, cin: number, cout: number, outputScale = 1) =>
+      resnet(g, scope, v, { inChannels: cin, outChannels: cout, groups: c.groups, eps: c.eps, temb, tembChannels: tembDim, outputScale });
+    const xformer = (scope: Weights, v: Value, heads: number, layers: number) =>
+      transformer2d(g, scope, v, context, { channels: v.shape[3], heads, layers, contextDim: c.crossAttentionDim, groups: c.groups, linearProjection: c.useLinearProjection });
+
+    // 2. conv_in
+    const kIn = c.convInKernel;
+    x = g.conv2d(x, w.conv('conv_in.weight', [ch0, c.inChannels, kIn, kIn]), w.f32('conv_in.bias', [ch0]), { padding: (kIn - 1) / 2 });
+
+    // 3. down
+    const skips: Value[] = [x];
+    let outCh = ch0;
+    c.downBlockTypes.forEach((type, i) => {
+      const inCh = outCh;
+      outCh = c.blockOutChannels[i];
+      const blk = w.scope(`down_blocks.${i}`);
+      for (let j = 0; j < c.layersPerBlock[i]; j++) {
+        x = res(blk.scope(`resnets.${j}`), x, j === 0 ? inCh : outCh, outCh);
+        if (type === 'CrossAttnDownBlock2D') x = xformer(blk.scope(`attentions.${j}`), x, c.heads[i], c.transformerLayers[i]);
+        skips.push(x);
+      }
+      if (i < c.blockOutChannels.length - 1) {
+        x = downsample(g, blk.scope('downsamplers.0'), x, outCh, c.downsamplePadding);
+        skips.push(x);
+      }
+    });
+
+    // 4. mid
+    const top = c.blockOutChannels[c.blockOutChannels.length - 1];
+    const mid = w.scope('mid_block');
+    x = res(mid.scope('resnets.0'), x, top, top, c.midBlockScale);
+    x = xformer(mid.scope('attentions.0'), x, c.heads[c.heads.length - 1], c.transformerLayers[c.transformerLayers.length - 1]);
+    x = res(mid.scope('resnets.1'), x, top, top, c.midBlockScale);
+
+    // 5. up
+    const rev = [...c.blockOutChannels].reverse();
+    const revHeads = [...c.heads].reverse();
+    const revLayers = [...c.layersPerBlock].reverse();
+    let prevOut = rev[0];
+    c.upBlockTypes.forEach((type, i) => {
+      const out = rev[i];
+      const inCh = rev[Math.min(i + 1, rev.length - 1)];
+      const blk = w.scope(`up_blocks.${i}`);
+      const n = revLayers[i] + 1;
+      for (let j = 0; j < n; j++) {
+        const skip = skips.pop() as Value;
+        const skipCh = j === n - 1 ? inCh : out;
+        const resIn = j === 0 ? prevOut : out;
+        if (skip.shape[3] !== skipCh) throw new ArgumentError(`up_blocks.${i}: skip connection has ${skip.shape[3]} channels, expected ${skipCh}`);
+        x = res(blk.scope(`resnets.${j}`), g.concat(x, skip), resIn + skipCh, out);
+        if (type === 'CrossAttnUpBlock2D') x = xformer(blk.scope(`attentions.${j}`), x, revHeads[i], c.upTransformerLayers[i]);
+      }
+      if (i < rev.length - 1) x = upsample(g, blk.scope('upsamplers.0'), x, out);
+      prevOut = out;
+    });
+
+    // 6. out
+    x = g.groupNorm(x, w.f32('conv_norm_out.weight', [ch0]), w.f32('conv_norm_out.bias', [ch0]), c.groups, c.eps, Act.Silu);
+    const kOut = c.convOutKernel;
+    x = g.conv2d(x, w.conv('conv_out.weight', [c.outChannels, ch0, kOut, kOut]), w.f32('conv_out.bias', [c.outChannels]), { padding: (kOut - 1) / 2 });
+    g.output('out', g.toNCHW(x));
+    return g.build();
+  }
+
+  async forward(inputs: UNetInputs, shape: { batch: number; height: number; width: number; contextLength: number }): Promise<NativeTensor> {
+    const c = this.config;
+    const graph = this.graph(shape.batch, shape.height, shape.width, shape.contextLength);
+    const feed: Record<string, Float32Array | NativeTensor> = {
+      sample: inputs.sample,
+      timestep: inputs.timestep,
+      encoder_hidden_states: inputs.encoderHiddenStates,
+    };
+    if (c.timeCondProjDim) {
+      if (!inputs.timestepCond) throw new ArgumentError('this UNet (LCM) needs timestepCond, the guidance embedding');
+      feed.timestep_cond = inputs.timestepCond;
+    }
+    if (c.textTime) {
+      if (!inputs.textEmbeds || !inputs.timeIds) throw new ArgumentError('this UNet (SDXL) needs textEmbeds and timeIds');
+      feed.text_embeds = inputs.textEmbeds;
+      feed.time_ids = inputs.timeIds;
+    }
+    const out = await graph.run(feed);
+    return out.out;
+  }
+
+  unusedWeights(): string[] {
+    return this.w.unused();
+  }
+
+  dispose(): void {
+    for (const g of this.graphs.values()) g.dispose();
+    this.graphs.clear();
+    this.checkpoint.close();
+  }
+}
