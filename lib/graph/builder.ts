@@ -245,6 +245,12 @@ export class GraphBuilder {
     return this.node('slice', [x], [axis, start, length], out);
   }
 
+  /** k x k average pooling with stride k (NHWC). */
+  avgPool(x: Value, k: number): Value {
+    if (x.rank !== 4) this.fail('avg_pool', `x must be NHWC, got ${str(x.shape)}`);
+    return this.node('avg_pool', [x], [k], [x.shape[0], Math.floor(x.shape[1] / k), Math.floor(x.shape[2] / k), x.shape[3]]);
+  }
+
   /** NCHW -> NHWC */
   toNHWC(x: Value): Value {
     return this.permute(x, [0, 2, 3, 1]);

@@ -26,6 +26,7 @@ export const OPS: readonly OpDef[] = [
   { name: 'permute', minInputs: 1, maxInputs: 1, attrCount: 7 },
   { name: 'reshape', minInputs: 1, maxInputs: 1, attrCount: 7 },
   { name: 'slice', minInputs: 1, maxInputs: 1, attrCount: 3 },
+  { name: 'avg_pool', minInputs: 1, maxInputs: 1, attrCount: 1 },
 ];
 
 export type OpName =
@@ -45,7 +46,8 @@ export type OpName =
   | 'select_rows'
   | 'permute'
   | 'reshape'
-  | 'slice';
+  | 'slice'
+  | 'avg_pool';
 
 export function opCode(name: OpName): number {
   const i = OPS.findIndex((o) => o.name === name);

@@ -12,25 +12,44 @@ export interface ResnetOptions {
   /** silu(temb) [B, tembChannels], shared by every resnet of a UNet; absent in VAEs */
   temb?: Value;
   tembChannels?: number;
+  /** time_embedding_norm "scale_shift": norm2(h) * (1 + scale) + shift instead of h + temb */
+  scaleShift?: boolean;
+  /** resample inside the block (ResnetBlock2D down=True / up=True): 2x2 average pool or nearest x2 */
+  down?: boolean;
+  up?: boolean;
   /** (x + h) / outputScale */
   outputScale?: number;
 }
 
-/** diffusers ResnetBlock2D (time_embedding_norm "default", SiLU). */
+/** diffusers ResnetBlock2D (SiLU; time_embedding_norm "default" or "scale_shift"). */
 export function resnet(g: GraphBuilder, w: Weights, x: Value, o: ResnetOptions): Value {
   const { inChannels: cin, outChannels: cout } = o;
   let h = g.groupNorm(x, w.f32('norm1.weight', [cin]), w.f32('norm1.bias', [cin]), o.groups, o.eps, Act.Silu);
-  h = g.conv2d(h, w.conv('conv1.weight', [cout, cin, 3, 3]), w.f32('conv1.bias', [cout]), { padding: 1 });
-  if (o.temb) {
-    const t = g.linear(o.temb, w.matrix('time_emb_proj.weight', [cout, o.tembChannels as number]), w.f32('time_emb_proj.bias', [cout]));
-    h = g.add(h, g.reshape(t, [t.shape[0], 1, 1, cout]));
+  if (o.down) {
+    x = g.avgPool(x, 2);
+    h = g.avgPool(h, 2);
+  } else if (o.up) {
+    x = g.upsample(x, 2);
   }
-  h = g.groupNorm(h, w.f32('norm2.weight', [cout]), w.f32('norm2.bias', [cout]), o.groups, o.eps, Act.Silu);
+  h = g.conv2d(h, w.conv('conv1.weight', [cout, cin, 3, 3]), w.f32('conv1.bias', [cout]), { padding: 1, upsample: o.up ? 2 : 1 });
+  if (o.temb && o.scaleShift) {
+    const t = g.linear(o.temb, w.matrix('time_emb_proj.weight', [2 * cout, o.tembChannels as number]), w.f32('time_emb_proj.bias', [2 * cout]));
+    const B = t.shape[0];
+    const scale = g.reshape(g.affine(g.slice(t, 1, 0, cout), 1, 1), [B, 1, 1, cout]);
+    const shift = g.reshape(g.slice(t, 1, cout, cout), [B, 1, 1, cout]);
+    h = g.groupNorm(h, w.f32('norm2.weight', [cout]), w.f32('norm2.bias', [cout]), o.groups, o.eps);
+    h = g.act(g.add(g.mul(h, scale), shift), Act.Silu);
+  } else {
+    if (o.temb) {
+      const t = g.linear(o.temb, w.matrix('time_emb_proj.weight', [cout, o.tembChannels as number]), w.f32('time_emb_proj.bias', [cout]));
+      h = g.add(h, g.reshape(t, [t.shape[0], 1, 1, cout]));
+    }
+    h = g.groupNorm(h, w.f32('norm2.weight', [cout]), w.f32('norm2.bias', [cout]), o.groups, o.eps, Act.Silu);
+  }
   const shortcut = cin !== cout ? g.conv2d(x, w.conv('conv_shortcut.weight', [cout, cin, 1, 1]), w.f32('conv_shortcut.bias', [cout])) : x;
-  const scale = o.outputScale ?? 1;
-  if (scale === 1) return g.conv2d(h, w.conv('conv2.weight', [cout, cout, 3, 3]), w.f32('conv2.bias', [cout]), { padding: 1, residual: shortcut });
   const y = g.conv2d(h, w.conv('conv2.weight', [cout, cout, 3, 3]), w.f32('conv2.bias', [cout]), { padding: 1, residual: shortcut });
-  return g.affine(y, 1 / scale);
+  const scale = o.outputScale ?? 1;
+  return scale === 1 ? y : g.affine(y, 1 / scale);
 }
 
 /** Downsample2D with a conv: stride 2, symmetric `padding`, or (0, 1, 0, 1) when padding is 0 (VAE). */

@@ -73,6 +73,31 @@ void cpuPermute(const GraphNode& node, const std::vector<TensorRef>& in, const T
   });
 }
 
+void cpuAvgPool(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out) {
+  const Shape& s = *in[0].shape;
+  const Shape& o = *out.shape;
+  const int64_t k = (int64_t)node.attrs[0];
+  const int64_t W = s[2], C = s[3], Ho = o[1], Wo = o[2];
+  const float* x = static_cast<const float*>(in[0].data);
+  float* y = static_cast<float*>(out.data);
+  const float inv = 1.0f / (float)(k * k);
+  ThreadPool::global().parallelFor(o[0] * Ho, 1, [&](int64_t begin, int64_t end, int) {
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t b = r / Ho, oy = r % Ho;
+      for (int64_t ox = 0; ox < Wo; ++ox) {
+        float* dst = y + (r * Wo + ox) * C;
+        for (int64_t c = 0; c < C; ++c) dst[c] = 0.0f;
+        for (int64_t dy = 0; dy < k; ++dy)
+          for (int64_t dx = 0; dx < k; ++dx) {
+            const float* src = x + ((b * s[1] + oy * k + dy) * W + ox * k + dx) * C;
+            for (int64_t c = 0; c < C; ++c) dst[c] += src[c];
+          }
+        for (int64_t c = 0; c < C; ++c) dst[c] *= inv;
+      }
+    }
+  });
+}
+
 void cpuReshape(const GraphNode&, const std::vector<TensorRef>&, const TensorRef&) {
   // a view: the executor aliases the storage and never calls this
 }

@@ -257,6 +257,14 @@ Shape inferShape(Op op, const std::vector<const ValueDesc*>& in, const std::vect
       out[axis] = len;
       return out;
     }
+    case Op::AvgPool: {
+      requireF32(c, in[0], "x");
+      const Shape& x = in[0]->shape;
+      c.require(x.size() == 4, "x must be NHWC");
+      const int64_t k = intAttr(c, a[0], "k", 1, 64);
+      c.require(x[1] >= k && x[2] >= k, "window larger than the input");
+      return Shape{x[0], x[1] / k, x[2] / k, x[3]};
+    }
     case Op::Count: break;
   }
   c.bad("unknown op");

@@ -23,6 +23,7 @@
 //   permute     x                                                      rank, p0..p5
 //   reshape     x (a view, no copy)                                    rank, d0..d5
 //   slice       x                                                      axis, start, length
+//   avg_pool    x[B,H,W,C], k x k windows with stride k (floor)        k
 #pragma once
 
 #include <cstdint>
@@ -47,7 +48,8 @@
   X(SelectRows, "select_rows", 2, 2, 0)                \
   X(Permute, "permute", 1, 1, 7)                       \
   X(Reshape, "reshape", 1, 1, 7)                       \
-  X(Slice, "slice", 1, 1, 3)
+  X(Slice, "slice", 1, 1, 3)                           \
+  X(AvgPool, "avg_pool", 1, 1, 1)
 
 namespace onestep {
 

@@ -29,7 +29,7 @@ describe('golden runner', () => {
     assert.ok(tok.every((r) => r.status === 'PASS'));
   });
 
-  for (const [kind, count] of [['text_encoder', 10], ['unet', 16], ['vae_decode', 4], ['vae_encode', 4], ['taesd_decode', 1], ['taesd_encode', 1]]) {
+  for (const [kind, count] of [['text_encoder', 10], ['unet', 16], ['vae_decode', 4], ['vae_encode', 4], ['taesd_decode', 1], ['taesd_encode', 1], ['consistency_decoder_decode', 1], ['consistency_decoder_encode', 1]]) {
     it(`passes all ${count} ${kind} goldens at their fp32 tolerance`, () => {
       const rs = summary.results.filter((r) => r.kind === kind);
       assert.strictEqual(rs.length, count);
@@ -38,7 +38,7 @@ describe('golden runner', () => {
   }
 
   it('gives every golden file one line, and lists unimplemented kinds as TODO, never as PASS', () => {
-    const implemented = new Set(['tokenizer', 'text_encoder', 'unet', 'vae_decode', 'vae_encode', 'taesd_decode', 'taesd_encode']);
+    const implemented = new Set(['tokenizer', 'text_encoder', 'unet', 'vae_decode', 'vae_encode', 'taesd_decode', 'taesd_encode', 'consistency_decoder_decode', 'consistency_decoder_encode']);
     const todo = summary.results.filter((r) => r.status === 'TODO');
     const kinds = new Set(todo.map((r) => r.kind));
     for (const k of ['rng', 'scheduler', 'pipeline', 'lora']) assert.ok(kinds.has(k), `no TODO for ${k}`);

@@ -166,6 +166,15 @@ for (const backend of backends) {
       }
     });
 
+    it('avg_pool 2x2 and 3x3 (odd sizes floor)', async () => {
+      for (const [xs, k] of [[[2, 8, 6, 5], 2], [[1, 7, 9, 3], 3]]) {
+        const x = X(xs);
+        const { y, shape } = await run1((g, v) => g.avgPool(v.x, k), { x });
+        assert.deepStrictEqual(shape, [xs[0], Math.floor(xs[1] / k), Math.floor(xs[2] / k), xs[3]]);
+        check(`avg_pool ${k}`, y, ref.avgPool(x.data, xs, k), 1e-6);
+      }
+    });
+
     it('timestep_embedding (flip, shift, scale)', async () => {
       const t = { shape: [4], data: Float32Array.from([0, 1, 499.5, 999]) };
       for (const [dim, flip, shift, scale, form] of [[320, true, 0, 1, 'timestep'], [256, false, 1, 1, 'guidance'], [16, true, 1, 1000, 'timestep']]) {

@@ -229,6 +229,21 @@ function slice(x, xs, axis, start, len) {
   return y;
 }
 
+function avgPool(x, xs, k) {
+  const [B, H, W, C] = xs;
+  const Ho = Math.floor(H / k), Wo = Math.floor(W / k);
+  const y = new Float64Array(B * Ho * Wo * C);
+  for (let b = 0; b < B; b++)
+    for (let oy = 0; oy < Ho; oy++)
+      for (let ox = 0; ox < Wo; ox++)
+        for (let c = 0; c < C; c++) {
+          let s = 0;
+          for (let dy = 0; dy < k; dy++) for (let dx = 0; dx < k; dx++) s += x[((b * H + oy * k + dy) * W + ox * k + dx) * C + c];
+          y[((b * Ho + oy) * Wo + ox) * C + c] = s / (k * k);
+        }
+  return y;
+}
+
 /** ||a - b|| / ||b|| */
 function relL2(a, b) {
   let num = 0, den = 0;
@@ -236,4 +251,4 @@ function relL2(a, b) {
   return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-30);
 }
 
-module.exports = { ACT, linear, conv2d, groupNorm, layerNorm, attention, broadcast, unary, geglu, concat, upsample, timestepEmbedding, permute, slice, relL2, numel };
+module.exports = { ACT, avgPool, linear, conv2d, groupNorm, layerNorm, attention, broadcast, unary, geglu, concat, upsample, timestepEmbedding, permute, slice, relL2, numel };

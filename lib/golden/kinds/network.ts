@@ -7,7 +7,7 @@ import { Comparison } from '../compare';
 import type { CaseResult, FixtureContext, GoldenKind } from '../types';
 import { textEncoderCase } from './text_encoder';
 import { unetCase } from './unet';
-import { taesdDecodeCase, taesdEncodeCase, vaeDecodeCase, vaeEncodeCase } from './vae';
+import { cdDecodeCase, cdEncodeCase, taesdDecodeCase, taesdEncodeCase, vaeDecodeCase, vaeEncodeCase } from './vae';
 
 export interface GoldenCase {
   kind: string;
@@ -27,6 +27,8 @@ const runners: Record<string, CaseRunner> = {
   vae_encode: vaeEncodeCase,
   taesd_decode: taesdDecodeCase,
   taesd_encode: taesdEncodeCase,
+  consistency_decoder_decode: cdDecodeCase,
+  consistency_decoder_encode: cdEncodeCase,
 };
 
 export const networkKind: GoldenKind = {

@@ -1,7 +1,9 @@
-// vae_encode / vae_decode (AutoencoderKL) and taesd_encode / taesd_decode (AutoencoderTiny) goldens.
+// vae_encode / vae_decode (AutoencoderKL), taesd_encode / taesd_decode (AutoencoderTiny) and
+// consistency_decoder_encode / _decode (ConsistencyDecoderVAE) goldens.
 import * as path from 'path';
 import { AutoencoderKL } from '../../models/vae/autoencoder_kl';
 import { AutoencoderTiny } from '../../models/vae/autoencoder_tiny';
+import { CONSISTENCY_DECODER_MEANS, CONSISTENCY_DECODER_STDS, ConsistencyDecoderVAE } from '../../models/vae/consistency_decoder';
 import type { CaseRunner } from './network';
 
 const nchw = (shape: number[]) => ({ batch: shape[0], height: shape[2], width: shape[3] });
@@ -61,5 +63,28 @@ export const taesdEncodeCase: CaseRunner = async (golden, _meta, modelDir, cmp) 
     checkUnused(taesd.unusedWeights().filter((k) => !k.startsWith('decoder.')));
   } finally {
     taesd.dispose();
+  }
+};
+
+export const cdDecodeCase: CaseRunner = async (golden, _meta, modelDir, cmp) => {
+  const cd = ConsistencyDecoderVAE.fromPretrained(modelDir);
+  try {
+    cmp.add('means', CONSISTENCY_DECODER_MEANS, golden.float32('means'));
+    cmp.add('stds', CONSISTENCY_DECODER_STDS, golden.float32('stds'));
+    const image = await cd.decode(golden.float32('z'), nchw(golden.info('z').shape), golden.float32('noise_init'), golden.float32('noise_step'));
+    cmp.add('image', image.toFloat32(), golden.float32('image'));
+  } finally {
+    cd.dispose();
+  }
+};
+
+export const cdEncodeCase: CaseRunner = async (golden, _meta, modelDir, cmp) => {
+  const cd = ConsistencyDecoderVAE.fromPretrained(modelDir);
+  try {
+    const dist = await cd.encode(golden.float32('image'), nchw(golden.info('image').shape));
+    cmp.add('mean', dist.mean.toFloat32(), golden.float32('mean'));
+    cmp.add('logvar', dist.logvar.toFloat32(), golden.float32('logvar'));
+  } finally {
+    cd.dispose();
   }
 };

@@ -2,12 +2,13 @@
 // post_quant_conv + Decoder. Images are NCHW in [-1, 1]; latents NCHW, unscaled (the caller
 // divides by scaling_factor before decoding, as the pipelines do).
 import { ArgumentError } from '../../errors';
-import { Act, type CompiledGraph, GraphBuilder, type Value } from '../../graph';
+import { Act, type CompiledGraph, GraphBuilder } from '../../graph';
 import type { NativeTensor } from '../../native';
 import { Checkpoint } from '../../safetensors';
-import { attention, downsample, resnet, upsample } from '../blocks';
+import { resnet, upsample } from '../blocks';
 import { Weights } from '../weights';
 import { type AutoencoderKLConfig, readAutoencoderKLConfig } from './config';
+import { klEncode, klMidBlock } from './kl_encoder';
 
 export interface LatentDistribution {
   mean: NativeTensor;
@@ -37,54 +38,16 @@ export class AutoencoderKL {
     return 2 ** (this.config.blockOutChannels.length - 1);
   }
 
-  private midBlock(g: GraphBuilder, w: Weights, x: Value): Value {
-    const c = this.config;
-    const ch = c.blockOutChannels[c.blockOutChannels.length - 1];
-    const res = (s: Weights, v: Value) => resnet(g, s, v, { inChannels: ch, outChannels: ch, groups: c.groups, eps: 1e-6 });
-    x = res(w.scope('resnets.0'), x);
-    if (c.midBlockAttention) {
-      const a = w.scope('attentions.0');
-      const [B, H, W] = x.shape;
-      const h = g.groupNorm(x, a.f32('group_norm.weight', [ch]), a.f32('group_norm.bias', [ch]), c.groups, 1e-6);
-      const tokens = g.reshape(h, [B, H * W, ch]);
-      const y = attention(g, a, tokens, undefined, { queryDim: ch, heads: 1, headDim: ch, qkvBias: true, residual: g.reshape(x, [B, H * W, ch]) });
-      x = g.reshape(y, [B, H, W, ch]);
-    }
-    return res(w.scope('resnets.1'), x);
-  }
-
   private encoderGraph(B: number, H: number, W: number, withNoise: boolean): CompiledGraph {
     const c = this.config;
     const g = new GraphBuilder();
-    const w = this.w.scope('encoder');
-    const ch = c.blockOutChannels;
-    let x = g.toNHWC(g.input('image', [B, c.inChannels, H, W]));
-    x = g.conv2d(x, w.conv('conv_in.weight', [ch[0], c.inChannels, 3, 3]), w.f32('conv_in.bias', [ch[0]]), { padding: 1 });
-    let out = ch[0];
-    ch.forEach((outCh, i) => {
-      const inCh = out;
-      out = outCh;
-      const blk = w.scope(`down_blocks.${i}`);
-      for (let j = 0; j < c.layersPerBlock; j++) {
-        x = resnet(g, blk.scope(`resnets.${j}`), x, { inChannels: j === 0 ? inCh : out, outChannels: out, groups: c.groups, eps: 1e-6 });
-      }
-      if (i < ch.length - 1) x = downsample(g, blk.scope('downsamplers.0'), x, out, 0);
-    });
-    x = this.midBlock(g, w.scope('mid_block'), x);
-    const top = ch[ch.length - 1];
-    x = g.groupNorm(x, w.f32('conv_norm_out.weight', [top]), w.f32('conv_norm_out.bias', [top]), c.groups, 1e-6, Act.Silu);
-    const z2 = 2 * c.latentChannels;
-    x = g.conv2d(x, w.conv('conv_out.weight', [z2, top, 3, 3]), w.f32('conv_out.bias', [z2]), { padding: 1 });
-    if (c.useQuantConv) x = g.conv2d(x, this.w.conv('quant_conv.weight', [z2, z2, 1, 1]), this.w.f32('quant_conv.bias', [z2]));
-    const z = c.latentChannels;
-    const mean = g.slice(x, 3, 0, z);
-    const logvar = g.unary(g.slice(x, 3, z, z), { lo: -30, hi: 20 });
-    const std = g.unary(logvar, { act: Act.Exp, a: 0.5 });
+    const x = g.toNHWC(g.input('image', [B, c.inChannels, H, W]));
+    const { mean, logvar, std } = klEncode(g, this.w, x, c);
     g.output('mean', g.toNCHW(mean));
     g.output('logvar', g.toNCHW(logvar));
     g.output('std', g.toNCHW(std));
     if (withNoise) {
-      const noise = g.toNHWC(g.input('noise', [B, z, H / this.downscale, W / this.downscale]));
+      const noise = g.toNHWC(g.input('noise', [B, c.latentChannels, H / this.downscale, W / this.downscale]));
       g.output('sample', g.toNCHW(g.add(g.mul(std, noise), mean)));
     }
     return g.build();
@@ -100,7 +63,7 @@ export class AutoencoderKL {
     if (c.usePostQuantConv) x = g.conv2d(x, this.w.conv('post_quant_conv.weight', [z, z, 1, 1]), this.w.f32('post_quant_conv.bias', [z]));
     const top = ch[ch.length - 1];
     x = g.conv2d(x, w.conv('conv_in.weight', [top, z, 3, 3]), w.f32('conv_in.bias', [top]), { padding: 1 });
-    x = this.midBlock(g, w.scope('mid_block'), x);
+    x = klMidBlock(g, w.scope('mid_block'), x, top, c.groups, c.midBlockAttention);
     const rev = [...ch].reverse();
     let out = rev[0];
     rev.forEach((outCh, i) => {
