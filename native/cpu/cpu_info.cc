@@ -17,6 +17,8 @@ CpuInfo detect() {
   if (__builtin_cpu_supports("fma")) info.simd.push_back("fma");
   if (__builtin_cpu_supports("f16c")) info.simd.push_back("f16c");
   if (__builtin_cpu_supports("avx512f")) info.simd.push_back("avx512f");
+  if (__builtin_cpu_supports("avx512bw")) info.simd.push_back("avx512bw");
+  if (__builtin_cpu_supports("avx512vl")) info.simd.push_back("avx512vl");
 #elif defined(__aarch64__)
   info.simd.push_back("neon");
 #endif

@@ -79,7 +79,16 @@ void packBTyped(const GemmB& B, int64_t k0, int64_t kc, int64_t n0, int64_t nc, 
   }
 }
 
-void packB(const GemmB& B, int64_t k0, int64_t kc, int64_t n0, int64_t nc, int nr, float* out) {
+void packB(const GemmKernel& kr, const GemmB& B, int64_t k0, int64_t kc, int64_t n0, int64_t nc, float* out) {
+  const int nr = kr.nr;
+  if (B.nk && kr.packBnk) {
+    const size_t es = dtypeSize(B.dtype);
+    for (int64_t p = 0; p < nc; p += nr) {
+      const uint8_t* base = static_cast<const uint8_t*>(B.data) + ((n0 + p) * B.ld + k0) * (int64_t)es;
+      kr.packBnk(base, B.dtype, B.ld, std::min<int64_t>(nr, nc - p), kc, out + (p / nr) * kc * nr);
+    }
+    return;
+  }
   switch (B.dtype) {
     case DType::F32: return packBTyped<DType::F32>(B, k0, kc, n0, nc, nr, out);
     case DType::F16: return packBTyped<DType::F16>(B, k0, kc, n0, nc, nr, out);
@@ -88,65 +97,75 @@ void packB(const GemmB& B, int64_t k0, int64_t kc, int64_t n0, int64_t nc, int n
   }
 }
 
-// Packs A[m0:m0+mc, k0:k0+kc] into panels of MR rows: out[panel][k][MR], zero-padded.
-void packADense(const float* A, int64_t lda, int64_t m0, int64_t mc, int64_t k0, int64_t kc, int mr, float* out) {
-  for (int64_t p = 0; p < mc; p += mr) {
-    const int64_t h = std::min<int64_t>(mr, mc - p);
-    float* dst = out + (p / mr) * kc * mr;
-    for (int64_t i = 0; i < h; ++i) {
-      const float* src = A + (m0 + p + i) * lda + k0;
-      for (int64_t k = 0; k < kc; ++k) dst[k * mr + i] = src[k];
-    }
-    for (int64_t i = h; i < mr; ++i)
-      for (int64_t k = 0; k < kc; ++k) dst[k * mr + i] = 0.0f;
+// dst[k * mr + i] = rows[i][k] (portable version of GemmKernel::packRows).
+void packRowsGeneric(const float* const* rows, int64_t h, int64_t run, int mr, float* dst) {
+  for (int64_t i = 0; i < mr; ++i) {
+    const float* src = i < h ? rows[i] : nullptr;
+    if (src)
+      for (int64_t k = 0; k < run; ++k) dst[k * mr + i] = src[k];
+    else
+      for (int64_t k = 0; k < run; ++k) dst[k * mr + i] = 0.0f;
   }
 }
 
-// The same for a convolution: row m = output pixel, k = (ky, kx, ci); runs of ci are contiguous
-// in the NHWC input, padding reads zeros.
-void packAConv(const ConvGeom& g, int64_t m0, int64_t mc, int64_t k0, int64_t kc, int mr, float* out) {
-  const int64_t Hu = g.H * g.up, Wu = g.W * g.up;
+// Packs A[m0:m0+mc, k0:k0+kc] into panels of MR rows: out[panel][k][MR], zero-padded. For a
+// convolution, row m = output pixel, k = (ky, kx, ci): runs of ci are contiguous in the NHWC
+// input, and padding rows read as zeros.
+void packA(const GemmKernel& kr, const GemmA& A, int64_t m0, int64_t mc, int64_t k0, int64_t kc, float* out) {
+  const int mr = kr.mr;
+  const float* rows[32];
+  auto pack = [&](int64_t h, int64_t run, float* dst) {
+    if (kr.packRows) kr.packRows(rows, h, run, dst);
+    else packRowsGeneric(rows, h, run, mr, dst);
+  };
   for (int64_t p = 0; p < mc; p += mr) {
     const int64_t h = std::min<int64_t>(mr, mc - p);
     float* dst = out + (p / mr) * kc * mr;
+    if (!A.conv) {
+      for (int64_t i = 0; i < h; ++i) rows[i] = A.data + (m0 + p + i) * A.ld + k0;
+      pack(h, kc, dst);
+      continue;
+    }
+    const ConvGeom& g = *A.conv;
+    const int64_t Hu = g.H * g.up, Wu = g.W * g.up;
+    int64_t oxs[32], oys[32], bs[32];
     for (int64_t i = 0; i < h; ++i) {
       const int64_t m = m0 + p + i;
-      const int64_t ox = m % g.Wo, oy = (m / g.Wo) % g.Ho, b = m / (g.Wo * g.Ho);
-      int64_t k = k0;
-      while (k < k0 + kc) {
-        const int64_t tap = k / g.C, ci = k % g.C;
-        const int64_t run = std::min(g.C - ci, k0 + kc - k);
-        const int64_t ky = tap / g.kw, kx = tap % g.kw;
-        const int64_t iy = oy * g.sh + ky - g.pt, ix = ox * g.sw + kx - g.pl;
-        float* d = dst + (k - k0) * mr + i;
-        if (iy < 0 || iy >= Hu || ix < 0 || ix >= Wu) {
-          for (int64_t r = 0; r < run; ++r) d[r * mr] = 0.0f;
-        } else {
-          const float* src = g.x + ((b * g.H + iy / g.up) * g.W + ix / g.up) * g.C + ci;
-          for (int64_t r = 0; r < run; ++r) d[r * mr] = src[r];
-        }
-        k += run;
-      }
+      oxs[i] = m % g.Wo;
+      oys[i] = (m / g.Wo) % g.Ho;
+      bs[i] = m / (g.Wo * g.Ho);
     }
-    for (int64_t i = h; i < mr; ++i)
-      for (int64_t k = 0; k < kc; ++k) dst[k * mr + i] = 0.0f;
+    int64_t k = k0;
+    while (k < k0 + kc) {
+      const int64_t tap = k / g.C, ci = k % g.C;
+      const int64_t run = std::min(g.C - ci, k0 + kc - k);
+      const int64_t ky = tap / g.kw, kx = tap % g.kw;
+      for (int64_t i = 0; i < h; ++i) {
+        const int64_t iy = oys[i] * g.sh + ky - g.pt, ix = oxs[i] * g.sw + kx - g.pl;
+        rows[i] = (iy < 0 || iy >= Hu || ix < 0 || ix >= Wu)
+                      ? nullptr
+                      : g.x + ((bs[i] * g.H + iy / g.up) * g.W + ix / g.up) * g.C + ci;
+      }
+      pack(h, run, dst + (k - k0) * mr);
+      k += run;
+    }
   }
-}
-
-void packA(const GemmA& A, int64_t m0, int64_t mc, int64_t k0, int64_t kc, int mr, float* out) {
-  if (A.conv) packAConv(*A.conv, m0, mc, k0, kc, mr, out);
-  else packADense(A.data, A.ld, m0, mc, k0, kc, mr, out);
 }
 
 void applyEpilogue(const GemmEpilogue& ep, float* c, int64_t ldc, int64_t m0, int64_t n0, int64_t h, int64_t w) {
+  if (ep.alpha == 1.0f && !ep.bias && ep.act == Act::None && !ep.residual) return;
   for (int64_t i = 0; i < h; ++i) {
     float* row = c + i * ldc;
-    for (int64_t j = 0; j < w; ++j) {
-      float v = row[j] * ep.alpha;
-      if (ep.bias) v += ep.bias[n0 + j];
-      v = applyAct(ep.act, v);
-      if (ep.residual) v += ep.residual[(m0 + i) * ep.ldr + n0 + j];
-      row[j] = v;
+    if (ep.alpha != 1.0f)
+      for (int64_t j = 0; j < w; ++j) row[j] *= ep.alpha;
+    if (ep.bias) {
+      const float* b = ep.bias + n0;
+      for (int64_t j = 0; j < w; ++j) row[j] += b[j];
+    }
+    applyActRow(ep.act, row, w);
+    if (ep.residual) {
+      const float* r = ep.residual + (m0 + i) * ep.ldr + n0;
+      for (int64_t j = 0; j < w; ++j) row[j] += r[j];
     }
   }
 }
@@ -165,7 +184,7 @@ void microGeneric(int64_t kc, const float* ap, const float* bp, float* c, int64_
   for (int i = 0; i < kGenMR; ++i)
     for (int j = 0; j < kGenNR; ++j) c[i * ldc + j] = accumulate ? c[i * ldc + j] + acc[i][j] : acc[i][j];
 }
-const GemmKernel kGeneric = {"generic", kGenMR, kGenNR, 256, 64, microGeneric};
+const GemmKernel kGeneric = {"generic", kGenMR, kGenNR, 256, 64, microGeneric, nullptr, nullptr};
 
 std::atomic<const GemmKernel*> gKernel{nullptr};
 
@@ -176,7 +195,7 @@ const GemmKernel* pickKernel() {
   if (!(forced && gemmSelectKernel(forced))) {
     const CpuInfo& cpu = cpuInfo();
     auto has = [&](const char* f) { return std::find(cpu.simd.begin(), cpu.simd.end(), f) != cpu.simd.end(); };
-    if (has("avx512f") && gemmKernelAvx512()) k = gemmKernelAvx512();
+    if (has("avx512f") && has("avx512bw") && has("avx512vl") && has("f16c") && gemmKernelAvx512()) k = gemmKernelAvx512();
     else if (has("avx2") && has("fma") && gemmKernelAvx2()) k = gemmKernelAvx2();
     else k = &kGeneric;
     gKernel.store(k);
@@ -184,44 +203,32 @@ const GemmKernel* pickKernel() {
   return gKernel.load();
 }
 
-// One tile of C: rows [m0, m0+mc), columns [n0, n0+nc), the whole K.
-void gemmTile(const GemmKernel& kr, int64_t m0, int64_t mc, int64_t n0, int64_t nc, int64_t K, const GemmA& A,
-              const GemmB& B, float* C, int64_t ldc, const GemmEpilogue& ep) {
+// Runs the micro-kernels over rows [m0, m0+mc) and B panels [p0, p1) of one packed depth block.
+void computeBlock(const GemmKernel& kr, const float* ap, const float* bp, int64_t kc, int64_t m0, int64_t mc,
+                  int64_t n0, int64_t ncur, int64_t p0, int64_t p1, float* C, int64_t ldc, bool first, bool last,
+                  const GemmEpilogue& ep) {
   const int mr = kr.mr, nr = kr.nr;
-  const int64_t kcMax = std::min<int64_t>(kr.kc, std::max<int64_t>(K, 1));
-  const int64_t mPanels = (mc + mr - 1) / mr, nPanels = (nc + nr - 1) / nr;
-  float* bp = tPackB.get((size_t)(nPanels * nr * kcMax));
-  float* ap = tPackA.get((size_t)(mPanels * mr * kcMax));
-  float edge[32 * 32];
-  if (K == 0) {
-    for (int64_t i = 0; i < mc; ++i) std::memset(C + (m0 + i) * ldc + n0, 0, nc * sizeof(float));
-  }
-  for (int64_t k0 = 0; k0 < K; k0 += kcMax) {
-    const int64_t kc = std::min<int64_t>(kcMax, K - k0);
-    const bool first = k0 == 0, last = k0 + kc >= K;
-    packB(B, k0, kc, n0, nc, nr, bp);
-    packA(A, m0, mc, k0, kc, mr, ap);
-    for (int64_t jp = 0; jp < nPanels; ++jp) {
-      const int64_t j = jp * nr, w = std::min<int64_t>(nr, nc - j);
-      for (int64_t ip = 0; ip < mPanels; ++ip) {
-        const int64_t i = ip * mr, h = std::min<int64_t>(mr, mc - i);
-        float* c = C + (m0 + i) * ldc + n0 + j;
-        if (h == mr && w == nr) {
-          kr.micro(kc, ap + ip * kc * mr, bp + jp * kc * nr, c, ldc, !first);
-        } else {
-          if (!first)
-            for (int64_t r = 0; r < h; ++r) std::memcpy(edge + r * nr, c + r * ldc, w * sizeof(float));
-          kr.micro(kc, ap + ip * kc * mr, bp + jp * kc * nr, edge, nr, !first);
-          for (int64_t r = 0; r < h; ++r) std::memcpy(c + r * ldc, edge + r * nr, w * sizeof(float));
-        }
-        if (last) applyEpilogue(ep, c, ldc, m0 + i, n0 + j, h, w);
+  const int64_t mPanels = (mc + mr - 1) / mr;
+  alignas(64) float edge[32 * 32];
+  for (int64_t jp = p0; jp < p1; ++jp) {
+    const int64_t j = jp * nr, w = std::min<int64_t>(nr, ncur - j);
+    for (int64_t ip = 0; ip < mPanels; ++ip) {
+      const int64_t i = ip * mr, h = std::min<int64_t>(mr, mc - i);
+      float* c = C + (m0 + i) * ldc + n0 + j;
+      if (h == mr && w == nr) {
+        kr.micro(kc, ap + ip * kc * mr, bp + jp * kc * nr, c, ldc, !first);
+      } else {
+        if (!first)
+          for (int64_t r = 0; r < h; ++r) std::memcpy(edge + r * nr, c + r * ldc, w * sizeof(float));
+        kr.micro(kc, ap + ip * kc * mr, bp + jp * kc * nr, edge, nr, !first);
+        for (int64_t r = 0; r < h; ++r) std::memcpy(c + r * ldc, edge + r * nr, w * sizeof(float));
       }
+      if (last) applyEpilogue(ep, c, ldc, m0 + i, n0 + j, h, w);
     }
   }
-  if (K == 0) {
-    for (int64_t i = 0; i < mc; i += 1) applyEpilogue(ep, C + (m0 + i) * ldc + n0, ldc, m0 + i, n0, 1, nc);
-  }
 }
+
+thread_local AlignedBuffer tSharedB;
 
 }  // namespace
 
@@ -236,7 +243,7 @@ bool gemmSelectKernel(const char* name) {
   auto has = [&](const char* f) { return std::find(cpu.simd.begin(), cpu.simd.end(), f) != cpu.simd.end(); };
   if (n == "generic") k = &kGeneric;
   else if (n == "avx2" && has("avx2") && has("fma")) k = gemmKernelAvx2();
-  else if (n == "avx512" && has("avx512f")) k = gemmKernelAvx512();
+  else if (n == "avx512" && has("avx512f") && has("avx512bw") && has("avx512vl") && has("f16c")) k = gemmKernelAvx512();
   if (!k) return false;
   gKernel.store(k);
   return true;
@@ -255,26 +262,58 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmA& A, const GemmB& B, float
     for (int64_t i = 0; i < M; ++i) std::memcpy(prior.get() + i * N, C + i * ldc, N * sizeof(float));
     e.accumulate = false;
   }
-  // Tiles: mc rows (a multiple of mr) x nc columns (a multiple of nr), enough of them to keep
-  // every thread busy.
+  if (K == 0) {
+    for (int64_t i = 0; i < M; ++i) {
+      std::memset(C + i * ldc, 0, N * sizeof(float));
+      applyEpilogue(e, C + i * ldc, ldc, i, 0, 1, N);
+    }
+  }
   ThreadPool& pool = ThreadPool::global();
   const int threads = parallel ? pool.size() : 1;
-  int64_t mc = kr.mc;
-  int64_t nc = std::min<int64_t>(N, 1024);
-  nc = ((nc + kr.nr - 1) / kr.nr) * kr.nr;
-  auto tiles = [&]() { return ((M + mc - 1) / mc) * ((N + nc - 1) / nc); };
-  while (threads > 1 && tiles() < 2 * threads && nc > kr.nr) nc = std::max<int64_t>(kr.nr, ((nc / 2 + kr.nr - 1) / kr.nr) * kr.nr);
-  while (threads > 1 && tiles() < 2 * threads && mc > kr.mr) mc = std::max<int64_t>(kr.mr, ((mc / 2 + kr.mr - 1) / kr.mr) * kr.mr);
-  const int64_t mTiles = (M + mc - 1) / mc, nTiles = (N + nc - 1) / nc;
-  auto body = [&](int64_t begin, int64_t end, int) {
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t tm = t % mTiles, tn = t / mTiles;
-      const int64_t m0 = tm * mc, n0 = tn * nc;
-      gemmTile(kr, m0, std::min(mc, M - m0), n0, std::min(nc, N - n0), K, A, B, C, ldc, e);
+  const int mr = kr.mr, nr = kr.nr;
+  // BLIS-style loops: for each column block (nc) and depth block (kc), B is packed once into a
+  // buffer shared by all threads; then threads take (row block x panel range) tasks, each packing
+  // its own rows of A.
+  const int64_t ncMax = ((std::min<int64_t>(N, 4096) + nr - 1) / nr) * nr;
+  static const int64_t envKc = std::getenv("ONESTEP_GEMM_KC") ? std::atoll(std::getenv("ONESTEP_GEMM_KC")) : 0;
+  static const int64_t envMc = std::getenv("ONESTEP_GEMM_MC") ? std::atoll(std::getenv("ONESTEP_GEMM_MC")) : 0;
+  const int64_t kcMax = std::min<int64_t>(envKc ? envKc : kr.kc, std::max<int64_t>(K, 1));
+  float* bp = tSharedB.get((size_t)(ncMax * kcMax));
+  for (int64_t n0 = 0; n0 < N; n0 += ncMax) {
+    const int64_t ncur = std::min(ncMax, N - n0);
+    const int64_t panels = (ncur + nr - 1) / nr;
+    for (int64_t k0 = 0; k0 < K; k0 += kcMax) {
+      const int64_t kc = std::min(kcMax, K - k0);
+      const bool first = k0 == 0, last = k0 + kc >= K;
+      // pack B (in parallel over panel groups)
+      const int64_t groups = std::min<int64_t>(panels, 4 * threads);
+      auto packBody = [&](int64_t begin, int64_t end, int) {
+        for (int64_t gi = begin; gi < end; ++gi) {
+          const int64_t p0 = panels * gi / groups, p1 = panels * (gi + 1) / groups;
+          if (p1 > p0) packB(kr, B, k0, kc, n0 + p0 * nr, std::min(ncur, p1 * nr) - p0 * nr, bp + p0 * kc * nr);
+        }
+      };
+      if (threads > 1) pool.parallelFor(groups, 1, packBody);
+      else packBody(0, groups, 0);
+      // compute: row blocks x panel chunks
+      int64_t mc = envMc ? envMc : kr.mc;
+      if (threads > 1 && (M + mc - 1) / mc < threads) mc = std::max<int64_t>(mr, ((M + threads - 1) / threads + mr - 1) / mr * mr);
+      const int64_t mBlocks = (M + mc - 1) / mc;
+      const int64_t chunks = std::min<int64_t>(panels, std::max<int64_t>(1, (2 * threads + mBlocks - 1) / mBlocks));
+      auto body = [&](int64_t begin, int64_t end, int) {
+        for (int64_t t = begin; t < end; ++t) {
+          const int64_t ib = t / chunks, ch = t % chunks;
+          const int64_t m0 = ib * mc, mcur = std::min(mc, M - m0);
+          const int64_t p0 = panels * ch / chunks, p1 = panels * (ch + 1) / chunks;
+          float* ap = tPackA.get((size_t)(((mcur + mr - 1) / mr) * mr * kc));
+          packA(kr, A, m0, mcur, k0, kc, ap);
+          computeBlock(kr, ap, bp, kc, m0, mcur, n0, ncur, p0, p1, C, ldc, first, last, e);
+        }
+      };
+      if (threads > 1) pool.parallelFor(mBlocks * chunks, 1, body);
+      else body(0, mBlocks * chunks, 0);
     }
-  };
-  if (threads > 1) pool.parallelFor(mTiles * nTiles, 1, body);
-  else body(0, mTiles * nTiles, 0);
+  }
   if (prior) {
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < N; ++j) C[i * ldc + j] += prior[i * N + j];

@@ -68,6 +68,12 @@ struct GemmKernel {
   int kc;  // depth of one packed block
   int mc;  // rows of A per packed block (a multiple of mr)
   void (*micro)(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, bool accumulate);
+  // Optional SIMD packing (nullptr = portable loops):
+  // dst[k * mr + i] = rows[i][k] for i < h (zero for h <= i < mr, and for a null row), k < run.
+  void (*packRows)(const float* const* rows, int64_t h, int64_t run, float* dst);
+  // One B panel from [N][K] storage: dst[k * nr + j] = B[j][k] for j < w (zero beyond), k < kc;
+  // `b` points at row 0, column k0, rows `ld` elements apart.
+  void (*packBnk)(const void* b, DType dtype, int64_t ld, int64_t w, int64_t kc, float* dst);
 };
 
 const GemmKernel* gemmKernelGeneric();

@@ -2,14 +2,19 @@
 // for AVX-512 through a target pragma; used only where the CPU reports avx512f.
 #include "gemm.h"
 
+#include <algorithm>
+
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,f16c"))), apply_to = function)
 #else
 #pragma GCC push_options
-#pragma GCC target("avx512f")
+#pragma GCC target("avx512f,avx512bw,avx512vl,f16c")
+// GCC 12 warns about the intrinsics' own internal _mm512_undefined_ps() values
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
 namespace onestep {
@@ -55,7 +60,74 @@ void microAvx512(int64_t kc, const float* ap, const float* bp, float* c, int64_t
 }
 #undef ONESTEP_ROW
 
-const GemmKernel kAvx512 = {"avx512", MR, NR, 192, 112, microAvx512};
+// In-register 16 x 16 transpose: r[c] lane l <- r[l] lane c.
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+    const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+    r[4 * i + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 4; ++j) {
+      t[8 * i + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + 4 + j], 0x88);
+      t[8 * i + 4 + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + 4 + j], 0xdd);
+    }
+  for (int j = 0; j < 8; ++j) {
+    r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
+    r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xdd);
+  }
+}
+
+// dst[k * MR + i] = rows[i][k]: 16 columns of up to 14 rows at a time, transposed in registers.
+void packRowsAvx512(const float* const* rows, int64_t h, int64_t run, float* dst) {
+  const __mmask16 storeMask = (__mmask16)((1u << MR) - 1);
+  __m512 r[16];
+  for (int64_t k = 0; k < run; k += 16) {
+    const int64_t n = std::min<int64_t>(16, run - k);
+    const __mmask16 m = (__mmask16)((1u << n) - 1);
+    for (int i = 0; i < 16; ++i)
+      r[i] = (i < h && rows[i]) ? _mm512_maskz_loadu_ps(m, rows[i] + k) : _mm512_setzero_ps();
+    transpose16(r);
+    for (int64_t kk = 0; kk < n; ++kk) _mm512_mask_storeu_ps(dst + (k + kk) * MR, storeMask, r[kk]);
+  }
+}
+
+inline __m512 load16(const void* p, DType dt, __mmask16 m) {
+  switch (dt) {
+    case DType::F16: return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+    case DType::BF16: return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+    default: return _mm512_maskz_loadu_ps(m, p);
+  }
+}
+
+// One 32-column B panel from [N][K] storage (F32, F16 or BF16), converted and transposed.
+void packBnkAvx512(const void* b, DType dt, int64_t ld, int64_t w, int64_t kc, float* dst) {
+  const int64_t es = dt == DType::F32 ? 4 : 2;
+  const uint8_t* base = static_cast<const uint8_t*>(b);
+  __m512 r[16];
+  for (int half = 0; half < 2; ++half) {
+    for (int64_t k = 0; k < kc; k += 16) {
+      const int64_t n = std::min<int64_t>(16, kc - k);
+      const __mmask16 m = (__mmask16)((1u << n) - 1);
+      for (int j = 0; j < 16; ++j) {
+        const int64_t col = half * 16 + j;
+        r[j] = col < w ? load16(base + (col * ld + k) * es, dt, m) : _mm512_setzero_ps();
+      }
+      transpose16(r);
+      for (int64_t kk = 0; kk < n; ++kk) _mm512_store_ps(dst + (k + kk) * NR + half * 16, r[kk]);
+    }
+  }
+}
+
+const GemmKernel kAvx512 = {"avx512", MR, NR, 384, 112, microAvx512, packRowsAvx512, packBnkAvx512};
 
 }  // namespace
 
@@ -66,6 +138,7 @@ const GemmKernel* gemmKernelAvx512() { return &kAvx512; }
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
+#pragma GCC diagnostic pop
 #pragma GCC pop_options
 #endif
 
