@@ -64,6 +64,8 @@ export interface NativeAddon {
   mapFile(path: string): NativeMappedFile;
   tensorFromFloat32(dtype: NativeDType, shape: number[], values: Float32Array): NativeTensor;
   tensorFromBytes(dtype: NativeDType, shape: number[], bytes: ArrayBufferView): NativeTensor;
+  /** Uniform values with that mean and standard deviation, deterministic in the seed. */
+  randomTensor(dtype: NativeDType, shape: number[], seed: number, mean: number, std: number): NativeTensor;
   cpuInfo(): { threads: number; simd: string[] };
   cudaStatus(libraryPath: string): NativeCudaStatus;
   cudaAbi: number;

@@ -63,6 +63,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("mapFile", Napi::Function::New(env, MapFile, "mapFile"));
   exports.Set("tensorFromFloat32", Napi::Function::New(env, TensorFromFloat32, "tensorFromFloat32"));
   exports.Set("tensorFromBytes", Napi::Function::New(env, TensorFromBytes, "tensorFromBytes"));
+  exports.Set("randomTensor", Napi::Function::New(env, RandomTensor, "randomTensor"));
   exports.Set("cpuInfo", Napi::Function::New(env, CpuInfoJs, "cpuInfo"));
   exports.Set("cudaStatus", Napi::Function::New(env, CudaStatusJs, "cudaStatus"));
   exports.Set("cudaAbi", Napi::Number::New(env, ONESTEP_CUDA_ABI));

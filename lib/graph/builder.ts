@@ -3,7 +3,9 @@
 // (model, batch, height, width) and keeps the compiled graph.
 import { ArgumentError, OnestepError, fromNative } from '../errors';
 import { type NativeDType, type NativeGraph, type NativeTensor, addon, callNative } from '../native';
-import { Act, type OpName, opCode } from './ops';
+import { Act, OPS, type OpName, opCode } from './ops';
+
+const OPS_BY_CODE = OPS.map((o) => o.name);
 
 export type ValueDType = 'F32' | 'F16' | 'BF16' | 'I64';
 
@@ -75,6 +77,9 @@ export class GraphBuilder {
   private readonly inputIds: number[] = [];
   private readonly outputList: { name: string; id: number }[] = [];
   private autoName = 0;
+
+  /** dryRun: build() compiles nothing (the graph only describes; used with recording weights). */
+  constructor(private readonly options: { dryRun?: boolean } = {}) {}
 
   private addValue(rec: ValueRecord): Value {
     this.values.push(rec);
@@ -261,12 +266,35 @@ export class GraphBuilder {
     return this.permute(x, [0, 3, 1, 2]);
   }
 
+  /** Multiply-accumulates of the graph by kind (the cost table's method: conv, linear, QK^T, PV). */
+  macs(): { conv: number; linear: number; attentionQK: number; attentionPV: number; total: number } {
+    const r = { conv: 0, linear: 0, attentionQK: 0, attentionPV: 0, total: 0 };
+    const shape = (id: number) => this.values[id].shape;
+    for (const n of this.nodes) {
+      const out = numel(shape(n.output));
+      const name = OPS_BY_CODE[n.op];
+      if (name === 'linear') r.linear += out * shape(n.inputs[1])[1];
+      else if (name === 'conv2d') {
+        const w = shape(n.inputs[1]);
+        r.conv += out * w[1] * w[2] * w[3];
+      } else if (name === 'attention') {
+        const [q, k, v] = [shape(n.inputs[0]), shape(n.inputs[1]), shape(n.inputs[2])];
+        r.attentionQK += q[0] * q[1] * k[1] * q[2];
+        r.attentionPV += q[0] * q[1] * k[1] * v[2];
+      }
+    }
+    r.total = r.conv + r.linear + r.attentionQK + r.attentionPV;
+    return r;
+  }
+
   output(name: string, v: Value): void {
     if (this.outputList.some((o) => o.name === name)) throw new ArgumentError(`graph output '${name}' declared twice`);
     this.outputList.push({ name, id: v.id });
   }
 
   build(): CompiledGraph {
+    const inputs = this.inputIds.map((id) => ({ name: this.values[id].name, shape: this.values[id].shape, dtype: this.values[id].dtype }));
+    if (this.options.dryRun) return new CompiledGraph(undefined, inputs, this.outputList.map((o) => o.name), this.macs());
     const spec = {
       values: this.values.map((v) => ({ kind: v.kind, dtype: v.dtype, shape: v.shape, name: v.name, const: v.const })),
       consts: this.consts,
@@ -275,11 +303,7 @@ export class GraphBuilder {
       outputs: this.outputList.map((o) => o.id),
     };
     const native = callNative(() => addon().createGraph(spec));
-    return new CompiledGraph(
-      native,
-      this.inputIds.map((id) => ({ name: this.values[id].name, shape: this.values[id].shape, dtype: this.values[id].dtype })),
-      this.outputList.map((o) => o.name),
-    );
+    return new CompiledGraph(native, inputs, this.outputList.map((o) => o.name), this.macs());
   }
 }
 
@@ -296,6 +320,8 @@ export class CompiledGraph {
     private native: NativeGraph | undefined,
     readonly inputs: { name: string; shape: number[]; dtype: ValueDType }[],
     readonly outputs: string[],
+    /** multiply-accumulates per run, by kind */
+    readonly macs: { conv: number; linear: number; attentionQK: number; attentionPV: number; total: number },
   ) {}
 
   get arenaBytes(): number {
@@ -309,7 +335,7 @@ export class CompiledGraph {
   /** Runs on a native thread. Inputs by name; plain arrays are copied into native tensors. */
   async run(inputs: Record<string, GraphInput>, opts: { profile?: boolean } = {}): Promise<Record<string, NativeTensor> & { profile?: RunProfileEntry[] }> {
     const g = this.native;
-    if (!g) throw new OnestepError('ERR_ONESTEP_DISPOSED', 'graph was disposed');
+    if (!g) throw new OnestepError('ERR_ONESTEP_DISPOSED', 'graph was disposed (or is a dry run)');
     const a = addon();
     const owned: NativeTensor[] = [];
     const args = this.inputs.map((d) => {

@@ -3,7 +3,8 @@
 // fails with the full key and both shapes. Converted tensors (float32 copies of small vectors,
 // prepared conv kernels) are cached, so graphs for several shapes share them.
 import { WeightError } from '../errors';
-import { type NativeTensor, addon, callNative } from '../native';
+import { GraphBuilder } from '../graph';
+import { type NativeDType, type NativeTensor, addon, callNative } from '../native';
 import type { Checkpoint } from '../safetensors';
 
 const str = (s: readonly number[]) => `[${s.join(', ')}]`;
@@ -12,9 +13,19 @@ class Store {
   readonly used = new Set<string>();
   readonly cache = new Map<string, NativeTensor>();
   constructor(
-    readonly checkpoint: Checkpoint,
+    readonly checkpoint: Checkpoint | undefined,
     readonly label: string,
+    /** recording mode: every weight asked for, with its shape (see Weights.recording) */
+    readonly recorded?: Map<string, number[]>,
   ) {}
+}
+
+/** A stand-in tensor for recording mode: it has a shape and a dtype and no data. */
+function placeholder(shape: readonly number[], dtype: NativeDType): NativeTensor {
+  const fail = (): never => {
+    throw new WeightError('', 'recording-mode weights hold no data');
+  };
+  return { dtype, shape: [...shape], nbytes: 0, toFloat32: fail, bytes: fail, dispose: () => undefined };
 }
 
 export class Weights {
@@ -27,6 +38,34 @@ export class Weights {
     return new Weights(new Store(checkpoint, label), '');
   }
 
+  /**
+   * Weights that hold nothing but record every key and shape the model code asks for (has()
+   * answers false, so optional alternative layouts take the diffusers default). Graphs built
+   * from them are dry runs. Used to write random-weight checkpoints in real architectures.
+   */
+  static recording(label = 'recording'): Weights {
+    return new Weights(new Store(undefined, label, new Map()), '');
+  }
+
+  /** The keys and shapes recorded so far (recording mode only). */
+  recordedShapes(): Map<string, number[]> {
+    return new Map(this.store.recorded ?? []);
+  }
+
+  get recording(): boolean {
+    return this.store.recorded !== undefined;
+  }
+
+  /** A graph builder for these weights (a dry run in recording mode). */
+  builder(): GraphBuilder {
+    return new GraphBuilder({ dryRun: this.recording });
+  }
+
+  private get checkpoint(): Checkpoint {
+    if (!this.store.checkpoint) throw new WeightError('', `${this.store.label}: no checkpoint`);
+    return this.store.checkpoint;
+  }
+
   scope(sub: string): Weights {
     return new Weights(this.store, this.key(sub));
   }
@@ -36,21 +75,25 @@ export class Weights {
   }
 
   has(name: string): boolean {
-    return this.store.checkpoint.has(this.key(name));
+    return this.store.checkpoint ? this.store.checkpoint.has(this.key(name)) : false;
   }
 
   /** The stored shape of a weight (which must exist). */
   shapeOf(name: string): number[] {
-    return this.store.checkpoint.info(this.key(name)).shape;
+    return this.checkpoint.info(this.key(name)).shape;
   }
 
   /** The stored tensor (a zero-copy view, any float dtype), checked against `shape`. */
   get(name: string, shape: readonly number[]): NativeTensor {
     const key = this.key(name);
-    if (!this.store.checkpoint.has(key)) {
+    if (this.store.recorded) {
+      this.store.recorded.set(key, [...shape]);
+      return placeholder(shape, 'F16');
+    }
+    if (!this.store.checkpoint?.has(key)) {
       throw new WeightError(key, `${this.store.label}: missing weight '${key}' (expected shape ${str(shape)})`);
     }
-    const info = this.store.checkpoint.info(key);
+    const info = this.checkpoint.info(key);
     if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
       throw new WeightError(key, `${this.store.label}: weight '${key}' has shape ${str(info.shape)}, expected ${str(shape)}`);
     }
@@ -58,7 +101,7 @@ export class Weights {
       throw new WeightError(key, `${this.store.label}: weight '${key}' is ${info.dtype}; weights must be F32, F16 or BF16`);
     }
     this.store.used.add(key);
-    return this.store.checkpoint.tensor(key);
+    return this.checkpoint.tensor(key);
   }
 
   private cached(tag: string, key: string, make: () => NativeTensor): NativeTensor {
@@ -80,6 +123,7 @@ export class Weights {
   f32(name: string, shape: readonly number[]): NativeTensor {
     return this.cached('f32', this.key(name), () => {
       const t = this.get(name, shape);
+      if (this.recording) return placeholder(shape, 'F32');
       const v = t.toFloat32();
       return callNative(() => addon().tensorFromFloat32('F32', [...shape], v));
     });
@@ -89,6 +133,7 @@ export class Weights {
   conv(name: string, shape: readonly [number, number, number, number]): NativeTensor {
     return this.cached('conv', this.key(name), () => {
       const t = this.get(name, shape);
+      if (this.recording) return placeholder([shape[0], shape[2], shape[3], shape[1]], 'F16');
       return callNative(() => addon().prepareConvWeight(t));
     });
   }
@@ -96,6 +141,11 @@ export class Weights {
   /** Keys of the checkpoint under this scope that no model code has read. */
   unused(): string[] {
     const p = this.prefix ? `${this.prefix}.` : '';
-    return this.store.checkpoint.names().filter((k) => k.startsWith(p) && !this.store.used.has(k));
+    return this.store.checkpoint ? this.store.checkpoint.names().filter((k) => k.startsWith(p) && !this.store.used.has(k)) : [];
+  }
+
+  /** Releases the checkpoint's mapping (tensors already handed out stay valid). */
+  close(): void {
+    this.store.checkpoint?.close();
   }
 }

@@ -12,4 +12,4 @@ export {
 } from './dtypes';
 export { SafetensorsFile, openSafetensors } from './file';
 export { MAX_HEADER_BYTES, type SafetensorsHeader, type TensorInfo, parseSafetensorsBuffer } from './header';
-export { type TensorToWrite, saveSafetensors, serializeSafetensors } from './writer';
+export { type StreamedTensor, type TensorToWrite, saveSafetensors, saveSafetensorsStreaming, serializeSafetensors } from './writer';

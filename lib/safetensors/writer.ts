@@ -74,3 +74,51 @@ export function saveSafetensors(path: string, tensors: Record<string, TensorToWr
   fs.writeFileSync(tmp, buf);
   fs.renameSync(tmp, path);
 }
+
+export interface StreamedTensor {
+  name: string;
+  dtype: string;
+  shape: number[];
+  /** called once, when the tensor's turn comes: its raw little-endian bytes */
+  bytes: () => Uint8Array;
+}
+
+/**
+ * Writes a safetensors file tensor by tensor, so that it never holds more than one tensor's data
+ * (for multi-gigabyte checkpoints). Same layout as serializeSafetensors, written to a temporary
+ * file and renamed.
+ */
+export function saveSafetensorsStreaming(path: string, tensors: StreamedTensor[], metadata?: Record<string, string>): void {
+  const sorted = [...tensors].sort(
+    (a, b) => SAFETENSORS_DTYPE_SIZES[b.dtype] - SAFETENSORS_DTYPE_SIZES[a.dtype] || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
+  );
+  const header: Record<string, unknown> = {};
+  if (metadata) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const t of sorted) {
+    if (!isKnownDType(t.dtype)) throw new ArgumentError(`tensor '${t.name}': unknown dtype '${t.dtype}'`);
+    const n = t.shape.reduce((a, b) => a * b, 1) * SAFETENSORS_DTYPE_SIZES[t.dtype];
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + n] };
+    offset += n;
+  }
+  let json = Buffer.from(JSON.stringify(header), 'utf8');
+  const padded = Math.ceil(json.length / 8) * 8;
+  if (padded !== json.length) json = Buffer.concat([json, Buffer.alloc(padded - json.length, 0x20)]);
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(json.length), 0);
+    fs.writeSync(fd, len);
+    fs.writeSync(fd, json);
+    for (const t of sorted) {
+      const b = t.bytes();
+      const n = t.shape.reduce((a, c) => a * c, 1) * SAFETENSORS_DTYPE_SIZES[t.dtype];
+      if (b.byteLength !== n) throw new ArgumentError(`tensor '${t.name}': ${b.byteLength} bytes, expected ${n}`);
+      fs.writeSync(fd, b);
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, path);
+}

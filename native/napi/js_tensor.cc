@@ -1,6 +1,9 @@
 #include "js_tensor.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "addon_data.h"
 #include "util.h"
@@ -121,6 +124,42 @@ Napi::Value TensorFromBytes(const Napi::CallbackInfo& info) {
           " bytes for shape ", shapeString(shape), " of ", dtypeName(dtype), " (", t.nbytes(), " expected)");
     const uint8_t* src = static_cast<const uint8_t*>(bytes.ArrayBuffer().Data()) + bytes.ByteOffset();
     if (t.nbytes()) std::memcpy(t.mutableData(), src, t.nbytes());
+    return JsTensor::Wrap(info.Env(), std::move(t));
+  });
+}
+
+Napi::Value RandomTensor(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    requireArgs(info, 5, "randomTensor");
+    const DType dtype = parseDType(stringArg(info, 0, "randomTensor"));
+    check(dtype != DType::I64, "ERR_ONESTEP_DTYPE", "randomTensor: float dtypes only");
+    const Shape shape = shapeArg(info[1], "shape");
+    const uint64_t seed = indexArg(info[2], "seed");
+    if (!info[3].IsNumber() || !info[4].IsNumber()) fail("ERR_ONESTEP_ARGUMENT", "randomTensor: mean and std must be numbers");
+    const double mean = info[3].As<Napi::Number>().DoubleValue(), stdv = info[4].As<Napi::Number>().DoubleValue();
+    check(std::isfinite(mean) && std::isfinite(stdv) && stdv >= 0, "ERR_ONESTEP_ARGUMENT", "randomTensor: bad mean or std");
+    Tensor t = Tensor::empty(dtype, shape);
+    const int64_t n = t.numel();
+    const float half = (float)(stdv * 1.7320508075688772);  // uniform [-a, a] has std a / sqrt(3)
+    constexpr int64_t kChunk = 1 << 16;
+    std::vector<float> buf;
+    for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
+      const int64_t len = std::min(kChunk, n - c0);
+      buf.resize((size_t)len);
+      uint64_t x = seed * 0x9E3779B97F4A7C15ull + (uint64_t)(c0 / kChunk) * 0xD1B54A32D192ED03ull + 1;
+      for (int64_t i = 0; i < len; ++i) {
+        // splitmix64
+        uint64_t z = (x += 0x9E3779B97F4A7C15ull);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        const float u = (float)(z >> 40) * (1.0f / 16777216.0f);  // [0, 1)
+        buf[(size_t)i] = (float)mean + half * (2.0f * u - 1.0f);
+      }
+      Tensor part = Tensor::empty(dtype, Shape{len});
+      part.copyFromFloat32(buf.data());
+      std::memcpy(t.mutableData() + c0 * (int64_t)dtypeSize(dtype), part.data(), part.nbytes());
+    }
     return JsTensor::Wrap(info.Env(), std::move(t));
   });
 }

@@ -37,6 +37,9 @@ class JsTensor : public Napi::ObjectWrap<JsTensor> {
 Napi::Value TensorFromFloat32(const Napi::CallbackInfo& info);
 // tensorFromBytes(dtype: string, shape: number[], bytes: Uint8Array) -> JsTensor (raw little-endian)
 Napi::Value TensorFromBytes(const Napi::CallbackInfo& info);
+// randomTensor(dtype, shape, seed, mean, std) -> JsTensor: uniform values with that mean and standard
+// deviation, deterministic in the seed (for random-weight models; not torch-compatible noise)
+Napi::Value RandomTensor(const Napi::CallbackInfo& info);
 
 }  // namespace napi
 }  // namespace onestep

@@ -2,7 +2,7 @@
 // token + position embeddings, pre-LN transformer layers with causal self-attention, final
 // LayerNorm, pooled output at the EOS token, optional text projection.
 import { ArgumentError } from '../../errors';
-import { type CompiledGraph, GraphBuilder, type Value } from '../../graph';
+import type { CompiledGraph, Value } from '../../graph';
 import { type NativeTensor, addon, callNative } from '../../native';
 import { Checkpoint } from '../../safetensors';
 import { Weights } from '../weights';
@@ -21,17 +21,16 @@ export type TextEncoderOutput = 'last_hidden_state' | 'penultimate' | 'penultima
 export class CLIPTextModel {
   private readonly graphs = new Map<string, CompiledGraph>();
 
-  private constructor(
+  constructor(
     readonly config: CLIPTextConfig,
     private readonly w: Weights,
-    private readonly checkpoint: Checkpoint,
   ) {}
 
   static fromPretrained(dir: string, options: { variant?: string } = {}): CLIPTextModel {
     const config = readCLIPTextConfig(dir);
     const checkpoint = Checkpoint.open(dir, { variant: options.variant, weightNames: ['model', 'pytorch_model'] });
     const w = Weights.of(checkpoint, `text encoder ${dir}`);
-    const model = new CLIPTextModel(config, w, checkpoint);
+    const model = new CLIPTextModel(config, w);
     model.checkWeights();
     return model;
   }
@@ -66,6 +65,13 @@ export class CLIPTextModel {
     };
   }
 
+  /** Builds the full graph once (with recording weights: lists the weights). */
+  buildGraphs(): void {
+    const outs: TextEncoderOutput[] = ['last_hidden_state', 'penultimate', 'pooled'];
+    if (this.config.withProjection) outs.push('text_embeds');
+    this.graph(1, this.config.maxPositions, outs);
+  }
+
   /** The graph for a batch of `batch` sequences of `length` tokens producing `outputs`. */
   graph(batch: number, length: number, outputs: TextEncoderOutput[]): CompiledGraph {
     const c = this.config;
@@ -75,7 +81,7 @@ export class CLIPTextModel {
     const cached = this.graphs.get(key);
     if (cached) return cached;
 
-    const g = new GraphBuilder();
+    const g = this.w.builder();
     const H = c.hiddenSize;
     const tm = this.w.scope('text_model');
     const ids = g.input('input_ids', [batch, length], 'I64');
@@ -160,6 +166,6 @@ export class CLIPTextModel {
   dispose(): void {
     for (const g of this.graphs.values()) g.dispose();
     this.graphs.clear();
-    this.checkpoint.close();
+    this.w.close();
   }
 }

@@ -2,7 +2,7 @@
 // time embedding (+ LCM guidance cond_proj, + SDXL text_time), conv_in, down blocks, mid block,
 // up blocks with skip connections, GroupNorm + SiLU, conv_out. Inputs and outputs are NCHW.
 import { ArgumentError } from '../../errors';
-import { Act, type CompiledGraph, GraphBuilder, type Value } from '../../graph';
+import { Act, type CompiledGraph, type Value } from '../../graph';
 import type { NativeTensor } from '../../native';
 import { Checkpoint } from '../../safetensors';
 import { downsample, resnet, timestepEmbedding, transformer2d, upsample } from '../blocks';
@@ -27,16 +27,15 @@ export interface UNetInputs {
 export class UNet2DConditionModel {
   private readonly graphs = new Map<string, CompiledGraph>();
 
-  private constructor(
+  constructor(
     readonly config: UNetConfig,
     private readonly w: Weights,
-    private readonly checkpoint: Checkpoint,
   ) {}
 
   static fromPretrained(dir: string, options: { variant?: string } = {}): UNet2DConditionModel {
     const config = readUNetConfig(dir);
     const checkpoint = Checkpoint.open(dir, { variant: options.variant });
-    return new UNet2DConditionModel(config, Weights.of(checkpoint, `unet ${dir}`), checkpoint);
+    return new UNet2DConditionModel(config, Weights.of(checkpoint, `unet ${dir}`));
   }
 
   /** How many times the latents are halved (the latent size must be divisible by 2^this). */
@@ -58,10 +57,16 @@ export class UNet2DConditionModel {
     return compiled;
   }
 
+  /** Builds the graph once at the smallest size (with recording weights: lists the weights). */
+  buildGraphs(): void {
+    const f = 2 ** this.downsamplings;
+    this.graph(1, f, f, 77);
+  }
+
   private build(B: number, H: number, W: number, L: number): CompiledGraph {
     const c = this.config;
     const w = this.w;
-    const g = new GraphBuilder();
+    const g = this.w.builder();
     const ch0 = c.blockOutChannels[0];
     const tembDim = ch0 * 4;
 
@@ -178,6 +183,6 @@ export class UNet2DConditionModel {
   dispose(): void {
     for (const g of this.graphs.values()) g.dispose();
     this.graphs.clear();
-    this.checkpoint.close();
+    this.w.close();
   }
 }

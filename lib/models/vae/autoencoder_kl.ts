@@ -2,7 +2,7 @@
 // post_quant_conv + Decoder. Images are NCHW in [-1, 1]; latents NCHW, unscaled (the caller
 // divides by scaling_factor before decoding, as the pipelines do).
 import { ArgumentError } from '../../errors';
-import { Act, type CompiledGraph, GraphBuilder } from '../../graph';
+import { Act, type CompiledGraph } from '../../graph';
 import type { NativeTensor } from '../../native';
 import { Checkpoint } from '../../safetensors';
 import { resnet, upsample } from '../blocks';
@@ -22,16 +22,15 @@ export interface LatentDistribution {
 export class AutoencoderKL {
   private readonly graphs = new Map<string, CompiledGraph>();
 
-  private constructor(
+  constructor(
     readonly config: AutoencoderKLConfig,
     private readonly w: Weights,
-    private readonly checkpoint: Checkpoint,
   ) {}
 
   static fromPretrained(dir: string, options: { variant?: string } = {}): AutoencoderKL {
     const config = readAutoencoderKLConfig(dir);
     const checkpoint = Checkpoint.open(dir, { variant: options.variant });
-    return new AutoencoderKL(config, Weights.of(checkpoint, `vae ${dir}`), checkpoint);
+    return new AutoencoderKL(config, Weights.of(checkpoint, `vae ${dir}`));
   }
 
   get downscale(): number {
@@ -40,7 +39,7 @@ export class AutoencoderKL {
 
   private encoderGraph(B: number, H: number, W: number, withNoise: boolean): CompiledGraph {
     const c = this.config;
-    const g = new GraphBuilder();
+    const g = this.w.builder();
     const x = g.toNHWC(g.input('image', [B, c.inChannels, H, W]));
     const { mean, logvar, std } = klEncode(g, this.w, x, c);
     g.output('mean', g.toNCHW(mean));
@@ -55,7 +54,7 @@ export class AutoencoderKL {
 
   private decoderGraph(B: number, h: number, w0: number): CompiledGraph {
     const c = this.config;
-    const g = new GraphBuilder();
+    const g = this.w.builder();
     const w = this.w.scope('decoder');
     const ch = c.blockOutChannels;
     const z = c.latentChannels;
@@ -90,19 +89,35 @@ export class AutoencoderKL {
     return g;
   }
 
+  /** The cached decoder graph for latents of [batch, z, height, width]. */
+  decoderGraphFor(batch: number, height: number, width: number): CompiledGraph {
+    return this.cached(`dec${batch}x${height}x${width}`, () => this.decoderGraph(batch, height, width));
+  }
+
+  /** The cached encoder graph for images of [batch, C, height, width]. */
+  encoderGraphFor(batch: number, height: number, width: number, withNoise = false): CompiledGraph {
+    return this.cached(`enc${batch}x${height}x${width}${withNoise ? 'n' : ''}`, () => this.encoderGraph(batch, height, width, withNoise));
+  }
+
+  /** Builds every graph once at the smallest size (with recording weights: lists the weights). */
+  buildGraphs(): void {
+    this.encoderGraphFor(1, this.downscale, this.downscale);
+    this.decoderGraphFor(1, 1, 1);
+  }
+
   /** image [B, C, H, W] in [-1, 1] -> the latent distribution (unscaled); with noise, also a sample. */
   async encode(image: Float32Array | NativeTensor, shape: { batch: number; height: number; width: number }, noise?: Float32Array | NativeTensor): Promise<LatentDistribution> {
     const { batch, height, width } = shape;
     const f = this.downscale;
     if (height % f || width % f) throw new ArgumentError(`image size ${height}x${width} must be divisible by ${f}`);
-    const graph = this.cached(`enc${batch}x${height}x${width}${noise ? 'n' : ''}`, () => this.encoderGraph(batch, height, width, !!noise));
+    const graph = this.encoderGraphFor(batch, height, width, !!noise);
     const out = await graph.run(noise ? { image, noise } : { image });
     return { mean: out.mean, logvar: out.logvar, std: out.std, sample: out.sample };
   }
 
   /** latents [B, z, h, w] (already divided by scaling_factor) -> image [B, C, h*f, w*f], roughly [-1, 1]. */
   async decode(latents: Float32Array | NativeTensor, shape: { batch: number; height: number; width: number }): Promise<NativeTensor> {
-    const graph = this.cached(`dec${shape.batch}x${shape.height}x${shape.width}`, () => this.decoderGraph(shape.batch, shape.height, shape.width));
+    const graph = this.decoderGraphFor(shape.batch, shape.height, shape.width);
     return (await graph.run({ latents })).image;
   }
 
@@ -113,6 +128,6 @@ export class AutoencoderKL {
   dispose(): void {
     for (const g of this.graphs.values()) g.dispose();
     this.graphs.clear();
-    this.checkpoint.close();
+    this.w.close();
   }
 }

@@ -2,7 +2,7 @@
 // (nn.Sequential `layers.N` keys). Encoder input (x + 1) / 2; decoder input tanh(x / 3) * 3 and
 // output x * 2 - 1. Latents are the UNet's own (scaling_factor 1).
 import { ArgumentError } from '../../errors';
-import { type Act, type CompiledGraph, GraphBuilder, type Value } from '../../graph';
+import type { Act, CompiledGraph, GraphBuilder, Value } from '../../graph';
 import type { NativeTensor } from '../../native';
 import { Checkpoint } from '../../safetensors';
 import { Weights } from '../weights';
@@ -20,16 +20,15 @@ function tinyBlock(g: GraphBuilder, w: Weights, x: Value, cin: number, cout: num
 export class AutoencoderTiny {
   private readonly graphs = new Map<string, CompiledGraph>();
 
-  private constructor(
+  constructor(
     readonly config: AutoencoderTinyConfig,
     private readonly w: Weights,
-    private readonly checkpoint: Checkpoint,
   ) {}
 
   static fromPretrained(dir: string, options: { variant?: string } = {}): AutoencoderTiny {
     const config = readAutoencoderTinyConfig(dir);
     const checkpoint = Checkpoint.open(dir, { variant: options.variant });
-    return new AutoencoderTiny(config, Weights.of(checkpoint, `taesd ${dir}`), checkpoint);
+    return new AutoencoderTiny(config, Weights.of(checkpoint, `taesd ${dir}`));
   }
 
   get downscale(): number {
@@ -38,7 +37,7 @@ export class AutoencoderTiny {
 
   private encoderGraph(B: number, H: number, W: number): CompiledGraph {
     const c = this.config;
-    const g = new GraphBuilder();
+    const g = this.w.builder();
     const w = this.w.scope('encoder.layers');
     let x = g.affine(g.toNHWC(g.input('image', [B, c.inChannels, H, W])), 0.5, 0.5);
     let k = 0;
@@ -61,7 +60,7 @@ export class AutoencoderTiny {
 
   private decoderGraph(B: number, h: number, w0: number): CompiledGraph {
     const c = this.config;
-    const g = new GraphBuilder();
+    const g = this.w.builder();
     const w = this.w.scope('decoder.layers');
     const ch = c.decoderChannels;
     let x = g.unary(g.toNHWC(g.input('latents', [B, c.latentChannels, h, w0])), { act: 6 /* tanh */, a: 1 / 3, c: 3 });
@@ -93,15 +92,29 @@ export class AutoencoderTiny {
     return g;
   }
 
+  decoderGraphFor(batch: number, height: number, width: number): CompiledGraph {
+    return this.cached(`dec${batch}x${height}x${width}`, () => this.decoderGraph(batch, height, width));
+  }
+
+  encoderGraphFor(batch: number, height: number, width: number): CompiledGraph {
+    return this.cached(`enc${batch}x${height}x${width}`, () => this.encoderGraph(batch, height, width));
+  }
+
+  /** Builds every graph once at the smallest size (with recording weights: lists the weights). */
+  buildGraphs(): void {
+    this.encoderGraphFor(1, this.downscale, this.downscale);
+    this.decoderGraphFor(1, 1, 1);
+  }
+
   async encode(image: Float32Array | NativeTensor, shape: { batch: number; height: number; width: number }): Promise<NativeTensor> {
     const f = this.downscale;
     if (shape.height % f || shape.width % f) throw new ArgumentError(`image size ${shape.height}x${shape.width} must be divisible by ${f}`);
-    const graph = this.cached(`enc${shape.batch}x${shape.height}x${shape.width}`, () => this.encoderGraph(shape.batch, shape.height, shape.width));
+    const graph = this.encoderGraphFor(shape.batch, shape.height, shape.width);
     return (await graph.run({ image })).latents;
   }
 
   async decode(latents: Float32Array | NativeTensor, shape: { batch: number; height: number; width: number }): Promise<NativeTensor> {
-    const graph = this.cached(`dec${shape.batch}x${shape.height}x${shape.width}`, () => this.decoderGraph(shape.batch, shape.height, shape.width));
+    const graph = this.decoderGraphFor(shape.batch, shape.height, shape.width);
     return (await graph.run({ latents })).image;
   }
 
@@ -112,6 +125,6 @@ export class AutoencoderTiny {
   dispose(): void {
     for (const g of this.graphs.values()) g.dispose();
     this.graphs.clear();
-    this.checkpoint.close();
+    this.w.close();
   }
 }

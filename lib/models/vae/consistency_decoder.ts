@@ -3,7 +3,7 @@
 // two-step decode is one graph.
 import * as path from 'path';
 import { ArgumentError } from '../../errors';
-import { type CompiledGraph, GraphBuilder } from '../../graph';
+import type { CompiledGraph } from '../../graph';
 import { type NativeTensor, addon, callNative } from '../../native';
 import { Checkpoint } from '../../safetensors';
 import { consistencyDecoderSchedule } from '../../schedulers/consistency_decoder';
@@ -66,16 +66,15 @@ function readConfig(dir: string): CDConfig {
 export class ConsistencyDecoderVAE {
   private readonly graphs = new Map<string, CompiledGraph>();
 
-  private constructor(
+  constructor(
     readonly config: CDConfig,
     private readonly w: Weights,
-    private readonly checkpoint: Checkpoint,
   ) {}
 
   static fromPretrained(dir: string, options: { variant?: string } = {}): ConsistencyDecoderVAE {
     const config = readConfig(dir);
     const checkpoint = Checkpoint.open(dir, { variant: options.variant });
-    return new ConsistencyDecoderVAE(config, Weights.of(checkpoint, `consistency decoder ${dir}`), checkpoint);
+    return new ConsistencyDecoderVAE(config, Weights.of(checkpoint, `consistency decoder ${dir}`));
   }
 
   private cached(key: string, make: () => CompiledGraph): CompiledGraph {
@@ -91,7 +90,7 @@ export class ConsistencyDecoderVAE {
     const { batch: B, height: H, width: W } = shape;
     const e = this.config.encoder;
     const graph = this.cached(`enc${B}x${H}x${W}`, () => {
-      const g = new GraphBuilder();
+      const g = this.w.builder();
       const d = klEncode(g, this.w, g.toNHWC(g.input('image', [B, e.inChannels, H, W])), e);
       g.output('mean', g.toNCHW(d.mean));
       g.output('logvar', g.toNCHW(d.logvar));
@@ -125,7 +124,7 @@ export class ConsistencyDecoderVAE {
     const f = cfg.downscale;
     const zc = cfg.encoder.latentChannels;
     const s = consistencyDecoderSchedule(d.numTrainTimesteps);
-    const g = new GraphBuilder();
+    const g = this.w.builder();
     const a = addon();
     const vec = (v: number[]) => callNative(() => a.tensorFromFloat32('F32', [v.length], Float32Array.from(v)));
     // z' = (z * sf - means) / stds, nearest-upsampled by f
@@ -153,6 +152,6 @@ export class ConsistencyDecoderVAE {
   dispose(): void {
     for (const g of this.graphs.values()) g.dispose();
     this.graphs.clear();
-    this.checkpoint.close();
+    this.w.close();
   }
 }
