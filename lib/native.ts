@@ -73,6 +73,8 @@ export interface NativeAddon {
   opTable(): { name: string; minInputs: number; maxInputs: number; attrCount: number }[];
   /** [Co, Ci, kh, kw] -> [Co, kh, kw, Ci], same dtype */
   prepareConvWeight(w: NativeTensor): NativeTensor;
+  /** prepared [Co, 3, 3, Ci] -> F32 [16, Co, Ci], the Winograd F(2x2, 3x3) transform */
+  prepareWinogradWeight(w: NativeTensor): NativeTensor;
   gemmInfo(): { kernel: string };
   gemmSelect(kernel: string): boolean;
   gemmBench(M: number, N: number, K: number, dtype: NativeDType, seconds: number): number;

@@ -71,6 +71,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("createGraph", Napi::Function::New(env, CreateGraph, "createGraph"));
   exports.Set("opTable", Napi::Function::New(env, OpTable, "opTable"));
   exports.Set("prepareConvWeight", Napi::Function::New(env, PrepareConvWeight, "prepareConvWeight"));
+  exports.Set("prepareWinogradWeight", Napi::Function::New(env, PrepareWinogradWeight, "prepareWinogradWeight"));
   exports.Set("gemmInfo", Napi::Function::New(env, GemmInfo, "gemmInfo"));
   exports.Set("gemmSelect", Napi::Function::New(env, GemmSelect, "gemmSelect"));
   exports.Set("gemmBench", Napi::Function::New(env, GemmBench, "gemmBench"));

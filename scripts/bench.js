@@ -66,7 +66,8 @@ async function stage(name, graph, inputs, rows) {
   for (const p of profile || []) byOp.set(p.op, (byOp.get(p.op) || 0) + p.seconds * 1e3);
   const top = [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 4).map(([op, t]) => `${op} ${t.toFixed(0)}`).join(', ');
   rows.push({ name, ms, cold, gflops: flops / (ms / 1e3) / 1e9, gflop: flops / 1e9, top });
-  console.log(`${name.padEnd(26)} ${ms.toFixed(0).padStart(8)} ms  (cold ${cold.toFixed(0)} ms)  ${(flops / 1e9).toFixed(1).padStart(7)} GFLOP  ${(flops / (ms / 1e3) / 1e9).toFixed(1).padStart(6)} GFLOP/s   [${top}]`);
+  const rss = (process.memoryUsage().rss / 2 ** 30).toFixed(2);
+  console.log(`${name.padEnd(26)} ${ms.toFixed(0).padStart(8)} ms  (cold ${cold.toFixed(0)} ms)  ${(flops / 1e9).toFixed(1).padStart(7)} GFLOP  ${(flops / (ms / 1e3) / 1e9).toFixed(1).padStart(6)} GFLOP/s  rss ${rss} GiB  [${top}]`);
 }
 
 async function main() {

@@ -4,6 +4,7 @@
 import { ArgumentError, OnestepError, fromNative } from '../errors';
 import { type NativeDType, type NativeGraph, type NativeTensor, addon, callNative } from '../native';
 import { Act, OPS, type OpName, opCode } from './ops';
+import { winogradFor } from './winograd';
 
 const OPS_BY_CODE = OPS.map((o) => o.name);
 
@@ -131,8 +132,15 @@ export class GraphBuilder {
     return this.node('linear', inputs, [opts.act ?? Act.None], out, opts.name);
   }
 
-  /** NHWC convolution; w is prepared ([Co, kh, kw, Ci], see prepareConvWeight). */
+  /**
+   * NHWC convolution; w is prepared ([Co, kh, kw, Ci], see prepareConvWeight). A 3x3 stride-1
+   * convolution large enough to pay off runs by Winograd F(2x2, 3x3) (see winogradPolicy).
+   */
   conv2d(x: Value, w: Value | NativeTensor, bias?: Value | NativeTensor, opts: Conv2dOptions & { name?: string } = {}): Value {
+    if (!(w instanceof Value) && !this.options.dryRun) {
+      const u = winogradFor(w, x, opts);
+      if (u) return this.conv2dWinograd(x, u, bias, opts);
+    }
     const wv = this.asConst(w);
     const bv = bias ? this.asConst(bias) : undefined;
     if (x.rank !== 4 || wv.rank !== 4 || wv.shape[3] !== x.shape[3]) this.fail('conv2d', `x ${str(x.shape)} does not match w ${str(wv.shape)} ([Co, kh, kw, Ci])`);
@@ -147,6 +155,21 @@ export class GraphBuilder {
     const inputs = [x, wv, bv, opts.residual];
     while (inputs.length > 2 && inputs[inputs.length - 1] === undefined) inputs.pop();
     return this.node('conv2d', inputs, [sh, sw, pt, pl, pb, pr, up, opts.act ?? Act.None], out, opts.name);
+  }
+
+  /** A 3x3 stride-1 convolution by Winograd F(2x2, 3x3); u from prepareWinogradWeight ([16, Co, Ci]). */
+  conv2dWinograd(x: Value, u: Value | NativeTensor, bias?: Value | NativeTensor, opts: Omit<Conv2dOptions, 'stride'> & { name?: string } = {}): Value {
+    const uv = this.asConst(u);
+    const bv = bias ? this.asConst(bias) : undefined;
+    if (x.rank !== 4 || uv.rank !== 3 || uv.shape[0] !== 16 || uv.shape[2] !== x.shape[3]) this.fail('conv2d_winograd', `x ${str(x.shape)} does not match u ${str(uv.shape)} ([16, Co, Ci])`);
+    const p = opts.padding ?? 0;
+    const [pt, pl, pb, pr] = typeof p === 'number' ? [p, p, p, p] : p.length === 2 ? [p[0], p[1], p[0], p[1]] : p;
+    const up = opts.upsample ?? 1;
+    const out = [x.shape[0], x.shape[1] * up + pt + pb - 2, x.shape[2] * up + pl + pr - 2, uv.shape[1]];
+    if (opts.residual && !eqShape(opts.residual.shape, out)) this.fail('conv2d_winograd', `residual ${str(opts.residual.shape)} must be ${str(out)}`);
+    const inputs = [x, uv, bv, opts.residual];
+    while (inputs.length > 2 && inputs[inputs.length - 1] === undefined) inputs.pop();
+    return this.node('conv2d_winograd', inputs, [pt, pl, pb, pr, up, opts.act ?? Act.None], out, opts.name);
   }
 
   groupNorm(x: Value, gamma: Value | NativeTensor, beta: Value | NativeTensor, groups: number, eps: number, act: Act = Act.None): Value {
@@ -277,6 +300,8 @@ export class GraphBuilder {
       else if (name === 'conv2d') {
         const w = shape(n.inputs[1]);
         r.conv += out * w[1] * w[2] * w[3];
+      } else if (name === 'conv2d_winograd') {
+        r.conv += out * 9 * shape(n.inputs[1])[2]; // counted as the direct convolution it computes
       } else if (name === 'attention') {
         const [q, k, v] = [shape(n.inputs[0]), shape(n.inputs[1]), shape(n.inputs[2])];
         r.attentionQK += q[0] * q[1] * k[1] * q[2];

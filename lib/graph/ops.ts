@@ -27,6 +27,7 @@ export const OPS: readonly OpDef[] = [
   { name: 'reshape', minInputs: 1, maxInputs: 1, attrCount: 7 },
   { name: 'slice', minInputs: 1, maxInputs: 1, attrCount: 3 },
   { name: 'avg_pool', minInputs: 1, maxInputs: 1, attrCount: 1 },
+  { name: 'conv2d_winograd', minInputs: 2, maxInputs: 4, attrCount: 6 },
 ];
 
 export type OpName =
@@ -47,7 +48,8 @@ export type OpName =
   | 'permute'
   | 'reshape'
   | 'slice'
-  | 'avg_pool';
+  | 'avg_pool'
+  | 'conv2d_winograd';
 
 export function opCode(name: OpName): number {
   const i = OPS.findIndex((o) => o.name === name);

@@ -3,7 +3,7 @@
 // fails with the full key and both shapes. Converted tensors (float32 copies of small vectors,
 // prepared conv kernels) are cached, so graphs for several shapes share them.
 import { WeightError } from '../errors';
-import { GraphBuilder } from '../graph';
+import { GraphBuilder, releaseWinograd } from '../graph';
 import { type NativeDType, type NativeTensor, addon, callNative } from '../native';
 import type { Checkpoint } from '../safetensors';
 
@@ -144,8 +144,16 @@ export class Weights {
     return this.store.checkpoint ? this.store.checkpoint.names().filter((k) => k.startsWith(p) && !this.store.used.has(k)) : [];
   }
 
-  /** Releases the checkpoint's mapping (tensors already handed out stay valid). */
+  /**
+   * Releases every converted tensor and the checkpoint's mapping now, rather than when the
+   * garbage collector gets to them. Graphs built from these weights must not run afterwards.
+   */
   close(): void {
+    for (const t of this.store.cache.values()) {
+      releaseWinograd(t);
+      t.dispose();
+    }
+    this.store.cache.clear();
     this.store.checkpoint?.close();
   }
 }

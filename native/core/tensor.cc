@@ -9,6 +9,11 @@
 #include "error.h"
 #include "half.h"
 
+#ifndef _WIN32
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
+
 namespace onestep {
 
 namespace {
@@ -84,7 +89,18 @@ Tensor Tensor::view(std::shared_ptr<MappedFile> file, uint64_t offset, uint64_t 
   t.data_ = file->data() ? file->data() + offset : nullptr;
   t.keepalive_ = file;
   t.writable_ = false;
+  t.mapped_ = true;
   return t;
+}
+
+void Tensor::releaseMappedPages() const {
+#ifndef _WIN32
+  if (!mapped_ || !data_) return;
+  const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  const uintptr_t begin = ((uintptr_t)data_ + page - 1) / page * page;
+  const uintptr_t end = ((uintptr_t)data_ + nbytes()) / page * page;
+  if (end > begin) madvise((void*)begin, end - begin, MADV_DONTNEED);
+#endif
 }
 
 uint8_t* Tensor::mutableData() {

@@ -37,6 +37,10 @@ class Tensor {
   const uint8_t* data() const { return data_; }
   uint8_t* mutableData();
 
+  // For a view of a mapped file: tells the OS the pages may be dropped (they are re-read from the
+  // file if touched again). Used after a weight was converted into its own copy. No-op otherwise.
+  void releaseMappedPages() const;
+
   // Converts every element to float32 (I64 is converted with rounding to nearest float).
   void copyToFloat32(float* out) const;
   // Converts float32 values into this tensor's dtype (F32/F16/BF16; I64 truncates toward zero).
@@ -49,6 +53,7 @@ class Tensor {
   std::shared_ptr<const void> keepalive_;
   const uint8_t* data_ = nullptr;
   bool writable_ = false;
+  bool mapped_ = false;
 };
 
 }  // namespace onestep

@@ -37,9 +37,5 @@ inline float applyAct(Act a, float x) {
   return x;
 }
 
-inline void applyActRow(Act a, float* x, int64_t n) {
-  if (a == Act::None) return;
-  for (int64_t i = 0; i < n; ++i) x[i] = applyAct(a, x[i]);
-}
 
 }  // namespace onestep

@@ -27,6 +27,10 @@ double opFlops(Op op, const std::vector<const Shape*>& in, const Shape& out, con
       const Shape& w = *in[1];
       return 2.0 * outN * (double)(w[1] * w[2] * w[3]);
     }
+    case Op::Conv2dWinograd: {
+      // counted as the direct convolution it computes (the cost table's convention)
+      return 2.0 * outN * 9.0 * (double)(*in[1])[2];
+    }
     case Op::Attention: {
       const Shape &q = *in[0], &k = *in[1], &v = *in[2];
       return 2.0 * (double)q[0] * (double)q[1] * (double)k[1] * (double)(q[2] + v[2]);

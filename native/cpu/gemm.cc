@@ -11,6 +11,7 @@
 #include "../core/error.h"
 #include "../core/half.h"
 #include "cpu_info.h"
+#include "vecmath.h"
 #include "thread_pool.h"
 
 namespace onestep {
@@ -248,6 +249,34 @@ bool gemmSelectKernel(const char* name) {
   gKernel.store(k);
   return true;
 }
+
+size_t gemmPackedBSize(int64_t K, int64_t N) {
+  const GemmKernel& kr = *pickKernel();
+  return (size_t)(((N + kr.nr - 1) / kr.nr) * kr.nr * std::max<int64_t>(K, 1));
+}
+
+void gemmPackB(const GemmB& B, int64_t K, int64_t N, float* out) {
+  const GemmKernel& kr = *pickKernel();
+  const int64_t panels = (N + kr.nr - 1) / kr.nr;
+  for (int64_t k0 = 0; k0 < K; k0 += kr.kc) packB(kr, B, k0, std::min<int64_t>(kr.kc, K - k0), 0, N, out + k0 * panels * kr.nr);
+}
+
+void gemmPackedB(int64_t M, int64_t N, int64_t K, const GemmA& A, const float* packedB, float* C, int64_t ldc,
+                 const GemmEpilogue& ep) {
+  const GemmKernel& kr = *pickKernel();
+  const int64_t panels = (N + kr.nr - 1) / kr.nr;
+  for (int64_t k0 = 0; k0 < K; k0 += kr.kc) {
+    const int64_t kc = std::min<int64_t>(kr.kc, K - k0);
+    for (int64_t m0 = 0; m0 < M; m0 += kr.mc) {
+      const int64_t mcur = std::min<int64_t>(kr.mc, M - m0);
+      float* ap = tPackA.get((size_t)(((mcur + kr.mr - 1) / kr.mr) * kr.mr * kc));
+      packA(kr, A, m0, mcur, k0, kc, ap);
+      computeBlock(kr, ap, packedB + k0 * panels * kr.nr, kc, m0, mcur, 0, N, 0, panels, C, ldc, k0 == 0, k0 + kc >= K, ep);
+    }
+  }
+}
+
+int64_t gemmRowBlock() { return 4 * pickKernel()->mr; }
 
 void gemm(int64_t M, int64_t N, int64_t K, const GemmA& A, const GemmB& B, float* C, int64_t ldc,
           const GemmEpilogue& ep, bool parallel) {

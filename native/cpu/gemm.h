@@ -55,6 +55,16 @@ inline void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, c
   gemm(M, N, K, a, B, C, ldc, ep, parallel);
 }
 
+// Packing B once for many products with it (attention's K and V):
+// the size in floats of all of B packed, and the packing itself (single-threaded).
+size_t gemmPackedBSize(int64_t K, int64_t N);
+void gemmPackB(const GemmB& B, int64_t K, int64_t N, float* out);
+// C = epilogue(alpha * A * B) with B from gemmPackB; single-threaded.
+void gemmPackedB(int64_t M, int64_t N, int64_t K, const GemmA& A, const float* packedB, float* C, int64_t ldc,
+                 const GemmEpilogue& ep);
+// Rows per block that suit the micro-kernel in use (a multiple of its MR).
+int64_t gemmRowBlock();
+
 // Name of the micro-kernel in use ("avx512", "avx2", "generic").
 const char* gemmKernelName();
 // Forces a kernel ("avx512", "avx2", "generic"); false if this CPU or build cannot run it.

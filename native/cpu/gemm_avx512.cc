@@ -15,6 +15,7 @@
 // GCC 12 warns about the intrinsics' own internal _mm512_undefined_ps() values
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 
 namespace onestep {

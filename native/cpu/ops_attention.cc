@@ -1,12 +1,14 @@
-// Scaled dot-product attention over [B, N, H*D] tokens. Queries are processed in tiles of up to
-// 64 rows, so the score matrix held at once is tile x keys per thread, never N x N.
+// Scaled dot-product attention over [B, N, H*D] tokens. Queries are processed in tiles of a few
+// micro-kernel heights, so the score matrix held at once is tile x keys per thread, never N x N.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <memory>
 #include <new>
 
 #include "gemm.h"
+#include "vecmath.h"
 #include "ops.h"
 #include "thread_pool.h"
 
@@ -31,9 +33,10 @@ struct Scratch {
   }
 };
 thread_local Scratch tScores;
-constexpr int64_t kTile = 64;
 }  // namespace
 
+// K and V of every (batch, head) are packed once, then query tiles run in parallel:
+// S = scale * Q K^T, row softmax (vectorised), O = S V.
 void cpuAttention(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out) {
   const Shape &qs = *in[0].shape, &ks = *in[1].shape, &vs = *in[2].shape;
   const int64_t B = qs[0], Nq = qs[1], Nk = ks[1];
@@ -45,41 +48,52 @@ void cpuAttention(const GraphNode& node, const std::vector<TensorRef>& in, const
   const float* k = static_cast<const float*>(in[1].data);
   const float* v = static_cast<const float*>(in[2].data);
   float* o = static_cast<float*>(out.data);
-  const int64_t tiles = (Nq + kTile - 1) / kTile;
-  ThreadPool::global().parallelFor(B * H * tiles, 1, [&](int64_t begin, int64_t end, int) {
+  ThreadPool& pool = ThreadPool::global();
+
+  const size_t kSize = gemmPackedBSize(D, Nk), vSize = gemmPackedBSize(Nk, Dv);
+  const size_t per = ((kSize + vSize + 15) / 16) * 16;
+  float* packed = static_cast<float*>(std::aligned_alloc(64, per * (size_t)(B * H) * sizeof(float)));
+  if (!packed) throw std::bad_alloc();
+  std::unique_ptr<float, void (*)(void*)> guard(packed, std::free);
+  pool.parallelFor(B * H * 2, 1, [&](int64_t begin, int64_t end, int) {
     for (int64_t t = begin; t < end; ++t) {
-      const int64_t tile = t % tiles, h = (t / tiles) % H, b = t / (tiles * H);
-      const int64_t q0 = tile * kTile, rows = std::min(kTile, Nq - q0);
+      const int64_t bh = t / 2, b = bh / H, h = bh % H;
+      float* dst = packed + per * (size_t)bh;
+      GemmB g;
+      if (t % 2 == 0) {
+        g.data = k + b * Nk * H * D + h * D;
+        g.ld = H * D;
+        g.nk = true;
+        gemmPackB(g, D, Nk, dst);
+      } else {
+        g.data = v + b * Nk * H * Dv + h * Dv;
+        g.ld = H * Dv;
+        g.nk = false;
+        gemmPackB(g, Nk, Dv, dst + kSize);
+      }
+    }
+  });
+
+  const int64_t tile = gemmRowBlock();
+  const int64_t tiles = (Nq + tile - 1) / tile;
+  const VecMath& vm = vecMath();
+  pool.parallelFor(B * H * tiles, 1, [&](int64_t begin, int64_t end, int) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t ti = t % tiles, bh = t / tiles, b = bh / H, h = bh % H;
+      const int64_t q0 = ti * tile, rows = std::min(tile, Nq - q0);
       float* s = tScores.get((size_t)(rows * Nk));
-      // S = scale * Q K^T
-      GemmB kb;
-      kb.data = k + b * Nk * H * D + h * D;
-      kb.ld = H * D;
-      kb.nk = true;
+      GemmA qa;
+      qa.data = q + (b * Nq + q0) * H * D + h * D;
+      qa.ld = H * D;
       GemmEpilogue e1;
       e1.alpha = scale;
-      gemm(rows, Nk, D, q + (b * Nq + q0) * H * D + h * D, H * D, kb, s, Nk, e1, false);
-      // row softmax (causal: key j visible to query i iff j <= i)
-      for (int64_t i = 0; i < rows; ++i) {
-        float* r = s + i * Nk;
-        const int64_t visible = causal ? std::min(Nk, q0 + i + 1) : Nk;
-        float mx = -std::numeric_limits<float>::infinity();
-        for (int64_t j = 0; j < visible; ++j) mx = std::max(mx, r[j]);
-        double sum = 0;
-        for (int64_t j = 0; j < visible; ++j) {
-          r[j] = std::exp(r[j] - mx);
-          sum += r[j];
-        }
-        const float inv = (float)(1.0 / sum);
-        for (int64_t j = 0; j < visible; ++j) r[j] *= inv;
-        for (int64_t j = visible; j < Nk; ++j) r[j] = 0.0f;
-      }
-      // O = P V
-      GemmB vb;
-      vb.data = v + b * Nk * H * Dv + h * Dv;
-      vb.ld = H * Dv;
-      vb.nk = false;
-      gemm(rows, Dv, Nk, s, Nk, vb, o + (b * Nq + q0) * H * Dv + h * Dv, H * Dv, GemmEpilogue{}, false);
+      const float* pk = packed + per * (size_t)bh;
+      gemmPackedB(rows, Nk, D, qa, pk, s, Nk, e1);
+      for (int64_t i = 0; i < rows; ++i) vm.softmaxRow(s + i * Nk, Nk, causal ? std::min(Nk, q0 + i + 1) : Nk);
+      GemmA sa;
+      sa.data = s;
+      sa.ld = Nk;
+      gemmPackedB(rows, Dv, Nk, sa, pk + kSize, o + (b * Nq + q0) * H * Dv + h * Dv, H * Dv, GemmEpilogue{});
     }
   });
 }

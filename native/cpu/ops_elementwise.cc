@@ -1,8 +1,9 @@
 // add / mul with broadcasting, unary (affine + activation + clamp), geglu.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
-#include "activation.h"
+#include "vecmath.h"
 #include "ops.h"
 #include "thread_pool.h"
 
@@ -71,11 +72,15 @@ void cpuUnary(const GraphNode& node, const std::vector<TensorRef>& in, const Ten
   const float* x = static_cast<const float*>(in[0].data);
   float* y = static_cast<float*>(out.data);
   ThreadPool::global().parallelFor(out.numel(), 16384, [&](int64_t begin, int64_t end, int) {
-    for (int64_t i = begin; i < end; ++i) {
-      float v = c * applyAct(act, a * x[i] + b) + d;
-      if (clampIt) v = std::min(std::max(v, flo), fhi);
-      y[i] = v;
-    }
+    const int64_t n = end - begin;
+    float* yr = y + begin;
+    const float* xr = x + begin;
+    for (int64_t i = 0; i < n; ++i) yr[i] = a * xr[i] + b;
+    applyActRow(act, yr, n);
+    if (c != 1.0f || d != 0.0f)
+      for (int64_t i = 0; i < n; ++i) yr[i] = c * yr[i] + d;
+    if (clampIt)
+      for (int64_t i = 0; i < n; ++i) yr[i] = std::min(std::max(yr[i], flo), fhi);
   });
 }
 
@@ -87,7 +92,9 @@ void cpuGeglu(const GraphNode&, const std::vector<TensorRef>& in, const TensorRe
     for (int64_t r = begin; r < end; ++r) {
       const float* xr = x + r * 2 * C;
       float* yr = y + r * C;
-      for (int64_t j = 0; j < C; ++j) yr[j] = xr[j] * applyAct(Act::Gelu, xr[C + j]);
+      std::memcpy(yr, xr + C, C * sizeof(float));
+      applyActRow(Act::Gelu, yr, C);
+      for (int64_t j = 0; j < C; ++j) yr[j] *= xr[j];
     }
   });
 }

@@ -2,7 +2,7 @@
 #include <cmath>
 #include <vector>
 
-#include "activation.h"
+#include "vecmath.h"
 #include "ops.h"
 #include "thread_pool.h"
 

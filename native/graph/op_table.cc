@@ -265,6 +265,32 @@ Shape inferShape(Op op, const std::vector<const ValueDesc*>& in, const std::vect
       c.require(x[1] >= k && x[2] >= k, "window larger than the input");
       return Shape{x[0], x[1] / k, x[2] / k, x[3]};
     }
+    case Op::Conv2dWinograd: {
+      const Shape& x = in[0]->shape;
+      const Shape& u = in[1]->shape;
+      requireF32(c, in[0], "x");
+      requireF32(c, in[1], "u");
+      c.require(x.size() == 4, "x must be NHWC [B, H, W, C], got " + shapeString(x));
+      c.require(u.size() == 3 && u[0] == 16, "u must be [16, Co, Ci], got " + shapeString(u));
+      c.require(u[2] == x[3], "u " + shapeString(u) + " expects " + std::to_string(u[2]) + " input channels, x has " +
+                                  std::to_string(x[3]));
+      const int64_t pt = intAttr(c, a[0], "pad_top", 0, 64), pl = intAttr(c, a[1], "pad_left", 0, 64);
+      const int64_t pb = intAttr(c, a[2], "pad_bottom", 0, 64), pr = intAttr(c, a[3], "pad_right", 0, 64);
+      const int64_t up = intAttr(c, a[4], "upsample", 1, 8);
+      actAttr(c, a[5]);
+      const int64_t hIn = x[1] * up + pt + pb, wIn = x[2] * up + pl + pr;
+      c.require(hIn >= 3 && wIn >= 3, "a 3x3 kernel is larger than the padded input");
+      Shape out{x[0], hIn - 2, wIn - 2, u[1]};
+      if (in.size() > 2 && in[2]) {
+        requireF32(c, in[2], "bias");
+        sameShape(c, Shape{u[1]}, in[2]->shape, "bias");
+      }
+      if (in.size() > 3 && in[3]) {
+        requireF32(c, in[3], "residual");
+        sameShape(c, out, in[3]->shape, "residual");
+      }
+      return out;
+    }
     case Op::Count: break;
   }
   c.bad("unknown op");

@@ -24,6 +24,9 @@
 //   reshape     x (a view, no copy)                                    rank, d0..d5
 //   slice       x                                                      axis, start, length
 //   avg_pool    x[B,H,W,C], k x k windows with stride k (floor)        k
+//   conv2d_winograd  x[B,H,W,Ci], u[16,Co,Ci] (F32, prepareWinogradWeight), bias[Co]?, residual?
+//               a 3x3 stride-1 conv by Winograd F(2x2, 3x3)             pad_top, pad_left, pad_bottom, pad_right,
+//                                                                      upsample, act
 #pragma once
 
 #include <cstdint>
@@ -49,7 +52,8 @@
   X(Permute, "permute", 1, 1, 7)                       \
   X(Reshape, "reshape", 1, 1, 7)                       \
   X(Slice, "slice", 1, 1, 3)                           \
-  X(AvgPool, "avg_pool", 1, 1, 1)
+  X(AvgPool, "avg_pool", 1, 1, 1)                     \
+  X(Conv2dWinograd, "conv2d_winograd", 2, 4, 6)
 
 namespace onestep {
 

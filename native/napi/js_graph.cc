@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "../cpu/gemm.h"
+#include "../cpu/winograd.h"
 #include "addon_data.h"
 #include "js_tensor.h"
 #include "util.h"
@@ -241,6 +242,23 @@ Napi::Value PrepareConvWeight(const Napi::CallbackInfo& info) {
         for (int64_t y = 0; y < kh; ++y)
           for (int64_t x = 0; x < kw; ++x)
             std::memcpy(dst + (((o * kh + y) * kw + x) * ci + c) * es, src + (((o * ci + c) * kh + y) * kw + x) * es, es);
+    w.releaseMappedPages();  // the original layout is not read again
+    return JsTensor::Wrap(info.Env(), std::move(out));
+  });
+}
+
+Napi::Value PrepareWinogradWeight(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    requireArgs(info, 1, "prepareWinogradWeight");
+    const Tensor& w = JsTensor::FromValue(info[0], "prepareWinogradWeight: w");
+    const Shape& s = w.shape();
+    check(s.size() == 4 && s[1] == 3 && s[2] == 3, "ERR_ONESTEP_SHAPE",
+          "prepareWinogradWeight: w must be a prepared 3x3 kernel [Co, 3, 3, Ci], got ", shapeString(s));
+    check(w.dtype() != DType::I64, "ERR_ONESTEP_DTYPE", "prepareWinogradWeight: w must be a float tensor");
+    std::vector<float> g((size_t)w.numel());
+    w.copyToFloat32(g.data());
+    Tensor out = Tensor::empty(DType::F32, Shape{16, s[0], s[3]});
+    winogradWeightTransform(g.data(), s[0], s[3], reinterpret_cast<float*>(out.mutableData()));
     return JsTensor::Wrap(info.Env(), std::move(out));
   });
 }

@@ -33,6 +33,8 @@ Napi::Value CreateGraph(const Napi::CallbackInfo& info);
 Napi::Value OpTable(const Napi::CallbackInfo& info);
 // prepareConvWeight(w[Co,Ci,kh,kw]) -> [Co,kh,kw,Ci] in the same dtype
 Napi::Value PrepareConvWeight(const Napi::CallbackInfo& info);
+// prepareWinogradWeight(w[Co,3,3,Ci] prepared, any float dtype) -> F32 [16,Co,Ci] = G g G^T
+Napi::Value PrepareWinogradWeight(const Napi::CallbackInfo& info);
 // gemmInfo() -> { kernel }, gemmSelect(name) -> boolean, gemmBench(M, N, K, dtype, seconds) -> GFLOP/s
 Napi::Value GemmInfo(const Napi::CallbackInfo& info);
 Napi::Value GemmSelect(const Napi::CallbackInfo& info);

@@ -98,6 +98,52 @@ for (const backend of backends) {
       });
     }
 
+    const winoCases = [
+      { xs: [1, 9, 7, 5], co: 6, pad: [1, 1, 1, 1], up: 1, act: Act.None },
+      { xs: [2, 8, 8, 40], co: 33, pad: [1, 1, 1, 1], up: 1, act: Act.Silu, dtype: 'F16' },
+      { xs: [1, 5, 6, 17], co: 18, pad: [0, 0, 0, 0], up: 1, act: Act.None }, // odd output size, no padding
+      { xs: [1, 5, 4, 20], co: 7, pad: [1, 1, 1, 1], up: 2, act: Act.Relu, dtype: 'BF16' }, // fused upsample
+      { xs: [1, 6, 6, 48], co: 50, pad: [0, 1, 2, 0], up: 1, act: Act.None, residual: true }, // asymmetric padding
+    ];
+    for (const c of winoCases) {
+      it(`conv2d by Winograd F(2x2,3x3) x${JSON.stringify(c.xs)} -> ${c.co}, pad ${c.pad}, up ${c.up}, ${c.dtype || 'F32'}${c.residual ? ', residual' : ''}`, async () => {
+        const x = X(c.xs);
+        const w = weight(c.dtype || 'F32', [c.co, c.xs[3], 3, 3], 0.3);
+        const u = addon().prepareWinogradWeight(addon().prepareConvWeight(w.t));
+        assert.deepStrictEqual(u.shape, [16, c.co, c.xs[3]]);
+        const b = weight('F32', [c.co]);
+        const shape = ref.conv2d(x.data, x.shape, w.v, w.shape, b.v, { pad: c.pad, up: c.up }).shape;
+        const inputs = { x };
+        const r = c.residual ? X(shape) : undefined;
+        if (r) inputs.r = r;
+        const got = await run1((g, v) => g.conv2dWinograd(v.x, u, b.t, { padding: c.pad, upsample: c.up, act: c.act, residual: v.r }), inputs);
+        assert.deepStrictEqual(got.shape, shape);
+        check('conv2d_winograd', got.y, ref.conv2d(x.data, x.shape, w.v, w.shape, b.v, { pad: c.pad, up: c.up, act: c.act, residual: r && r.data }).y, 2e-6);
+      });
+    }
+
+    it('conv2d picks Winograd for large 3x3 stride-1 convs and matches the direct kernel', async () => {
+      const { setWinogradPolicy, winogradPolicy } = require('../../dist/graph');
+      const before = winogradPolicy();
+      try {
+        const x = X([1, 34, 33, 32]);
+        const w = weight('F32', [40, 32, 3, 3], 0.2);
+        const prepared = addon().prepareConvWeight(w.t);
+        const results = {};
+        for (const p of ['never', 'auto']) {
+          setWinogradPolicy(p);
+          const g = new GraphBuilder();
+          g.output('y', g.conv2d(g.input('x', x.shape), prepared, undefined, { padding: 1 }));
+          const graph = g.build();
+          results[p] = (await graph.run({ x: x.data })).y.toFloat32();
+          graph.dispose();
+        }
+        check('winograd vs direct', results.auto, results.never, 2e-6);
+      } finally {
+        setWinogradPolicy(before);
+      }
+    });
+
     it('group_norm with and without fused SiLU', async () => {
       for (const [xs, groups, act] of [[[2, 4, 3, 16], 4, Act.None], [[1, 8, 8, 32], 8, Act.Silu], [[1, 1, 5, 6], 3, Act.Silu]]) {
         const x = X(xs, 2);

@@ -1,0 +1,46 @@
+#include "vecmath.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "cpu_info.h"
+
+namespace onestep {
+
+namespace {
+
+void actRowScalar(Act act, float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = applyAct(act, x[i]);
+}
+
+void softmaxRowScalar(float* x, int64_t n, int64_t visible) {
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < visible; ++j) mx = std::max(mx, x[j]);
+  double sum = 0;
+  for (int64_t j = 0; j < visible; ++j) {
+    x[j] = std::exp(x[j] - mx);
+    sum += x[j];
+  }
+  const float inv = (float)(1.0 / sum);
+  for (int64_t j = 0; j < visible; ++j) x[j] *= inv;
+  for (int64_t j = visible; j < n; ++j) x[j] = 0.0f;
+}
+
+const VecMath kScalar = {"scalar", actRowScalar, softmaxRowScalar};
+
+const VecMath* pick() {
+  const CpuInfo& c = cpuInfo();
+  auto has = [&](const char* f) { return std::find(c.simd.begin(), c.simd.end(), f) != c.simd.end(); };
+  if (has("avx512f") && vecMathAvx512()) return vecMathAvx512();
+  return &kScalar;
+}
+
+}  // namespace
+
+const VecMath& vecMath() {
+  static const VecMath* m = pick();
+  return *m;
+}
+
+}  // namespace onestep

@@ -1,0 +1,132 @@
+// AVX-512 exp (Cephes-style polynomial, ~1 ulp), the activations built on it, and softmax rows.
+#include "vecmath.h"
+
+#include <cmath>
+#include <limits>
+
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+namespace onestep {
+namespace {
+
+inline __m512 exp512(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.0f)), _mm512_set1_ps(88.7f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, n);
+}
+
+// erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7)
+inline __m512 erf512(__m512 x) {
+  const __m512 ax = _mm512_abs_ps(x);
+  const __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_fmadd_ps(ax, _mm512_set1_ps(0.3275911f), _mm512_set1_ps(1.0f)));
+  __m512 y = _mm512_set1_ps(1.061405429f);
+  y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(-1.453152027f));
+  y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(1.421413741f));
+  y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(-0.284496736f));
+  y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(0.254829592f));
+  y = _mm512_mul_ps(y, t);
+  const __m512 e = exp512(_mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), ax), ax));
+  const __m512 r = _mm512_fnmadd_ps(y, e, _mm512_set1_ps(1.0f));
+  // copy the sign of x
+  return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(r), _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u))));
+}
+
+inline __m512 sigmoid512(__m512 x) {
+  return _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), exp512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+}
+
+inline __m512 act512(Act a, __m512 x) {
+  switch (a) {
+    case Act::Silu: return _mm512_mul_ps(x, sigmoid512(x));
+    case Act::QuickGelu: return _mm512_mul_ps(x, sigmoid512(_mm512_mul_ps(x, _mm512_set1_ps(1.702f))));
+    case Act::Gelu: {
+      const __m512 e = erf512(_mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752f)));
+      return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+    }
+    case Act::Relu: return _mm512_max_ps(x, _mm512_setzero_ps());
+    case Act::Sigmoid: return sigmoid512(x);
+    case Act::Exp: return exp512(x);
+    default: return x;  // handled by the caller
+  }
+}
+
+void actRowAvx512(Act a, float* x, int64_t n) {
+  if (a == Act::None) return;
+  if (a == Act::Tanh || a == Act::GeluTanh) {  // rare: exact scalar path
+    for (int64_t i = 0; i < n; ++i) x[i] = applyAct(a, x[i]);
+    return;
+  }
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, act512(a, _mm512_loadu_ps(x + i)));
+  if (i < n) {
+    const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(x + i, m, act512(a, _mm512_maskz_loadu_ps(m, x + i)));
+  }
+}
+
+void softmaxRowAvx512(float* x, int64_t n, int64_t visible) {
+  __m512 mx = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  int64_t j = 0;
+  for (; j + 16 <= visible; j += 16) mx = _mm512_max_ps(mx, _mm512_loadu_ps(x + j));
+  const __mmask16 tail = (__mmask16)((1u << (visible - j)) - 1);
+  if (j < visible) mx = _mm512_mask_max_ps(mx, tail, mx, _mm512_maskz_loadu_ps(tail, x + j));
+  const __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+  __m512 sum = _mm512_setzero_ps();
+  j = 0;
+  for (; j + 16 <= visible; j += 16) {
+    const __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(x + j), m));
+    _mm512_storeu_ps(x + j, e);
+    sum = _mm512_add_ps(sum, e);
+  }
+  if (j < visible) {
+    const __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, x + j), m));
+    _mm512_mask_storeu_ps(x + j, tail, e);
+    sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(tail, e));
+  }
+  const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+  j = 0;
+  for (; j + 16 <= visible; j += 16) _mm512_storeu_ps(x + j, _mm512_mul_ps(_mm512_loadu_ps(x + j), inv));
+  if (j < visible) _mm512_mask_storeu_ps(x + j, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, x + j), inv));
+  for (j = visible; j < n; ++j) x[j] = 0.0f;
+}
+
+const VecMath kAvx512 = {"avx512", actRowAvx512, softmaxRowAvx512};
+
+}  // namespace
+
+const VecMath* vecMathAvx512() { return &kAvx512; }
+
+}  // namespace onestep
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+#endif
+
+#else
+namespace onestep {
+const VecMath* vecMathAvx512() { return nullptr; }
+}  // namespace onestep
+#endif

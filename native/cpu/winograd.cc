@@ -1,0 +1,88 @@
+#include "winograd.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "cpu_info.h"
+#include "vecmath.h"
+
+namespace onestep {
+
+namespace {
+
+void inputGeneric(const float* const* src, int64_t C, float* dst, int64_t stride) {
+  for (int64_t c = 0; c < C; ++c) {
+    float d[4][4];
+    for (int i = 0; i < 4; ++i)
+      for (int j = 0; j < 4; ++j) d[i][j] = src[i * 4 + j] ? src[i * 4 + j][c] : 0.0f;
+    // rows: B^T d
+    float t[4][4];
+    for (int j = 0; j < 4; ++j) {
+      t[0][j] = d[0][j] - d[2][j];
+      t[1][j] = d[1][j] + d[2][j];
+      t[2][j] = d[2][j] - d[1][j];
+      t[3][j] = d[1][j] - d[3][j];
+    }
+    // columns: (B^T d) B
+    for (int i = 0; i < 4; ++i) {
+      dst[(i * 4 + 0) * stride + c] = t[i][0] - t[i][2];
+      dst[(i * 4 + 1) * stride + c] = t[i][1] + t[i][2];
+      dst[(i * 4 + 2) * stride + c] = t[i][2] - t[i][1];
+      dst[(i * 4 + 3) * stride + c] = t[i][1] - t[i][3];
+    }
+  }
+}
+
+void outputGeneric(const float* m, int64_t stride, int64_t Co, const float* bias, Act act, float* const* out,
+                   const float* const* res) {
+  for (int64_t c = 0; c < Co; ++c) {
+    float v[4][4];
+    for (int x = 0; x < 16; ++x) v[x / 4][x % 4] = m[x * stride + c];
+    // A^T M: 2 x 4
+    float t[2][4];
+    for (int j = 0; j < 4; ++j) {
+      t[0][j] = v[0][j] + v[1][j] + v[2][j];
+      t[1][j] = v[1][j] - v[2][j] - v[3][j];
+    }
+    const float b = bias ? bias[c] : 0.0f;
+    for (int i = 0; i < 2; ++i) {
+      const float y0 = t[i][0] + t[i][1] + t[i][2] + b;
+      const float y1 = t[i][1] - t[i][2] - t[i][3] + b;
+      if (out[i * 2]) out[i * 2][c] = applyAct(act, y0) + (res[i * 2] ? res[i * 2][c] : 0.0f);
+      if (out[i * 2 + 1]) out[i * 2 + 1][c] = applyAct(act, y1) + (res[i * 2 + 1] ? res[i * 2 + 1][c] : 0.0f);
+    }
+  }
+}
+
+const WinogradKernels kGeneric = {"generic", inputGeneric, outputGeneric};
+
+}  // namespace
+
+const WinogradKernels& winogradKernels() {
+  static const WinogradKernels* k = [] {
+    const CpuInfo& c = cpuInfo();
+    const bool avx512 = std::find(c.simd.begin(), c.simd.end(), "avx512f") != c.simd.end();
+    return avx512 && winogradKernelsAvx512() ? winogradKernelsAvx512() : &kGeneric;
+  }();
+  return *k;
+}
+
+void winogradWeightTransform(const float* g, int64_t Co, int64_t Ci, float* u) {
+  // G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]; U = G g G^T, computed in double
+  const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+  for (int64_t o = 0; o < Co; ++o)
+    for (int64_t c = 0; c < Ci; ++c) {
+      double k[3][3];
+      for (int y = 0; y < 3; ++y)
+        for (int x = 0; x < 3; ++x) k[y][x] = g[((o * 3 + y) * 3 + x) * Ci + c];
+      for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 4; ++j) {
+          double s = 0;
+          for (int y = 0; y < 3; ++y)
+            for (int x = 0; x < 3; ++x) s += G[i][y] * k[y][x] * G[j][x];
+          u[((int64_t)(i * 4 + j) * Co + o) * Ci + c] = (float)s;
+        }
+    }
+}
+
+}  // namespace onestep

@@ -1,0 +1,34 @@
+// Winograd F(2x2, 3x3) convolution pieces: the weight transform (done once at load), and the
+// per-tile input / output transforms (vectorised over channels where the CPU allows).
+#pragma once
+
+#include <cstdint>
+
+#include "activation.h"
+
+namespace onestep {
+
+// One 4x4 input tile -> 16 transformed values per channel: V = B^T d B.
+// src[i*4 + j] points at the C channels of input pixel (i, j) of the tile, or is null (padding).
+// dst[xi * dstStride + c] receives V[xi] for channel c.
+using WinoInputFn = void (*)(const float* const* src, int64_t C, float* dst, int64_t dstStride);
+// 16 products per output channel -> the 2x2 outputs: Y = A^T M A, then + bias, act, + residual.
+// m[xi * mStride + c]; out[i*2 + j] / res[i*2 + j] point at the Co channels of output pixel (i, j)
+// (null when the pixel lies outside the output).
+using WinoOutputFn = void (*)(const float* m, int64_t mStride, int64_t Co, const float* bias, Act act,
+                              float* const* out, const float* const* res);
+
+struct WinogradKernels {
+  const char* name;
+  WinoInputFn input;
+  WinoOutputFn output;
+};
+
+const WinogradKernels& winogradKernels();
+const WinogradKernels* winogradKernelsAvx512();  // nullptr where not compiled
+
+// g [Co, 3, 3, Ci] (the prepared conv layout, any float dtype read as float32 by the caller)
+// -> u [16, Co, Ci] = G g G^T.
+void winogradWeightTransform(const float* g, int64_t Co, int64_t Ci, float* u);
+
+}  // namespace onestep

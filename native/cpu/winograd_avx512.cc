@@ -1,0 +1,97 @@
+// AVX-512 Winograd F(2x2, 3x3) tile transforms, 16 channels per vector.
+#include "winograd.h"
+
+#include <algorithm>
+
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#include "vecmath.h"
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+namespace onestep {
+namespace {
+
+void inputAvx512(const float* const* src, int64_t C, float* dst, int64_t stride) {
+  for (int64_t c = 0; c < C; c += 16) {
+    const int64_t n = std::min<int64_t>(16, C - c);
+    const __mmask16 m = (__mmask16)((1u << n) - 1);
+    __m512 d[16];
+    for (int x = 0; x < 16; ++x) d[x] = src[x] ? _mm512_maskz_loadu_ps(m, src[x] + c) : _mm512_setzero_ps();
+    __m512 t[16];
+    for (int j = 0; j < 4; ++j) {
+      t[0 * 4 + j] = _mm512_sub_ps(d[0 * 4 + j], d[2 * 4 + j]);
+      t[1 * 4 + j] = _mm512_add_ps(d[1 * 4 + j], d[2 * 4 + j]);
+      t[2 * 4 + j] = _mm512_sub_ps(d[2 * 4 + j], d[1 * 4 + j]);
+      t[3 * 4 + j] = _mm512_sub_ps(d[1 * 4 + j], d[3 * 4 + j]);
+    }
+    for (int i = 0; i < 4; ++i) {
+      _mm512_mask_storeu_ps(dst + (i * 4 + 0) * stride + c, m, _mm512_sub_ps(t[i * 4 + 0], t[i * 4 + 2]));
+      _mm512_mask_storeu_ps(dst + (i * 4 + 1) * stride + c, m, _mm512_add_ps(t[i * 4 + 1], t[i * 4 + 2]));
+      _mm512_mask_storeu_ps(dst + (i * 4 + 2) * stride + c, m, _mm512_sub_ps(t[i * 4 + 2], t[i * 4 + 1]));
+      _mm512_mask_storeu_ps(dst + (i * 4 + 3) * stride + c, m, _mm512_sub_ps(t[i * 4 + 1], t[i * 4 + 3]));
+    }
+  }
+}
+
+void outputAvx512(const float* mm, int64_t stride, int64_t Co, const float* bias, Act act, float* const* out,
+                  const float* const* res) {
+  alignas(64) float buf[4][16];
+  for (int64_t c = 0; c < Co; c += 16) {
+    const int64_t n = std::min<int64_t>(16, Co - c);
+    const __mmask16 m = (__mmask16)((1u << n) - 1);
+    __m512 v[16];
+    for (int x = 0; x < 16; ++x) v[x] = _mm512_maskz_loadu_ps(m, mm + x * stride + c);
+    __m512 t[8];
+    for (int j = 0; j < 4; ++j) {
+      t[j] = _mm512_add_ps(_mm512_add_ps(v[j], v[4 + j]), v[8 + j]);
+      t[4 + j] = _mm512_sub_ps(_mm512_sub_ps(v[4 + j], v[8 + j]), v[12 + j]);
+    }
+    const __m512 b = bias ? _mm512_maskz_loadu_ps(m, bias + c) : _mm512_setzero_ps();
+    __m512 y[4];
+    for (int i = 0; i < 2; ++i) {
+      y[i * 2] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(t[i * 4], t[i * 4 + 1]), t[i * 4 + 2]), b);
+      y[i * 2 + 1] = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(t[i * 4 + 1], t[i * 4 + 2]), t[i * 4 + 3]), b);
+    }
+    for (int p = 0; p < 4; ++p) {
+      if (!out[p]) continue;
+      if (act != Act::None) {
+        _mm512_store_ps(buf[p], y[p]);
+        applyActRow(act, buf[p], n);
+        y[p] = _mm512_load_ps(buf[p]);
+      }
+      if (res[p]) y[p] = _mm512_add_ps(y[p], _mm512_maskz_loadu_ps(m, res[p] + c));
+      _mm512_mask_storeu_ps(out[p] + c, m, y[p]);
+    }
+  }
+}
+
+const WinogradKernels kAvx512 = {"avx512", inputAvx512, outputAvx512};
+
+}  // namespace
+
+const WinogradKernels* winogradKernelsAvx512() { return &kAvx512; }
+
+}  // namespace onestep
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+#endif
+
+#else
+namespace onestep {
+const WinogradKernels* winogradKernelsAvx512() { return nullptr; }
+}  // namespace onestep
+#endif
