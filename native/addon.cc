@@ -4,6 +4,7 @@
 #include "backend/cuda_loader.h"
 #include "cpu/cpu_info.h"
 #include "napi/addon_data.h"
+#include "napi/js_generator.h"
 #include "napi/js_graph.h"
 #include "napi/js_mapped_file.h"
 #include "napi/js_tensor.h"
@@ -68,6 +69,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaStatus", Napi::Function::New(env, CudaStatusJs, "cudaStatus"));
   exports.Set("cudaAbi", Napi::Number::New(env, ONESTEP_CUDA_ABI));
   exports.Set("Graph", JsGraph::Define(env));
+  RegisterGenerator(env, exports);
   exports.Set("createGraph", Napi::Function::New(env, CreateGraph, "createGraph"));
   exports.Set("opTable", Napi::Function::New(env, OpTable, "opTable"));
   exports.Set("prepareConvWeight", Napi::Function::New(env, PrepareConvWeight, "prepareConvWeight"));

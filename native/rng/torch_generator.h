@@ -1,0 +1,2 @@
+// Torch-compatible CPU random number generator (to be written).
+#pragma once
