@@ -10,6 +10,7 @@ struct AddonData {
   Napi::FunctionReference tensorCtor;
   Napi::FunctionReference mappedFileCtor;
   Napi::FunctionReference graphCtor;
+  Napi::FunctionReference generatorCtor;
 };
 
 inline AddonData& addonData(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
