@@ -273,6 +273,19 @@ export class GraphBuilder {
     return this.node('slice', [x], [axis, start, length], out);
   }
 
+  /**
+   * The fused sampler step (see lib/schedulers/types.ts): `out` is the model output, [B, ...] or
+   * [2B, ...] for classifier-free guidance ([uncond; cond]); coeffs [8]; returns prev or denoised.
+   */
+  schedulerStep(x: Value, out: Value, coeffs: Value, noise: Value | undefined, select: 'prev' | 'denoised'): Value {
+    const doubled = [x.shape[0] * 2, ...x.shape.slice(1)];
+    if (!eqShape(out.shape, x.shape) && !eqShape(out.shape, doubled)) this.fail('scheduler_step', `out ${str(out.shape)} must be ${str(x.shape)} or ${str(doubled)}`);
+    if (!eqShape(coeffs.shape, [8])) this.fail('scheduler_step', 'coeffs must be [8]');
+    if (noise && !eqShape(noise.shape, x.shape)) this.fail('scheduler_step', `noise ${str(noise.shape)} must be ${str(x.shape)}`);
+    const inputs = noise ? [x, out, coeffs, noise] : [x, out, coeffs];
+    return this.node('scheduler_step', inputs, [select === 'prev' ? 0 : 1], [...x.shape]);
+  }
+
   /** k x k average pooling with stride k (NHWC). */
   avgPool(x: Value, k: number): Value {
     if (x.rank !== 4) this.fail('avg_pool', `x must be NHWC, got ${str(x.shape)}`);

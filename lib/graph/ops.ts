@@ -28,6 +28,7 @@ export const OPS: readonly OpDef[] = [
   { name: 'slice', minInputs: 1, maxInputs: 1, attrCount: 3 },
   { name: 'avg_pool', minInputs: 1, maxInputs: 1, attrCount: 1 },
   { name: 'conv2d_winograd', minInputs: 2, maxInputs: 4, attrCount: 6 },
+  { name: 'scheduler_step', minInputs: 3, maxInputs: 4, attrCount: 1 },
 ];
 
 export type OpName =
@@ -49,7 +50,8 @@ export type OpName =
   | 'reshape'
   | 'slice'
   | 'avg_pool'
-  | 'conv2d_winograd';
+  | 'conv2d_winograd'
+  | 'scheduler_step';
 
 export function opCode(name: OpName): number {
   const i = OPS.findIndex((o) => o.name === name);

@@ -84,6 +84,28 @@ void cpuUnary(const GraphNode& node, const std::vector<TensorRef>& in, const Ten
   });
 }
 
+void cpuSchedulerStep(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out) {
+  const int64_t n = out.numel();
+  const bool cfg = in[1].numel() == 2 * n;
+  const float* x = static_cast<const float*>(in[0].data);
+  const float* o = static_cast<const float*>(in[1].data);
+  const float* c = static_cast<const float*>(in[2].data);
+  const float* noise = in.size() > 3 ? static_cast<const float*>(in[3].data) : nullptr;
+  const bool wantDenoised = node.attrs[0] != 0;
+  float* y = static_cast<float*>(out.data);
+  for (int64_t i = 0; i < n; ++i) {
+    const float e = cfg ? c[6] * o[i] + c[7] * o[n + i] : o[i];
+    const float d = c[0] * x[i] + c[1] * e;
+    if (wantDenoised) {
+      y[i] = d;
+    } else {
+      float p = c[2] * x[i] + c[3] * e + c[4] * d;
+      if (noise) p += c[5] * noise[i];
+      y[i] = p;
+    }
+  }
+}
+
 void cpuGeglu(const GraphNode&, const std::vector<TensorRef>& in, const TensorRef& out) {
   const int64_t C = out.shape->back(), rows = out.numel() / std::max<int64_t>(C, 1);
   const float* x = static_cast<const float*>(in[0].data);

@@ -291,6 +291,22 @@ Shape inferShape(Op op, const std::vector<const ValueDesc*>& in, const std::vect
       }
       return out;
     }
+    case Op::SchedulerStep: {
+      for (int i = 0; i < 3; ++i) requireF32(c, in[i], i == 0 ? "x" : i == 1 ? "out" : "coeffs");
+      const Shape &x = in[0]->shape, &o = in[1]->shape;
+      c.require(!x.empty(), "x must have a batch dimension");
+      Shape doubled = x;
+      doubled[0] *= 2;
+      c.require(o == x || o == doubled, "out " + shapeString(o) + " must be " + shapeString(x) + " or, with guidance, " +
+                                            shapeString(doubled));
+      sameShape(c, Shape{8}, in[2]->shape, "coeffs");
+      if (in.size() > 3 && in[3]) {
+        requireF32(c, in[3], "noise");
+        sameShape(c, x, in[3]->shape, "noise");
+      }
+      intAttr(c, a[0], "select", 0, 1);
+      return x;
+    }
     case Op::Count: break;
   }
   c.bad("unknown op");

@@ -27,6 +27,9 @@
 //   conv2d_winograd  x[B,H,W,Ci], u[16,Co,Ci] (F32, prepareWinogradWeight), bias[Co]?, residual?
 //               a 3x3 stride-1 conv by Winograd F(2x2, 3x3)             pad_top, pad_left, pad_bottom, pad_right,
 //                                                                      upsample, act
+//   scheduler_step  x[B,...], out[B or 2B,...], coeffs[8], noise[B,...]?  -> [B,...]     select (0 prev, 1 denoised)
+//               the fused sampler step: e = out, or with 2B (CFG [uncond; cond]) e = c6*out[:B] + c7*out[B:];
+//               d = c0*x + c1*e; prev = c2*x + c3*e + c4*d + c5*noise
 #pragma once
 
 #include <cstdint>
@@ -53,7 +56,8 @@
   X(Reshape, "reshape", 1, 1, 7)                       \
   X(Slice, "slice", 1, 1, 3)                           \
   X(AvgPool, "avg_pool", 1, 1, 1)                     \
-  X(Conv2dWinograd, "conv2d_winograd", 2, 4, 6)
+  X(Conv2dWinograd, "conv2d_winograd", 2, 4, 6)       \
+  X(SchedulerStep, "scheduler_step", 3, 4, 1)
 
 namespace onestep {
 

@@ -29,6 +29,13 @@ describe('golden runner', () => {
     assert.ok(tok.every((r) => r.status === 'PASS'));
   });
 
+  it('passes every scheduler trajectory and schedule', () => {
+    const rs = summary.results.filter((r) => r.kind === 'scheduler');
+    const cases = fs.readdirSync(fixture('schedulers', 'cases')).filter((f) => f.endsWith('.json')).length;
+    assert.ok(rs.length > cases, `${rs.length} scheduler lines for ${cases} cases`);
+    assert.ok(rs.every((r) => r.status === 'PASS'), rs.filter((r) => r.status !== 'PASS').map(formatResult).join('\n'));
+  });
+
   for (const [kind, count] of [['text_encoder', 10], ['unet', 16], ['vae_decode', 4], ['vae_encode', 4], ['taesd_decode', 1], ['taesd_encode', 1], ['consistency_decoder_decode', 1], ['consistency_decoder_encode', 1]]) {
     it(`passes all ${count} ${kind} goldens at their fp32 tolerance`, () => {
       const rs = summary.results.filter((r) => r.kind === kind);
@@ -38,10 +45,10 @@ describe('golden runner', () => {
   }
 
   it('gives every golden file one line, and lists unimplemented kinds as TODO, never as PASS', () => {
-    const implemented = new Set(['tokenizer', 'text_encoder', 'unet', 'vae_decode', 'vae_encode', 'taesd_decode', 'taesd_encode', 'consistency_decoder_decode', 'consistency_decoder_encode']);
+    const implemented = new Set(['tokenizer', 'scheduler', 'text_encoder', 'unet', 'vae_decode', 'vae_encode', 'taesd_decode', 'taesd_encode', 'consistency_decoder_decode', 'consistency_decoder_encode']);
     const todo = summary.results.filter((r) => r.status === 'TODO');
     const kinds = new Set(todo.map((r) => r.kind));
-    for (const k of ['rng', 'scheduler', 'pipeline', 'lora']) assert.ok(kinds.has(k), `no TODO for ${k}`);
+    for (const k of ['pipeline', 'lora']) assert.ok(kinds.has(k), `no TODO for ${k}`);
     for (const k of implemented) assert.ok(!kinds.has(k), `${k} is implemented but listed as TODO`);
     assert.ok(summary.results.filter((r) => r.status === 'PASS').every((r) => implemented.has(r.kind)));
     const goldenFiles = fs.readdirSync(fixture('golden')).filter((f) => f.endsWith('.safetensors'));

@@ -1,7 +1,8 @@
 // The registry of fixture kinds the golden runner knows. A new kind is one module and one line here.
 import type { GoldenKind } from '../types';
 import { networkKind } from './network';
-import { rngKind, schedulerKind } from './pending';
+import { rngKind } from './pending';
+import { schedulerKind } from './scheduler';
 import { tokenizerKind } from './tokenizer';
 
 export const kinds: GoldenKind[] = [tokenizerKind, rngKind, schedulerKind, networkKind];

@@ -1,7 +1,6 @@
 // Fixture kinds the engine does not run yet. They list their cases as TODO lines (never PASS),
 // so the runner shows exactly what remains. Each is replaced by a real kind when its issue lands.
 import * as fs from 'fs';
-import * as path from 'path';
 import type { CaseResult, GoldenKind } from '../types';
 
 const todo = (kind: string, name: string, detail: string): CaseResult => ({ status: 'TODO', kind, name, detail });
@@ -17,10 +16,3 @@ export const rngKind: GoldenKind = {
   },
 };
 
-export const schedulerKind: GoldenKind = {
-  kind: 'scheduler',
-  matches: (rel) => /(^|\/)schedulers\/(cases\/[^/]+\.json|schedules\.json)$/.test(rel),
-  async run(file) {
-    return [todo('scheduler', path.basename(file, '.json'), 'scheduler coefficients not implemented yet')];
-  },
-};
