@@ -62,6 +62,21 @@ export class TokenizerError extends OnestepError {
   }
 }
 
+/** A generation was aborted through its AbortSignal (checked between steps). */
+export class AbortError extends OnestepError {
+  constructor(message = 'the operation was aborted') {
+    super('ERR_ONESTEP_ABORTED', message);
+    this.name = 'AbortError';
+  }
+}
+
+/** device 'cuda' was asked for where CUDA cannot run; the message says why. */
+export class DeviceError extends OnestepError {
+  constructor(message: string) {
+    super('ERR_ONESTEP_DEVICE', message);
+  }
+}
+
 /** A function was called with arguments it cannot use. */
 export class ArgumentError extends OnestepError {
   constructor(message: string) {

@@ -1,13 +1,17 @@
 // Public API of onestep.
 export {
+  AbortError,
   AddonLoadError,
   ArgumentError,
+  ConfigError,
+  DeviceError,
   FileNotFoundError,
   NativeError,
   OnestepError,
   SafetensorsError,
   TokenizerError,
   UnsupportedDtypeError,
+  WeightError,
 } from './errors';
 export { type CudaInfo, type Info, formatInfo, info } from './info';
 export type { NativeTensor } from './native';
@@ -25,4 +29,16 @@ export {
   serializeSafetensors,
 } from './safetensors';
 export { CLIPTokenizer, type EncodeResult } from './tokenizer';
+export { DEFAULT_NORMAL_VARIANT, type NormalVariant, type RngDType, type RngShape, type Seed, TorchGenerator, type TorchGeneratorOptions } from './rng';
+export {
+  type GenerateOptions,
+  GeneratedImage,
+  type InputImage,
+  type LoadOptions,
+  Pipeline,
+  type ProgressEvent,
+  loadPipeline,
+  readPng,
+} from './pipelines';
+export { SCHEDULER_NAMES, type SchedulerName } from './schedulers';
 export { version } from './version';

@@ -2,7 +2,7 @@
 // time embedding (+ LCM guidance cond_proj, + SDXL text_time), conv_in, down blocks, mid block,
 // up blocks with skip connections, GroupNorm + SiLU, conv_out. Inputs and outputs are NCHW.
 import { ArgumentError } from '../../errors';
-import { Act, type CompiledGraph, type Value } from '../../graph';
+import { Act, type CompiledGraph, type GraphBuilder, type Value } from '../../graph';
 import type { NativeTensor } from '../../native';
 import { Checkpoint } from '../../safetensors';
 import { downsample, resnet, timestepEmbedding, transformer2d, upsample } from '../blocks';
@@ -22,6 +22,16 @@ export interface UNetInputs {
   textEmbeds?: Float32Array | NativeTensor;
   /** SDXL: [B, 6] */
   timeIds?: Float32Array | NativeTensor;
+}
+
+/** The added conditioning a family's UNet needs (NCHW-free graph values). */
+export interface UNetExtras {
+  /** LCM: [B, time_cond_proj_dim] */
+  timestepCond?: Value;
+  /** SDXL: [B, pooled width] */
+  textEmbeds?: Value;
+  /** SDXL: [B, 6] */
+  timeIds?: Value;
 }
 
 export class UNet2DConditionModel {
@@ -65,28 +75,54 @@ export class UNet2DConditionModel {
 
   private build(B: number, H: number, W: number, L: number): CompiledGraph {
     const c = this.config;
-    const w = this.w;
     const g = this.w.builder();
+    const sample = g.input('sample', [B, c.inChannels, H, W]);
+    const t = g.input('timestep', [B]);
+    const context = g.input('encoder_hidden_states', [B, L, c.crossAttentionDim]);
+    const extras: UNetExtras = {};
+    if (c.timeCondProjDim) extras.timestepCond = g.input('timestep_cond', [B, c.timeCondProjDim]);
+    if (c.textTime) {
+      extras.textEmbeds = g.input('text_embeds', [B, this.textEmbedsDim]);
+      extras.timeIds = g.input('time_ids', [B, 6]);
+    }
+    g.output('out', this.describe(g, sample, t, context, extras));
+    return g.build();
+  }
+
+  /** SDXL: the width of the pooled text embedding the added conditioning expects. */
+  get textEmbedsDim(): number {
+    const tt = this.config.textTime;
+    if (!tt) return 0;
+    const d = tt.projectionInputDim - 6 * tt.timeEmbedDim;
+    if (d <= 0) throw new ArgumentError(`projection_class_embeddings_input_dim ${tt.projectionInputDim} leaves no room for text_embeds`);
+    return d;
+  }
+
+  /**
+   * Builds the network into `g`: sample [B, C, H, W] (NCHW), timestep [B], context [B, L, D]
+   * -> the model output [B, C_out, H, W] (NCHW). Pipelines build it into their step graphs.
+   */
+  describe(g: GraphBuilder, sample: Value, t: Value, context: Value, extras: UNetExtras = {}): Value {
+    const c = this.config;
+    const w = this.w;
+    const [B, , H, W] = sample.shape;
+    const f = 2 ** this.downsamplings;
+    if (H % f || W % f) throw new ArgumentError(`latent size ${H}x${W} must be divisible by ${f} for this UNet (image size divisible by ${8 * f})`);
     const ch0 = c.blockOutChannels[0];
     const tembDim = ch0 * 4;
 
-    let x = g.toNHWC(g.input('sample', [B, c.inChannels, H, W]));
+    let x = g.toNHWC(sample);
     if (c.centerInputSample) x = g.affine(x, 2, -1);
-    const t = g.input('timestep', [B]);
-    const context = g.input('encoder_hidden_states', [B, L, c.crossAttentionDim]);
 
     // 1. time embedding
     const tProj = g.timestepEmbedding(t, ch0, c.flipSinToCos, c.freqShift);
-    const cond = c.timeCondProjDim ? g.input('timestep_cond', [B, c.timeCondProjDim]) : undefined;
-    let emb = timestepEmbedding(g, w.scope('time_embedding'), tProj, { inDim: ch0, outDim: tembDim, act: c.act, condition: cond, condDim: c.timeCondProjDim });
+    if (c.timeCondProjDim && !extras.timestepCond) throw new ArgumentError('this UNet (LCM) needs timestep_cond, the guidance embedding');
+    let emb = timestepEmbedding(g, w.scope('time_embedding'), tProj, { inDim: ch0, outDim: tembDim, act: c.act, condition: extras.timestepCond, condDim: c.timeCondProjDim });
     if (c.textTime) {
       const tt = c.textTime;
-      const textDim = tt.projectionInputDim - 6 * tt.timeEmbedDim;
-      if (textDim <= 0) throw new ArgumentError(`projection_class_embeddings_input_dim ${tt.projectionInputDim} leaves no room for text_embeds`);
-      const textEmbeds = g.input('text_embeds', [B, textDim]);
-      const timeIds = g.input('time_ids', [B, 6]);
-      const idsEmb = g.reshape(g.timestepEmbedding(g.reshape(timeIds, [B * 6]), tt.timeEmbedDim, c.flipSinToCos, c.freqShift), [B, 6 * tt.timeEmbedDim]);
-      const aug = timestepEmbedding(g, w.scope('add_embedding'), g.concat(textEmbeds, idsEmb), { inDim: tt.projectionInputDim, outDim: tembDim, act: c.act });
+      if (!extras.textEmbeds || !extras.timeIds) throw new ArgumentError('this UNet (SDXL) needs text_embeds and time_ids');
+      const idsEmb = g.reshape(g.timestepEmbedding(g.reshape(extras.timeIds, [B * 6]), tt.timeEmbedDim, c.flipSinToCos, c.freqShift), [B, 6 * tt.timeEmbedDim]);
+      const aug = timestepEmbedding(g, w.scope('add_embedding'), g.concat(extras.textEmbeds, idsEmb), { inDim: tt.projectionInputDim, outDim: tembDim, act: c.act });
       emb = g.add(emb, aug);
     }
     const temb = g.act(emb, Act.Silu); // every resnet applies SiLU to emb first: once here
@@ -151,8 +187,7 @@ export class UNet2DConditionModel {
     x = g.groupNorm(x, w.f32('conv_norm_out.weight', [ch0]), w.f32('conv_norm_out.bias', [ch0]), c.groups, c.eps, Act.Silu);
     const kOut = c.convOutKernel;
     x = g.conv2d(x, w.conv('conv_out.weight', [c.outChannels, ch0, kOut, kOut]), w.f32('conv_out.bias', [c.outChannels]), { padding: (kOut - 1) / 2 });
-    g.output('out', g.toNCHW(x));
-    return g.build();
+    return g.toNCHW(x);
   }
 
   async forward(inputs: UNetInputs, shape: { batch: number; height: number; width: number; contextLength: number }): Promise<NativeTensor> {

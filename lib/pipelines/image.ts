@@ -1,0 +1,86 @@
+// Images in and out: NCHW float [0, 1] <-> 8-bit RGB, PNG encoding and decoding (pngjs).
+import * as fs from 'fs';
+import { PNG } from 'pngjs';
+import { ArgumentError, FileNotFoundError } from '../errors';
+
+/** One generated image: 8-bit RGB (row-major, 3 bytes per pixel). */
+export class GeneratedImage {
+  constructor(
+    readonly width: number,
+    readonly height: number,
+    /** RGB bytes, width * height * 3 */
+    readonly rgb: Uint8Array,
+    /** the final latents [4, h, w] (NCHW, unscaled) when generate() was asked for them */
+    readonly latents?: Float32Array,
+  ) {}
+
+  /** PNG file contents. */
+  png(): Buffer {
+    const png = new PNG({ width: this.width, height: this.height, colorType: 2, inputColorType: 2, inputHasAlpha: false });
+    png.data = Buffer.from(this.rgb.buffer, this.rgb.byteOffset, this.rgb.byteLength);
+    return PNG.sync.write(png, { colorType: 2, inputColorType: 2, inputHasAlpha: false });
+  }
+
+  async save(path: string): Promise<void> {
+    await fs.promises.writeFile(path, this.png());
+  }
+}
+
+/** diffusers' postprocess for one image: clamp(x / 2 + 0.5, 0, 1) then round(x * 255). */
+export function toRgb(decoded: Float32Array, batchIndex: number, height: number, width: number): { unit: Float32Array; rgb: Uint8Array } {
+  const plane = height * width;
+  const base = batchIndex * 3 * plane;
+  const unit = new Float32Array(3 * plane);
+  const rgb = new Uint8Array(3 * plane);
+  for (let c = 0; c < 3; c++) {
+    for (let i = 0; i < plane; i++) {
+      const v = Math.min(Math.max(Math.fround(Math.fround(decoded[base + c * plane + i] / 2) + 0.5), 0), 1);
+      unit[c * plane + i] = v;
+      rgb[i * 3 + c] = Math.round(v * 255);
+    }
+  }
+  return { unit, rgb };
+}
+
+export interface InputImage {
+  width: number;
+  height: number;
+  /** RGB (3 bytes per pixel) or RGBA (4) */
+  data?: Uint8Array;
+  channels?: 3 | 4;
+  /** or float pixels, [3, height, width] in [0, 1] (what diffusers' pipelines accept as tensors) */
+  pixels?: Float32Array;
+}
+
+/** An input image as NCHW float32 in [-1, 1] (diffusers' preprocess: x / 255 * 2 - 1). */
+export function imageToTensor(img: InputImage): Float32Array {
+  if (img.pixels) {
+    if (img.pixels.length !== 3 * img.width * img.height) throw new ArgumentError(`image pixels hold ${img.pixels.length} values for 3x${img.height}x${img.width}`);
+    return img.pixels.map((v) => Math.fround(2 * v) - 1);
+  }
+  if (!img.data) throw new ArgumentError('an input image needs data (bytes) or pixels (floats)');
+  const ch = img.channels ?? (img.data.length === img.width * img.height * 4 ? 4 : 3);
+  if (img.data.length !== img.width * img.height * ch) throw new ArgumentError(`image data has ${img.data.length} bytes for ${img.width}x${img.height}x${ch}`);
+  const plane = img.width * img.height;
+  const out = new Float32Array(3 * plane);
+  for (let i = 0; i < plane; i++) for (let c = 0; c < 3; c++) out[c * plane + i] = (img.data[i * ch + c] / 255) * 2 - 1;
+  return out;
+}
+
+/** Reads a PNG (file path or bytes) as RGBA. */
+export function readPng(source: string | Uint8Array): InputImage {
+  let bytes: Buffer;
+  if (typeof source === 'string') {
+    if (!fs.existsSync(source)) throw new FileNotFoundError(source, 'image');
+    bytes = fs.readFileSync(source);
+  } else {
+    bytes = Buffer.from(source);
+  }
+  let png: PNG;
+  try {
+    png = PNG.sync.read(bytes);
+  } catch (e) {
+    throw new ArgumentError(`not a readable PNG${typeof source === 'string' ? ` (${source})` : ''}: ${(e as Error).message}`);
+  }
+  return { width: png.width, height: png.height, data: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.byteLength), channels: 4 };
+}

@@ -1,0 +1,417 @@
+// A text-to-image / image-to-image pipeline over the CPU engine: conditioning, the denoising loop
+// (one compiled step graph per shape: input scaling, guidance batching, UNet and the fused
+// scheduler step), decoding and 8-bit output. It follows the diffusers pipelines' arithmetic and
+// their order of random draws, so a seed gives diffusers' image.
+import { AbortError, ArgumentError } from '../errors';
+import { type CompiledGraph, GraphBuilder, type Value } from '../graph';
+import type { UNet2DConditionModel, UNetExtras } from '../models/unet/unet';
+import type { AutoencoderKL } from '../models/vae/autoencoder_kl';
+import type { AutoencoderTiny } from '../models/vae/autoencoder_tiny';
+import type { ConsistencyDecoderVAE } from '../models/vae/consistency_decoder';
+import { type NativeTensor, addon, callNative } from '../native';
+import { type NormalVariant, type Seed } from '../rng';
+import { type Plan, type SchedulerName, createScheduler } from '../schedulers';
+import type { SchedulerConfig } from '../schedulers/common';
+import { coeffVector } from '../schedulers/step';
+import type { TextConditioner } from './conditioning';
+import { GeneratedImage, type InputImage, imageToTensor, readPng, toRgb } from './image';
+import { type NoiseSource, TorchNoise } from './noise';
+
+export type Decoder = { kind: 'kl'; model: AutoencoderKL } | { kind: 'tiny'; model: AutoencoderTiny } | { kind: 'consistency'; model: ConsistencyDecoderVAE };
+
+/** How guidance and stepping work for this model. */
+export type PipelineKind = 'standard' | 'lcm' | 'flow';
+
+export interface PipelineDefaults {
+  steps: number;
+  guidanceScale: number;
+  eta?: number;
+  width: number;
+  height: number;
+  scheduler?: SchedulerName;
+}
+
+export interface PipelineParts {
+  name: string;
+  family: 'sd' | 'sdxl';
+  kind: PipelineKind;
+  conditioner: TextConditioner;
+  unet: UNet2DConditionModel;
+  schedulerConfig: SchedulerConfig;
+  decoder: Decoder;
+  /** used to encode img2img inputs when the decoder is the consistency decoder */
+  encoder?: AutoencoderKL;
+  defaults: PipelineDefaults;
+  forceZerosForEmptyPrompt: boolean;
+}
+
+export interface ProgressEvent {
+  stage: 'encode' | 'denoise' | 'decode';
+  step: number;
+  steps: number;
+  elapsedMs: number;
+}
+
+export interface GenerateOptions {
+  prompt: string | string[];
+  negativePrompt?: string | string[];
+  /** number of denoising steps (default: the model's recipe, e.g. 1 for Turbo, 4 for LCM) */
+  steps?: number;
+  /** classifier-free guidance scale; > 1 enables it (LCM models: the guidance embedding's w + 1) */
+  guidanceScale?: number;
+  seed?: Seed;
+  /** randn's float32 variant (see docs/RNG.md); default 'avx2' */
+  rngVariant?: NormalVariant;
+  width?: number;
+  height?: number;
+  /** images per prompt */
+  batchSize?: number;
+  scheduler?: SchedulerName;
+  /** explicit timesteps (LCM / TCD, e.g. [800]) */
+  timesteps?: number[];
+  /** TCD gamma / DDIM eta */
+  eta?: number;
+  /** img2img input: a PNG path, PNG bytes, or pixels */
+  image?: string | Uint8Array | InputImage;
+  /** img2img strength in (0, 1] (default 0.5 when an image is given) */
+  strength?: number;
+  /** initial unit-normal latents [B, 4, h, w] (replaces the seeded draw) */
+  latents?: Float32Array;
+  /** SDXL micro-conditioning (default: the output size, no crop) */
+  originalSize?: [number, number];
+  cropsCoordsTopLeft?: [number, number];
+  targetSize?: [number, number];
+  /** also return the final latents with each image */
+  returnLatents?: boolean;
+  onProgress?: (e: ProgressEvent) => void;
+  signal?: AbortSignal;
+  /** where random draws come from (tests); default a torch generator seeded with `seed` */
+  noise?: NoiseSource;
+  /** receives intermediate tensors by diffusers' names (tests, debugging) */
+  trace?: (name: string, data: Float32Array) => void;
+  /** overrides the scheduler config (tests: diffusers' from_config overrides) */
+  schedulerConfig?: SchedulerConfig;
+}
+
+export class Pipeline {
+  private readonly stepGraphs = new Map<string, CompiledGraph>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private disposed = false;
+
+  constructor(private readonly parts: PipelineParts) {}
+
+  get name(): string {
+    return this.parts.name;
+  }
+
+  get family(): 'sd' | 'sdxl' {
+    return this.parts.family;
+  }
+
+  get kind(): PipelineKind {
+    return this.parts.kind;
+  }
+
+  get defaults(): PipelineDefaults {
+    return { ...this.parts.defaults };
+  }
+
+  /** Generates images. Calls on one pipeline run one after another (a queue). */
+  generate(options: GenerateOptions): Promise<GeneratedImage[]> {
+    const run = this.queue.then(() => this.run(options));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private latentChannels(): number {
+    return this.parts.unet.config.inChannels;
+  }
+
+  private stepGraph(key: { rows: number; batch: number; h: number; w: number; cfg: boolean; trace: boolean; length: number }): CompiledGraph {
+    const id = JSON.stringify(key);
+    const cached = this.stepGraphs.get(id);
+    if (cached) return cached;
+    const { unet } = this.parts;
+    const c = unet.config;
+    const g = new GraphBuilder();
+    const C = this.latentChannels();
+    const shape = [key.batch, C, key.h, key.w];
+    const latents = g.input('latents', shape);
+    const inScale = g.input('in_scale', [1]);
+    const t = g.input('timestep', [key.rows]);
+    const context = g.input('context', [key.rows, key.length, c.crossAttentionDim]);
+    const coeffs = g.input('coeffs', [8]);
+    const noise = g.input('noise', shape);
+    const extras: UNetExtras = {};
+    if (c.timeCondProjDim) {
+      const w = g.input('guidance_w', [key.rows]);
+      extras.timestepCond = g.timestepEmbedding(g.affine(w, 1000), c.timeCondProjDim, false, 1, 1, 'guidance');
+      if (key.trace) g.output('timestep_cond', extras.timestepCond);
+    }
+    if (c.textTime) {
+      extras.textEmbeds = g.input('text_embeds', [key.rows, unet.textEmbedsDim]);
+      extras.timeIds = g.input('time_ids', [key.rows, 6]);
+    }
+    let x: Value = g.mul(latents, inScale);
+    if (key.cfg) {
+      const n = shape.reduce((a, b) => a * b, 1);
+      const flat = g.reshape(x, [1, n]);
+      x = g.reshape(g.concat(flat, flat), [2 * key.batch, C, key.h, key.w]);
+    }
+    const out = unet.describe(g, x, t, context, extras);
+    g.output('prev', g.schedulerStep(latents, out, coeffs, noise, 'prev'));
+    g.output('denoised', g.schedulerStep(latents, out, coeffs, noise, 'denoised'));
+    if (key.trace) {
+      g.output('unet_sample', x);
+      g.output('unet_out', out);
+    }
+    const compiled = g.build();
+    this.stepGraphs.set(id, compiled);
+    return compiled;
+  }
+
+  private async run(o: GenerateOptions): Promise<GeneratedImage[]> {
+    if (this.disposed) throw new ArgumentError('the pipeline was disposed');
+    const started = Date.now();
+    const p = this.parts;
+    const d = p.defaults;
+    const trace = o.trace;
+    const checkAbort = () => {
+      if (o.signal?.aborted) throw new AbortError('generation aborted');
+    };
+    checkAbort();
+
+    // ---- arguments ---------------------------------------------------------------------
+    const prompts = typeof o.prompt === 'string' ? [o.prompt] : o.prompt;
+    if (!Array.isArray(prompts) || prompts.length === 0 || prompts.some((x) => typeof x !== 'string')) throw new ArgumentError('prompt must be a string or a non-empty array of strings');
+    const perPrompt = o.batchSize ?? 1;
+    if (!Number.isInteger(perPrompt) || perPrompt < 1 || perPrompt > 64) throw new ArgumentError(`batchSize must be an integer in 1..64, got ${o.batchSize}`);
+    const guidance = o.guidanceScale ?? d.guidanceScale;
+    if (!Number.isFinite(guidance) || guidance < 0 || guidance > 100) throw new ArgumentError(`guidanceScale must be in [0, 100], got ${o.guidanceScale}`);
+    let image: Float32Array | undefined;
+    let width = o.width;
+    let height = o.height;
+    if (o.image !== undefined) {
+      const img = typeof o.image === 'string' || o.image instanceof Uint8Array ? readPng(o.image) : o.image;
+      width = width ?? img.width;
+      height = height ?? img.height;
+      if (img.width !== width || img.height !== height) throw new ArgumentError(`the input image is ${img.width}x${img.height}; resize it to ${width}x${height} or omit width/height`);
+      image = imageToTensor(img);
+    }
+    width = width ?? d.width;
+    height = height ?? d.height;
+    const mult = 8 * 2 ** p.unet.downsamplings;
+    for (const [k, v] of [['width', width], ['height', height]] as const) {
+      if (!Number.isInteger(v) || v < mult || v > 4096 || v % mult) throw new ArgumentError(`${k} must be a multiple of ${mult} between ${mult} and 4096 for this model, got ${v}`);
+    }
+    const h = height / 8;
+    const w = width / 8;
+    const batch = prompts.length * perPrompt;
+    const C = this.latentChannels();
+    const latentShape = [batch, C, h, w];
+    const latentSize = batch * C * h * w;
+
+    const kind: PipelineKind = o.scheduler === 'flow' ? 'flow' : p.kind;
+    const schedName = kind === 'flow' ? 'flow' : (o.scheduler ?? d.scheduler);
+    const scheduler = createScheduler(o.schedulerConfig ?? p.schedulerConfig, schedName);
+    const strength = image ? (o.strength ?? 0.5) : undefined;
+    if (!image && o.strength !== undefined) throw new ArgumentError('strength needs an image (img2img)');
+    const plan: Plan = scheduler.plan({
+      steps: o.steps ?? d.steps,
+      timesteps: o.timesteps,
+      eta: o.eta ?? d.eta,
+      strength,
+      strengthMode: kind === 'lcm' ? 'scheduler' : 'slice',
+    });
+    const cfg = kind !== 'lcm' && guidance > 1 && !p.unet.config.timeCondProjDim;
+    const noise: NoiseSource = o.noise ?? new TorchNoise(o.seed ?? randomSeed(), o.rngVariant);
+    const progress = (stage: ProgressEvent['stage'], step: number, steps: number) => o.onProgress?.({ stage, step, steps, elapsedMs: Date.now() - started });
+
+    // ---- conditioning ------------------------------------------------------------------
+    progress('encode', 0, 1);
+    let negatives: string[] | undefined;
+    let zeroNegatives = false;
+    if (cfg) {
+      const neg = o.negativePrompt;
+      if (neg === undefined) {
+        negatives = prompts.map(() => '');
+        zeroNegatives = p.forceZerosForEmptyPrompt;
+      } else {
+        negatives = typeof neg === 'string' ? prompts.map(() => neg) : neg;
+        if (negatives.length !== prompts.length) throw new ArgumentError(`${negatives.length} negative prompts for ${prompts.length} prompts`);
+      }
+    } else if (o.negativePrompt !== undefined && kind !== 'lcm' && guidance <= 1) {
+      // diffusers ignores it as well without guidance; say so rather than silently
+    }
+    const cond = await p.conditioner.encode(prompts, negatives, perPrompt, zeroNegatives);
+    checkAbort();
+    if (trace) {
+      for (const [k, v] of Object.entries(cond.ids)) trace(k, Float32Array.from(v.flat()));
+      trace('prompt_embeds', cond.context);
+      if (cond.textEmbeds) trace('add_text_embeds', cond.textEmbeds);
+    }
+    const rows = cond.rows;
+    const a = addon();
+    const owned: NativeTensor[] = [];
+    const tensor = (shape: number[], v: Float32Array) => {
+      const t = callNative(() => a.tensorFromFloat32('F32', shape, v));
+      owned.push(t);
+      return t;
+    };
+    try {
+      const fixed: Record<string, NativeTensor> = { context: tensor([rows, cond.length, cond.width], cond.context) };
+      if (cond.textEmbeds) {
+        fixed.text_embeds = tensor([rows, cond.textEmbeds.length / rows], cond.textEmbeds);
+        const [oh, ow] = o.originalSize ?? [height, width];
+        const [ct, cl] = o.cropsCoordsTopLeft ?? [0, 0];
+        const [th, tw] = o.targetSize ?? [height, width];
+        const ids = new Float32Array(rows * 6);
+        for (let r = 0; r < rows; r++) ids.set([oh, ow, ct, cl, th, tw], r * 6);
+        fixed.time_ids = tensor([rows, 6], ids);
+        if (trace) trace('add_time_ids', ids);
+      }
+      if (p.unet.config.timeCondProjDim) fixed.guidance_w = tensor([rows], new Float32Array(rows).fill(Math.fround(guidance - 1)));
+
+      // ---- initial latents -------------------------------------------------------------
+      let latents: Float32Array;
+      if (image) {
+        const imgs = new Float32Array(batch * 3 * height * width);
+        for (let b = 0; b < batch; b++) imgs.set(image, b * image.length);
+        const x0 = await this.encodeImage(imgs, batch, height, width, noise);
+        checkAbort();
+        const n = noise.randn(latentShape, 'img2img_noise');
+        const an = plan.addNoise as { sample: number; noise: number };
+        latents = x0.map((v, i) => Math.fround(Math.fround(an.sample * v) + Math.fround(an.noise * n[i])));
+      } else {
+        const init = o.latents ?? noise.randn(latentShape, 'latents');
+        if (init.length !== latentSize) throw new ArgumentError(`latents must hold ${latentSize} values ([${latentShape}]), got ${init.length}`);
+        if (trace) trace('latents_init', init);
+        latents = plan.initNoiseSigma === 1 ? Float32Array.from(init) : init.map((v) => Math.fround(v * plan.initNoiseSigma));
+      }
+      if (trace) trace('latents_start', latents);
+
+      // ---- denoising -------------------------------------------------------------------
+      const graph = this.stepGraph({ rows, batch, h, w, cfg, trace: !!trace, length: cond.length });
+      const zeros = new Float32Array(latentSize);
+      let last: Float32Array = latents;
+      for (let i = 0; i < plan.steps.length; i++) {
+        checkAbort();
+        progress('denoise', i, plan.steps.length);
+        const s = plan.steps[i];
+        const stepNoise = s.drawNoise ? noise.randn(latentShape, `step${i}_noise`) : zeros;
+        const r = await graph.run({
+          latents,
+          in_scale: Float32Array.of(s.inputScale),
+          timestep: new Float32Array(rows).fill(s.t),
+          coeffs: coeffVector(s.coeffs, cfg ? guidance : undefined),
+          noise: stepNoise,
+          ...fixed,
+        });
+        const prev = r.prev.toFloat32();
+        const den = r.denoised.toFloat32();
+        if (trace) {
+          trace(`step${i}_unet_sample`, r.unet_sample.toFloat32());
+          trace(`step${i}_timestep`, Float32Array.of(s.t));
+          trace(`step${i}_unet_timestep`, new Float32Array(kind === 'flow' ? rows : 1).fill(s.t));
+          const out = r.unet_out.toFloat32();
+          trace(`step${i}_unet_out`, out);
+          trace(`step${i}_model_output`, cfg ? out.subarray(0, latentSize).map((u, k) => u + guidance * (out[latentSize + k] - u)) : out);
+          trace(`step${i}_latents`, prev);
+          if (plan.denoisedName && plan.denoisedName !== 'pred_original_sample') trace(`step${i}_${plan.denoisedName}`, den);
+          if (r.timestep_cond) trace('timestep_cond', r.timestep_cond.toFloat32());
+        }
+        for (const t of Object.values(r)) if (t && typeof (t as NativeTensor).dispose === 'function') (t as NativeTensor).dispose();
+        latents = prev;
+        last = kind === 'lcm' || plan.denoisedName === 'denoised' ? den : prev;
+      }
+      progress('denoise', plan.steps.length, plan.steps.length);
+      // the LCM pipelines decode the last step's `denoised` (equal to prev on the last step)
+      const final = plan.steps.length ? last : latents;
+      if (trace) trace('latents_final', final);
+      checkAbort();
+
+      // ---- decoding ----------------------------------------------------------------------
+      progress('decode', 0, 1);
+      const decoded = await this.decode(final, batch, h, w, noise, trace);
+      const images: GeneratedImage[] = [];
+      const unitAll = new Float32Array(batch * 3 * height * width);
+      for (let b = 0; b < batch; b++) {
+        const { unit, rgb } = toRgb(decoded, b, height, width);
+        unitAll.set(unit, b * unit.length);
+        const lat = o.returnLatents ? final.slice(b * C * h * w, (b + 1) * C * h * w) : undefined;
+        images.push(new GeneratedImage(width, height, rgb, lat));
+      }
+      if (trace) trace('image', unitAll);
+      progress('decode', 1, 1);
+      return images;
+    } finally {
+      for (const t of owned) t.dispose();
+    }
+  }
+
+  /** image [B, 3, H, W] in [-1, 1] -> the initial latents x0 (scaled, as the pipelines do). */
+  private async encodeImage(imgs: Float32Array, batch: number, height: number, width: number, noise: NoiseSource): Promise<Float32Array> {
+    const dec = this.parts.decoder;
+    const shape = { batch, height, width };
+    if (dec.kind === 'tiny') {
+      const t = await dec.model.encode(imgs, shape);
+      const v = t.toFloat32();
+      t.dispose();
+      return v.map((x) => x * dec.model.config.scalingFactor);
+    }
+    const kl = dec.kind === 'kl' ? dec.model : this.parts.encoder;
+    if (!kl) throw new ArgumentError('img2img needs the VAE encoder, which this decoder lacks');
+    const f = kl.downscale;
+    const sampleNoise = noise.randn([batch, kl.config.latentChannels, height / f, width / f], 'vae_sample_noise');
+    const dist = await kl.encode(imgs, shape, sampleNoise);
+    const sample = (dist.sample as NativeTensor).toFloat32();
+    for (const t of [dist.mean, dist.logvar, dist.std, dist.sample]) t?.dispose();
+    const sf = kl.config.scalingFactor;
+    const shift = kl.config.shiftFactor ?? 0;
+    return sample.map((x) => Math.fround((x - shift) * sf));
+  }
+
+  private async decode(latents: Float32Array, batch: number, h: number, w: number, noise: NoiseSource, trace?: (n: string, d: Float32Array) => void): Promise<Float32Array> {
+    const dec = this.parts.decoder;
+    const shape = { batch, height: h, width: w };
+    let out: NativeTensor;
+    if (dec.kind === 'tiny') {
+      const sf = dec.model.config.scalingFactor;
+      const z = sf === 1 ? latents : latents.map((v) => v / sf);
+      if (trace) trace('vae_decode_input', z);
+      out = await dec.model.decode(z, shape);
+    } else if (dec.kind === 'kl') {
+      const sf = dec.model.config.scalingFactor;
+      const shift = dec.model.config.shiftFactor ?? 0;
+      const z = latents.map((v) => Math.fround(v / sf) + shift);
+      if (trace) trace('vae_decode_input', z);
+      out = await dec.model.decode(z, shape);
+    } else {
+      const sf = dec.model.config.scalingFactor;
+      const z = latents.map((v) => v / sf);
+      if (trace) trace('vae_decode_input', z);
+      const f = dec.model.config.downscale;
+      const n0 = noise.randn([batch, 3, h * f, w * f], 'decoder_noise0');
+      const n1 = noise.randn([batch, 3, h * f, w * f], 'decoder_noise1');
+      out = await dec.model.decode(z, shape, n0, n1);
+    }
+    const v = out.toFloat32();
+    out.dispose();
+    return v;
+  }
+
+  /** Frees the models' memory now. The pipeline cannot generate afterwards. */
+  dispose(): void {
+    this.disposed = true;
+    for (const g of this.stepGraphs.values()) g.dispose();
+    this.stepGraphs.clear();
+    this.parts.conditioner.dispose();
+    this.parts.unet.dispose();
+    this.parts.decoder.model.dispose();
+    this.parts.encoder?.dispose();
+  }
+}
+
+function randomSeed(): number {
+  return Math.floor(Math.random() * 2 ** 32);
+}
