@@ -1,0 +1,120 @@
+// The pipeline API: seeds, progress, abort, the queue, img2img from a PNG, defaults per family,
+// typed errors. (The pipeline goldens check the numbers against diffusers.)
+'use strict';
+const assert = require('assert');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { PNG } = require('pngjs');
+const { loadPipeline, TorchGenerator, AbortError, ArgumentError, DeviceError } = require('../..');
+const { fixture } = require('../helpers/fixtures');
+
+const model = (m) => fixture('models', m);
+
+describe('pipelines', function () {
+  this.timeout(120000);
+  let sd21, lcm, sdxl, dir;
+  before(async () => {
+    sd21 = await loadPipeline(model('tiny-sd21'));
+    lcm = await loadPipeline(model('tiny-lcm'));
+    sdxl = await loadPipeline(model('tiny-sdxl'));
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onestep-pipe-'));
+  });
+  after(() => {
+    for (const p of [sd21, lcm, sdxl]) p.dispose();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('picks each family\'s recipe from its checkpoint', () => {
+    assert.deepStrictEqual([sd21.family, sd21.kind, sd21.defaults.steps, sd21.defaults.guidanceScale], ['sd', 'standard', 1, 0]); // SD-Turbo style
+    assert.deepStrictEqual([lcm.kind, lcm.defaults.steps, lcm.defaults.scheduler], ['lcm', 4, 'lcm']);
+    assert.deepStrictEqual([sdxl.family, sdxl.defaults.steps], ['sdxl', 1]);
+  });
+
+  it('a seed gives the latents torch.Generator(seed) draws, and the same image every time', async () => {
+    let init;
+    const a = await sd21.generate({ prompt: 'a fox', seed: 1234, trace: (n, d) => n === 'latents_init' && (init = d) });
+    assert.deepStrictEqual(Array.from(init), Array.from(new TorchGenerator(1234).randn([1, 4, 8, 8])));
+    const b = await sd21.generate({ prompt: 'a fox', seed: 1234 });
+    const c = await sd21.generate({ prompt: 'a fox', seed: 1235 });
+    assert.ok(Buffer.from(a[0].rgb).equals(Buffer.from(b[0].rgb)));
+    assert.ok(!Buffer.from(a[0].rgb).equals(Buffer.from(c[0].rgb)));
+  });
+
+  it('writes a valid PNG holding the RGB bytes', async () => {
+    const [img] = await lcm.generate({ prompt: 'a red barn', seed: 7, steps: 2 });
+    const file = path.join(dir, 'barn.png');
+    await img.save(file);
+    const png = PNG.sync.read(fs.readFileSync(file));
+    assert.deepStrictEqual([png.width, png.height], [img.width, img.height]);
+    for (let i = 0; i < img.width * img.height; i++) for (let c = 0; c < 3; c++) assert.strictEqual(png.data[i * 4 + c], img.rgb[i * 3 + c]);
+  });
+
+  it('img2img from a PNG file, with latents returned', async () => {
+    const [src] = await sd21.generate({ prompt: 'a fox', seed: 1 });
+    const file = path.join(dir, 'src.png');
+    await src.save(file);
+    const out = await sd21.generate({ prompt: 'a fox in snow', seed: 2, image: file, strength: 0.5, steps: 2, returnLatents: true });
+    assert.strictEqual(out[0].latents.length, 4 * 8 * 8);
+    await assert.rejects(sd21.generate({ prompt: 'x', image: file, strength: 0.5, steps: 1 }), (e) => e instanceof ArgumentError && /no step/.test(e.message));
+  });
+
+  it('reports progress per step and aborts between steps with an AbortError', async () => {
+    const events = [];
+    await lcm.generate({ prompt: 'x', seed: 1, onProgress: (e) => events.push(`${e.stage}:${e.step}/${e.steps}`) });
+    assert.deepStrictEqual(events, ['encode:0/1', 'denoise:0/4', 'denoise:1/4', 'denoise:2/4', 'denoise:3/4', 'denoise:4/4', 'decode:0/1', 'decode:1/1']);
+    const ac = new AbortController();
+    await assert.rejects(
+      lcm.generate({ prompt: 'x', seed: 1, signal: ac.signal, onProgress: (e) => e.stage === 'denoise' && e.step === 1 && ac.abort() }),
+      (e) => e instanceof AbortError && e.name === 'AbortError' && e.code === 'ERR_ONESTEP_ABORTED',
+    );
+    // the pipeline still works afterwards
+    assert.strictEqual((await lcm.generate({ prompt: 'x', seed: 1, steps: 1 })).length, 1);
+  });
+
+  it('queues concurrent calls on one pipeline; each gets its own result', async () => {
+    const seeds = [1, 2, 3, 4];
+    const serial = [];
+    for (const seed of seeds) serial.push(Buffer.from((await sdxl.generate({ prompt: 'a fox', seed }))[0].rgb));
+    const parallel = await Promise.all(seeds.map((seed) => sdxl.generate({ prompt: 'a fox', seed })));
+    parallel.forEach((r, i) => assert.ok(Buffer.from(r[0].rgb).equals(serial[i]), `seed ${seeds[i]}`));
+  });
+
+  it('SDXL micro-conditioning defaults to the output size, and can be set', async () => {
+    const got = {};
+    await sdxl.generate({ prompt: 'x', seed: 1, guidanceScale: 2, trace: (n, d) => (got[n] = d) });
+    assert.deepStrictEqual(Array.from(got.add_time_ids), [64, 64, 0, 0, 64, 64, 64, 64, 0, 0, 64, 64]);
+    assert.ok(got.prompt_embeds.subarray(0, 77 * 20).every((v) => v === 0), 'no negative prompt: zero negative embeddings (force_zeros_for_empty_prompt)');
+    await sdxl.generate({ prompt: 'x', seed: 1, originalSize: [128, 96], cropsCoordsTopLeft: [4, 8], trace: (n, d) => (got[n] = d) });
+    assert.deepStrictEqual(Array.from(got.add_time_ids), [128, 96, 4, 8, 64, 64]);
+  });
+
+  it('batches prompts and images per prompt', async () => {
+    const imgs = await lcm.generate({ prompt: ['a', 'b'], batchSize: 2, seed: 5, steps: 1 });
+    assert.strictEqual(imgs.length, 4);
+  });
+
+  it('refuses bad arguments with typed errors', async () => {
+    const bad = [
+      [{ prompt: 'x', width: 60 }, /width must be a multiple of 16/],
+      [{ prompt: '' , height: 8 }, /height/],
+      [{ prompt: 42 }, /prompt/],
+      [{ prompt: [] }, /prompt/],
+      [{ prompt: 'x', batchSize: 0 }, /batchSize/],
+      [{ prompt: 'x', guidanceScale: -1 }, /guidanceScale/],
+      [{ prompt: 'x', strength: 0.5 }, /needs an image/],
+      [{ prompt: 'x', steps: 0 }, /steps/],
+      [{ prompt: 'x', scheduler: 'heun' }, /unknown scheduler/],
+      [{ prompt: 'x', latents: new Float32Array(3) }, /latents must hold 256/],
+      [{ prompt: 'x', image: '/no/such.png' }, /not found/],
+      [{ prompt: 'x', negativePrompt: ['a', 'b'], guidanceScale: 3 }, /2 negative prompts for 1/],
+    ];
+    for (const [opts, msg] of bad) await assert.rejects(sd21.generate(opts), (e) => e.code && e.code.startsWith('ERR_ONESTEP_') && msg.test(e.message), JSON.stringify(opts));
+  });
+
+  it("device 'cuda' is a typed error here, and bad folders are named", async () => {
+    await assert.rejects(loadPipeline(model('tiny-sd21'), { device: 'cuda' }), (e) => e instanceof DeviceError);
+    await assert.rejects(loadPipeline(path.join(dir, 'nope')), (e) => e.code === 'ERR_ONESTEP_FILE_NOT_FOUND');
+    await assert.rejects(loadPipeline(model('tiny-taesd')), (e) => e.code === 'ERR_ONESTEP_FILE_NOT_FOUND' && /model_index\.json/.test(e.message));
+  });
+});
