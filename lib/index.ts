@@ -41,4 +41,15 @@ export {
   readPng,
 } from './pipelines';
 export { SCHEDULER_NAMES, type SchedulerName } from './schedulers';
+export {
+  type DownloadProgress,
+  HubAbortError,
+  HubError,
+  type HubErrorCode,
+  type ProgressBar,
+  type ResolveOptions,
+  type ResolvedModel,
+  createProgressBar,
+  resolveModel,
+} from './hub';
 export { version } from './version';

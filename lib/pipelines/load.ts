@@ -3,7 +3,8 @@
 // family from the registry below; the components' configs pick the rest.
 import * as fs from 'fs';
 import * as path from 'path';
-import { ArgumentError, ConfigError, DeviceError, FileNotFoundError } from '../errors';
+import { ArgumentError, ConfigError, DeviceError } from '../errors';
+import { resolveModel } from '../hub';
 import { info } from '../info';
 import { CLIPTextModel } from '../models/clip/text_encoder';
 import { readJsonFile } from '../models/config';
@@ -53,10 +54,27 @@ export const TAESD_REPOS = { sd: 'madebyollin/taesd', sdxl: 'madebyollin/taesdxl
 
 export type ModelResolver = (idOrDir: string, options: LoadOptions & { purpose: string }) => Promise<string>;
 
-let resolver: ModelResolver = async (idOrDir) => {
+/** The pipeline components onestep reads (a repo's safety_checker, feature_extractor, ... are not downloaded). */
+const USED_COMPONENTS = ['scheduler', 'text_encoder', 'text_encoder_2', 'tokenizer', 'tokenizer_2', 'unet', 'vae'];
+
+/** Local folders as they are; repo ids through the Hugging Face cache (lib/hub). */
+const hubResolver: ModelResolver = async (idOrDir, o) => {
   if (fs.existsSync(idOrDir)) return idOrDir;
-  throw new FileNotFoundError(idOrDir, 'model folder');
+  const hubOptions = { revision: o.revision, token: o.token, signal: o.signal, variant: o.variant, onProgress: o.onDownloadProgress };
+  if (o.purpose === 'pipeline' || o.purpose === 'download') {
+    // read model_index.json first, then fetch only the components a pipeline uses
+    const first = await resolveModel(idOrDir, { ...hubOptions, allowPatterns: ['model_index.json', 'config.json'] });
+    const indexFile = path.join(first.dir, 'model_index.json');
+    if (fs.existsSync(indexFile)) {
+      const index = readJsonFile(indexFile, 'model_index.json');
+      const components = USED_COMPONENTS.filter((c) => Array.isArray(index[c]) && (index[c] as unknown[])[0] !== null);
+      return (await resolveModel(idOrDir, { ...hubOptions, components })).dir;
+    }
+  }
+  return (await resolveModel(idOrDir, hubOptions)).dir;
 };
+
+let resolver: ModelResolver = hubResolver;
 
 /** Installs how repo ids become folders (the hub module registers itself). */
 export function setModelResolver(r: ModelResolver): void {
