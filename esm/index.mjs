@@ -14,6 +14,7 @@ export const {
   HubAbortError,
   HubError,
   FileNotFoundError,
+  LoraError,
   NativeError,
   OnestepError,
   Pipeline,

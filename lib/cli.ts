@@ -35,6 +35,9 @@ const GENERATE_USAGE = `usage: onestep generate -m MODEL -p PROMPT [options]
       --strength S         img2img strength (default 0.5)
       --taesd [ID]         decode with TAESD (the family's standard repo, or a folder / repo id)
       --vae PATH           another VAE folder (AutoencoderKL or ConsistencyDecoderVAE)
+      --lora FILE[:SCALE]  fuse a LoRA (a .safetensors file or a hub repo id; scale default 1);
+                           repeat for several (e.g. an LCM-LoRA and a style LoRA)
+      --strict-lora        LoRA keys that match no module are an error (default: a warning)
       --variant NAME       weight variant to prefer (e.g. fp16)
       --device DEV         auto | cpu | cuda
   -q, --quiet              no progress output`;
@@ -71,6 +74,15 @@ function bar(fraction: number, width = 24): string {
   return `[${'='.repeat(n)}${' '.repeat(width - n)}]`;
 }
 
+/** `--lora FILE[:SCALE]`: the scale is a number after the last ':' (a Windows drive letter stays part of the path). */
+function parseLoraArg(v: string): { path: string; scale: number } {
+  const m = /^(.+):([-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?)$/i.exec(v);
+  const p = m ? m[1] : v;
+  const scale = m ? Number(m[2]) : 1;
+  if (!p) throw new UsageError(`--lora needs a file, got '${v}'`);
+  return { path: p, scale };
+}
+
 async function generate(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -92,6 +104,8 @@ async function generate(argv: string[]): Promise<number> {
       strength: { type: 'string' },
       taesd: { type: 'string' },
       vae: { type: 'string' },
+      lora: { type: 'string', multiple: true },
+      'strict-lora': { type: 'boolean' },
       variant: { type: 'string' },
       device: { type: 'string' },
       quiet: { type: 'boolean', short: 'q' },
@@ -111,6 +125,7 @@ async function generate(argv: string[]): Promise<number> {
   const timesteps = values.timesteps?.split(',').map((t) => num(t.trim(), 'timesteps', true) as number);
   const seed = values.seed === undefined ? undefined : /^-?\d+$/.test(values.seed) ? BigInt(values.seed) : undefined;
   if (values.seed !== undefined && seed === undefined) throw new UsageError(`--seed must be an integer, got '${values.seed}'`);
+  const loras = (values.lora ?? []).map(parseLoraArg);
   const out = values.output ?? 'out.png';
   const quiet = !!values.quiet;
   const line = progressLine(process.stderr, quiet);
@@ -129,17 +144,35 @@ async function generate(argv: string[]): Promise<number> {
     image: values.image,
     strength: num(values.strength, 'strength'),
   };
-  const { loadPipeline } = await import('./pipelines');
+  const { loadPipeline, resolveLoraFile } = await import('./pipelines');
   const t0 = Date.now();
   line.update(`loading ${values.model} ...`);
   const taesd = values.taesd === undefined ? undefined : values.taesd === '' || values.taesd === 'true' ? true : values.taesd;
+  const onDownloadProgress = (e: { file: string; downloaded: number; total?: number }) =>
+    line.update(`downloading ${e.file} ${e.total ? bar(e.downloaded / e.total, 16) : ''} ${(e.downloaded / 2 ** 20).toFixed(1)} MiB`);
   const pipe = await loadPipeline(values.model, {
     device: values.device as 'auto' | 'cpu' | 'cuda' | undefined,
     variant: values.variant,
     taesd,
     vae: values.vae,
-    onDownloadProgress: (e) => line.update(`downloading ${e.file} ${e.total ? bar(e.downloaded / e.total, 16) : ''} ${(e.downloaded / 2 ** 20).toFixed(1)} MiB`),
+    onDownloadProgress,
   });
+  try {
+    if (loras.length) {
+      const specs = [];
+      for (const l of loras) specs.push({ ...l, path: await resolveLoraFile(l.path, { onDownloadProgress }) });
+      const report = await pipe.loadLoras(specs, { strict: !!values['strict-lora'] });
+      line.done();
+      for (const a of report.adapters) {
+        if (quiet) break;
+        const parts = Object.entries(a.byComponent).map(([c, n]) => `${c} ${n}`).join(', ');
+        console.error(`LoRA ${a.name} (${a.format}) x${a.scale}: ${a.matched} modules (${parts})${a.skipped.length ? `; ${a.skipped.length} tensors not applied` : ''}`);
+      }
+    }
+  } catch (e) {
+    pipe.dispose();
+    throw e;
+  }
   const loaded = Date.now();
   try {
     const images = await pipe.generate({

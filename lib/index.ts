@@ -52,4 +52,11 @@ export {
   createProgressBar,
   resolveModel,
 } from './hub';
+export {
+  type LoraAdapterReport,
+  type LoraComponent,
+  LoraError,
+  type LoraReport,
+  type LoraSpec,
+} from './lora';
 export { version } from './version';

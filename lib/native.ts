@@ -75,6 +75,8 @@ export interface NativeAddon {
   prepareConvWeight(w: NativeTensor): NativeTensor;
   /** prepared [Co, 3, 3, Ci] -> F32 [16, Co, Ci], the Winograd F(2x2, 3x3) transform */
   prepareWinogradWeight(w: NativeTensor): NativeTensor;
+  /** base + sum(factor * up @ down), computed in float32 and rounded once to base's dtype */
+  fuseLora(base: NativeTensor, parts: { down: NativeTensor; up: NativeTensor; factor: number }[], name: string, dtype?: NativeDType, into?: NativeTensor): NativeTensor;
   gemmInfo(): { kernel: string };
   gemmSelect(kernel: string): boolean;
   gemmBench(M: number, N: number, K: number, dtype: NativeDType, seconds: number): number;

@@ -6,6 +6,7 @@
 #include "napi/addon_data.h"
 #include "napi/js_generator.h"
 #include "napi/js_graph.h"
+#include "napi/js_lora.h"
 #include "napi/js_mapped_file.h"
 #include "napi/js_tensor.h"
 #include "napi/util.h"
@@ -70,6 +71,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaAbi", Napi::Number::New(env, ONESTEP_CUDA_ABI));
   exports.Set("Graph", JsGraph::Define(env));
   RegisterGenerator(env, exports);
+  exports.Set("fuseLora", Napi::Function::New(env, FuseLora, "fuseLora"));
   exports.Set("createGraph", Napi::Function::New(env, CreateGraph, "createGraph"));
   exports.Set("opTable", Napi::Function::New(env, OpTable, "opTable"));
   exports.Set("prepareConvWeight", Napi::Function::New(env, PrepareConvWeight, "prepareConvWeight"));

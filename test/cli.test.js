@@ -44,6 +44,28 @@ describe('CLI generate', function () {
     assert.strictEqual(taesd.status, 0, taesd.stderr);
   });
 
+  it('--lora FILE[:SCALE] fuses LoRAs (repeatable) and reports them; --strict-lora makes unknown keys fatal', () => {
+    const model = fixture('models', 'tiny-sd15');
+    const lora = (f) => fixture('lora', `${f}.safetensors`);
+    const gen = (name, extra) => run(['generate', '-m', model, '-p', 'a cat', '--seed', '3', '--steps', '2', '-o', path.join(dir, name), ...extra]);
+    const plain = gen('plain.png', ['-q']);
+    assert.strictEqual(plain.status, 0, plain.stderr);
+    const r = gen('lora.png', ['--lora', `${lora('sd15_lora_kohya_full')}:0.5`, '--lora', lora('sd15_lora_kohya_te')]);
+    assert.strictEqual(r.status, 0, r.stderr);
+    assert.match(r.stderr, /LoRA sd15_lora_kohya_full \(kohya\) x0\.5: \d+ modules \(unet \d+\)/);
+    assert.match(r.stderr, /LoRA sd15_lora_kohya_te \(kohya\) x1: \d+ modules \(unet \d+, text_encoder \d+\)/);
+    assert.ok(!fs.readFileSync(path.join(dir, 'lora.png')).equals(fs.readFileSync(path.join(dir, 'plain.png'))));
+    const zero = gen('zero.png', ['--lora', `${lora('sd15_lora_kohya_full')}:0`, '-q']);
+    assert.strictEqual(zero.status, 0, zero.stderr);
+    assert.ok(fs.readFileSync(path.join(dir, 'zero.png')).equals(fs.readFileSync(path.join(dir, 'plain.png'))), 'scale 0: the plain image');
+    const strict = gen('x.png', ['--lora', lora('sdxl_lora_peft'), '--strict-lora']);
+    assert.strictEqual(strict.status, 1);
+    assert.match(strict.stderr, /tensors were not applied.*\[ERR_ONESTEP_LORA\]/);
+    const missing = gen('x.png', ['--lora', '/no/such/lora.safetensors:0.5']);
+    assert.strictEqual(missing.status, 1);
+    assert.match(missing.stderr, /\/no\/such\/lora\.safetensors/);
+  });
+
   for (const [args, code, msg] of [
     [['generate', '-p', 'x'], 2, /--model \(-m\) is required/],
     [['generate', '-m', 'm'], 2, /--prompt \(-p\) is required/],

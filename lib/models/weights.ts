@@ -12,6 +12,8 @@ const str = (s: readonly number[]) => `[${s.join(', ')}]`;
 class Store {
   readonly used = new Set<string>();
   readonly cache = new Map<string, NativeTensor>();
+  /** weights replaced by fused versions (LoRA), by full key */
+  overrides = new Map<string, NativeTensor>();
   constructor(
     readonly checkpoint: Checkpoint | undefined,
     readonly label: string,
@@ -86,6 +88,14 @@ export class Weights {
   /** The stored tensor (a zero-copy view, any float dtype), checked against `shape`. */
   get(name: string, shape: readonly number[]): NativeTensor {
     const key = this.key(name);
+    const override = this.store.overrides.get(key);
+    if (override) {
+      if (override.shape.length !== shape.length || override.shape.some((d, i) => d !== shape[i])) {
+        throw new WeightError(key, `${this.store.label}: fused weight '${key}' has shape ${str(override.shape)}, expected ${str(shape)}`);
+      }
+      this.store.used.add(key);
+      return override;
+    }
     if (this.store.recorded) {
       this.store.recorded.set(key, [...shape]);
       return placeholder(shape, 'F16');
@@ -136,6 +146,38 @@ export class Weights {
       if (this.recording) return placeholder([shape[0], shape[2], shape[3], shape[1]], 'F16');
       return callNative(() => addon().prepareConvWeight(t));
     });
+  }
+
+  /** Every tensor name of the checkpoint (full keys). */
+  keys(): string[] {
+    return this.store.checkpoint ? this.store.checkpoint.names() : [];
+  }
+
+  /** The checkpoint's own tensor for a full key (ignoring fused replacements), or undefined. */
+  base(key: string): NativeTensor | undefined {
+    return this.store.checkpoint?.has(key) ? this.store.checkpoint.tensor(key) : undefined;
+  }
+
+  /**
+   * Replaces stored weights by full key (LoRA fusion); an empty map restores the checkpoint's own.
+   * Converted copies of the affected weights are dropped; graphs built before must be rebuilt.
+   * Returns the keys whose weights changed. The caller owns the tensors it passes.
+   */
+  setOverrides(overrides: Map<string, NativeTensor>): string[] {
+    const changed = new Set([...this.store.overrides.keys(), ...overrides.keys()]);
+    for (const key of changed) {
+      for (const tag of ['raw', 'f32', 'conv']) {
+        const t = this.store.cache.get(`${tag}:${key}`);
+        if (!t) continue;
+        this.store.cache.delete(`${tag}:${key}`);
+        if (tag !== 'raw') {
+          releaseWinograd(t);
+          t.dispose();
+        }
+      }
+    }
+    this.store.overrides = new Map(overrides);
+    return [...changed];
   }
 
   /** Keys of the checkpoint under this scope that no model code has read. */

@@ -25,6 +25,8 @@ export interface TextConditioner {
    * was given).
    */
   encode(prompts: string[], negatives: string[] | undefined, perPrompt: number, zeroNegatives?: boolean): Promise<Conditioning>;
+  /** the text encoders by their pipeline component names */
+  encoders(): Record<string, CLIPTextModel>;
   dispose(): void;
 }
 
@@ -72,6 +74,10 @@ export class SDConditioner implements TextConditioner {
     return this.encoder.config.hiddenSize;
   }
 
+  encoders(): Record<string, CLIPTextModel> {
+    return { text_encoder: this.encoder };
+  }
+
   async encode(prompts: string[], negatives: string[] | undefined, perPrompt: number): Promise<Conditioning> {
     const out = this.clipSkip ? 'penultimate_final_ln' : 'last_hidden_state';
     const L = this.tokenizer.modelMaxLength;
@@ -102,6 +108,10 @@ export class SDXLConditioner implements TextConditioner {
 
   get width(): number {
     return this.enc1.config.hiddenSize + this.enc2.config.hiddenSize;
+  }
+
+  encoders(): Record<string, CLIPTextModel> {
+    return { text_encoder: this.enc1, text_encoder_2: this.enc2 };
   }
 
   get pooledWidth(): number {

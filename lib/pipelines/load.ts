@@ -3,7 +3,7 @@
 // family from the registry below; the components' configs pick the rest.
 import * as fs from 'fs';
 import * as path from 'path';
-import { ArgumentError, ConfigError, DeviceError } from '../errors';
+import { ArgumentError, ConfigError, DeviceError, FileNotFoundError } from '../errors';
 import { resolveModel } from '../hub';
 import { info } from '../info';
 import { CLIPTextModel } from '../models/clip/text_encoder';
@@ -14,6 +14,7 @@ import { AutoencoderTiny } from '../models/vae/autoencoder_tiny';
 import { ConsistencyDecoderVAE } from '../models/vae/consistency_decoder';
 import { type SchedulerName, readSchedulerConfig } from '../schedulers';
 import type { SchedulerConfig } from '../schedulers/common';
+import type { LoraSpec } from '../lora';
 import { CLIPTokenizer } from '../tokenizer';
 import { SDConditioner, SDXLConditioner } from './conditioning';
 import { type Decoder, Pipeline, type PipelineDefaults, type PipelineKind } from './pipeline';
@@ -29,6 +30,10 @@ export interface LoadOptions {
   taesd?: boolean | string;
   /** another VAE (an AutoencoderKL or ConsistencyDecoderVAE folder) */
   vae?: string;
+  /** LoRA adapters to fuse at load (see Pipeline.loadLoras) */
+  loras?: LoraSpec[];
+  /** unknown LoRA keys are an error instead of a warning */
+  strictLoras?: boolean;
   /** SD text encoders: use the penultimate layer (clip skip 1) */
   clipSkip?: 0 | 1;
   /** hub options */
@@ -157,7 +162,7 @@ export async function loadPipeline(idOrDir: string, options: LoadOptions = {}): 
   const { decoder, encoder } = await loadDecoder(family, dir, options);
   const defaults = defaultsFor(kind, unet, schedulerConfig);
   if (options.scheduler) defaults.scheduler = options.scheduler;
-  return new Pipeline({
+  const pipe = new Pipeline({
     name: path.basename(path.resolve(dir)),
     family,
     kind,
@@ -169,4 +174,25 @@ export async function loadPipeline(idOrDir: string, options: LoadOptions = {}): 
     defaults,
     forceZerosForEmptyPrompt: sdxl ? index.force_zeros_for_empty_prompt !== false : false,
   });
+  if (options.loras?.length) {
+    try {
+      const resolved = await Promise.all(options.loras.map(async (l) => ({ ...l, path: await resolveLoraFile(l.path, options) })));
+      await pipe.loadLoras(resolved, { strict: options.strictLoras });
+    } catch (e) {
+      pipe.dispose();
+      throw e;
+    }
+  }
+  return pipe;
+}
+
+/** A LoRA file path as given, or the single .safetensors of a hub repo (pytorch_lora_weights.safetensors first). */
+export async function resolveLoraFile(p: string, options: LoadOptions = {}): Promise<string> {
+  if (fs.existsSync(p)) return p;
+  if (p.endsWith('.safetensors') || path.isAbsolute(p) || p.startsWith('.')) throw new FileNotFoundError(p, 'LoRA file');
+  const dir = (await resolveModel(p, { revision: options.revision, token: options.token, signal: options.signal, allowPatterns: ['*.safetensors'], onProgress: options.onDownloadProgress })).dir;
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors'));
+  const pick = files.includes('pytorch_lora_weights.safetensors') ? 'pytorch_lora_weights.safetensors' : files.length === 1 ? files[0] : undefined;
+  if (!pick) throw new ArgumentError(`${p}: expected one .safetensors LoRA file in the repo, found ${files.length}: ${files.join(', ')}`);
+  return path.join(dir, pick);
 }

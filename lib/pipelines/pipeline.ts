@@ -12,6 +12,8 @@ import { type NativeTensor, addon, callNative } from '../native';
 import { type NormalVariant, type Seed } from '../rng';
 import { type Plan, type SchedulerName, createScheduler } from '../schedulers';
 import type { SchedulerConfig } from '../schedulers/common';
+import { type LoraComponent, type LoraReport, LoraSet, type LoraSpec } from '../lora';
+import type { Weights } from '../models/weights';
 import { coeffVector } from '../schedulers/step';
 import type { TextConditioner } from './conditioning';
 import { GeneratedImage, type InputImage, imageToTensor, readPng, toRgb } from './image';
@@ -97,8 +99,91 @@ export class Pipeline {
   private readonly stepGraphs = new Map<string, CompiledGraph>();
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
+  private loras: LoraSet | undefined;
 
   constructor(private readonly parts: PipelineParts) {}
+
+  /** Runs `fn` in the pipeline's queue (after the generations before it). */
+  private enqueue<T>(fn: () => Promise<T> | T): Promise<T> {
+    const run = this.queue.then(fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private loraSet(): LoraSet {
+    if (!this.loras) {
+      const comps: Partial<Record<LoraComponent, Weights>> = { unet: this.parts.unet.weights };
+      for (const [name, enc] of Object.entries(this.parts.conditioner.encoders())) comps[name as LoraComponent] = enc.weights;
+      const lpb = this.parts.unet.config.layersPerBlock;
+      this.loras = new LoraSet(comps, lpb.every((x) => x === lpb[0]) ? lpb[0] : undefined);
+    }
+    return this.loras;
+  }
+
+  private recompile(changed: LoraComponent[]): void {
+    if (changed.includes('unet')) {
+      this.parts.unet.resetGraphs();
+      for (const g of this.stepGraphs.values()) g.dispose();
+      this.stepGraphs.clear();
+    }
+    const encs = this.parts.conditioner.encoders();
+    for (const c of changed) if (c !== 'unet') encs[c]?.resetGraphs();
+  }
+
+  /**
+   * Loads LoRA adapters and fuses them (with any already loaded) into the UNet and text encoders.
+   * Key styles: kohya (lora_unet_*, lora_te*_*), diffusers, PEFT, the old attention-processor
+   * format. Keys that do not map onto the model are a warning (an error with `strict`).
+   */
+  loadLoras(specs: LoraSpec[], options: { strict?: boolean } = {}): Promise<LoraReport> {
+    return this.changeLoras((set) => {
+      const added = set.add(specs, options);
+      return () => set.remove(added.map((a) => a.name));
+    });
+  }
+
+  /** Changes adapter scales and re-fuses the weights (from the checkpoint, never by subtraction). */
+  setLoraScales(scales: Record<string, number>): Promise<LoraReport> {
+    return this.changeLoras((set) => {
+      const before = set.scales();
+      set.setScales(scales);
+      return () => set.setScales(before);
+    });
+  }
+
+  /** Removes adapters (all when no names are given): the weights return to the checkpoint's own, bit for bit. */
+  unloadLoras(names?: string[]): Promise<LoraReport> {
+    return this.changeLoras((set) => {
+      set.remove(names);
+      return () => undefined;
+    });
+  }
+
+  /** In the queue: changes the adapters, re-fuses, and rebuilds graphs; a failed fusion undoes the change and keeps the weights. */
+  private changeLoras(change: (set: LoraSet) => () => void): Promise<LoraReport> {
+    return this.enqueue(() => {
+      const set = this.loraSet();
+      const undo = change(set);
+      try {
+        const { report, changed } = set.apply();
+        this.recompile(changed);
+        return report;
+      } catch (e) {
+        undo();
+        throw e;
+      }
+    });
+  }
+
+  /** The LoRA adapters loaded now. */
+  get loraNames(): string[] {
+    return this.loras?.names ?? [];
+  }
+
+  /** A fused weight (tests, debugging). */
+  fusedWeight(component: LoraComponent, key: string): NativeTensor | undefined {
+    return this.loras?.fusedWeight(component, key);
+  }
 
   get name(): string {
     return this.parts.name;
@@ -118,9 +203,7 @@ export class Pipeline {
 
   /** Generates images. Calls on one pipeline run one after another (a queue). */
   generate(options: GenerateOptions): Promise<GeneratedImage[]> {
-    const run = this.queue.then(() => this.run(options));
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.enqueue(() => this.run(options));
   }
 
   private latentChannels(): number {
@@ -403,6 +486,7 @@ export class Pipeline {
   /** Frees the models' memory now. The pipeline cannot generate afterwards. */
   dispose(): void {
     this.disposed = true;
+    this.loras?.dispose();
     for (const g of this.stepGraphs.values()) g.dispose();
     this.stepGraphs.clear();
     this.parts.conditioner.dispose();

@@ -24,6 +24,9 @@ class Tensor {
 
   // Zero-filled owned tensor.
   static Tensor empty(DType dtype, const Shape& shape);
+  // Owned tensor whose contents are unspecified: only for a caller that writes every element
+  // before anything reads it (saves a pass over large outputs).
+  static Tensor uninitialized(DType dtype, const Shape& shape);
   // View of `nbytes` bytes at `offset` in a mapping; validates range and nbytes == numel * size.
   static Tensor view(std::shared_ptr<MappedFile> file, uint64_t offset, uint64_t nbytes, DType dtype,
                      const Shape& shape, const std::string& name);
@@ -42,11 +45,16 @@ class Tensor {
   void releaseMappedPages() const;
 
   // Converts every element to float32 (I64 is converted with rounding to nearest float).
-  void copyToFloat32(float* out) const;
+  void copyToFloat32(float* out) const { copyToFloat32(0, numel_, out); }
+  // Elements [begin, begin + count) only (for splitting a conversion over threads).
+  void copyToFloat32(int64_t begin, int64_t count, float* out) const;
   // Converts float32 values into this tensor's dtype (F32/F16/BF16; I64 truncates toward zero).
-  void copyFromFloat32(const float* in);
+  void copyFromFloat32(const float* in) { copyFromFloat32(0, numel_, in); }
+  void copyFromFloat32(int64_t begin, int64_t count, const float* in);
 
  private:
+  static Tensor allocate(DType dtype, const Shape& shape, bool zero);
+
   DType dtype_ = DType::F32;
   Shape shape_;
   int64_t numel_ = 0;

@@ -36,9 +36,9 @@ describe('golden runner', () => {
     assert.ok(rs.every((r) => r.status === 'PASS' && r.value === 0), rs.filter((r) => r.status !== 'PASS').map(formatResult).join('\n'));
   });
 
-  it('passes every pipeline golden that needs no LoRA', () => {
-    const rs = summary.results.filter((r) => r.kind === 'pipeline' && r.status !== 'TODO');
-    assert.strictEqual(rs.length, 27);
+  it('passes all 28 pipeline goldens (the LCM-LoRA one included)', () => {
+    const rs = summary.results.filter((r) => r.kind === 'pipeline');
+    assert.strictEqual(rs.length, 28);
     assert.ok(rs.every((r) => r.status === 'PASS' && r.value <= r.tol), rs.filter((r) => r.status !== 'PASS').map(formatResult).join('\n'));
   });
 
@@ -49,7 +49,7 @@ describe('golden runner', () => {
     assert.ok(rs.every((r) => r.status === 'PASS'), rs.filter((r) => r.status !== 'PASS').map(formatResult).join('\n'));
   });
 
-  for (const [kind, count] of [['text_encoder', 10], ['unet', 16], ['vae_decode', 4], ['vae_encode', 4], ['taesd_decode', 1], ['taesd_encode', 1], ['consistency_decoder_decode', 1], ['consistency_decoder_encode', 1]]) {
+  for (const [kind, count] of [['lora', 11], ['text_encoder', 10], ['unet', 16], ['vae_decode', 4], ['vae_encode', 4], ['taesd_decode', 1], ['taesd_encode', 1], ['consistency_decoder_decode', 1], ['consistency_decoder_encode', 1]]) {
     it(`passes all ${count} ${kind} goldens at their fp32 tolerance`, () => {
       const rs = summary.results.filter((r) => r.kind === kind);
       assert.strictEqual(rs.length, count);
@@ -57,15 +57,10 @@ describe('golden runner', () => {
     });
   }
 
-  it('gives every golden file one line, and lists unimplemented kinds as TODO, never as PASS', () => {
-    const implemented = new Set(['tokenizer', 'rng', 'scheduler', 'pipeline', 'text_encoder', 'unet', 'vae_decode', 'vae_encode', 'taesd_decode', 'taesd_encode', 'consistency_decoder_decode', 'consistency_decoder_encode']);
-    const todo = summary.results.filter((r) => r.status === 'TODO');
-    const kinds = new Set(todo.map((r) => r.kind));
-    for (const k of ['lora']) assert.ok(kinds.has(k), `no TODO for ${k}`);
-    for (const k of implemented) if (k !== 'pipeline') assert.ok(!kinds.has(k), `${k} is implemented but listed as TODO`);
-    // the only pipeline TODO is the one that needs LoRA fusion
-    assert.deepStrictEqual(todo.filter((r) => r.kind === 'pipeline').map((r) => r.name), ['pipe_sd15_lora_kohya_full_lcm_4step']);
-    assert.ok(summary.results.filter((r) => r.status === 'PASS').every((r) => implemented.has(r.kind)));
+  it('gives every golden file one line, every kind implemented (nothing left as TODO)', () => {
+    const implemented = new Set(['tokenizer', 'rng', 'scheduler', 'pipeline', 'lora', 'text_encoder', 'unet', 'vae_decode', 'vae_encode', 'taesd_decode', 'taesd_encode', 'consistency_decoder_decode', 'consistency_decoder_encode']);
+    assert.deepStrictEqual(summary.results.filter((r) => r.status === 'TODO').map(formatResult), []);
+    assert.ok(summary.results.every((r) => implemented.has(r.kind)), [...new Set(summary.results.map((r) => r.kind))].join(', '));
     const goldenFiles = fs.readdirSync(fixture('golden')).filter((f) => f.endsWith('.safetensors'));
     const perFile = summary.results.filter((r) => !['rng', 'scheduler', 'tokenizer'].includes(r.kind));
     assert.strictEqual(perFile.length, goldenFiles.length);

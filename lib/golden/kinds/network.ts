@@ -5,6 +5,7 @@ import { openSafetensors } from '../../safetensors';
 import type { SafetensorsFile } from '../../safetensors';
 import { Comparison } from '../compare';
 import type { CaseResult, FixtureContext, GoldenKind } from '../types';
+import { loraCase } from './lora';
 import { NotYetError, pipelineCase } from './pipeline';
 import { textEncoderCase } from './text_encoder';
 import { unetCase } from './unet';
@@ -25,6 +26,7 @@ const runners: Record<string, CaseRunner> = {
   text_encoder: textEncoderCase,
   unet: unetCase,
   pipeline: pipelineCase,
+  lora: loraCase,
   vae_decode: vaeDecodeCase,
   vae_encode: vaeEncodeCase,
   taesd_decode: taesdDecodeCase,

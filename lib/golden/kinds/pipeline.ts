@@ -19,9 +19,12 @@ export class NotYetError extends Error {}
 
 export const pipelineCase: CaseRunner = async (golden, metaRaw, modelDir, cmp, ctx) => {
   const meta = metaRaw as unknown as PipelineCase;
-  if (/fused at scale/i.test(meta.style ?? '') || /(^|_)lora_/.test(path.basename(golden.path))) throw new NotYetError('needs LoRA fusion (not implemented yet)');
   const vae = meta.vae_model ? path.join(ctx.root, 'models', meta.vae_model) : undefined;
-  const pipe = await loadPipeline(modelDir, { vae });
+  // a pipeline with a LoRA fused: the style names the file and the scale
+  const lora = /(sd15_lora_\w+) fused at scale ([\d.]+)/.exec(meta.style ?? '');
+  if (/lora/i.test(path.basename(golden.path)) && !lora) throw new NotYetError('cannot tell which LoRA this pipeline golden fuses');
+  const loras = lora ? [{ path: path.join(ctx.root, 'lora', `${lora[1]}.safetensors`), scale: Number(lora[2]) }] : undefined;
+  const pipe = await loadPipeline(modelDir, { vae, loras, strictLoras: true });
   try {
     const call = meta.call;
     const has = (k: string) => golden.has(k);

@@ -163,6 +163,17 @@ export class CLIPTextModel {
     return this.w.unused().filter((k) => k !== 'text_model.embeddings.position_ids');
   }
 
+  /** The model's weights (LoRA fusion replaces some of them). */
+  get weights(): Weights {
+    return this.w;
+  }
+
+  /** Drops the compiled graphs (after the weights changed); they are rebuilt on next use. */
+  resetGraphs(): void {
+    for (const g of this.graphs.values()) g.dispose();
+    this.graphs.clear();
+  }
+
   dispose(): void {
     for (const g of this.graphs.values()) g.dispose();
     this.graphs.clear();

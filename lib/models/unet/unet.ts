@@ -215,6 +215,17 @@ export class UNet2DConditionModel {
     return this.w.unused();
   }
 
+  /** The model's weights (LoRA fusion replaces some of them). */
+  get weights(): Weights {
+    return this.w;
+  }
+
+  /** Drops the compiled graphs (after the weights changed); they are rebuilt on next use. */
+  resetGraphs(): void {
+    for (const g of this.graphs.values()) g.dispose();
+    this.graphs.clear();
+  }
+
   dispose(): void {
     for (const g of this.graphs.values()) g.dispose();
     this.graphs.clear();
