@@ -26,6 +26,7 @@ export const {
   UnsupportedDtypeError,
   WeightError,
   createProgressBar,
+  detectSingleFile,
   formatInfo,
   info,
   loadPipeline,

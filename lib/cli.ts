@@ -18,7 +18,7 @@ commands:
 
 const GENERATE_USAGE = `usage: onestep generate -m MODEL -p PROMPT [options]
 
-  -m, --model MODEL        a diffusers folder or a Hugging Face repo id
+  -m, --model MODEL        a diffusers folder, a single-file .safetensors checkpoint, or a Hugging Face repo id
   -p, --prompt TEXT        the prompt (repeat for several prompts)
   -n, --negative TEXT      negative prompt (used with guidance > 1)
   -o, --output FILE        output PNG (default out.png; several images: out-1.png, out-2.png, ...)
@@ -39,6 +39,8 @@ const GENERATE_USAGE = `usage: onestep generate -m MODEL -p PROMPT [options]
                            repeat for several (e.g. an LCM-LoRA and a style LoRA)
       --strict-lora        LoRA keys that match no module are an error (default: a warning)
       --variant NAME       weight variant to prefer (e.g. fp16)
+      --config DIR|REPO    single files: the diffusers folder / repo with the model's configs and tokenizers
+      --prediction TYPE    single files: epsilon | v_prediction (SD2 files default to v_prediction)
       --device DEV         auto | cpu | cuda
   -q, --quiet              no progress output`;
 
@@ -106,6 +108,8 @@ async function generate(argv: string[]): Promise<number> {
       vae: { type: 'string' },
       lora: { type: 'string', multiple: true },
       'strict-lora': { type: 'boolean' },
+      config: { type: 'string' },
+      prediction: { type: 'string' },
       variant: { type: 'string' },
       device: { type: 'string' },
       quiet: { type: 'boolean', short: 'q' },
@@ -122,6 +126,7 @@ async function generate(argv: string[]): Promise<number> {
   if (!values.prompt || values.prompt.length === 0) throw new UsageError('--prompt (-p) is required');
   if (values.scheduler && !(SCHEDULER_NAMES as string[]).includes(values.scheduler)) throw new UsageError(`--scheduler must be one of ${SCHEDULER_NAMES.join(', ')}`);
   if (values.device && !['auto', 'cpu', 'cuda'].includes(values.device)) throw new UsageError('--device must be auto, cpu or cuda');
+  if (values.prediction && !['epsilon', 'v_prediction'].includes(values.prediction)) throw new UsageError('--prediction must be epsilon or v_prediction');
   const timesteps = values.timesteps?.split(',').map((t) => num(t.trim(), 'timesteps', true) as number);
   const seed = values.seed === undefined ? undefined : /^-?\d+$/.test(values.seed) ? BigInt(values.seed) : undefined;
   if (values.seed !== undefined && seed === undefined) throw new UsageError(`--seed must be an integer, got '${values.seed}'`);
@@ -153,6 +158,8 @@ async function generate(argv: string[]): Promise<number> {
   const pipe = await loadPipeline(values.model, {
     device: values.device as 'auto' | 'cpu' | 'cuda' | undefined,
     variant: values.variant,
+    config: values.config,
+    prediction: values.prediction as 'epsilon' | 'v_prediction' | undefined,
     taesd,
     vae: values.vae,
     onDownloadProgress,

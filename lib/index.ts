@@ -59,4 +59,5 @@ export {
   type LoraReport,
   type LoraSpec,
 } from './lora';
+export { type SingleFileReport, detectSingleFile } from './single_file';
 export { version } from './version';

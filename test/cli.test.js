@@ -66,6 +66,19 @@ describe('CLI generate', function () {
     assert.match(missing.stderr, /\/no\/such\/lora\.safetensors/);
   });
 
+  it('a single-file checkpoint with --config writes the folder\'s image; without it, a clear error', () => {
+    const out = path.join(dir, 'single.png');
+    const r = run(['generate', '-m', fixture('single_file', 'tiny-sd21.safetensors'), '--config', fixture('models', 'tiny-sd21'), '-p', 'a fox', '--seed', '1', '-o', out, '-q']);
+    assert.strictEqual(r.status, 0, r.stderr);
+    const ref = path.join(dir, 'folder.png');
+    assert.strictEqual(run(['generate', '-m', fixture('models', 'tiny-sd21'), '-p', 'a fox', '--seed', '1', '-o', ref, '-q']).status, 0);
+    assert.ok(fs.readFileSync(out).equals(fs.readFileSync(ref)));
+    const bare = run(['generate', '-m', fixture('single_file', 'tiny-sd21.safetensors'), '-p', 'a fox', '-o', path.join(dir, 'x.png')]);
+    assert.strictEqual(bare.status, 1);
+    assert.match(bare.stderr, /attention heads are unknown.*--config.*\[ERR_ONESTEP_CONFIG\]/);
+    assert.strictEqual(run(['generate', '-m', 'm', '-p', 'x', '--prediction', 'x0']).status, 2);
+  });
+
   for (const [args, code, msg] of [
     [['generate', '-p', 'x'], 2, /--model \(-m\) is required/],
     [['generate', '-m', 'm'], 2, /--prompt \(-p\) is required/],

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// npm run golden -- PATH... [--device cpu|cuda] [--filter REGEX] [--quiet]
+// npm run golden -- PATH... [--device cpu|cuda] [--filter REGEX] [--single-file FILE[=MODEL]]... [--quiet]
+import * as path from 'path';
 import { formatResult, runGolden } from './runner';
 
 export async function main(argv: string[]): Promise<number> {
@@ -7,6 +8,7 @@ export async function main(argv: string[]): Promise<number> {
   let device: 'cpu' | 'cuda' = 'cpu';
   let filter: RegExp | undefined;
   let quiet = false;
+  let singleFiles: Record<string, string> | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--device') {
@@ -18,10 +20,21 @@ export async function main(argv: string[]): Promise<number> {
       device = d;
     } else if (a === '--filter') {
       filter = new RegExp(argv[++i] ?? '');
+    } else if (a === '--single-file') {
+      // FILE stands in for models/MODEL (default: the file's name without .safetensors)
+      const v = argv[++i] ?? '';
+      const eq = v.lastIndexOf('=');
+      const file = eq > 0 ? v.slice(0, eq) : v;
+      const model = eq > 0 ? v.slice(eq + 1) : path.basename(v, '.safetensors');
+      if (!file || !model) {
+        console.error('--single-file needs FILE[=MODEL]');
+        return 2;
+      }
+      singleFiles = { ...singleFiles, [model]: file };
     } else if (a === '--quiet') {
       quiet = true;
     } else if (a === '-h' || a === '--help') {
-      console.log('usage: npm run golden -- PATH... [--device cpu|cuda] [--filter REGEX] [--quiet]');
+      console.log('usage: npm run golden -- PATH... [--device cpu|cuda] [--filter REGEX] [--single-file FILE[=MODEL]]... [--quiet]');
       return 0;
     } else {
       paths.push(a);
@@ -34,6 +47,7 @@ export async function main(argv: string[]): Promise<number> {
   const s = await runGolden(paths, {
     device,
     filter,
+    singleFiles,
     onResult: (r) => {
       if (!quiet || r.status === 'FAIL') console.log(formatResult(r));
     },

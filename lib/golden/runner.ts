@@ -14,6 +14,11 @@ export interface RunOptions {
   filter?: RegExp;
   /** Called for every case as soon as it is known. */
   onResult?: (r: CaseResult) => void;
+  /**
+   * Model name -> a single-file checkpoint standing in for models/<name>: only the goldens of those
+   * models run (network goldens; tokenizer, rng and scheduler fixtures are skipped), loaded from the files.
+   */
+  singleFiles?: Record<string, string>;
 }
 
 export interface RunSummary {
@@ -79,7 +84,8 @@ export async function runGolden(paths: string[], options: RunOptions = {}): Prom
         if (explicit) emit({ status: 'FAIL', kind: 'runner', name: file, detail: 'not a golden fixture file' });
         continue;
       }
-      const ctx: FixtureContext = { root: loc.root, device: options.device ?? 'cpu' };
+      if (options.singleFiles && kind.kind !== 'network') continue;
+      const ctx: FixtureContext = { root: loc.root, device: options.device ?? 'cpu', singleFiles: options.singleFiles };
       let results: CaseResult[];
       try {
         results = await kind.run(abs, ctx);

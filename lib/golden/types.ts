@@ -20,6 +20,8 @@ export interface FixtureContext {
   /** The folder laid out like ../shared/fixtures (holding models/, golden/, tokenizer/, ...). */
   root: string;
   device: 'cpu' | 'cuda';
+  /** model name -> a single-file checkpoint that stands in for models/<name> (only those models' goldens run) */
+  singleFiles?: Record<string, string>;
 }
 
 export interface GoldenKind {

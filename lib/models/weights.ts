@@ -5,7 +5,7 @@
 import { WeightError } from '../errors';
 import { GraphBuilder, releaseWinograd } from '../graph';
 import { type NativeDType, type NativeTensor, addon, callNative } from '../native';
-import type { Checkpoint } from '../safetensors';
+import type { TensorSource } from '../safetensors';
 
 const str = (s: readonly number[]) => `[${s.join(', ')}]`;
 
@@ -15,7 +15,7 @@ class Store {
   /** weights replaced by fused versions (LoRA), by full key */
   overrides = new Map<string, NativeTensor>();
   constructor(
-    readonly checkpoint: Checkpoint | undefined,
+    readonly checkpoint: TensorSource | undefined,
     readonly label: string,
     /** recording mode: every weight asked for, with its shape (see Weights.recording) */
     readonly recorded?: Map<string, number[]>,
@@ -36,7 +36,7 @@ export class Weights {
     readonly prefix: string,
   ) {}
 
-  static of(checkpoint: Checkpoint, label: string): Weights {
+  static of(checkpoint: TensorSource, label: string): Weights {
     return new Weights(new Store(checkpoint, label), '');
   }
 
@@ -63,7 +63,7 @@ export class Weights {
     return new GraphBuilder({ dryRun: this.recording });
   }
 
-  private get checkpoint(): Checkpoint {
+  private get checkpoint(): TensorSource {
     if (!this.store.checkpoint) throw new WeightError('', `${this.store.label}: no checkpoint`);
     return this.store.checkpoint;
   }

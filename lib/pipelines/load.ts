@@ -15,6 +15,12 @@ import { ConsistencyDecoderVAE } from '../models/vae/consistency_decoder';
 import { type SchedulerName, readSchedulerConfig } from '../schedulers';
 import type { SchedulerConfig } from '../schedulers/common';
 import type { LoraSpec } from '../lora';
+import { parseCLIPTextConfig } from '../models/clip/config';
+import { missingWeights, requiredWeights } from '../models/required';
+import { parseUNetConfig } from '../models/unet/config';
+import { parseAutoencoderKLConfig } from '../models/vae/config';
+import type { Weights } from '../models/weights';
+import { type SingleFileModel, isSingleFile, openSingleFile } from '../single_file';
 import { CLIPTokenizer } from '../tokenizer';
 import { SDConditioner, SDXLConditioner } from './conditioning';
 import { type Decoder, Pipeline, type PipelineDefaults, type PipelineKind } from './pipeline';
@@ -34,6 +40,14 @@ export interface LoadOptions {
   loras?: LoraSpec[];
   /** unknown LoRA keys are an error instead of a warning */
   strictLoras?: boolean;
+  /**
+   * Single-file checkpoints: a diffusers folder or repo id holding the model's configs, scheduler
+   * and tokenizers (what the weights cannot tell); without it the family's defaults apply and
+   * the tokenizers come from the family's standard repo.
+   */
+  config?: string;
+  /** single-file checkpoints: the prediction type (SD2 files default to v_prediction) */
+  prediction?: 'epsilon' | 'v_prediction';
   /** SD text encoders: use the penultimate layer (clip skip 1) */
   clipSkip?: 0 | 1;
   /** hub options */
@@ -76,7 +90,14 @@ const hubResolver: ModelResolver = async (idOrDir, o) => {
       return (await resolveModel(idOrDir, { ...hubOptions, components })).dir;
     }
   }
-  return (await resolveModel(idOrDir, hubOptions)).dir;
+  const patterns = PURPOSE_PATTERNS[o.purpose];
+  return (await resolveModel(idOrDir, patterns ? { ...hubOptions, allowPatterns: patterns } : hubOptions)).dir;
+};
+
+/** What is fetched from a repo used only for part of a model (no weights). */
+const PURPOSE_PATTERNS: Record<string, string[]> = {
+  config: ['model_index.json', '*/config.json', 'scheduler/*', 'tokenizer/*', 'tokenizer_2/*'],
+  tokenizer: ['tokenizer/*', 'tokenizer_2/*'],
 };
 
 let resolver: ModelResolver = hubResolver;
@@ -121,58 +142,158 @@ function defaultsFor(kind: PipelineKind, unet: UNet2DConditionModel, sched: Sche
   }
 }
 
-async function loadDecoder(family: 'sd' | 'sdxl', dir: string, o: LoadOptions): Promise<{ decoder: Decoder; encoder?: AutoencoderKL }> {
+/** The checkpoint's own VAE: a folder (whose config names its class) or a model made on demand (single files). */
+interface OwnVae {
+  dir?: string;
+  model?: () => AutoencoderKL;
+}
+
+async function loadDecoder(family: 'sd' | 'sdxl', own: OwnVae, o: LoadOptions): Promise<{ decoder: Decoder; encoder?: AutoencoderKL }> {
   if (o.taesd) {
     const id = typeof o.taesd === 'string' ? o.taesd : TAESD_REPOS[family];
     const folder = await resolveModelFolder(id, { ...o, purpose: 'taesd' });
     return { decoder: { kind: 'tiny', model: AutoencoderTiny.fromPretrained(folder, { variant: o.variant }) } };
   }
-  const vaeDir = o.vae ? await resolveModelFolder(o.vae, { ...o, purpose: 'vae' }) : path.join(dir, 'vae');
+  const ownKL = (): AutoencoderKL | undefined => {
+    if (own.model) return own.model();
+    if (own.dir && fs.existsSync(path.join(own.dir, 'config.json')) && readJsonFile(path.join(own.dir, 'config.json'))._class_name === 'AutoencoderKL') {
+      return AutoencoderKL.fromPretrained(own.dir, { variant: o.variant });
+    }
+    return undefined;
+  };
+  const vaeDir = o.vae ? await resolveModelFolder(o.vae, { ...o, purpose: 'vae' }) : own.dir;
+  if (!vaeDir) return { decoder: { kind: 'kl', model: ownKL() as AutoencoderKL } };
   const cls = readJsonFile(path.join(vaeDir, 'config.json'))._class_name;
   if (cls === 'ConsistencyDecoderVAE') {
-    const encoder = fs.existsSync(path.join(dir, 'vae', 'config.json')) ? AutoencoderKL.fromPretrained(path.join(dir, 'vae'), { variant: o.variant }) : undefined;
-    return { decoder: { kind: 'consistency', model: ConsistencyDecoderVAE.fromPretrained(vaeDir, { variant: o.variant }) }, encoder };
+    return { decoder: { kind: 'consistency', model: ConsistencyDecoderVAE.fromPretrained(vaeDir, { variant: o.variant }) }, encoder: ownKL() };
   }
   if (cls === 'AutoencoderTiny') return { decoder: { kind: 'tiny', model: AutoencoderTiny.fromPretrained(vaeDir, { variant: o.variant }) } };
   return { decoder: { kind: 'kl', model: AutoencoderKL.fromPretrained(vaeDir, { variant: o.variant }) } };
 }
 
-export async function loadPipeline(idOrDir: string, options: LoadOptions = {}): Promise<Pipeline> {
-  if (typeof idOrDir !== 'string' || idOrDir === '') throw new ArgumentError('loadPipeline: give a model folder or a Hugging Face repo id');
-  checkDevice(options.device);
-  const dir = await resolveModelFolder(idOrDir, { ...options, purpose: 'pipeline' });
-  const index = readJsonFile(path.join(dir, 'model_index.json'), 'model_index.json');
-  const cls = String(index._class_name ?? '');
-  const entry = PIPELINES[cls];
-  if (!entry) throw new ConfigError(`${path.join(dir, 'model_index.json')}: pipeline class '${cls}' is not supported (supported: ${Object.keys(PIPELINES).join(', ')})`);
-  const sdxl = entry.family === 'sdxl' || index.text_encoder_2 !== undefined;
-  const family = sdxl ? 'sdxl' : 'sd';
+/** What a checkpoint gives, before the family's recipe is applied. */
+interface Loaded {
+  name: string;
+  /** model_index.json's pipeline class */
+  cls: string;
+  /** where cls was read, for messages */
+  clsSource: string;
+  forceZerosForEmptyPrompt: boolean;
+  unet: UNet2DConditionModel;
+  schedulerConfig: SchedulerConfig;
+  tokenizers: CLIPTokenizer[];
+  textEncoders: CLIPTextModel[];
+  vae: OwnVae;
+}
+
+async function fromFolder(dir: string, options: LoadOptions): Promise<Loaded> {
+  const indexFile = path.join(dir, 'model_index.json');
+  const index = readJsonFile(indexFile, 'model_index.json');
   const v = { variant: options.variant };
-  const unet = UNet2DConditionModel.fromPretrained(path.join(dir, 'unet'), v);
+  const two = index.text_encoder_2 !== undefined && index.text_encoder_2 !== null;
+  const names = two ? ['', '_2'] : [''];
+  return {
+    name: path.basename(path.resolve(dir)),
+    cls: String(index._class_name ?? ''),
+    clsSource: indexFile,
+    forceZerosForEmptyPrompt: index.force_zeros_for_empty_prompt !== false,
+    unet: UNet2DConditionModel.fromPretrained(path.join(dir, 'unet'), v),
+    schedulerConfig: readSchedulerConfig(path.join(dir, 'scheduler', 'scheduler_config.json')),
+    tokenizers: await Promise.all(names.map((n) => CLIPTokenizer.fromPretrained(path.join(dir, `tokenizer${n}`)))),
+    textEncoders: names.map((n) => CLIPTextModel.fromPretrained(path.join(dir, `text_encoder${n}`), v)),
+    vae: { dir: path.join(dir, 'vae') },
+  };
+}
+
+/** Every weight each component's architecture reads is in the file, with its shape (else a ConfigError listing them). */
+function checkComplete(file: string, sf: SingleFileModel): void {
+  const problems: string[] = [];
+  for (const [name, comp] of Object.entries(sf.components)) {
+    if (!comp) continue;
+    const label = `${path.basename(file)} (${name})`;
+    const make =
+      name === 'unet'
+        ? (w: Weights) => new UNet2DConditionModel(parseUNetConfig(comp.config, label), w)
+        : name === 'vae'
+          ? (w: Weights) => new AutoencoderKL(parseAutoencoderKLConfig(comp.config, label), w)
+          : (w: Weights) => new CLIPTextModel(parseCLIPTextConfig(comp.config, label), w);
+    for (const p of missingWeights(comp.source, requiredWeights(make))) problems.push(`${name}: ${p}`);
+  }
+  if (problems.length) {
+    for (const comp of Object.values(sf.components)) comp?.source.close();
+    throw new ConfigError(`${file}: ${problems.length} weights the ${sf.family.name} architecture needs are missing or misshapen: ${problems.slice(0, 10).join('; ')}${problems.length > 10 ? '; ...' : ''}`);
+  }
+}
+
+async function fromSingleFile(file: string, options: LoadOptions): Promise<Loaded> {
+  const configDir = options.config ? await resolveModelFolder(options.config, { ...options, purpose: 'config' }) : undefined;
+  const sf = openSingleFile(file, { configDir, prediction: options.prediction });
+  const label = path.basename(file);
+  if (sf.report.unmatched.length) {
+    const list = sf.report.unmatched.slice(0, 10).join(', ');
+    process.emitWarning(`${file}: ${sf.report.unmatched.length} tensors match no component and were not loaded: ${list}${sf.report.unmatched.length > 10 ? ', ...' : ''}`, { code: 'ONESTEP_SINGLE_FILE_UNMATCHED' });
+  }
+  const c = sf.components;
+  checkComplete(file, sf);
+  const encoders = (['text_encoder', 'text_encoder_2'] as const).filter((n) => c[n]);
+  const tokenizerDir = async (n: 'tokenizer' | 'tokenizer_2'): Promise<string> => {
+    const have = sf.tokenizerDirs[n];
+    if (have) return have;
+    const repo = sf.family.defaults.configRepo;
+    let dir: string | undefined;
+    try {
+      dir = await resolveModelFolder(repo, { ...options, purpose: 'tokenizer' });
+    } catch (e) {
+      throw new ConfigError(
+        `${file}: a single file holds no tokenizer; pass config: a diffusers folder or repo id with ${n}/ (for this ${sf.family.name} model, e.g. ${repo}); fetching ${repo}/${n} failed: ${(e as Error).message}`,
+      );
+    }
+    if (!fs.existsSync(path.join(dir, n))) throw new ConfigError(`${file}: ${repo} has no ${n}/ folder; pass config: a diffusers folder with ${n}/`);
+    return path.join(dir, n);
+  };
+  return {
+    name: label.replace(/\.safetensors$/, ''),
+    cls: sf.pipelineClass,
+    clsSource: configDir ? path.join(configDir, 'model_index.json') : `${sf.family.name} defaults`,
+    forceZerosForEmptyPrompt: sf.forceZerosForEmptyPrompt,
+    unet: UNet2DConditionModel.fromSource(c.unet!.config, c.unet!.source, `${label} (unet)`),
+    schedulerConfig: sf.schedulerConfig,
+    tokenizers: await Promise.all(encoders.map(async (n) => CLIPTokenizer.fromPretrained(await tokenizerDir(n === 'text_encoder' ? 'tokenizer' : 'tokenizer_2')))),
+    textEncoders: encoders.map((n) => CLIPTextModel.fromSource(c[n]!.config, c[n]!.source, `${label} (${n})`)),
+    vae: { model: () => AutoencoderKL.fromSource(c.vae!.config, c.vae!.source, `${label} (vae)`) },
+  };
+}
+
+export async function loadPipeline(idOrDir: string, options: LoadOptions = {}): Promise<Pipeline> {
+  if (typeof idOrDir !== 'string' || idOrDir === '') throw new ArgumentError('loadPipeline: give a model folder, a single-file .safetensors checkpoint or a Hugging Face repo id');
+  checkDevice(options.device);
+  if (/\.(ckpt|pt|pth|bin)$/i.test(idOrDir) && fs.existsSync(idOrDir)) {
+    throw new ArgumentError(`${idOrDir}: pickle checkpoints can run code when loaded and are not read; convert it to .safetensors`);
+  }
+  const loaded = isSingleFile(idOrDir)
+    ? await fromSingleFile(idOrDir, options)
+    : await fromFolder(await resolveModelFolder(idOrDir, { ...options, purpose: 'pipeline' }), options);
+  const entry = PIPELINES[loaded.cls];
+  if (!entry) throw new ConfigError(`${loaded.clsSource}: pipeline class '${loaded.cls}' is not supported (supported: ${Object.keys(PIPELINES).join(', ')})`);
+  const sdxl = entry.family === 'sdxl' || loaded.textEncoders.length === 2;
+  const family = sdxl ? 'sdxl' : 'sd';
+  const { unet, tokenizers: tok, textEncoders: te } = loaded;
   const kind: PipelineKind = entry.kind ?? (unet.config.timeCondProjDim ? 'lcm' : 'standard');
-  const schedulerConfig = readSchedulerConfig(path.join(dir, 'scheduler', 'scheduler_config.json'));
-  const conditioner = sdxl
-    ? new SDXLConditioner(
-        await CLIPTokenizer.fromPretrained(path.join(dir, 'tokenizer')),
-        CLIPTextModel.fromPretrained(path.join(dir, 'text_encoder'), v),
-        await CLIPTokenizer.fromPretrained(path.join(dir, 'tokenizer_2')),
-        CLIPTextModel.fromPretrained(path.join(dir, 'text_encoder_2'), v),
-      )
-    : new SDConditioner(await CLIPTokenizer.fromPretrained(path.join(dir, 'tokenizer')), CLIPTextModel.fromPretrained(path.join(dir, 'text_encoder'), v), options.clipSkip ?? 0);
-  const { decoder, encoder } = await loadDecoder(family, dir, options);
-  const defaults = defaultsFor(kind, unet, schedulerConfig);
+  const conditioner = sdxl ? new SDXLConditioner(tok[0], te[0], tok[1], te[1]) : new SDConditioner(tok[0], te[0], options.clipSkip ?? 0);
+  const { decoder, encoder } = await loadDecoder(family, loaded.vae, options);
+  const defaults = defaultsFor(kind, unet, loaded.schedulerConfig);
   if (options.scheduler) defaults.scheduler = options.scheduler;
   const pipe = new Pipeline({
-    name: path.basename(path.resolve(dir)),
+    name: loaded.name,
     family,
     kind,
     conditioner,
     unet,
-    schedulerConfig,
+    schedulerConfig: loaded.schedulerConfig,
     decoder,
     encoder,
     defaults,
-    forceZerosForEmptyPrompt: sdxl ? index.force_zeros_for_empty_prompt !== false : false,
+    forceZerosForEmptyPrompt: sdxl ? loaded.forceZerosForEmptyPrompt : false,
   });
   if (options.loras?.length) {
     try {

@@ -6,6 +6,7 @@ import { FileNotFoundError, SafetensorsError } from '../errors';
 import type { NativeTensor } from '../native';
 import { SafetensorsFile } from './file';
 import type { TensorInfo } from './header';
+import type { TensorSource } from './source';
 
 export interface CheckpointOptions {
   /** e.g. 'fp16': prefer `<name>.fp16.safetensors`; falls back to the plain file when absent. */
@@ -14,7 +15,7 @@ export interface CheckpointOptions {
   weightNames?: string[];
 }
 
-export class Checkpoint {
+export class Checkpoint implements TensorSource {
   private readonly byName = new Map<string, SafetensorsFile>();
 
   private constructor(

@@ -66,6 +66,27 @@ export class SafetensorsFile {
     return callNative(() => m.tensor(name, t.dtype, t.shape, begin, end));
   }
 
+  /**
+   * A zero-copy view of part of a tensor: rows [begin, end) of its first dimension, optionally
+   * with another shape of the same element count (e.g. a [C, C, 1, 1] kernel seen as [C, C]).
+   */
+  view(name: string, options: { rows?: [number, number]; shape?: number[] } = {}): NativeTensor {
+    const t = this.info(name);
+    if (!isSupportedDType(t.dtype)) throw new UnsupportedDtypeError(this.path, name, t.dtype);
+    const m = this.mapping;
+    if (!m) throw new SafetensorsError('ERR_ONESTEP_DISPOSED', this.path, 'file was closed', name);
+    const rows = t.shape[0] ?? 1;
+    const [r0, r1] = options.rows ?? [0, rows];
+    if (t.shape.length === 0 || !Number.isInteger(r0) || !Number.isInteger(r1) || r0 < 0 || r1 > rows || r0 > r1) {
+      throw new SafetensorsError('ERR_ONESTEP_SAFETENSORS_VIEW', this.path, `rows [${r0}, ${r1}) are not within shape [${t.shape.join(', ')}]`, name);
+    }
+    const rowBytes = (t.dataOffsets[1] - t.dataOffsets[0]) / rows;
+    const shape = options.shape ?? [r1 - r0, ...t.shape.slice(1)];
+    const begin = this.header.dataStart + t.dataOffsets[0] + r0 * rowBytes;
+    const end = this.header.dataStart + t.dataOffsets[0] + r1 * rowBytes;
+    return callNative(() => m.tensor(name, t.dtype, shape, begin, end));
+  }
+
   /** The tensor's values converted to float32 (a copy). */
   float32(name: string): Float32Array {
     const t = this.tensor(name);

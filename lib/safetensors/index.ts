@@ -11,5 +11,6 @@ export {
   halfBitsToFloat,
 } from './dtypes';
 export { SafetensorsFile, openSafetensors } from './file';
+export type { TensorMeta, TensorSource } from './source';
 export { MAX_HEADER_BYTES, type SafetensorsHeader, type TensorInfo, parseSafetensorsBuffer } from './header';
 export { type StreamedTensor, type TensorToWrite, saveSafetensors, saveSafetensorsStreaming, serializeSafetensors } from './writer';

@@ -268,4 +268,17 @@ class MockHub {
   }
 }
 
-module.exports = { MockHub, sha256, gitSha1, walk };
+/** Runs fn with environment variables set ('' deletes one), restoring them afterwards. */
+async function withEnv(vars, fn) {
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  for (const [k, v] of Object.entries(vars)) if (v === '') delete process.env[k];
+  else process.env[k] = v;
+  try {
+    return await fn();
+  } finally {
+    for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+}
+
+module.exports = { MockHub, sha256, gitSha1, walk, withEnv };

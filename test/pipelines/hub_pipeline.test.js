@@ -8,7 +8,7 @@ const os = require('os');
 const path = require('path');
 const { PNG } = require('pngjs');
 const { loadPipeline } = require('../..');
-const { MockHub } = require('../hub/mock_hub');
+const { MockHub, withEnv: withEnvVars } = require('../hub/mock_hub');
 const { fixture } = require('../helpers/fixtures');
 
 describe('pipelines from the hub', function () {
@@ -35,20 +35,7 @@ describe('pipelines from the hub', function () {
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  const withEnv = async (fn) => {
-    const saved = {};
-    for (const [k, v] of Object.entries(env)) {
-      saved[k] = process.env[k];
-      if (v === '') delete process.env[k];
-      else process.env[k] = v;
-    }
-    try {
-      return await fn();
-    } finally {
-      for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  };
+  const withEnv = (fn) => withEnvVars(env, fn);
 
   it('loadPipeline(repo id) downloads what the pipeline needs and generates the same image as the folder', async () => {
     const fromHub = await withEnv(async () => {

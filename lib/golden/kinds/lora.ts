@@ -2,11 +2,12 @@
 // tiny-sdxl at a scale; the fused UNet output, text-encoder outputs and a few fused weights are
 // compared. The base outputs are checked first, and again after unfusing (bitwise restore).
 import * as path from 'path';
-import { CLIPTextModel, type TextEncoderOutput } from '../../models/clip/text_encoder';
-import { UNet2DConditionModel } from '../../models/unet/unet';
+import type { CLIPTextModel, TextEncoderOutput } from '../../models/clip/text_encoder';
+import type { UNet2DConditionModel } from '../../models/unet/unet';
 import { type LoraComponent, LoraSet, type LoraSpec } from '../../lora';
 import type { SafetensorsFile } from '../../safetensors';
 import type { Comparison } from '../compare';
+import { loadTextEncoder, loadUNet } from '../models';
 import type { CaseRunner } from './network';
 
 /** Which files carry each SD1.5 golden's LoRA (the README lists them; SDXL goldens name them in case.lora_files). */
@@ -72,11 +73,11 @@ async function outputs(golden: SafetensorsFile, unet: UNet2DConditionModel, enco
 
 export const loraCase: CaseRunner = async (golden, meta, modelDir, cmp, ctx) => {
   for (const { label, specs } of loraSets(golden, meta, ctx.root)) {
-    const unet = UNet2DConditionModel.fromPretrained(path.join(modelDir, 'unet'));
+    const unet = loadUNet(modelDir, ctx);
     const encoders: Partial<Record<LoraComponent, CLIPTextModel>> = {};
     const needs = (p: string) => golden.names().some((n) => n.startsWith(p));
-    if (needs('te_')) encoders.text_encoder = CLIPTextModel.fromPretrained(path.join(modelDir, 'text_encoder'));
-    if (needs('te2_')) encoders.text_encoder_2 = CLIPTextModel.fromPretrained(path.join(modelDir, 'text_encoder_2'));
+    if (needs('te_')) encoders.text_encoder = loadTextEncoder(modelDir, ctx, 'text_encoder');
+    if (needs('te2_')) encoders.text_encoder_2 = loadTextEncoder(modelDir, ctx, 'text_encoder_2');
     const comps: Partial<Record<LoraComponent, import('../../models/weights').Weights>> = { unet: unet.weights };
     for (const [c, e] of Object.entries(encoders)) comps[c as LoraComponent] = (e as CLIPTextModel).weights;
     const lpb = unet.config.layersPerBlock;

@@ -39,12 +39,16 @@ export const networkKind: GoldenKind = {
   kind: 'network',
   matches: (rel) => /(^|\/)golden\/[^/]+\.safetensors$/.test(rel),
   async run(file, ctx): Promise<CaseResult[]> {
-    const name = path.basename(file, '.safetensors');
+    let name = path.basename(file, '.safetensors');
     const f = openSafetensors(file);
     try {
       const raw = f.metadata?.case;
       if (!raw) return [{ status: 'FAIL', kind: 'network', name, detail: 'no __metadata__.case in the golden file' }];
       const meta = JSON.parse(raw) as GoldenCase;
+      // with single files given, only the goldens of their models run, loaded from them
+      const single = ctx.singleFiles?.[meta.model];
+      if (ctx.singleFiles && !single) return [];
+      if (single) name = `${name} [${path.basename(single)}]`;
       const runner = runners[meta.kind];
       if (!runner) return [{ status: 'TODO', kind: meta.kind, name, detail: `${meta.kind} goldens need the engine (not implemented yet)` }];
       const tol = ctx.device === 'cuda' ? (meta.tolerance.fp16_rel_l2 ?? 1e-2) : meta.tolerance.fp32_rel_l2;

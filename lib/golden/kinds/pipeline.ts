@@ -4,6 +4,7 @@
 import * as path from 'path';
 import { type GenerateOptions, RecordedNoise, loadPipeline } from '../../pipelines';
 import type { SchedulerConfig } from '../../schedulers/common';
+import { pipelineSource } from '../models';
 import type { CaseRunner } from './network';
 
 interface PipelineCase {
@@ -24,7 +25,8 @@ export const pipelineCase: CaseRunner = async (golden, metaRaw, modelDir, cmp, c
   const lora = /(sd15_lora_\w+) fused at scale ([\d.]+)/.exec(meta.style ?? '');
   if (/lora/i.test(path.basename(golden.path)) && !lora) throw new NotYetError('cannot tell which LoRA this pipeline golden fuses');
   const loras = lora ? [{ path: path.join(ctx.root, 'lora', `${lora[1]}.safetensors`), scale: Number(lora[2]) }] : undefined;
-  const pipe = await loadPipeline(modelDir, { vae, loras, strictLoras: true });
+  const src = pipelineSource(modelDir, ctx);
+  const pipe = await loadPipeline(src.id, { ...src.options, vae, loras, strictLoras: true });
   try {
     const call = meta.call;
     const has = (k: string) => golden.has(k);

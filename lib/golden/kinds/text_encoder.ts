@@ -1,6 +1,6 @@
 // text_encoder goldens: CLIPTextModel(WithProjection) outputs for given input_ids.
-import * as path from 'path';
-import { CLIPTextModel, type TextEncoderOutput } from '../../models/clip/text_encoder';
+import type { TextEncoderOutput } from '../../models/clip/text_encoder';
+import { loadTextEncoder } from '../models';
 import type { CaseRunner } from './network';
 
 const names: [string, TextEncoderOutput][] = [
@@ -11,8 +11,8 @@ const names: [string, TextEncoderOutput][] = [
   ['text_embeds', 'text_embeds'],
 ];
 
-export const textEncoderCase: CaseRunner = async (golden, meta, modelDir, cmp) => {
-  const model = CLIPTextModel.fromPretrained(path.join(modelDir, meta.component ?? 'text_encoder'));
+export const textEncoderCase: CaseRunner = async (golden, meta, modelDir, cmp, fixtures) => {
+  const model = loadTextEncoder(modelDir, fixtures, meta.component);
   try {
     const shape = golden.info('input_ids').shape;
     const flat = golden.float32('input_ids');

@@ -1,10 +1,9 @@
 // unet goldens: UNet2DConditionModel output for given sample, timestep and conditioning.
-import * as path from 'path';
-import { UNet2DConditionModel } from '../../models/unet/unet';
+import { loadUNet } from '../models';
 import type { CaseRunner } from './network';
 
-export const unetCase: CaseRunner = async (golden, meta, modelDir, cmp) => {
-  const unet = UNet2DConditionModel.fromPretrained(path.join(modelDir, meta.component ?? 'unet'));
+export const unetCase: CaseRunner = async (golden, meta, modelDir, cmp, fixtures) => {
+  const unet = loadUNet(modelDir, fixtures, meta.component);
   try {
     const [B, , H, W] = golden.info('sample').shape;
     const ctx = golden.info('encoder_hidden_states').shape;

@@ -1,9 +1,8 @@
 // vae_encode / vae_decode (AutoencoderKL), taesd_encode / taesd_decode (AutoencoderTiny) and
 // consistency_decoder_encode / _decode (ConsistencyDecoderVAE) goldens.
-import * as path from 'path';
-import { AutoencoderKL } from '../../models/vae/autoencoder_kl';
 import { AutoencoderTiny } from '../../models/vae/autoencoder_tiny';
 import { CONSISTENCY_DECODER_MEANS, CONSISTENCY_DECODER_STDS, ConsistencyDecoderVAE } from '../../models/vae/consistency_decoder';
+import { loadVae } from '../models';
 import type { CaseRunner } from './network';
 
 const nchw = (shape: number[]) => ({ batch: shape[0], height: shape[2], width: shape[3] });
@@ -12,8 +11,8 @@ function checkUnused(unused: string[]): void {
   if (unused.length) throw new Error(`unused weights: ${unused.slice(0, 5).join(', ')}`);
 }
 
-export const vaeDecodeCase: CaseRunner = async (golden, meta, modelDir, cmp) => {
-  const vae = AutoencoderKL.fromPretrained(path.join(modelDir, meta.component ?? 'vae'));
+export const vaeDecodeCase: CaseRunner = async (golden, meta, modelDir, cmp, fixtures) => {
+  const vae = loadVae(modelDir, fixtures, meta.component);
   try {
     const latents = golden.float32('latents');
     const sf = vae.config.scalingFactor;
@@ -27,8 +26,8 @@ export const vaeDecodeCase: CaseRunner = async (golden, meta, modelDir, cmp) => 
   }
 };
 
-export const vaeEncodeCase: CaseRunner = async (golden, meta, modelDir, cmp) => {
-  const vae = AutoencoderKL.fromPretrained(path.join(modelDir, meta.component ?? 'vae'));
+export const vaeEncodeCase: CaseRunner = async (golden, meta, modelDir, cmp, fixtures) => {
+  const vae = loadVae(modelDir, fixtures, meta.component);
   try {
     const dist = await vae.encode(golden.float32('image'), nchw(golden.info('image').shape), golden.float32('eps'));
     const sf = vae.config.scalingFactor;

@@ -1,7 +1,7 @@
 // CLIPTextModel / CLIPTextModelWithProjection config.json (Hugging Face transformers names).
 import * as path from 'path';
 import { actFromName, type Act } from '../../graph';
-import { ConfigReader, readJsonFile } from '../config';
+import { ConfigReader, type Json, readJsonFile } from '../config';
 
 export interface CLIPTextConfig {
   hiddenSize: number;
@@ -20,7 +20,12 @@ export interface CLIPTextConfig {
 
 export function readCLIPTextConfig(dir: string): CLIPTextConfig {
   const file = path.join(dir, 'config.json');
-  const c = new ConfigReader(readJsonFile(file), file);
+  return parseCLIPTextConfig(readJsonFile(file), file);
+}
+
+/** The same from a config object (`label` names it in errors: a file, or where it was derived from). */
+export function parseCLIPTextConfig(json: Json, label: string): CLIPTextConfig {
+  const c = new ConfigReader(json, label);
   const modelType = c.str('model_type', 'clip_text_model');
   c.require('model_type', modelType === 'clip_text_model', 'expected clip_text_model');
   const arch = c.strList('architectures', ['CLIPTextModel']);

@@ -4,9 +4,10 @@
 import { ArgumentError } from '../../errors';
 import type { CompiledGraph, Value } from '../../graph';
 import { type NativeTensor, addon, callNative } from '../../native';
-import { Checkpoint } from '../../safetensors';
+import { Checkpoint, type TensorSource } from '../../safetensors';
+import type { Json } from '../config';
 import { Weights } from '../weights';
-import { type CLIPTextConfig, readCLIPTextConfig } from './config';
+import { type CLIPTextConfig, parseCLIPTextConfig, readCLIPTextConfig } from './config';
 
 /**
  * Outputs a graph can produce:
@@ -31,6 +32,13 @@ export class CLIPTextModel {
     const checkpoint = Checkpoint.open(dir, { variant: options.variant, weightNames: ['model', 'pytorch_model'] });
     const w = Weights.of(checkpoint, `text encoder ${dir}`);
     const model = new CLIPTextModel(config, w);
+    model.checkWeights();
+    return model;
+  }
+
+  /** From a config object and any tensor source under transformers names (a single-file checkpoint). */
+  static fromSource(config: Json, source: TensorSource, label: string): CLIPTextModel {
+    const model = new CLIPTextModel(parseCLIPTextConfig(config, label), Weights.of(source, `text encoder ${label}`));
     model.checkWeights();
     return model;
   }

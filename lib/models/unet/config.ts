@@ -2,7 +2,7 @@
 // honoured; anything else that would change the math is rejected with a clear error.
 import * as path from 'path';
 import { type Act, actFromName } from '../../graph';
-import { ConfigReader, readJsonFile } from '../config';
+import { ConfigReader, type Json, readJsonFile } from '../config';
 
 export type DownBlockType = 'CrossAttnDownBlock2D' | 'DownBlock2D';
 export type UpBlockType = 'CrossAttnUpBlock2D' | 'UpBlock2D';
@@ -42,7 +42,12 @@ const UP = ['CrossAttnUpBlock2D', 'UpBlock2D'];
 
 export function readUNetConfig(dir: string): UNetConfig {
   const file = path.join(dir, 'config.json');
-  const c = new ConfigReader(readJsonFile(file), file);
+  return parseUNetConfig(readJsonFile(file), file);
+}
+
+/** The same from a config object (`label` names it in errors: a file, or where it was derived from). */
+export function parseUNetConfig(json: Json, label: string): UNetConfig {
+  const c = new ConfigReader(json, label);
   const cls = c.str('_class_name', 'UNet2DConditionModel');
   c.require('_class_name', cls === 'UNet2DConditionModel', 'expected UNet2DConditionModel');
   const blockOut = c.intList('block_out_channels', (c.cfg.block_out_channels as unknown[] | undefined)?.length ?? 4, [320, 640, 1280, 1280]);

@@ -4,10 +4,11 @@
 import { ArgumentError } from '../../errors';
 import { Act, type CompiledGraph, type GraphBuilder, type Value } from '../../graph';
 import type { NativeTensor } from '../../native';
-import { Checkpoint } from '../../safetensors';
+import { Checkpoint, type TensorSource } from '../../safetensors';
+import type { Json } from '../config';
 import { downsample, resnet, timestepEmbedding, transformer2d, upsample } from '../blocks';
 import { Weights } from '../weights';
-import { type UNetConfig, readUNetConfig } from './config';
+import { type UNetConfig, parseUNetConfig, readUNetConfig } from './config';
 
 export interface UNetInputs {
   /** [B, C, H, W] latents (NCHW) */
@@ -46,6 +47,11 @@ export class UNet2DConditionModel {
     const config = readUNetConfig(dir);
     const checkpoint = Checkpoint.open(dir, { variant: options.variant });
     return new UNet2DConditionModel(config, Weights.of(checkpoint, `unet ${dir}`));
+  }
+
+  /** From a config object and any tensor source under diffusers names (a single-file checkpoint). */
+  static fromSource(config: Json, source: TensorSource, label: string): UNet2DConditionModel {
+    return new UNet2DConditionModel(parseUNetConfig(config, label), Weights.of(source, `unet ${label}`));
   }
 
   /** How many times the latents are halved (the latent size must be divisible by 2^this). */

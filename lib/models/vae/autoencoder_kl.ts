@@ -4,10 +4,11 @@
 import { ArgumentError } from '../../errors';
 import { Act, type CompiledGraph } from '../../graph';
 import type { NativeTensor } from '../../native';
-import { Checkpoint } from '../../safetensors';
+import { Checkpoint, type TensorSource } from '../../safetensors';
+import type { Json } from '../config';
 import { resnet, upsample } from '../blocks';
 import { Weights } from '../weights';
-import { type AutoencoderKLConfig, readAutoencoderKLConfig } from './config';
+import { type AutoencoderKLConfig, parseAutoencoderKLConfig, readAutoencoderKLConfig } from './config';
 import { klEncode, klMidBlock } from './kl_encoder';
 
 export interface LatentDistribution {
@@ -31,6 +32,11 @@ export class AutoencoderKL {
     const config = readAutoencoderKLConfig(dir);
     const checkpoint = Checkpoint.open(dir, { variant: options.variant });
     return new AutoencoderKL(config, Weights.of(checkpoint, `vae ${dir}`));
+  }
+
+  /** From a config object and any tensor source under diffusers names (a single-file checkpoint). */
+  static fromSource(config: Json, source: TensorSource, label: string): AutoencoderKL {
+    return new AutoencoderKL(parseAutoencoderKLConfig(config, label), Weights.of(source, `vae ${label}`));
   }
 
   get downscale(): number {

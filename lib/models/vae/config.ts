@@ -1,7 +1,7 @@
 // AutoencoderKL and AutoencoderTiny config.json.
 import * as path from 'path';
 import { type Act, actFromName } from '../../graph';
-import { ConfigReader, readJsonFile } from '../config';
+import { ConfigReader, type Json, readJsonFile } from '../config';
 
 export interface AutoencoderKLConfig {
   inChannels: number;
@@ -22,7 +22,12 @@ export interface AutoencoderKLConfig {
 
 export function readAutoencoderKLConfig(dir: string): AutoencoderKLConfig {
   const file = path.join(dir, 'config.json');
-  const c = new ConfigReader(readJsonFile(file), file);
+  return parseAutoencoderKLConfig(readJsonFile(file), file);
+}
+
+/** The same from a config object (`label` names it in errors: a file, or where it was derived from). */
+export function parseAutoencoderKLConfig(json: Json, label: string): AutoencoderKLConfig {
+  const c = new ConfigReader(json, label);
   c.require('_class_name', c.str('_class_name', 'AutoencoderKL') === 'AutoencoderKL', 'expected AutoencoderKL');
   const blockOut = c.intList('block_out_channels', (c.cfg.block_out_channels as unknown[] | undefined)?.length ?? 1, [64]);
   const n = blockOut.length;

@@ -1,0 +1,161 @@
+// The UNet of the original layout (`model.diffusion_model.` in CompVis ldm and Stability sgm
+// files): structure from the header, and the key table to diffusers' UNet2DConditionModel names
+// (README-single-file.md, "Key layout"). L resnets per level; level i of n.
+import { ConfigError } from '../errors';
+import type { Json } from '../models/config';
+import type { ComponentPlan, HeaderIndex, Target } from './types';
+import { hasPrefix, indices, shapeOf, under } from './util';
+
+const RESNET: Record<string, string> = {
+  'in_layers.0': 'norm1',
+  'in_layers.2': 'conv1',
+  'emb_layers.1': 'time_emb_proj',
+  'out_layers.0': 'norm2',
+  'out_layers.3': 'conv2',
+  skip_connection: 'conv_shortcut',
+};
+
+export interface UNetStructure {
+  levels: number;
+  layersPerBlock: number;
+  channels: number[];
+  /** down levels with attention */
+  attention: boolean[];
+  /** transformer blocks per down level (1 where a level has no attention, as diffusers' configs write) */
+  depth: number[];
+  /** transformer blocks per up level (from the lowest resolution) */
+  upDepth: number[];
+  midDepth: number;
+  /** SDXL: label_emb input width */
+  admInChannels?: number;
+}
+
+function depthOf(h: HeaderIndex, prefix: string): number {
+  return indices(h.keys(), `${prefix}transformer_blocks.`).length;
+}
+
+export function unetStructure(h: HeaderIndex, p: string): UNetStructure {
+  const blocks = indices(h.keys(), `${p}input_blocks.`);
+  const gap = blocks.findIndex((b, i) => b !== i);
+  if (blocks.length === 0 || gap >= 0) throw new ConfigError(`single-file checkpoint: the UNet's input_blocks are not numbered 0..${blocks.length - 1}${gap >= 0 ? ` (input_blocks.${gap} is missing)` : ''}`);
+  const ops = blocks.filter((b) => h.has(`${p}input_blocks.${b}.0.op.weight`));
+  const levels = ops.length + 1;
+  const L = ops.length ? ops[0] - 1 : blocks.length - 1;
+  if (L < 1 || blocks.length !== levels * (L + 1) || ops.some((b, i) => b !== (L + 1) * (i + 1))) {
+    throw new ConfigError(`single-file checkpoint: the UNet's input_blocks (${blocks.length}, downsamplers at ${ops.join(', ')}) do not form levels of equal resnet counts`);
+  }
+  const channels: number[] = [];
+  const attention: boolean[] = [];
+  const depth: number[] = [];
+  const midDepth = depthOf(h, `${p}middle_block.1.`);
+  for (let i = 0; i < levels; i++) {
+    const first = `${p}input_blocks.${(L + 1) * i + 1}`;
+    channels.push(shapeOf(h, `${first}.0.out_layers.3.weight`, `level ${i} channels`)[0]);
+    const attn = hasPrefix(h, `${first}.1.`);
+    attention.push(attn);
+    // diffusers' mid block takes the last level's depth; other levels without attention ignore theirs
+    depth.push(attn ? depthOf(h, `${first}.1.`) : i === levels - 1 ? midDepth : 1);
+  }
+  const upDepth: number[] = [];
+  for (let i = 0; i < levels; i++) {
+    const first = `${p}output_blocks.${(L + 1) * i}`;
+    const attn = hasPrefix(h, `${first}.1.transformer_blocks.`);
+    if (attn !== attention[levels - 1 - i]) {
+      throw new ConfigError(`single-file checkpoint: up level ${i} ${attn ? 'has' : 'lacks'} attention but down level ${levels - 1 - i} does not match`);
+    }
+    upDepth.push(attn ? depthOf(h, `${first}.1.`) : depth[levels - 1 - i]);
+  }
+  const label = h.get(`${p}label_emb.0.0.weight`);
+  return { levels, layersPerBlock: L, channels, attention, depth, upDepth, midDepth, admInChannels: label ? label.shape[1] : undefined };
+}
+
+/** Diffusers module prefix -> original module prefix (with the resnet-internal renames). */
+function moduleTable(s: UNetStructure): [string, string, boolean][] {
+  const L = s.layersPerBlock;
+  const t: [string, string, boolean][] = [
+    ['time_embedding.linear_1', 'time_embed.0', false],
+    ['time_embedding.linear_2', 'time_embed.2', false],
+    ['add_embedding.linear_1', 'label_emb.0.0', false],
+    ['add_embedding.linear_2', 'label_emb.0.2', false],
+    ['conv_in', 'input_blocks.0.0', false],
+    ['conv_norm_out', 'out.0', false],
+    ['conv_out', 'out.2', false],
+    ['mid_block.resnets.0', 'middle_block.0', true],
+    ['mid_block.attentions.0', 'middle_block.1', false],
+    ['mid_block.resnets.1', 'middle_block.2', true],
+  ];
+  for (let i = 0; i < s.levels; i++) {
+    for (let j = 0; j < L; j++) {
+      const b = (L + 1) * i + j + 1;
+      t.push([`down_blocks.${i}.resnets.${j}`, `input_blocks.${b}.0`, true]);
+      if (s.attention[i]) t.push([`down_blocks.${i}.attentions.${j}`, `input_blocks.${b}.1`, false]);
+    }
+    if (i < s.levels - 1) t.push([`down_blocks.${i}.downsamplers.0.conv`, `input_blocks.${(L + 1) * (i + 1)}.0.op`, false]);
+    const upAttn = s.attention[s.levels - 1 - i];
+    for (let j = 0; j <= L; j++) {
+      const b = (L + 1) * i + j;
+      t.push([`up_blocks.${i}.resnets.${j}`, `output_blocks.${b}.0`, true]);
+      if (upAttn) t.push([`up_blocks.${i}.attentions.${j}`, `output_blocks.${b}.1`, false]);
+    }
+    if (i < s.levels - 1) t.push([`up_blocks.${i}.upsamplers.0.conv`, `output_blocks.${(L + 1) * i + L}.${upAttn ? 2 : 1}.conv`, false]);
+  }
+  return t;
+}
+
+export function planUNet(h: HeaderIndex, p: string, options: { pooledWidth?: number } = {}): ComponentPlan & { structure: UNetStructure } {
+  const s = unetStructure(h, p);
+  const tensors = new Map<string, Target>();
+  const byOriginal = new Map<string, [string, boolean]>();
+  for (const [d, o, resnet] of moduleTable(s)) byOriginal.set(o, [d, resnet]);
+  for (const rest of under(h, p)) {
+    // the longest original module prefix that names this key
+    const parts = rest.split('.');
+    for (let n = parts.length - 1; n >= 1; n--) {
+      const m = byOriginal.get(parts.slice(0, n).join('.'));
+      if (!m) continue;
+      let inner = parts.slice(n).join('.');
+      if (m[1]) {
+        const r = Object.keys(RESNET).find((k) => inner.startsWith(`${k}.`));
+        if (!r) break;
+        inner = `${RESNET[r]}${inner.slice(r.length)}`;
+      }
+      tensors.set(`${m[0]}.${inner}`, { key: `${p}${rest}` });
+      break;
+    }
+  }
+  const convIn = shapeOf(h, `${p}input_blocks.0.0.weight`, 'conv_in');
+  const convOut = shapeOf(h, `${p}out.2.weight`, 'conv_out');
+  const timeEmbed = shapeOf(h, `${p}time_embed.0.weight`, 'time embedding');
+  if (timeEmbed[0] !== 4 * convIn[0]) throw new ConfigError(`single-file checkpoint: time embedding width ${timeEmbed[0]} is not 4 x ${convIn[0]} channels`);
+  const attnKey = [...h.keys()].find((k) => k.startsWith(p) && k.endsWith('.attn2.to_k.weight'));
+  if (!attnKey) throw new ConfigError('single-file checkpoint: the UNet has no cross-attention (attn2.to_k)');
+  const projIn = [...h.keys()].find((k) => k.startsWith(p) && k.endsWith('.proj_in.weight')) as string;
+  const derived: Json = {
+    in_channels: convIn[1],
+    out_channels: convOut[0],
+    conv_in_kernel: convIn[2],
+    conv_out_kernel: convOut[2],
+    block_out_channels: s.channels,
+    layers_per_block: s.layersPerBlock,
+    down_block_types: s.attention.map((a) => (a ? 'CrossAttnDownBlock2D' : 'DownBlock2D')),
+    up_block_types: [...s.attention].reverse().map((a) => (a ? 'CrossAttnUpBlock2D' : 'UpBlock2D')),
+    transformer_layers_per_block: s.depth,
+    cross_attention_dim: (h.get(attnKey) as { shape: number[] }).shape[1],
+    use_linear_projection: (h.get(projIn) as { shape: number[] }).shape.length === 2,
+  };
+  const reversed = [...s.depth].reverse();
+  if (s.upDepth.some((d, i) => d !== reversed[i])) derived.reverse_transformer_layers_per_block = s.upDepth;
+  if (s.midDepth !== s.depth[s.levels - 1]) {
+    throw new ConfigError(`single-file checkpoint: mid-block transformer depth ${s.midDepth} differs from the last level's ${s.depth[s.levels - 1]}`);
+  }
+  if (s.admInChannels !== undefined) {
+    derived.addition_embed_type = 'text_time';
+    derived.projection_class_embeddings_input_dim = s.admInChannels;
+    if (options.pooledWidth !== undefined) {
+      const timeIds = s.admInChannels - options.pooledWidth;
+      if (timeIds <= 0 || timeIds % 6) throw new ConfigError(`single-file checkpoint: label_emb width ${s.admInChannels} minus pooled width ${options.pooledWidth} is not 6 time ids`);
+      derived.addition_time_embed_dim = timeIds / 6;
+    }
+  }
+  return { derived, tensors, structure: s };
+}
