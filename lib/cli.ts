@@ -1,4 +1,4 @@
-// npx onestep <command>: generate, info, download, bench, golden.
+// npx onestep <command>: generate, serve, info, download, bench, golden.
 import * as path from 'path';
 import { parseArgs } from 'util';
 import { OnestepError } from './errors';
@@ -10,6 +10,7 @@ const USAGE = `usage: onestep <command> [options]
 
 commands:
   generate -m MODEL -p PROMPT [options]   generate images (see onestep generate --help)
+  serve -m MODEL [options]   real-time page and HTTP / WebSocket APIs on 127.0.0.1 (see onestep serve --help)
   download MODEL [--variant fp16] [--revision REV]   fetch a Hugging Face repo into the cache
   info [--json]      version, backends compiled and usable, CUDA devices or why CUDA is unusable
   bench [options]    per-stage CPU latency on random-weight real-size models (scripts/bench.js)
@@ -76,15 +77,6 @@ function bar(fraction: number, width = 24): string {
   return `[${'='.repeat(n)}${' '.repeat(width - n)}]`;
 }
 
-/** `--lora FILE[:SCALE]`: the scale is a number after the last ':' (a Windows drive letter stays part of the path). */
-function parseLoraArg(v: string): { path: string; scale: number } {
-  const m = /^(.+):([-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?)$/i.exec(v);
-  const p = m ? m[1] : v;
-  const scale = m ? Number(m[2]) : 1;
-  if (!p) throw new UsageError(`--lora needs a file, got '${v}'`);
-  return { path: p, scale };
-}
-
 async function generate(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -130,6 +122,7 @@ async function generate(argv: string[]): Promise<number> {
   const timesteps = values.timesteps?.split(',').map((t) => num(t.trim(), 'timesteps', true) as number);
   const seed = values.seed === undefined ? undefined : /^-?\d+$/.test(values.seed) ? BigInt(values.seed) : undefined;
   if (values.seed !== undefined && seed === undefined) throw new UsageError(`--seed must be an integer, got '${values.seed}'`);
+  const { parseLoraArg } = await import('./lora');
   const loras = (values.lora ?? []).map(parseLoraArg);
   const out = values.output ?? 'out.png';
   const quiet = !!values.quiet;
@@ -235,6 +228,10 @@ export async function main(argv: string[]): Promise<number> {
         return await generate(rest);
       case 'download':
         return await download(rest);
+      case 'serve': {
+        const { serveMain } = await import('./server/cli');
+        return await serveMain(rest);
+      }
       case 'info': {
         const i = info();
         console.log(rest.includes('--json') ? JSON.stringify(i, null, 2) : formatInfo(i));

@@ -59,5 +59,17 @@ export {
   type LoraReport,
   type LoraSpec,
 } from './lora';
+export {
+  DEFAULT_LIMITS,
+  type GenerationEvent,
+  OnestepServer,
+  type RequestEvent,
+  type ServeOptions,
+  ServerError,
+  type ServerLimits,
+  type ServerOptions,
+  createServer,
+  serve,
+} from './server';
 export { type SingleFileReport, detectSingleFile } from './single_file';
 export { version } from './version';

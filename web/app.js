@@ -1,0 +1,175 @@
+// The onestep page: regenerates as you type over the WebSocket at /ws (latest prompt wins), shows
+// the latency of the last generation, and sends an uploaded image for img2img. Plain browser
+// JavaScript, served as is (no build step).
+'use strict';
+
+const DEBOUNCE_MS = 120;
+const $ = (id) => document.getElementById(id);
+const el = {
+  prompt: $('prompt'), negative: $('negative'), seed: $('seed'), reseed: $('reseed'), steps: $('steps'), size: $('size'),
+  guidance: $('guidance'), image: $('image'), strength: $('strength'), strengthOut: $('strengthOut'), clearImage: $('clearImage'),
+  source: $('source'), output: $('output'), placeholder: $('placeholder'), latency: $('latency'), detail: $('detail'),
+  error: $('error'), conn: $('conn'), model: $('model'), keyRow: $('keyRow'), apiKey: $('apiKey'), saveKey: $('saveKey'),
+};
+
+let key = sessionStorage.getItem('onestep-key') || '';
+let ws = null;
+let retryMs = 500;
+let timer = 0;
+let seq = 0;          // id of the last request sent
+let shown = 0;        // id of the image on screen
+const sent = new Map(); // id -> { at, prompt, mode }
+let sourceBitmap = null;
+let sourcePng = null; // data URL of the img2img input at the chosen size
+
+function headers() {
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+function showError(message) {
+  el.error.textContent = message || '';
+  el.error.hidden = !message;
+}
+
+async function loadInfo() {
+  const r = await fetch('info', { headers: headers() });
+  if (r.status === 401) {
+    el.keyRow.hidden = false;
+    throw new Error('this server needs an API key');
+  }
+  if (!r.ok) throw new Error(`GET /info: ${r.status}`);
+  const info = await r.json();
+  const { defaults } = info.model;
+  el.model.textContent = `${info.model.name} · ${info.model.family} · ${info.model.kind}`;
+  el.steps.value = defaults.steps;
+  el.steps.max = info.limits.maxSteps;
+  el.guidance.value = defaults.guidanceScale;
+  const sizes = new Set([`${defaults.width}x${defaults.height}`]);
+  const max = Math.min(info.limits.maxWidth, info.limits.maxHeight, 1024);
+  for (let s = 64; s <= max; s *= 2) sizes.add(`${s}x${s}`);
+  for (const s of [...sizes].sort((a, b) => parseInt(a, 10) - parseInt(b, 10))) el.size.add(new Option(s.replace('x', ' × '), s));
+  el.size.value = `${defaults.width}x${defaults.height}`;
+}
+
+function connect() {
+  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws${key ? `?key=${encodeURIComponent(key)}` : ''}`;
+  ws = new WebSocket(url);
+  ws.onopen = () => {
+    retryMs = 500;
+    el.conn.textContent = 'connected';
+    el.conn.classList.add('ok');
+    schedule(0);
+  };
+  ws.onclose = () => {
+    el.conn.textContent = 'disconnected, retrying…';
+    el.conn.classList.remove('ok');
+    setTimeout(connect, retryMs);
+    retryMs = Math.min(retryMs * 2, 8000);
+  };
+  ws.onmessage = (ev) => onMessage(JSON.parse(ev.data));
+}
+
+function onMessage(msg) {
+  if (msg.type === 'image') {
+    if (typeof msg.id !== 'number' || msg.id < shown) return;
+    shown = msg.id;
+    const req = sent.get(msg.id);
+    const img = msg.images[0];
+    el.output.src = `data:image/png;base64,${img.b64_png}`;
+    el.output.classList.toggle('small', img.width < 256);
+    el.output.dataset.id = String(msg.id);
+    el.output.dataset.prompt = req ? req.prompt : '';
+    el.output.dataset.mode = req ? req.mode : '';
+    el.output.hidden = false;
+    el.placeholder.hidden = true;
+    const roundTrip = req ? performance.now() - req.at : msg.latencyMs;
+    el.latency.textContent = `${Math.round(roundTrip)} ms`;
+    el.detail.textContent = `(generation ${Math.round(msg.latencyMs)} ms · seed ${msg.seed} · ${img.width}×${img.height}${req && req.mode === 'img2img' ? ' · img2img' : ''})`;
+    showError('');
+    for (const id of sent.keys()) if (id <= msg.id) sent.delete(id);
+  } else if (msg.type === 'error') {
+    // a full queue: try the latest prompt again shortly
+    if (msg.id === seq && msg.error.code === 'ERR_ONESTEP_BUSY') schedule(500);
+    else if (msg.id === null || msg.id === seq) showError(`${msg.error.message} [${msg.error.code}]`);
+  }
+}
+
+function schedule(delay = DEBOUNCE_MS) {
+  clearTimeout(timer);
+  timer = setTimeout(send, delay);
+}
+
+function send() {
+  const prompt = el.prompt.value;
+  if (!prompt.trim() || !ws || ws.readyState !== WebSocket.OPEN) return;
+  const [width, height] = el.size.value.split('x').map(Number);
+  const msg = {
+    type: 'generate', id: ++seq, prompt, width, height,
+    seed: Number(el.seed.value) || 0,
+    steps: Number(el.steps.value) || 1,
+    guidanceScale: Number(el.guidance.value) || 0,
+  };
+  if (el.negative.value) msg.negativePrompt = el.negative.value;
+  if (sourcePng) {
+    msg.image = sourcePng;
+    msg.strength = Number(el.strength.value);
+  }
+  sent.set(msg.id, { at: performance.now(), prompt, mode: sourcePng ? 'img2img' : 'txt2img' });
+  ws.send(JSON.stringify(msg));
+}
+
+/** The uploaded image, cropped to fill and scaled to the chosen size, as a PNG data URL. */
+function encodeSource() {
+  if (!sourceBitmap) return;
+  const [w, h] = el.size.value.split('x').map(Number);
+  const canvas = document.createElement('canvas');
+  canvas.width = w;
+  canvas.height = h;
+  const scale = Math.max(w / sourceBitmap.width, h / sourceBitmap.height);
+  const dw = sourceBitmap.width * scale;
+  const dh = sourceBitmap.height * scale;
+  canvas.getContext('2d').drawImage(sourceBitmap, (w - dw) / 2, (h - dh) / 2, dw, dh);
+  sourcePng = canvas.toDataURL('image/png');
+  el.source.src = sourcePng;
+  el.source.hidden = false;
+  el.clearImage.disabled = false;
+}
+
+el.image.addEventListener('change', async () => {
+  const file = el.image.files[0];
+  if (!file) return;
+  try {
+    sourceBitmap = await createImageBitmap(file);
+    encodeSource();
+    schedule(0);
+  } catch (e) {
+    showError(`cannot read that image: ${e.message}`);
+  }
+});
+el.clearImage.addEventListener('click', () => {
+  sourceBitmap = null;
+  sourcePng = null;
+  el.image.value = '';
+  el.source.hidden = true;
+  el.clearImage.disabled = true;
+  schedule(0);
+});
+el.size.addEventListener('change', () => {
+  encodeSource();
+  schedule(0);
+});
+el.strength.addEventListener('input', () => {
+  el.strengthOut.value = el.strength.value;
+});
+el.reseed.addEventListener('click', () => {
+  el.seed.value = Math.floor(Math.random() * 2 ** 32);
+  schedule(0);
+});
+for (const input of [el.prompt, el.negative, el.seed, el.steps, el.guidance, el.strength]) input.addEventListener('input', () => schedule());
+el.saveKey.addEventListener('click', () => {
+  key = el.apiKey.value;
+  sessionStorage.setItem('onestep-key', key);
+  location.reload();
+});
+
+loadInfo().then(connect, (e) => showError(e.message));
