@@ -1,5 +1,5 @@
-// Entry points of the CUDA backend library: build info, probe and device queries.
-// Everything returns a status code and a message; nothing here exits or aborts.
+// Entry points of the CUDA backend library: build info, probe, device queries, memory, streams,
+// nodes and CUDA graphs. Everything returns a status code and a message; nothing exits or aborts.
 #include <cuda_runtime.h>
 
 #include <cstdio>
@@ -7,6 +7,7 @@
 #include <string>
 
 #include "onestep_cuda_api.h"
+#include "ops.cuh"
 
 namespace {
 
@@ -105,7 +106,107 @@ int deviceInfo(int index, onestep_cuda_device_info* out, char* err, size_t errle
   return 0;
 }
 
-const onestep_cuda_api kApi = {ONESTEP_CUDA_ABI, buildInfo, probe, deviceInfo};
+int report(const onestep_cuda::Status& st, char* err, size_t errlen) {
+  if (st.good()) return 0;
+  writeError(err, errlen, st.message);
+  return 1;
+}
+
+int deviceAlloc(size_t bytes, void** out, char* err, size_t errlen) {
+  if (!out) return report(onestep_cuda::Status::fail("alloc: null output"), err, errlen);
+  *out = nullptr;
+  if (bytes == 0) bytes = 1;
+  cudaError_t e = cudaMalloc(out, bytes);
+  if (e == cudaErrorMemoryAllocation) {
+    cudaGetLastError();
+    size_t freeBytes = 0, total = 0;
+    cudaMemGetInfo(&freeBytes, &total);
+    return report(onestep_cuda::Status::fail("out of memory: " + std::to_string(bytes) + " bytes requested, " + std::to_string(freeBytes) +
+                                              " of " + std::to_string(total) + " free on the GPU"),
+                  err, errlen);
+  }
+  return report(onestep_cuda::cudaStatus(e, "cudaMalloc"), err, errlen);
+}
+
+void deviceRelease(void* p) {
+  if (p) cudaFree(p);
+  cudaGetLastError();
+}
+
+int memInfo(uint64_t* freeBytes, uint64_t* totalBytes, char* err, size_t errlen) {
+  size_t f = 0, t = 0;
+  const int rc = report(onestep_cuda::cudaStatus(cudaMemGetInfo(&f, &t), "cudaMemGetInfo"), err, errlen);
+  if (freeBytes) *freeBytes = f;
+  if (totalBytes) *totalBytes = t;
+  return rc;
+}
+
+int streamCreate(void** out, char* err, size_t errlen) {
+  cudaStream_t s = nullptr;
+  const int rc = report(onestep_cuda::cudaStatus(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate"), err, errlen);
+  if (out) *out = rc == 0 ? (void*)s : nullptr;
+  return rc;
+}
+
+void streamDestroy(void* s) {
+  if (s) cudaStreamDestroy((cudaStream_t)s);
+  cudaGetLastError();
+}
+
+int streamSync(void* s, char* err, size_t errlen) {
+  return report(onestep_cuda::cudaStatus(cudaStreamSynchronize((cudaStream_t)s), "running the GPU work"), err, errlen);
+}
+
+int copyToDevice(void* dst, const void* src, size_t bytes, void* s, char* err, size_t errlen) {
+  if (bytes == 0) return 0;
+  return report(onestep_cuda::cudaStatus(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, (cudaStream_t)s), "copy to the GPU"), err,
+                errlen);
+}
+
+int copyToHost(void* dst, const void* src, size_t bytes, void* s, char* err, size_t errlen) {
+  if (bytes == 0) return 0;
+  return report(onestep_cuda::cudaStatus(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, (cudaStream_t)s), "copy from the GPU"), err,
+                errlen);
+}
+
+int convert(void* dst, int32_t dstDtype, const void* src, int32_t srcDtype, int64_t n, void* s, char* err, size_t errlen) {
+  return report(onestep_cuda::launchConvert(dst, dstDtype, src, srcDtype, n, (cudaStream_t)s), err, errlen);
+}
+
+int runNode(const onestep_cuda_node* node, void* s, char* err, size_t errlen) {
+  if (!node) return report(onestep_cuda::Status::fail("run_node: null node"), err, errlen);
+  return report(onestep_cuda::runNode(*node, (cudaStream_t)s), err, errlen);
+}
+
+int captureBegin(void* s, char* err, size_t errlen) {
+  return report(onestep_cuda::cudaStatus(cudaStreamBeginCapture((cudaStream_t)s, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture"),
+                err, errlen);
+}
+
+int captureEnd(void* s, void** out, char* err, size_t errlen) {
+  if (out) *out = nullptr;
+  cudaGraph_t graph = nullptr;
+  int rc = report(onestep_cuda::cudaStatus(cudaStreamEndCapture((cudaStream_t)s, &graph), "cudaStreamEndCapture"), err, errlen);
+  if (rc) return rc;
+  cudaGraphExec_t exec = nullptr;
+  rc = report(onestep_cuda::cudaStatus(cudaGraphInstantiate(&exec, graph, 0), "cudaGraphInstantiate"), err, errlen);
+  cudaGraphDestroy(graph);
+  if (rc == 0 && out) *out = (void*)exec;
+  return rc;
+}
+
+int graphLaunch(void* exec, void* s, char* err, size_t errlen) {
+  return report(onestep_cuda::cudaStatus(cudaGraphLaunch((cudaGraphExec_t)exec, (cudaStream_t)s), "cudaGraphLaunch"), err, errlen);
+}
+
+void graphDestroy(void* exec) {
+  if (exec) cudaGraphExecDestroy((cudaGraphExec_t)exec);
+  cudaGetLastError();
+}
+
+const onestep_cuda_api kApi = {ONESTEP_CUDA_ABI, buildInfo,  probe,        deviceInfo,  deviceAlloc, deviceRelease, memInfo,
+                               streamCreate,     streamDestroy, streamSync, copyToDevice, copyToHost, convert,     runNode,
+                               captureBegin,     captureEnd, graphLaunch,  graphDestroy};
 
 }  // namespace
 

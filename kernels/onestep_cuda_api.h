@@ -1,6 +1,10 @@
 /* The C ABI between the addon and the CUDA backend library (libonestep_cuda).
  * The addon dlopen()s the library and asks it for this table; nothing else crosses.
- * Bump ONESTEP_CUDA_ABI whenever the table or a struct changes. */
+ * Bump ONESTEP_CUDA_ABI whenever the table or a struct changes.
+ *
+ * Every function that can fail returns 0 on success, else non-zero with a NUL-terminated
+ * message in err (at most errlen bytes); nothing exits or aborts. Streams, device buffers and
+ * captured graphs are opaque pointers owned by the caller until it frees them. */
 #ifndef ONESTEP_CUDA_API_H
 #define ONESTEP_CUDA_API_H
 
@@ -11,7 +15,17 @@
 extern "C" {
 #endif
 
-#define ONESTEP_CUDA_ABI 1
+#define ONESTEP_CUDA_ABI 2
+
+/* Element types: the addon's DType values. */
+#define ONESTEP_CUDA_F32 0
+#define ONESTEP_CUDA_F16 1
+#define ONESTEP_CUDA_BF16 2
+#define ONESTEP_CUDA_I64 3
+
+#define ONESTEP_CUDA_MAX_RANK 8
+#define ONESTEP_CUDA_MAX_INPUTS 4
+#define ONESTEP_CUDA_MAX_ATTRS 8
 
 typedef struct {
   char name[256];
@@ -22,14 +36,57 @@ typedef struct {
   int multiprocessors;
 } onestep_cuda_device_info;
 
+/* A tensor in device memory (data == NULL: an absent optional input). Dense, row-major. */
+typedef struct {
+  void* data;
+  int32_t dtype;
+  int32_t rank;
+  int64_t shape[ONESTEP_CUDA_MAX_RANK];
+} onestep_cuda_tensor;
+
+/* One graph node, already validated by the addon's shape rules (native/graph/op_table.cc);
+ * op is a code of native/graph/op_list.h. */
+typedef struct {
+  int32_t op;
+  int32_t n_inputs;
+  onestep_cuda_tensor inputs[ONESTEP_CUDA_MAX_INPUTS];
+  onestep_cuda_tensor output;
+  int32_t n_attrs;
+  double attrs[ONESTEP_CUDA_MAX_ATTRS];
+} onestep_cuda_node;
+
 typedef struct {
   int abi_version;
   /* Which CUDA runtime and GPU architectures the library was compiled for. */
   const char* (*build_info)(void);
-  /* Counts devices and runs a tiny kernel on device 0. Returns 0 when usable; otherwise
-   * writes the reason into err (NUL-terminated, at most errlen bytes). */
+  /* Counts devices and runs a tiny kernel on device 0. Returns 0 when usable. */
   int (*probe)(int* device_count, char* err, size_t errlen);
   int (*device_info)(int index, onestep_cuda_device_info* out, char* err, size_t errlen);
+
+  /* Device memory. alloc fails with a message starting "out of memory" when the GPU is full. */
+  int (*alloc)(size_t bytes, void** out, char* err, size_t errlen);
+  void (*release)(void* ptr);
+  int (*mem_info)(uint64_t* free_bytes, uint64_t* total_bytes, char* err, size_t errlen);
+
+  /* Streams; copies are asynchronous on `stream` (host memory must stay valid until a sync). */
+  int (*stream_create)(void** out, char* err, size_t errlen);
+  void (*stream_destroy)(void* stream);
+  int (*stream_sync)(void* stream, char* err, size_t errlen);
+  int (*copy_to_device)(void* dst, const void* src, size_t bytes, void* stream, char* err, size_t errlen);
+  int (*copy_to_host)(void* dst, const void* src, size_t bytes, void* stream, char* err, size_t errlen);
+  /* n elements of src_dtype at src -> dst_dtype at dst (both on the device; F32 / F16 / BF16). */
+  int (*convert)(void* dst, int32_t dst_dtype, const void* src, int32_t src_dtype, int64_t n, void* stream, char* err,
+                 size_t errlen);
+
+  /* Launches one node's kernels on `stream` (nothing waits). */
+  int (*run_node)(const onestep_cuda_node* node, void* stream, char* err, size_t errlen);
+
+  /* CUDA graphs: everything launched on `stream` between begin and end is captured, then
+   * replayed by launch. */
+  int (*capture_begin)(void* stream, char* err, size_t errlen);
+  int (*capture_end)(void* stream, void** graph_exec, char* err, size_t errlen);
+  int (*graph_launch)(void* graph_exec, void* stream, char* err, size_t errlen);
+  void (*graph_destroy)(void* graph_exec);
 } onestep_cuda_api;
 
 #if defined(_WIN32)

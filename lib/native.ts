@@ -56,7 +56,7 @@ export interface NativeGraphSpec {
 export interface NativeGraph {
   readonly arenaBytes: number;
   readonly nodeCount: number;
-  run(inputs: NativeTensor[], opts?: { profile?: boolean }): Promise<NativeTensor[] & { profile?: { op: string; seconds: number; flops: number }[] }>;
+  run(inputs: NativeTensor[], opts?: { profile?: boolean; repeat?: number }): Promise<NativeTensor[] & { profile?: { op: string; seconds: number; flops: number }[] }>;
   dispose(): void;
 }
 
@@ -68,8 +68,10 @@ export interface NativeAddon {
   randomTensor(dtype: NativeDType, shape: number[], seed: number, mean: number, std: number): NativeTensor;
   cpuInfo(): { threads: number; simd: string[] };
   cudaStatus(libraryPath: string): NativeCudaStatus;
+  /** free and total bytes of the GPU now (throws without a usable CUDA backend) */
+  cudaMemory(): { free: number; total: number };
   cudaAbi: number;
-  createGraph(spec: NativeGraphSpec): NativeGraph;
+  createGraph(spec: NativeGraphSpec, device?: 'cpu' | 'cuda'): NativeGraph;
   opTable(): { name: string; minInputs: number; maxInputs: number; attrCount: number }[];
   /** [Co, Ci, kh, kw] -> [Co, kh, kw, Ci], same dtype */
   prepareConvWeight(w: NativeTensor): NativeTensor;

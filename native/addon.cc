@@ -58,6 +58,21 @@ Napi::Value CudaStatusJs(const Napi::CallbackInfo& info) {
   });
 }
 
+// cudaMemory(): { free, total } bytes of the GPU now (benchmarks; throws without CUDA).
+Napi::Value CudaMemoryJs(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    const onestep_cuda_api* api = cudaApi();
+    check(api != nullptr, "ERR_ONESTEP_DEVICE", "CUDA is not usable: ", loadCudaBackend("").reason);
+    uint64_t freeBytes = 0, total = 0;
+    char err[256] = {0};
+    check(api->mem_info(&freeBytes, &total, err, sizeof(err)) == 0, "ERR_ONESTEP_CUDA", err);
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("free", (double)freeBytes);
+    o.Set("total", (double)total);
+    return o;
+  });
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<AddonData>(new AddonData());
   exports.Set("Tensor", JsTensor::Define(env));
@@ -68,6 +83,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("randomTensor", Napi::Function::New(env, RandomTensor, "randomTensor"));
   exports.Set("cpuInfo", Napi::Function::New(env, CpuInfoJs, "cpuInfo"));
   exports.Set("cudaStatus", Napi::Function::New(env, CudaStatusJs, "cudaStatus"));
+  exports.Set("cudaMemory", Napi::Function::New(env, CudaMemoryJs, "cudaMemory"));
   exports.Set("cudaAbi", Napi::Number::New(env, ONESTEP_CUDA_ABI));
   exports.Set("Graph", JsGraph::Define(env));
   RegisterGenerator(env, exports);

@@ -1,6 +1,9 @@
 #!/usr/bin/env node
-// npm run bench: per-stage latency of real-size random-weight models on the CPU.
+// npm run bench: per-stage latency of real-size random-weight models, on the CPU or the GPU.
 //   node scripts/bench.js [--model sd_turbo] [--size 512] [--runs 3] [--threads N] [--gemm] [--skip vae]
+//                         [--device cpu|cuda] [--steps N]
+// On cuda each stage also reports achieved TFLOP/s, the ratio to its floor in
+// ../shared/fixtures/configs/cost_table.md (512x512 rows), and GPU memory in use.
 // Stages: text encoder (77 tokens), one UNet step, VAE decoder, TAESD decoder. Each stage runs
 // once cold (graph build, arena allocation, first touch of the mapped weights), then --runs
 // warm runs (median reported). GFLOP/s counts multiply-adds x 2 of GEMM-like ops (the cost
@@ -29,8 +32,11 @@ const { AutoencoderTiny } = require(path.join(dist, 'models', 'vae', 'autoencode
 const { makeRandomModel } = require('./make-random-model.js');
 
 const modelName = opt('model', 'sd_turbo');
+const device = opt('device', 'cpu');
+if (!['cpu', 'cuda'].includes(device)) throw new Error(`--device must be cpu or cuda, got ${device}`);
 const size = Number(opt('size', 512));
 const runs = Number(opt('runs', 3));
+const steps = Number(opt('steps', 1)); // UNet steps in the summary (e.g. 4 for LCM)
 const skip = new Set((opt('skip', '') || '').split(',').filter(Boolean));
 const cacheDir = path.join(root, '.cache', 'random-models');
 
@@ -45,50 +51,88 @@ function ensureModel(config) {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-async function stage(name, graph, inputs, rows) {
+// the cost table's floor (microseconds) of each stage's component, 512x512 rows
+const COMPONENTS = {
+  sd_turbo: { text: 'text_openclip_h_23l', unet: 'unet_sd21_sdturbo_512' },
+  sd21_base: { text: 'text_openclip_h_23l', unet: 'unet_sd21_sdturbo_512' },
+  sd15: { text: 'text_clip_l', unet: 'unet_sd15_512' },
+  lcm_dreamshaper_v7: { text: 'text_clip_l', unet: 'unet_lcm_dreamshaper_v7_512' },
+  sdxl_turbo: { text: 'text_clip_l', unet: 'unet_sdxl_512' },
+  sdxl_base: { text: 'text_clip_l', unet: 'unet_sdxl_512' },
+};
+function floors() {
+  const file = path.join(root, '..', 'shared', 'fixtures', 'configs', 'cost_table.md');
+  const out = new Map();
+  if (!fs.existsSync(file)) return out;
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    const cells = line.split('|').map((c) => c.trim());
+    const m = /^([\d.]+) us$/.exec(cells[11] || '');
+    if (m) out.set(cells[1], Number(m[1]));
+  }
+  return out;
+}
+const FLOORS = floors();
+
+async function stage(name, graph, inputs, rows, component) {
   const t0 = process.hrtime.bigint();
   const first = await graph.run(inputs);
   const cold = Number(process.hrtime.bigint() - t0) / 1e6;
   for (const [k, t] of Object.entries(first)) if (k !== 'profile') t.dispose();
   const times = [];
-  let profile;
   for (let i = 0; i < runs; i++) {
     const s = process.hrtime.bigint();
-    const out = await graph.run(inputs, { profile: i === runs - 1 });
+    const out = await graph.run(inputs);
     times.push(Number(process.hrtime.bigint() - s) / 1e6);
-    if (out.profile) profile = out.profile;
-    for (const [k, t] of Object.entries(out)) if (k !== 'profile') t.dispose();
+    for (const t of Object.values(out)) t.dispose();
   }
+  // one more run, profiled node by node (not timed: profiling syncs after every node)
+  const profiled = await graph.run(inputs, { profile: true });
+  const profile = profiled.profile;
+  for (const [k, t] of Object.entries(profiled)) if (k !== 'profile') t.dispose();
   const ms = median(times);
   const flops = 2 * graph.macs.total;
+  const floorUs = size === 512 && component ? FLOORS.get(component) : undefined;
   // the slowest op kinds, from the profiled run
   const byOp = new Map();
   for (const p of profile || []) byOp.set(p.op, (byOp.get(p.op) || 0) + p.seconds * 1e3);
-  const top = [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 4).map(([op, t]) => `${op} ${t.toFixed(0)}`).join(', ');
-  rows.push({ name, ms, cold, gflops: flops / (ms / 1e3) / 1e9, gflop: flops / 1e9, top });
+  const top = [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 4).map(([op, t]) => `${op} ${t.toFixed(device === 'cuda' ? 2 : 0)}`).join(', ');
+  rows.push({ name, ms, cold, gflops: flops / (ms / 1e3) / 1e9, gflop: flops / 1e9, top, floorMs: floorUs ? floorUs / 1e3 : undefined });
   const rss = (process.memoryUsage().rss / 2 ** 30).toFixed(2);
-  console.log(`${name.padEnd(26)} ${ms.toFixed(0).padStart(8)} ms  (cold ${cold.toFixed(0)} ms)  ${(flops / 1e9).toFixed(1).padStart(7)} GFLOP  ${(flops / (ms / 1e3) / 1e9).toFixed(1).padStart(6)} GFLOP/s  rss ${rss} GiB  [${top}]`);
+  if (device === 'cuda') {
+    const mem = addon().cudaMemory();
+    const floor = floorUs ? `  floor ${(floorUs / 1e3).toFixed(2)} ms (x${(ms / (floorUs / 1e3)).toFixed(1)})` : '';
+    console.log(`${name.padEnd(26)} ${ms.toFixed(2).padStart(9)} ms  (cold ${cold.toFixed(0)} ms)  ${(flops / 1e9).toFixed(1).padStart(7)} GFLOP  ${(flops / (ms / 1e3) / 1e12).toFixed(1).padStart(6)} TFLOP/s${floor}  GPU ${((mem.total - mem.free) / 2 ** 30).toFixed(1)} GiB in use  [${top}]`);
+  } else {
+    console.log(`${name.padEnd(26)} ${ms.toFixed(0).padStart(8)} ms  (cold ${cold.toFixed(0)} ms)  ${(flops / 1e9).toFixed(1).padStart(7)} GFLOP  ${(flops / (ms / 1e3) / 1e9).toFixed(1).padStart(6)} GFLOP/s  rss ${rss} GiB  [${top}]`);
+  }
 }
 
 async function main() {
   const a = addon();
   const cpu = a.cpuInfo();
   console.log(`bench: ${os.cpus()[0].model}, ${cpu.threads} threads, simd ${cpu.simd.join(' ')}, gemm kernel ${a.gemmInfo().kernel}, node ${process.versions.node}`);
+  if (device === 'cuda') {
+    const st = a.cudaStatus(require(path.join(dist, 'native.js')).cudaLibraryPath());
+    if (!st.usable) throw new Error(`--device cuda: ${st.reason}`);
+    console.log(`bench: device cuda: ${st.devices.map((d) => `${d.name} (cc ${d.computeCapability})`).join(', ')}; ${st.buildInfo}`);
+  }
+  const dev = { device };
+  const comp = COMPONENTS[modelName] || {};
   const dir = ensureModel(modelName);
   const taesdDir = ensureModel(modelName.startsWith('sdxl') ? 'taesdxl' : 'taesd');
   const rows = [];
   const latent = size / 8;
 
   const tok = await CLIPTokenizer.fromPretrained(path.join(dir, 'tokenizer'));
-  const te = CLIPTextModel.fromPretrained(path.join(dir, 'text_encoder'));
+  const te = CLIPTextModel.fromPretrained(path.join(dir, 'text_encoder'), dev);
   const ids = tok.encode('a cinematic photo of a fox in the snow, golden hour');
   if (!skip.has('text')) {
-    await stage('text encoder (77 tokens)', te.graph(1, 77, ['last_hidden_state']), { input_ids: BigInt64Array.from(ids.map(BigInt)) }, rows);
+    await stage('text encoder (77 tokens)', te.graph(1, 77, ['last_hidden_state']), { input_ids: BigInt64Array.from(ids.map(BigInt)) }, rows, comp.text);
   }
   te.dispose();
 
   if (!skip.has('unet')) {
-    const unet = UNet2DConditionModel.fromPretrained(path.join(dir, 'unet'));
+    const unet = UNet2DConditionModel.fromPretrained(path.join(dir, 'unet'), dev);
     const c = unet.config;
     const rnd = (n) => addon().randomTensor('F32', [n], 1, 0, 1).toFloat32();
     const inputs = {
@@ -101,24 +145,26 @@ async function main() {
       inputs.text_embeds = rnd(c.textTime.projectionInputDim - 6 * c.textTime.timeEmbedDim);
       inputs.time_ids = Float32Array.from([size, size, 0, 0, size, size]);
     }
-    await stage(`UNet step (${latent}x${latent})`, unet.graph(1, latent, latent, 77), inputs, rows);
+    await stage(`UNet step (${latent}x${latent})`, unet.graph(1, latent, latent, 77), inputs, rows, comp.unet);
     unet.dispose();
   }
 
   const latents = addon().randomTensor('F32', [4 * latent * latent], 2, 0, 1).toFloat32();
   if (!skip.has('vae')) {
-    const vae = AutoencoderKL.fromPretrained(path.join(dir, 'vae'));
-    await stage(`VAE decoder (${size}x${size})`, vae.decoderGraphFor(1, latent, latent), { latents }, rows);
+    const vae = AutoencoderKL.fromPretrained(path.join(dir, 'vae'), dev);
+    await stage(`VAE decoder (${size}x${size})`, vae.decoderGraphFor(1, latent, latent), { latents }, rows, 'vae_decoder_512');
     vae.dispose();
   }
   if (!skip.has('taesd')) {
-    const taesd = AutoencoderTiny.fromPretrained(taesdDir);
-    await stage(`TAESD decoder (${size}x${size})`, taesd.decoderGraphFor(1, latent, latent), { latents }, rows);
+    const taesd = AutoencoderTiny.fromPretrained(taesdDir, dev);
+    await stage(`TAESD decoder (${size}x${size})`, taesd.decoderGraphFor(1, latent, latent), { latents }, rows, 'taesd_decoder_512');
     taesd.dispose();
   }
 
-  const total = (names) => rows.filter((r) => names.some((n) => r.name.startsWith(n))).reduce((s, r) => s + r.ms, 0);
-  console.log(`${modelName} 1 step ${size}x${size}: ${(total(['text', 'UNet', 'VAE']) / 1e3).toFixed(2)} s with the VAE, ${(total(['text', 'UNet', 'TAESD']) / 1e3).toFixed(2)} s with TAESD (sum of warm stages)`);
+  const total = (names) => rows.filter((r) => names.some((n) => r.name.startsWith(n))).reduce((s, r) => s + (r.name.startsWith('UNet') ? steps : 1) * r.ms, 0);
+  const unit = device === 'cuda' ? [1, 'ms'] : [1e3, 's'];
+  const fmt = (ms) => `${(ms / unit[0]).toFixed(2)} ${unit[1]}`;
+  console.log(`${modelName} ${steps} step${steps === 1 ? '' : 's'} ${size}x${size} on ${device}: ${fmt(total(['text', 'UNet', 'VAE']))} with the VAE, ${fmt(total(['text', 'UNet', 'TAESD']))} with TAESD (sum of warm stages)`);
   console.log(`peak RSS ${(process.resourceUsage().maxRSS / 1024 / 1024).toFixed(2)} GiB`);
 
   if (args.includes('--gemm')) spawnSync(process.execPath, [path.join(__dirname, 'bench-gemm.js')], { stdio: 'inherit' });

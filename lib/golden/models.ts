@@ -1,5 +1,6 @@
 // Where a golden case's model comes from: its diffusers folder (models/<model>), or a single-file
-// checkpoint standing in for it (`--single-file FILE`), with the folder as its config.
+// checkpoint standing in for it (`--single-file FILE`), with the folder as its config; on the
+// device the run asked for (`--device cuda`).
 import * as path from 'path';
 import { CLIPTextModel } from '../models/clip/text_encoder';
 import { UNet2DConditionModel } from '../models/unet/unet';
@@ -13,30 +14,35 @@ export function singleFileFor(modelDir: string, ctx: FixtureContext): string | u
   return ctx.singleFiles?.[path.basename(modelDir)];
 }
 
-function fromFile<T>(modelDir: string, ctx: FixtureContext, component: string, make: (config: Record<string, unknown>, source: never, label: string) => T): T | undefined {
+function fromFile<T>(
+  modelDir: string,
+  ctx: FixtureContext,
+  component: string,
+  make: (config: Record<string, unknown>, source: never, label: string, device: 'cpu' | 'cuda') => T,
+): T | undefined {
   const file = singleFileFor(modelDir, ctx);
   if (!file) return undefined;
   const sf = openSingleFile(file, { configDir: modelDir });
   const mine = sf.components[component as ComponentName];
   for (const [c, v] of Object.entries(sf.components)) if (c !== component) v?.source.close();
   if (!mine) throw new Error(`${file} has no ${component}`);
-  return make(mine.config, mine.source as never, `${path.basename(file)} (${component})`);
+  return make(mine.config, mine.source as never, `${path.basename(file)} (${component})`, ctx.device);
 }
 
 export function loadUNet(modelDir: string, ctx: FixtureContext, component = 'unet'): UNet2DConditionModel {
-  return fromFile(modelDir, ctx, component, UNet2DConditionModel.fromSource) ?? UNet2DConditionModel.fromPretrained(path.join(modelDir, component));
+  return fromFile(modelDir, ctx, component, UNet2DConditionModel.fromSource) ?? UNet2DConditionModel.fromPretrained(path.join(modelDir, component), { device: ctx.device });
 }
 
 export function loadTextEncoder(modelDir: string, ctx: FixtureContext, component = 'text_encoder'): CLIPTextModel {
-  return fromFile(modelDir, ctx, component, CLIPTextModel.fromSource) ?? CLIPTextModel.fromPretrained(path.join(modelDir, component));
+  return fromFile(modelDir, ctx, component, CLIPTextModel.fromSource) ?? CLIPTextModel.fromPretrained(path.join(modelDir, component), { device: ctx.device });
 }
 
 export function loadVae(modelDir: string, ctx: FixtureContext, component = 'vae'): AutoencoderKL {
-  return fromFile(modelDir, ctx, component, AutoencoderKL.fromSource) ?? AutoencoderKL.fromPretrained(path.join(modelDir, component));
+  return fromFile(modelDir, ctx, component, AutoencoderKL.fromSource) ?? AutoencoderKL.fromPretrained(path.join(modelDir, component), { device: ctx.device });
 }
 
 /** What loadPipeline is given for a case's model. */
 export function pipelineSource(modelDir: string, ctx: FixtureContext): { id: string; options: LoadOptions } {
   const file = singleFileFor(modelDir, ctx);
-  return file ? { id: file, options: { config: modelDir } } : { id: modelDir, options: {} };
+  return file ? { id: file, options: { config: modelDir, device: ctx.device } } : { id: modelDir, options: { device: ctx.device } };
 }

@@ -6,6 +6,9 @@ import { type NativeDType, type NativeGraph, type NativeTensor, addon, callNativ
 import { Act, OPS, type OpName, opCode } from './ops';
 import { winogradFor } from './winograd';
 
+/** Where a graph runs. */
+export type Device = 'cpu' | 'cuda';
+
 const OPS_BY_CODE = OPS.map((o) => o.name);
 
 export type ValueDType = 'F32' | 'F16' | 'BF16' | 'I64';
@@ -79,8 +82,15 @@ export class GraphBuilder {
   private readonly outputList: { name: string; id: number }[] = [];
   private autoName = 0;
 
-  /** dryRun: build() compiles nothing (the graph only describes; used with recording weights). */
-  constructor(private readonly options: { dryRun?: boolean } = {}) {}
+  /**
+   * dryRun: build() compiles nothing (the graph only describes; used with recording weights).
+   * device: where the graph runs (CUDA graphs use conv2d, never the CPU's Winograd op).
+   */
+  constructor(private readonly options: { dryRun?: boolean; device?: Device } = {}) {}
+
+  get device(): Device {
+    return this.options.device ?? 'cpu';
+  }
 
   private addValue(rec: ValueRecord): Value {
     this.values.push(rec);
@@ -137,7 +147,7 @@ export class GraphBuilder {
    * convolution large enough to pay off runs by Winograd F(2x2, 3x3) (see winogradPolicy).
    */
   conv2d(x: Value, w: Value | NativeTensor, bias?: Value | NativeTensor, opts: Conv2dOptions & { name?: string } = {}): Value {
-    if (!(w instanceof Value) && !this.options.dryRun) {
+    if (!(w instanceof Value) && !this.options.dryRun && this.device === 'cpu') {
       const u = winogradFor(w, x, opts);
       if (u) return this.conv2dWinograd(x, u, bias, opts);
     }
@@ -340,7 +350,7 @@ export class GraphBuilder {
       inputs: this.inputIds,
       outputs: this.outputList.map((o) => o.id),
     };
-    const native = callNative(() => addon().createGraph(spec));
+    const native = callNative(() => addon().createGraph(spec, this.device));
     return new CompiledGraph(native, inputs, this.outputList.map((o) => o.name), this.macs());
   }
 }
@@ -371,7 +381,8 @@ export class CompiledGraph {
   }
 
   /** Runs on a native thread. Inputs by name; plain arrays are copied into native tensors. */
-  async run(inputs: Record<string, GraphInput>, opts: { profile?: boolean } = {}): Promise<Record<string, NativeTensor> & { profile?: RunProfileEntry[] }> {
+  /** `repeat`: compute the nodes that many times per call (benchmarks: input and output copies once). */
+  async run(inputs: Record<string, GraphInput>, opts: { profile?: boolean; repeat?: number } = {}): Promise<Record<string, NativeTensor> & { profile?: RunProfileEntry[] }> {
     const g = this.native;
     if (!g) throw new OnestepError('ERR_ONESTEP_DISPOSED', 'graph was disposed (or is a dry run)');
     const a = addon();

@@ -3,7 +3,7 @@
 // fails with the full key and both shapes. Converted tensors (float32 copies of small vectors,
 // prepared conv kernels) are cached, so graphs for several shapes share them.
 import { WeightError } from '../errors';
-import { GraphBuilder, releaseWinograd } from '../graph';
+import { type Device, GraphBuilder, releaseWinograd } from '../graph';
 import { type NativeDType, type NativeTensor, addon, callNative } from '../native';
 import type { TensorSource } from '../safetensors';
 
@@ -19,6 +19,8 @@ class Store {
     readonly label: string,
     /** recording mode: every weight asked for, with its shape (see Weights.recording) */
     readonly recorded?: Map<string, number[]>,
+    /** where the model's graphs run */
+    readonly device: Device = 'cpu',
   ) {}
 }
 
@@ -36,8 +38,8 @@ export class Weights {
     readonly prefix: string,
   ) {}
 
-  static of(checkpoint: TensorSource, label: string): Weights {
-    return new Weights(new Store(checkpoint, label), '');
+  static of(checkpoint: TensorSource, label: string, device: Device = 'cpu'): Weights {
+    return new Weights(new Store(checkpoint, label, undefined, device), '');
   }
 
   /**
@@ -60,7 +62,7 @@ export class Weights {
 
   /** A graph builder for these weights (a dry run in recording mode). */
   builder(): GraphBuilder {
-    return new GraphBuilder({ dryRun: this.recording });
+    return new GraphBuilder({ dryRun: this.recording, device: this.store.device });
   }
 
   private get checkpoint(): TensorSource {

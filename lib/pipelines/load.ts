@@ -5,6 +5,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { ArgumentError, ConfigError, DeviceError, FileNotFoundError } from '../errors';
 import { resolveModel } from '../hub';
+import type { Device } from '../graph';
 import { info } from '../info';
 import { CLIPTextModel } from '../models/clip/text_encoder';
 import { readJsonFile } from '../models/config';
@@ -26,8 +27,10 @@ import { SDConditioner, SDXLConditioner } from './conditioning';
 import { type Decoder, Pipeline, type PipelineDefaults, type PipelineKind } from './pipeline';
 
 export interface LoadOptions {
-  /** 'auto' (default) and 'cpu' run on the CPU; 'cuda' is refused until the CUDA backend runs networks */
+  /** 'cpu', 'cuda' (the CUDA backend, not yet validated on a GPU: docs/CUDA.md), or 'auto' (default; the CPU for now) */
   device?: 'auto' | 'cpu' | 'cuda';
+  /** set by loadPipeline: the device resolved from `device` */
+  resolvedDevice?: Device;
   /** weight variant to prefer, e.g. 'fp16' */
   variant?: string;
   /** the sampler to use by default instead of the one in scheduler_config.json */
@@ -111,12 +114,19 @@ export function resolveModelFolder(idOrDir: string, options: LoadOptions & { pur
   return resolver(idOrDir, options);
 }
 
-function checkDevice(device: LoadOptions['device']): void {
-  if (device === undefined || device === 'auto' || device === 'cpu') return;
+/**
+ * Where the networks run. 'cuda' needs a usable CUDA backend. 'auto' is the CPU until the CUDA
+ * kernels have passed the goldens on a GPU (docs/CUDA.md): no session has had one yet.
+ */
+const AUTO_USES_CUDA = false;
+
+function resolveDevice(device: LoadOptions['device']): Device {
+  if (device === undefined || device === 'auto') return AUTO_USES_CUDA && info().backends.cuda.usable ? 'cuda' : 'cpu';
+  if (device === 'cpu') return 'cpu';
   if (device !== 'cuda') throw new ArgumentError(`device must be 'auto', 'cpu' or 'cuda', got ${JSON.stringify(device)}`);
   const cuda = info().backends.cuda;
   if (!cuda.usable) throw new DeviceError(`device 'cuda' is not available: ${cuda.reason}`);
-  throw new DeviceError("device 'cuda': the CUDA backend does not run networks yet; use device 'cpu' or 'auto'");
+  return 'cuda';
 }
 
 /** The published recipes, keyed by what the checkpoint says about itself (see docs/MODELS.md). */
@@ -152,12 +162,12 @@ async function loadDecoder(family: 'sd' | 'sdxl', own: OwnVae, o: LoadOptions): 
   if (o.taesd) {
     const id = typeof o.taesd === 'string' ? o.taesd : TAESD_REPOS[family];
     const folder = await resolveModelFolder(id, { ...o, purpose: 'taesd' });
-    return { decoder: { kind: 'tiny', model: AutoencoderTiny.fromPretrained(folder, { variant: o.variant }) } };
+    return { decoder: { kind: 'tiny', model: AutoencoderTiny.fromPretrained(folder, { variant: o.variant, device: o.resolvedDevice }) } };
   }
   const ownKL = (): AutoencoderKL | undefined => {
     if (own.model) return own.model();
     if (own.dir && fs.existsSync(path.join(own.dir, 'config.json')) && readJsonFile(path.join(own.dir, 'config.json'))._class_name === 'AutoencoderKL') {
-      return AutoencoderKL.fromPretrained(own.dir, { variant: o.variant });
+      return AutoencoderKL.fromPretrained(own.dir, { variant: o.variant, device: o.resolvedDevice });
     }
     return undefined;
   };
@@ -165,10 +175,10 @@ async function loadDecoder(family: 'sd' | 'sdxl', own: OwnVae, o: LoadOptions): 
   if (!vaeDir) return { decoder: { kind: 'kl', model: ownKL() as AutoencoderKL } };
   const cls = readJsonFile(path.join(vaeDir, 'config.json'))._class_name;
   if (cls === 'ConsistencyDecoderVAE') {
-    return { decoder: { kind: 'consistency', model: ConsistencyDecoderVAE.fromPretrained(vaeDir, { variant: o.variant }) }, encoder: ownKL() };
+    return { decoder: { kind: 'consistency', model: ConsistencyDecoderVAE.fromPretrained(vaeDir, { variant: o.variant, device: o.resolvedDevice }) }, encoder: ownKL() };
   }
-  if (cls === 'AutoencoderTiny') return { decoder: { kind: 'tiny', model: AutoencoderTiny.fromPretrained(vaeDir, { variant: o.variant }) } };
-  return { decoder: { kind: 'kl', model: AutoencoderKL.fromPretrained(vaeDir, { variant: o.variant }) } };
+  if (cls === 'AutoencoderTiny') return { decoder: { kind: 'tiny', model: AutoencoderTiny.fromPretrained(vaeDir, { variant: o.variant, device: o.resolvedDevice }) } };
+  return { decoder: { kind: 'kl', model: AutoencoderKL.fromPretrained(vaeDir, { variant: o.variant, device: o.resolvedDevice }) } };
 }
 
 /** What a checkpoint gives, before the family's recipe is applied. */
@@ -189,7 +199,7 @@ interface Loaded {
 async function fromFolder(dir: string, options: LoadOptions): Promise<Loaded> {
   const indexFile = path.join(dir, 'model_index.json');
   const index = readJsonFile(indexFile, 'model_index.json');
-  const v = { variant: options.variant };
+  const v = { variant: options.variant, device: options.resolvedDevice };
   const two = index.text_encoder_2 !== undefined && index.text_encoder_2 !== null;
   const names = two ? ['', '_2'] : [''];
   return {
@@ -256,17 +266,17 @@ async function fromSingleFile(file: string, options: LoadOptions): Promise<Loade
     cls: sf.pipelineClass,
     clsSource: configDir ? path.join(configDir, 'model_index.json') : `${sf.family.name} defaults`,
     forceZerosForEmptyPrompt: sf.forceZerosForEmptyPrompt,
-    unet: UNet2DConditionModel.fromSource(c.unet!.config, c.unet!.source, `${label} (unet)`),
+    unet: UNet2DConditionModel.fromSource(c.unet!.config, c.unet!.source, `${label} (unet)`, options.resolvedDevice),
     schedulerConfig: sf.schedulerConfig,
     tokenizers: await Promise.all(encoders.map(async (n) => CLIPTokenizer.fromPretrained(await tokenizerDir(n === 'text_encoder' ? 'tokenizer' : 'tokenizer_2')))),
-    textEncoders: encoders.map((n) => CLIPTextModel.fromSource(c[n]!.config, c[n]!.source, `${label} (${n})`)),
-    vae: { model: () => AutoencoderKL.fromSource(c.vae!.config, c.vae!.source, `${label} (vae)`) },
+    textEncoders: encoders.map((n) => CLIPTextModel.fromSource(c[n]!.config, c[n]!.source, `${label} (${n})`, options.resolvedDevice)),
+    vae: { model: () => AutoencoderKL.fromSource(c.vae!.config, c.vae!.source, `${label} (vae)`, options.resolvedDevice) },
   };
 }
 
 export async function loadPipeline(idOrDir: string, options: LoadOptions = {}): Promise<Pipeline> {
   if (typeof idOrDir !== 'string' || idOrDir === '') throw new ArgumentError('loadPipeline: give a model folder, a single-file .safetensors checkpoint or a Hugging Face repo id');
-  checkDevice(options.device);
+  options = { ...options, resolvedDevice: resolveDevice(options.device) };
   if (/\.(ckpt|pt|pth|bin)$/i.test(idOrDir) && fs.existsSync(idOrDir)) {
     throw new ArgumentError(`${idOrDir}: pickle checkpoints can run code when loaded and are not read; convert it to .safetensors`);
   }

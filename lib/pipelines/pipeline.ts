@@ -3,7 +3,7 @@
 // scheduler step), decoding and 8-bit output. It follows the diffusers pipelines' arithmetic and
 // their order of random draws, so a seed gives diffusers' image.
 import { AbortError, ArgumentError } from '../errors';
-import { type CompiledGraph, GraphBuilder, type Value } from '../graph';
+import type { CompiledGraph, Value } from '../graph';
 import type { UNet2DConditionModel, UNetExtras } from '../models/unet/unet';
 import type { AutoencoderKL } from '../models/vae/autoencoder_kl';
 import type { AutoencoderTiny } from '../models/vae/autoencoder_tiny';
@@ -216,7 +216,7 @@ export class Pipeline {
     if (cached) return cached;
     const { unet } = this.parts;
     const c = unet.config;
-    const g = new GraphBuilder();
+    const g = unet.weights.builder(); // on the UNet's device
     const C = this.latentChannels();
     const shape = [key.batch, C, key.h, key.w];
     const latents = g.input('latents', shape);

@@ -1,5 +1,9 @@
 #include "cuda_loader.h"
 
+#include <cstdlib>
+
+#include "cuda_emulator.h"
+
 #include <mutex>
 
 #ifdef _WIN32
@@ -71,6 +75,21 @@ const CudaStatus& loadCudaBackend(const std::string& libraryPath) {
   if (gStatus.attempted) return gStatus;
   gStatus.attempted = true;
   gStatus.libraryPath = libraryPath;
+  const char* emulate = std::getenv("ONESTEP_CUDA_EMULATE");
+  if (emulate && std::string(emulate) == "1") {
+    // tests of the CUDA path's host side without a GPU: the table runs on the CPU
+    const onestep_cuda_api* api = emulatedCudaApi();
+    gStatus.libraryPath = "(emulated)";
+    gStatus.libraryLoaded = true;
+    gStatus.buildInfo = api->build_info();
+    onestep_cuda_device_info info;
+    char err[64] = {0};
+    api->device_info(0, &info, err, sizeof(err));
+    gStatus.devices.push_back(CudaDevice{0, info.name, info.total_memory, info.free_memory, info.cc_major, info.cc_minor, info.multiprocessors});
+    gStatus.usable = true;
+    gApi = api;
+    return gStatus;
+  }
   if (libraryPath.empty() || !fileExists(libraryPath)) {
     gStatus.reason = libraryPath.empty()
                          ? "the CUDA backend library was not built (no nvcc when the addon was built)"

@@ -39,6 +39,8 @@ class Tensor {
   bool ownsMemory() const { return writable_; }
   const uint8_t* data() const { return data_; }
   uint8_t* mutableData();
+  // What keeps the data alive (an owned block or a file mapping): expires when the data is freed.
+  std::weak_ptr<const void> owner() const { return keepalive_; }
 
   // For a view of a mapped file: tells the OS the pages may be dropped (they are re-read from the
   // file if touched again). Used after a weight was converted into its own copy. No-op otherwise.

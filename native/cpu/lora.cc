@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "../backend/cuda_executor.h"
 #include "../core/error.h"
 #include "gemm.h"
 #include "thread_pool.h"
@@ -63,6 +64,7 @@ Tensor fuseLora(const Tensor& base, const std::vector<LoraPart>& parts, const st
   if (outDtype != DType::F32) {
     ThreadPool::global().parallelFor(total, 1 << 16, [&](int64_t b, int64_t e, int) { out.copyFromFloat32(b, e - b, w + b); });
   }
+  if (into) forgetDeviceCopies(out.data());  // rewritten in place: GPU copies of it are stale
   return out;
 }
 

@@ -7,6 +7,7 @@
 #include <map>
 #include <new>
 
+#include "../backend/cuda_executor.h"
 #include "../core/error.h"
 #include "kernels.h"
 
@@ -25,10 +26,15 @@ std::shared_ptr<void> allocArena(size_t bytes) {
 
 int64_t TensorRef::numel() const { return shape ? shapeNumel(*shape) : 0; }
 
-Graph::Graph(GraphSpec spec) : spec_(std::move(spec)) {
+Graph::Graph(GraphSpec spec, Device device) : spec_(std::move(spec)), device_(device) {
   validate();
   plan();
+  if (device_ == Device::Cuda)
+    for (const GraphNode& n : spec_.nodes)
+      check(n.op != Op::Conv2dWinograd, "ERR_ONESTEP_GRAPH", "conv2d_winograd is a CPU op; a CUDA graph uses conv2d");
 }
+
+Graph::~Graph() = default;
 
 void Graph::validate() {
   const auto& values = spec_.values;
@@ -184,8 +190,12 @@ void Graph::plan() {
   arenaBytes_ = end;
 }
 
-std::vector<Tensor> Graph::run(const std::vector<Tensor>& inputs, std::vector<NodeProfile>* profile) {
+std::vector<Tensor> Graph::run(const std::vector<Tensor>& inputs, std::vector<NodeProfile>* profile, int repeat) {
   std::lock_guard<std::mutex> lock(runMutex_);
+  if (device_ == Device::Cuda) {
+    if (!cuda_) cuda_ = std::make_unique<CudaExecutor>(spec_, aliasOf_, offset_, arenaBytes_);
+    return cuda_->run(inputs, profile, repeat);
+  }
   check(inputs.size() == spec_.inputs.size(), "ERR_ONESTEP_GRAPH", "run: ", inputs.size(), " inputs for ",
         spec_.inputs.size());
   const int32_t nv = (int32_t)spec_.values.size();
@@ -205,6 +215,7 @@ std::vector<Tensor> Graph::run(const std::vector<Tensor>& inputs, std::vector<No
     if (offset_[i] >= 0) data[i] = base + offset_[i];
 
   std::vector<TensorRef> in;
+  for (int rep = 0; rep < std::max(1, repeat); ++rep)
   for (const GraphNode& node : spec_.nodes) {
     in.clear();
     for (int32_t id : node.inputs) {

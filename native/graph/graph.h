@@ -2,7 +2,8 @@
 // validates everything (op codes, value ids, topological order, dtypes, shapes recomputed and
 // compared with the declared ones) and plans one activation arena: each intermediate gets an
 // offset, reused once its last reader has run. Running binds the inputs, executes the nodes in
-// order on the calling thread (kernels fan out over the thread pool) and copies the outputs out.
+// order on the calling thread (kernels fan out over the thread pool) and copies the outputs out;
+// a CUDA graph runs the same plan on the GPU (native/backend/cuda_executor.h).
 #pragma once
 
 #include <cstdint>
@@ -55,15 +56,22 @@ struct NodeProfile {
   double flops = 0;
 };
 
+enum class Device : int32_t { Cpu = 0, Cuda = 1 };
+
+class CudaExecutor;
+
 class Graph {
  public:
-  explicit Graph(GraphSpec spec);
+  explicit Graph(GraphSpec spec, Device device = Device::Cpu);
+  ~Graph();
 
   // Runs the graph. inputs[i] binds spec.inputs[i]. Returns new owned tensors (float32).
-  // Serialised per graph: concurrent calls wait for each other.
-  std::vector<Tensor> run(const std::vector<Tensor>& inputs, std::vector<NodeProfile>* profile = nullptr);
+  // Serialised per graph: concurrent calls wait for each other. `repeat` > 1 computes the nodes
+  // that many times between binding the inputs and copying the outputs (benchmarks).
+  std::vector<Tensor> run(const std::vector<Tensor>& inputs, std::vector<NodeProfile>* profile = nullptr, int repeat = 1);
 
   size_t arenaBytes() const { return arenaBytes_; }
+  Device device() const { return device_; }
   size_t nodeCount() const { return spec_.nodes.size(); }
   const GraphSpec& spec() const { return spec_; }
 
@@ -77,6 +85,8 @@ class Graph {
   size_t arenaBytes_ = 0;
   std::mutex runMutex_;
   std::shared_ptr<void> arena_;
+  Device device_ = Device::Cpu;
+  std::unique_ptr<CudaExecutor> cuda_;  // made on the first run of a CUDA graph
 };
 
 }  // namespace onestep

@@ -1,7 +1,9 @@
-// THE op table. Each row: identifier, name, min inputs, max inputs, attribute count.
-// lib/graph/ops.ts mirrors it row by row (test/graph/op_table.test.js checks they agree).
-// A new op: one row here, its shape rule in op_table.cc, a CPU kernel in native/cpu/ops_*.cc
-// registered in native/cpu/cpu_ops.cc, a builder in lib/graph/ops.ts and a parity case.
+// The op table: its rows are in op_list.h (identifier, name, min inputs, max inputs, attribute
+// count), shared with the CUDA library. lib/graph/ops.ts mirrors them row by row
+// (test/graph/op_table.test.js checks they agree). A new op: one row in op_list.h, its shape rule
+// in op_table.cc, a CPU kernel in native/cpu/ops_*.cc registered in native/cpu/cpu_ops.cc, a CUDA
+// kernel in kernels/<family>.cu dispatched in kernels/dispatch.cu, a builder in lib/graph/ops.ts
+// and a parity case.
 //
 // Inputs and attributes per op (activations are float32; "w" may be F32/F16/BF16; -1 = absent):
 //   linear      x[...,K], w[N,K], bias[N]?, residual[...,N]?          act
@@ -37,27 +39,7 @@
 
 #include "../core/tensor.h"
 
-#define ONESTEP_OP_TABLE(X)                            \
-  X(Linear, "linear", 2, 4, 1)                         \
-  X(Conv2d, "conv2d", 2, 4, 8)                         \
-  X(GroupNorm, "group_norm", 3, 3, 3)                  \
-  X(LayerNorm, "layer_norm", 3, 3, 1)                  \
-  X(Attention, "attention", 3, 3, 3)                   \
-  X(Add, "add", 2, 2, 0)                               \
-  X(Mul, "mul", 2, 2, 0)                               \
-  X(Unary, "unary", 1, 1, 7)                           \
-  X(Geglu, "geglu", 1, 1, 0)                           \
-  X(Concat, "concat", 2, 2, 0)                         \
-  X(Upsample, "upsample", 1, 1, 1)                     \
-  X(TimestepEmbedding, "timestep_embedding", 1, 1, 5)  \
-  X(Embedding, "embedding", 2, 2, 0)                   \
-  X(SelectRows, "select_rows", 2, 2, 0)                \
-  X(Permute, "permute", 1, 1, 7)                       \
-  X(Reshape, "reshape", 1, 1, 7)                       \
-  X(Slice, "slice", 1, 1, 3)                           \
-  X(AvgPool, "avg_pool", 1, 1, 1)                     \
-  X(Conv2dWinograd, "conv2d_winograd", 2, 4, 6)       \
-  X(SchedulerStep, "scheduler_step", 3, 4, 1)
+#include "op_list.h"
 
 namespace onestep {
 

@@ -1,5 +1,7 @@
 #include "js_graph.h"
 
+#include "../backend/cuda_loader.h"
+
 #include <chrono>
 #include <cstring>
 #include <vector>
@@ -81,15 +83,15 @@ Napi::Object makeError(Napi::Env env, const std::string& code, const std::string
 
 class RunWorker : public Napi::AsyncWorker {
  public:
-  RunWorker(Napi::Env env, std::shared_ptr<Graph> graph, std::vector<Tensor> inputs, bool profile)
+  RunWorker(Napi::Env env, std::shared_ptr<Graph> graph, std::vector<Tensor> inputs, bool profile, int repeat)
       : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), graph_(std::move(graph)),
-        inputs_(std::move(inputs)), profile_(profile) {}
+        inputs_(std::move(inputs)), profile_(profile), repeat_(repeat) {}
 
   Napi::Promise promise() { return deferred_.Promise(); }
 
   void Execute() override {
     try {
-      outputs_ = graph_->run(inputs_, profile_ ? &profileData_ : nullptr);
+      outputs_ = graph_->run(inputs_, profile_ ? &profileData_ : nullptr, repeat_);
     } catch (const Error& e) {
       code_ = e.code();
       message_ = e.what();
@@ -135,6 +137,7 @@ class RunWorker : public Napi::AsyncWorker {
   std::shared_ptr<Graph> graph_;
   std::vector<Tensor> inputs_;
   bool profile_;
+  int repeat_;
   std::vector<Tensor> outputs_;
   std::vector<NodeProfile> profileData_;
   std::string code_, message_;
@@ -171,8 +174,17 @@ Napi::Value JsGraph::Run(const Napi::CallbackInfo& info) {
     Napi::Array a = info[0].As<Napi::Array>();
     std::vector<Tensor> inputs;
     for (uint32_t i = 0; i < a.Length(); ++i) inputs.push_back(JsTensor::FromValue(a.Get(i), "Graph.run input"));
-    const bool profile = info.Length() > 1 && info[1].IsObject() && info[1].As<Napi::Object>().Get("profile").ToBoolean();
-    auto* worker = new RunWorker(info.Env(), graph_, std::move(inputs), profile);
+    const bool hasOpts = info.Length() > 1 && info[1].IsObject();
+    const bool profile = hasOpts && info[1].As<Napi::Object>().Get("profile").ToBoolean();
+    int repeat = 1;
+    if (hasOpts && info[1].As<Napi::Object>().Has("repeat")) {
+      Napi::Value r = info[1].As<Napi::Object>().Get("repeat");
+      if (!r.IsNumber() || r.As<Napi::Number>().DoubleValue() < 1 || r.As<Napi::Number>().DoubleValue() > 100000 ||
+          r.As<Napi::Number>().DoubleValue() != (double)r.As<Napi::Number>().Int32Value())
+        fail("ERR_ONESTEP_ARGUMENT", "Graph.run: repeat must be an integer in 1..100000");
+      repeat = r.As<Napi::Number>().Int32Value();
+    }
+    auto* worker = new RunWorker(info.Env(), graph_, std::move(inputs), profile, repeat);
     Napi::Promise p = worker->promise();
     worker->Queue();
     return p;
@@ -200,7 +212,17 @@ Napi::Value CreateGraph(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     requireArgs(info, 1, "createGraph");
     if (!info[0].IsObject()) fail("ERR_ONESTEP_ARGUMENT", "createGraph: spec must be an object");
-    auto graph = std::make_shared<Graph>(parseSpec(info[0].As<Napi::Object>()));
+    Device device = Device::Cpu;
+    if (info.Length() > 1 && !info[1].IsUndefined()) {
+      const std::string d = stringArg(info, 1, "createGraph");
+      if (d == "cuda") {
+        check(cudaApi() != nullptr, "ERR_ONESTEP_DEVICE", "device 'cuda' is not usable: ", loadCudaBackend("").reason);
+        device = Device::Cuda;
+      } else {
+        check(d == "cpu", "ERR_ONESTEP_ARGUMENT", "createGraph: device must be 'cpu' or 'cuda', got '", d, "'");
+      }
+    }
+    auto graph = std::make_shared<Graph>(parseSpec(info[0].As<Napi::Object>()), device);
     Napi::Object obj = addonData(info.Env()).graphCtor.New({constructToken(info.Env())});
     JsGraph* self = Napi::ObjectWrap<JsGraph>::Unwrap(obj);
     self->reported_ = (int64_t)graph->arenaBytes();

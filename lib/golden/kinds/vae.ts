@@ -43,8 +43,8 @@ export const vaeEncodeCase: CaseRunner = async (golden, meta, modelDir, cmp, fix
   }
 };
 
-export const taesdDecodeCase: CaseRunner = async (golden, _meta, modelDir, cmp) => {
-  const taesd = AutoencoderTiny.fromPretrained(modelDir);
+export const taesdDecodeCase: CaseRunner = async (golden, _meta, modelDir, cmp, ctx) => {
+  const taesd = AutoencoderTiny.fromPretrained(modelDir, { device: ctx.device });
   try {
     const image = await taesd.decode(golden.float32('latents'), nchw(golden.info('latents').shape));
     cmp.add('image', image.toFloat32(), golden.float32('image'));
@@ -54,8 +54,8 @@ export const taesdDecodeCase: CaseRunner = async (golden, _meta, modelDir, cmp) 
   }
 };
 
-export const taesdEncodeCase: CaseRunner = async (golden, _meta, modelDir, cmp) => {
-  const taesd = AutoencoderTiny.fromPretrained(modelDir);
+export const taesdEncodeCase: CaseRunner = async (golden, _meta, modelDir, cmp, ctx) => {
+  const taesd = AutoencoderTiny.fromPretrained(modelDir, { device: ctx.device });
   try {
     const latents = await taesd.encode(golden.float32('image'), nchw(golden.info('image').shape));
     cmp.add('latents', latents.toFloat32(), golden.float32('latents'));
@@ -65,8 +65,8 @@ export const taesdEncodeCase: CaseRunner = async (golden, _meta, modelDir, cmp) 
   }
 };
 
-export const cdDecodeCase: CaseRunner = async (golden, _meta, modelDir, cmp) => {
-  const cd = ConsistencyDecoderVAE.fromPretrained(modelDir);
+export const cdDecodeCase: CaseRunner = async (golden, _meta, modelDir, cmp, ctx) => {
+  const cd = ConsistencyDecoderVAE.fromPretrained(modelDir, { device: ctx.device });
   try {
     cmp.add('means', CONSISTENCY_DECODER_MEANS, golden.float32('means'));
     cmp.add('stds', CONSISTENCY_DECODER_STDS, golden.float32('stds'));
@@ -77,8 +77,8 @@ export const cdDecodeCase: CaseRunner = async (golden, _meta, modelDir, cmp) => 
   }
 };
 
-export const cdEncodeCase: CaseRunner = async (golden, _meta, modelDir, cmp) => {
-  const cd = ConsistencyDecoderVAE.fromPretrained(modelDir);
+export const cdEncodeCase: CaseRunner = async (golden, _meta, modelDir, cmp, ctx) => {
+  const cd = ConsistencyDecoderVAE.fromPretrained(modelDir, { device: ctx.device });
   try {
     const dist = await cd.encode(golden.float32('image'), nchw(golden.info('image').shape));
     cmp.add('mean', dist.mean.toFloat32(), golden.float32('mean'));

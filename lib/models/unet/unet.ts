@@ -2,7 +2,7 @@
 // time embedding (+ LCM guidance cond_proj, + SDXL text_time), conv_in, down blocks, mid block,
 // up blocks with skip connections, GroupNorm + SiLU, conv_out. Inputs and outputs are NCHW.
 import { ArgumentError } from '../../errors';
-import { Act, type CompiledGraph, type GraphBuilder, type Value } from '../../graph';
+import { Act, type CompiledGraph, type GraphBuilder, type Value, type Device } from '../../graph';
 import type { NativeTensor } from '../../native';
 import { Checkpoint, type TensorSource } from '../../safetensors';
 import type { Json } from '../config';
@@ -43,15 +43,15 @@ export class UNet2DConditionModel {
     private readonly w: Weights,
   ) {}
 
-  static fromPretrained(dir: string, options: { variant?: string } = {}): UNet2DConditionModel {
+  static fromPretrained(dir: string, options: { variant?: string; device?: Device } = {}): UNet2DConditionModel {
     const config = readUNetConfig(dir);
     const checkpoint = Checkpoint.open(dir, { variant: options.variant });
-    return new UNet2DConditionModel(config, Weights.of(checkpoint, `unet ${dir}`));
+    return new UNet2DConditionModel(config, Weights.of(checkpoint, `unet ${dir}`, options.device));
   }
 
   /** From a config object and any tensor source under diffusers names (a single-file checkpoint). */
-  static fromSource(config: Json, source: TensorSource, label: string): UNet2DConditionModel {
-    return new UNet2DConditionModel(parseUNetConfig(config, label), Weights.of(source, `unet ${label}`));
+  static fromSource(config: Json, source: TensorSource, label: string, device: Device = 'cpu'): UNet2DConditionModel {
+    return new UNet2DConditionModel(parseUNetConfig(config, label), Weights.of(source, `unet ${label}`, device));
   }
 
   /** How many times the latents are halved (the latent size must be divisible by 2^this). */

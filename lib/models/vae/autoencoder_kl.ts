@@ -2,7 +2,7 @@
 // post_quant_conv + Decoder. Images are NCHW in [-1, 1]; latents NCHW, unscaled (the caller
 // divides by scaling_factor before decoding, as the pipelines do).
 import { ArgumentError } from '../../errors';
-import { Act, type CompiledGraph } from '../../graph';
+import { Act, type CompiledGraph, type Device } from '../../graph';
 import type { NativeTensor } from '../../native';
 import { Checkpoint, type TensorSource } from '../../safetensors';
 import type { Json } from '../config';
@@ -28,15 +28,15 @@ export class AutoencoderKL {
     private readonly w: Weights,
   ) {}
 
-  static fromPretrained(dir: string, options: { variant?: string } = {}): AutoencoderKL {
+  static fromPretrained(dir: string, options: { variant?: string; device?: Device } = {}): AutoencoderKL {
     const config = readAutoencoderKLConfig(dir);
     const checkpoint = Checkpoint.open(dir, { variant: options.variant });
-    return new AutoencoderKL(config, Weights.of(checkpoint, `vae ${dir}`));
+    return new AutoencoderKL(config, Weights.of(checkpoint, `vae ${dir}`, options.device));
   }
 
   /** From a config object and any tensor source under diffusers names (a single-file checkpoint). */
-  static fromSource(config: Json, source: TensorSource, label: string): AutoencoderKL {
-    return new AutoencoderKL(parseAutoencoderKLConfig(config, label), Weights.of(source, `vae ${label}`));
+  static fromSource(config: Json, source: TensorSource, label: string, device: Device = 'cpu'): AutoencoderKL {
+    return new AutoencoderKL(parseAutoencoderKLConfig(config, label), Weights.of(source, `vae ${label}`, device));
   }
 
   get downscale(): number {

@@ -5,6 +5,7 @@ import { ArgumentError } from '../../errors';
 import type { Act, CompiledGraph, GraphBuilder, Value } from '../../graph';
 import type { NativeTensor } from '../../native';
 import { Checkpoint } from '../../safetensors';
+import type { Device } from '../../graph';
 import { Weights } from '../weights';
 import { type AutoencoderTinyConfig, readAutoencoderTinyConfig } from './config';
 
@@ -25,10 +26,10 @@ export class AutoencoderTiny {
     private readonly w: Weights,
   ) {}
 
-  static fromPretrained(dir: string, options: { variant?: string } = {}): AutoencoderTiny {
+  static fromPretrained(dir: string, options: { variant?: string; device?: Device } = {}): AutoencoderTiny {
     const config = readAutoencoderTinyConfig(dir);
     const checkpoint = Checkpoint.open(dir, { variant: options.variant });
-    return new AutoencoderTiny(config, Weights.of(checkpoint, `taesd ${dir}`));
+    return new AutoencoderTiny(config, Weights.of(checkpoint, `taesd ${dir}`, options.device));
   }
 
   get downscale(): number {

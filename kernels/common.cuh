@@ -1,0 +1,81 @@
+// What every kernel file shares: errors as status + message (never exit), tensor descriptors,
+// activations (the same formulas as native/cpu/activation.h), reading F32 / F16 / BF16 weights.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+#include "../native/graph/op_list.h"
+#include "onestep_cuda_api.h"
+
+namespace onestep_cuda {
+
+// A failure with its message; launchers return it, the entry points copy it into err.
+struct Status {
+  int code = 0;
+  std::string message;
+  static Status ok() { return Status{}; }
+  static Status fail(const std::string& m) { return Status{1, m}; }
+  bool good() const { return code == 0; }
+};
+
+inline Status cudaStatus(cudaError_t e, const char* what) {
+  if (e == cudaSuccess) return Status::ok();
+  cudaGetLastError();  // clear the sticky-free error so later calls can proceed
+  if (e == cudaErrorMemoryAllocation) return Status::fail(std::string("out of memory: ") + what);
+  return Status::fail(std::string(what) + ": " + cudaGetErrorName(e) + ": " + cudaGetErrorString(e));
+}
+
+// The launch of a kernel just issued.
+inline Status launched(const char* what) { return cudaStatus(cudaGetLastError(), what); }
+
+inline int64_t numel(const onestep_cuda_tensor& t) {
+  int64_t n = 1;
+  for (int i = 0; i < t.rank; ++i) n *= t.shape[i];
+  return n;
+}
+
+inline int64_t lastDim(const onestep_cuda_tensor& t) { return t.rank ? t.shape[t.rank - 1] : 1; }
+
+inline bool present(const onestep_cuda_node& n, int i) { return i < n.n_inputs && n.inputs[i].data != nullptr; }
+
+// Activation codes: native/cpu/activation.h (Act).
+enum ActCode : int { kNone = 0, kSilu = 1, kGelu = 2, kGeluTanh = 3, kQuickGelu = 4, kRelu = 5, kTanh = 6, kSigmoid = 7, kExp = 8 };
+
+__device__ __forceinline__ float applyAct(int a, float x) {
+  switch (a) {
+    case kSilu: return x / (1.0f + expf(-x));
+    case kGelu: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    case kGeluTanh: return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+    case kQuickGelu: return x / (1.0f + expf(-1.702f * x));
+    case kRelu: return x > 0.0f ? x : 0.0f;
+    case kTanh: return tanhf(x);
+    case kSigmoid: return 1.0f / (1.0f + expf(-x));
+    case kExp: return expf(x);
+    default: return x;
+  }
+}
+
+// Element i of a float tensor stored as F32, F16 or BF16.
+__device__ __forceinline__ float loadAny(const void* p, int dtype, int64_t i) {
+  switch (dtype) {
+    case ONESTEP_CUDA_F16: return __half2float(static_cast<const __half*>(p)[i]);
+    case ONESTEP_CUDA_BF16: return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+    default: return static_cast<const float*>(p)[i];
+  }
+}
+
+inline unsigned blocksFor(int64_t n, int threads) { return (unsigned)((n + threads - 1) / threads); }
+
+// A grid-stride loop bound: enough blocks to fill the GPU, not one per element.
+inline unsigned gridFor(int64_t n, int threads) {
+  const int64_t b = (n + threads - 1) / threads;
+  return (unsigned)(b < 65535 * 8 ? (b < 1 ? 1 : b) : 65535 * 8);
+}
+
+}  // namespace onestep_cuda

@@ -1,0 +1,143 @@
+// linear and conv2d as one tensor-core GEMM: C[M, N] = epilogue(A[M, K] * W[N, K]^T), with
+//   linear: A = x rows;  conv2d: A gathered from NHWC x by the implicit-GEMM map (zero padding,
+//   stride, fused nearest upsampling), W = the kernel prepared as [Co, kh, kw, Ci];
+//   epilogue: + bias[n], activation, + residual[m, n] (native/cpu/gemm.h's order).
+// Operands are rounded to fp16 in shared memory and multiplied by WMMA 16x16x16 with fp32
+// accumulation. 64x64 tiles per block of 4 warps (2x2, 32x32 each), K in steps of 32.
+// This is the first, straightforward version: scalar loads, no pipelining (see docs/CUDA.md).
+#include <mma.h>
+
+#include "ops.cuh"
+
+namespace onestep_cuda {
+
+namespace {
+
+using namespace nvcuda;
+
+constexpr int BM = 64, BN = 64, BK = 32, PAD = 8;
+constexpr int kThreads = 128;
+
+struct ConvMap {
+  int64_t H, W, C;      // input
+  int64_t Ho, Wo;       // output
+  int64_t kh, kw, sh, sw, pt, pl, up;
+};
+
+struct Epilogue {
+  const float* bias;      // [N] or null
+  const float* residual;  // [M, N] or null
+  int act;
+};
+
+// A[m][k] as float: dense rows, or the convolution gather.
+template <bool kConv>
+__device__ __forceinline__ float loadA(const float* __restrict__ x, int64_t m, int64_t k, int64_t K, const ConvMap& g) {
+  if (!kConv) return x[m * K + k];
+  const int64_t ci = k % g.C, tap = k / g.C, kx = tap % g.kw, ky = tap / g.kw;
+  const int64_t ox = m % g.Wo, oy = (m / g.Wo) % g.Ho, b = m / (g.Wo * g.Ho);
+  const int64_t iy = oy * g.sh + ky - g.pt, ix = ox * g.sw + kx - g.pl;
+  if (iy < 0 || iy >= g.H * g.up || ix < 0 || ix >= g.W * g.up) return 0.0f;
+  return x[((b * g.H + iy / g.up) * g.W + ix / g.up) * g.C + ci];
+}
+
+template <bool kConv>
+__global__ void __launch_bounds__(kThreads) gemmKernel(const float* __restrict__ x, const void* __restrict__ w, int wDtype, float* __restrict__ y,
+                                                       int64_t M, int64_t N, int64_t K, ConvMap g, Epilogue ep) {
+  __shared__ __align__(32) half As[BM][BK + PAD];
+  __shared__ __align__(32) half Bs[BN][BK + PAD];
+  __shared__ __align__(32) float Cs[BM][BN + 4];
+  const int64_t m0 = (int64_t)blockIdx.y * BM, n0 = (int64_t)blockIdx.x * BN;
+  const int warp = threadIdx.x / 32, wm = warp / 2, wn = warp % 2;
+
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
+
+  for (int64_t k0 = 0; k0 < K; k0 += BK) {
+    for (int e = threadIdx.x; e < BM * BK; e += kThreads) {
+      const int r = e / BK, c = e % BK;
+      const int64_t m = m0 + r, k = k0 + c;
+      As[r][c] = __float2half(m < M && k < K ? loadA<kConv>(x, m, k, K, g) : 0.0f);
+    }
+    for (int e = threadIdx.x; e < BN * BK; e += kThreads) {
+      const int r = e / BK, c = e % BK;
+      const int64_t n = n0 + r, k = k0 + c;
+      Bs[r][c] = __float2half(n < N && k < K ? loadAny(w, wDtype, n * K + k) : 0.0f);
+    }
+    __syncthreads();
+    for (int kk = 0; kk < BK; kk += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, half, wmma::row_major> a[2];
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, half, wmma::col_major> b[2];
+      for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(a[i], &As[wm * 32 + i * 16][kk], BK + PAD);
+      // B(k, n) = W[n][k]: column-major with the leading dimension along k
+      for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(b[j], &Bs[wn * 32 + j * 16][kk], BK + PAD);
+      for (int i = 0; i < 2; ++i)
+        for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
+    }
+    __syncthreads();
+  }
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 2; ++j) wmma::store_matrix_sync(&Cs[wm * 32 + i * 16][wn * 32 + j * 16], acc[i][j], BN + 4, wmma::mem_row_major);
+  __syncthreads();
+  for (int e = threadIdx.x; e < BM * BN; e += kThreads) {
+    const int r = e / BN, c = e % BN;
+    const int64_t m = m0 + r, n = n0 + c;
+    if (m >= M || n >= N) continue;
+    float v = Cs[r][c];
+    if (ep.bias) v += ep.bias[n];
+    v = applyAct(ep.act, v);
+    if (ep.residual) v += ep.residual[m * N + n];
+    y[m * N + n] = v;
+  }
+}
+
+Status run(bool conv, const float* x, const onestep_cuda_tensor& w, float* y, int64_t M, int64_t N, int64_t K, const ConvMap& g,
+           const Epilogue& ep, cudaStream_t s) {
+  if (M == 0 || N == 0) return Status::ok();
+  const int64_t gy = (M + BM - 1) / BM, gx = (N + BN - 1) / BN;
+  if (gy > 65535 || gx > 0x7fffffff) return Status::fail("gemm: the problem is too large for one grid");
+  const dim3 grid((unsigned)gx, (unsigned)gy);
+  if (conv)
+    gemmKernel<true><<<grid, kThreads, 0, s>>>(x, w.data, w.dtype, y, M, N, K, g, ep);
+  else
+    gemmKernel<false><<<grid, kThreads, 0, s>>>(x, w.data, w.dtype, y, M, N, K, g, ep);
+  return launched(conv ? "conv2d" : "linear");
+}
+
+Epilogue epilogueOf(const onestep_cuda_node& n, int actAttr) {
+  Epilogue ep;
+  ep.bias = present(n, 2) ? static_cast<const float*>(n.inputs[2].data) : nullptr;
+  ep.residual = present(n, 3) ? static_cast<const float*>(n.inputs[3].data) : nullptr;
+  ep.act = (int)n.attrs[actAttr];
+  return ep;
+}
+
+bool floatWeight(int d) { return d == ONESTEP_CUDA_F32 || d == ONESTEP_CUDA_F16 || d == ONESTEP_CUDA_BF16; }
+
+}  // namespace
+
+Status launchLinear(const onestep_cuda_node& n, cudaStream_t s) {
+  const onestep_cuda_tensor &x = n.inputs[0], &w = n.inputs[1];
+  if (w.rank != 2 || !floatWeight(w.dtype)) return Status::fail("linear: w must be a [N, K] float tensor");
+  const int64_t N = w.shape[0], K = w.shape[1];
+  if (lastDim(x) != K) return Status::fail("linear: x's last dim differs from w's K");
+  if (present(n, 2) && n.inputs[2].dtype != ONESTEP_CUDA_F32) return Status::fail("linear: bias must be F32");
+  const int64_t M = numel(n.output) / (N ? N : 1);
+  return run(false, static_cast<const float*>(x.data), w, static_cast<float*>(n.output.data), M, N, K, ConvMap{}, epilogueOf(n, 0), s);
+}
+
+Status launchConv2d(const onestep_cuda_node& n, cudaStream_t s) {
+  const onestep_cuda_tensor &x = n.inputs[0], &w = n.inputs[1], &o = n.output;
+  if (x.rank != 4 || w.rank != 4 || o.rank != 4 || !floatWeight(w.dtype)) return Status::fail("conv2d: x, w ([Co, kh, kw, Ci]) and the output must be 4-D");
+  if (w.shape[3] != x.shape[3] || w.shape[0] != o.shape[3]) return Status::fail("conv2d: channels do not match");
+  if (present(n, 2) && n.inputs[2].dtype != ONESTEP_CUDA_F32) return Status::fail("conv2d: bias must be F32");
+  const double* a = n.attrs;
+  ConvMap g{x.shape[1], x.shape[2], x.shape[3], o.shape[1], o.shape[2], w.shape[1], w.shape[2], (int64_t)a[0], (int64_t)a[1], (int64_t)a[2],
+            (int64_t)a[3], (int64_t)a[6]};
+  const int64_t N = w.shape[0], K = w.shape[1] * w.shape[2] * w.shape[3], M = o.shape[0] * o.shape[1] * o.shape[2];
+  const bool pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.up == 1 && a[2] == 0 && a[3] == 0 && a[4] == 0 && a[5] == 0;
+  return run(!pointwise, static_cast<const float*>(x.data), w, static_cast<float*>(o.data), M, N, K, g, epilogueOf(n, 7), s);
+}
+
+}  // namespace onestep_cuda

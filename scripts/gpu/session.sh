@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Everything that needs the GPU, in one script for a device run (docs/CUDA.md):
+#   here:  scripts/gpu/pack.sh
+#   there: bash scripts/gpu/session.sh [check|bench|all]     (device run, carry ['.gpu', 'dist'])
+# check: rebuild libonestep_cuda for this GPU, info, the op parity suite on cuda, every golden with
+#        --device cuda.  bench: our kernels vs torch at UNet shapes, then per-stage latency of
+#        random-weight SD-Turbo, SDXL-Turbo (1 step) and SD1.5 LCM (4 steps) at 512x512, full VAE and
+#        TAESD. Results and logs go to $OUT.
+set -uo pipefail
+stage="${1:-all}"
+OUT="${OUT:-/tmp/onestep-gpu-out}"
+mkdir -p "$OUT"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+say() { echo "== $(date +%H:%M:%S) $*"; }
+
+say "unpacking node, modules, the built addon and the fixtures"
+mkdir -p /tmp/onestep-node && xz -dc .gpu/node.xz > /tmp/onestep-node/node && chmod +x /tmp/onestep-node/node
+export PATH="/tmp/onestep-node:$PATH"
+mkdir -p node_modules build/Release && cp -r .gpu/node_modules/. node_modules/ && cp .gpu/build/* build/Release/
+mkdir -p ../shared && ln -sfn "$root/.gpu/fixtures" ../shared/fixtures
+export ONESTEP_FIXTURES="$root/.gpu/fixtures"
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
+
+if [ "${ONESTEP_GPU_REBUILD:-1}" = 1 ]; then
+  say "building libonestep_cuda for this GPU (sm_90a)"
+  nvcc -O3 -std=c++17 -arch=sm_90a --expt-relaxed-constexpr -lineinfo -shared -Xcompiler -fPIC,-fvisibility=hidden \
+    -Ikernels kernels/*.cu -o build/Release/libonestep_cuda.so 2>&1 | tee "$OUT/nvcc.txt" || say "nvcc FAILED (keeping the packed sm_90 build)"
+fi
+node -e "const o = require('.'); console.log(o.formatInfo(o.info()))" | tee "$OUT/info.txt"
+
+if [ "$stage" = check ] || [ "$stage" = all ]; then
+  say "op parity on cuda"
+  node scripts/gpu/mini-mocha.js test/graph/parity.test.js 2>&1 | tee "$OUT/parity.txt"
+  say "goldens with --device cuda"
+  node dist/golden/cli.js .gpu/fixtures/golden --device cuda 2>&1 | tee "$OUT/golden-cuda.txt" | grep -v '^PASS' || true
+  tail -1 "$OUT/golden-cuda.txt"
+fi
+
+if [ "$stage" = bench ] || [ "$stage" = all ]; then
+  say "kernels vs torch"
+  python3 scripts/gpu/torch_ops.py > "$OUT/torch.json" 2> "$OUT/torch.txt"; cat "$OUT/torch.txt"
+  node scripts/gpu/bench-ops.js --torch "$OUT/torch.json" --json "$OUT/ops.json" 2>&1 | tee "$OUT/ops.txt"
+  for spec in "sd_turbo 1" "sdxl_turbo 1" "lcm_dreamshaper_v7 4"; do
+    set -- $spec
+    say "pipeline stages: $1 ($2 step(s), 512x512)"
+    node scripts/bench.js --device cuda --model "$1" --steps "$2" --runs 10 2>&1 | tee "$OUT/bench-$1.txt"
+  done
+fi
+say "done; results in $OUT"
