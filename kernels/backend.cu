@@ -58,7 +58,7 @@ int probe(int* deviceCount, char* err, size_t errlen) {
   int* d = nullptr;
   e = cudaMalloc(&d, sizeof(int));
   if (e == cudaSuccess) {
-    probeKernel<<<1, 1>>>(d);
+    ONESTEP_LAUNCH(probeKernel, 1, 1)(d);
     e = cudaGetLastError();
     if (e == cudaSuccess) e = cudaDeviceSynchronize();
     int h = 0;

@@ -13,6 +13,14 @@
 #include "../native/graph/op_list.h"
 #include "onestep_cuda_api.h"
 
+// A kernel launch: ONESTEP_LAUNCH(kernel, grid, block[, smem, stream])(args...). nvcc gets the
+// <<<>>> syntax; the CPU simulator (kernels/sim, ONESTEP_CUDA_SIM) gets a call that runs it.
+#ifdef ONESTEP_CUDA_SIM
+#define ONESTEP_LAUNCH(kernel, ...) ::cusim::launch(kernel, __VA_ARGS__)
+#else
+#define ONESTEP_LAUNCH(kernel, ...) kernel<<<__VA_ARGS__>>>
+#endif
+
 namespace onestep_cuda {
 
 // A failure with its message; launchers return it, the entry points copy it into err.

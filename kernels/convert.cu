@@ -24,7 +24,7 @@ bool isFloat(int d) { return d == ONESTEP_CUDA_F32 || d == ONESTEP_CUDA_F16 || d
 Status launchConvert(void* dst, int dstDtype, const void* src, int srcDtype, int64_t n, cudaStream_t s) {
   if (!isFloat(dstDtype) || !isFloat(srcDtype)) return Status::fail("convert: only F32, F16 and BF16");
   if (n <= 0) return Status::ok();
-  convertKernel<<<gridFor(n, 256), 256, 0, s>>>(dst, dstDtype, src, srcDtype, n);
+  ONESTEP_LAUNCH(convertKernel, gridFor(n, 256), 256, 0, s)(dst, dstDtype, src, srcDtype, n);
   return launched("convert");
 }
 

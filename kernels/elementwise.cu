@@ -46,7 +46,7 @@ Status binary(const onestep_cuda_node& n, cudaStream_t s) {
   }
   const int64_t count = numel(ta);
   if (count == 0) return Status::ok();
-  binaryKernel<kMul><<<gridFor(count, kThreads), kThreads, 0, s>>>(static_cast<const float*>(ta.data), static_cast<const float*>(tb.data),
+  ONESTEP_LAUNCH(binaryKernel<kMul>, gridFor(count, kThreads), kThreads, 0, s)(static_cast<const float*>(ta.data), static_cast<const float*>(tb.data),
                                                                     static_cast<float*>(n.output.data), count, g);
   return launched(kMul ? "mul" : "add");
 }
@@ -97,7 +97,7 @@ Status launchUnary(const onestep_cuda_node& n, cudaStream_t s) {
   const int64_t count = numel(n.output);
   if (count == 0) return Status::ok();
   const bool lo = std::isfinite(a[5]), hi = std::isfinite(a[6]);
-  unaryKernel<<<gridFor(count, kThreads), kThreads, 0, s>>>(static_cast<const float*>(n.inputs[0].data), static_cast<float*>(n.output.data),
+  ONESTEP_LAUNCH(unaryKernel, gridFor(count, kThreads), kThreads, 0, s)(static_cast<const float*>(n.inputs[0].data), static_cast<float*>(n.output.data),
                                                            count, (int)a[0], (float)a[1], (float)a[2], (float)a[3], (float)a[4], lo,
                                                            lo ? (float)a[5] : 0.0f, hi, hi ? (float)a[6] : 0.0f);
   return launched("unary");
@@ -107,7 +107,7 @@ Status launchGeglu(const onestep_cuda_node& n, cudaStream_t s) {
   const int64_t C = lastDim(n.output), count = numel(n.output);
   if (lastDim(n.inputs[0]) != 2 * C) return Status::fail("geglu: input must be twice the output's width");
   if (count == 0) return Status::ok();
-  gegluKernel<<<gridFor(count, kThreads), kThreads, 0, s>>>(static_cast<const float*>(n.inputs[0].data), static_cast<float*>(n.output.data),
+  ONESTEP_LAUNCH(gegluKernel, gridFor(count, kThreads), kThreads, 0, s)(static_cast<const float*>(n.inputs[0].data), static_cast<float*>(n.output.data),
                                                            count / C, C);
   return launched("geglu");
 }
@@ -119,7 +119,7 @@ Status launchSchedulerStep(const onestep_cuda_node& n, cudaStream_t s) {
   if (numel(n.inputs[2]) != 8) return Status::fail("scheduler_step: coeffs must hold 8 values");
   if (count == 0) return Status::ok();
   const float* noise = present(n, 3) ? static_cast<const float*>(n.inputs[3].data) : nullptr;
-  schedulerStepKernel<<<gridFor(count, kThreads), kThreads, 0, s>>>(
+  ONESTEP_LAUNCH(schedulerStepKernel, gridFor(count, kThreads), kThreads, 0, s)(
       static_cast<const float*>(n.inputs[0].data), static_cast<const float*>(n.inputs[1].data), static_cast<const float*>(n.inputs[2].data),
       noise, static_cast<float*>(n.output.data), count, outCount == 2 * count, n.attrs[0] != 0);
   return launched("scheduler_step");

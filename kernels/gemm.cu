@@ -99,9 +99,9 @@ Status run(bool conv, const float* x, const onestep_cuda_tensor& w, float* y, in
   if (gy > 65535 || gx > 0x7fffffff) return Status::fail("gemm: the problem is too large for one grid");
   const dim3 grid((unsigned)gx, (unsigned)gy);
   if (conv)
-    gemmKernel<true><<<grid, kThreads, 0, s>>>(x, w.data, w.dtype, y, M, N, K, g, ep);
+    ONESTEP_LAUNCH(gemmKernel<true>, grid, kThreads, 0, s)(x, w.data, w.dtype, y, M, N, K, g, ep);
   else
-    gemmKernel<false><<<grid, kThreads, 0, s>>>(x, w.data, w.dtype, y, M, N, K, g, ep);
+    ONESTEP_LAUNCH(gemmKernel<false>, grid, kThreads, 0, s)(x, w.data, w.dtype, y, M, N, K, g, ep);
   return launched(conv ? "conv2d" : "linear");
 }
 

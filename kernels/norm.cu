@@ -95,7 +95,7 @@ Status launchGroupNorm(const onestep_cuda_node& n, cudaStream_t s) {
   if (G <= 0 || C % G) return Status::fail("group_norm: channels must divide into groups");
   if (G > 65535 || B > 65535) return Status::fail("group_norm: too many groups or samples for one grid");
   const int64_t P = numel(x) / (B * C);
-  groupNormKernel<<<dim3((unsigned)G, (unsigned)B), kThreads, 0, s>>>(static_cast<const float*>(x.data), static_cast<const float*>(n.inputs[1].data),
+  ONESTEP_LAUNCH(groupNormKernel, dim3((unsigned)G, (unsigned)B), kThreads, 0, s)(static_cast<const float*>(x.data), static_cast<const float*>(n.inputs[1].data),
                                                                      static_cast<const float*>(n.inputs[2].data), static_cast<float*>(n.output.data),
                                                                      P, C, C / G, n.attrs[1], (int)n.attrs[2]);
   return launched("group_norm");
@@ -107,7 +107,7 @@ Status launchLayerNorm(const onestep_cuda_node& n, cudaStream_t s) {
   const int64_t C = lastDim(x), rows = C ? numel(x) / C : 0;
   if (rows == 0) return Status::ok();
   if (rows > 0x7fffffff) return Status::fail("layer_norm: too many rows");
-  layerNormKernel<<<(unsigned)rows, kThreads, 0, s>>>(static_cast<const float*>(x.data), static_cast<const float*>(n.inputs[1].data),
+  ONESTEP_LAUNCH(layerNormKernel, (unsigned)rows, kThreads, 0, s)(static_cast<const float*>(x.data), static_cast<const float*>(n.inputs[1].data),
                                                       static_cast<const float*>(n.inputs[2].data), static_cast<float*>(n.output.data), C,
                                                       n.attrs[0]);
   return launched("layer_norm");

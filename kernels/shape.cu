@@ -106,7 +106,7 @@ __global__ void timestepEmbeddingKernel(const float* __restrict__ t, float* __re
 template <typename K, typename... A>
 Status launch(const char* what, int64_t n, K kernel, cudaStream_t s, A... args) {
   if (n == 0) return Status::ok();
-  kernel<<<gridFor(n, kThreads), kThreads, 0, s>>>(args...);
+  ONESTEP_LAUNCH(kernel, gridFor(n, kThreads), kThreads, 0, s)(args...);
   return launched(what);
 }
 

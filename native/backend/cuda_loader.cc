@@ -90,14 +90,27 @@ const CudaStatus& loadCudaBackend(const std::string& libraryPath) {
     gApi = api;
     return gStatus;
   }
-  if (libraryPath.empty() || !fileExists(libraryPath)) {
-    gStatus.reason = libraryPath.empty()
+  // ONESTEP_CUDA_EMULATE=kernels: the real kernels compiled for the CPU (kernels/sim, built by
+  // scripts/build-cuda-sim.js) at ONESTEP_CUDA_LIBRARY; it needs no driver.
+  const bool simulated = emulate && std::string(emulate) == "kernels";
+  std::string path = libraryPath;
+  if (simulated) {
+    const char* lib = std::getenv("ONESTEP_CUDA_LIBRARY");
+    path = lib ? lib : "";
+    gStatus.libraryPath = path;
+    if (path.empty()) {
+      gStatus.reason = "ONESTEP_CUDA_EMULATE=kernels needs ONESTEP_CUDA_LIBRARY: the path of the simulated library";
+      return gStatus;
+    }
+  }
+  if (path.empty() || !fileExists(path)) {
+    gStatus.reason = path.empty()
                          ? "the CUDA backend library was not built (no nvcc when the addon was built)"
-                         : "the CUDA backend library is absent: " + libraryPath;
+                         : "the CUDA backend library is absent: " + path;
     return gStatus;
   }
   std::string err;
-  void* lib = openLibrary(libraryPath, &err);
+  void* lib = openLibrary(path, &err);
   if (!lib) {
     gStatus.reason = "the CUDA backend library failed to load: " + err;
     return gStatus;
@@ -111,7 +124,7 @@ const CudaStatus& loadCudaBackend(const std::string& libraryPath) {
     return gStatus;
   }
   gStatus.buildInfo = api->build_info ? api->build_info() : "";
-  if (!driverPresent()) {
+  if (!simulated && !driverPresent()) {
     gStatus.reason = "no NVIDIA driver: the driver library (libcuda.so.1 / nvcuda.dll) was not found";
     return gStatus;
   }

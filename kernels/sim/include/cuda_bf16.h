@@ -1,0 +1,3 @@
+// cusim stand-in for <cuda_bf16.h>: see ../cusim.h
+#pragma once
+#include "../cusim.h"

@@ -1,0 +1,3 @@
+// cusim stand-in for <mma.h>: see ../cusim.h
+#pragma once
+#include "../cusim.h"

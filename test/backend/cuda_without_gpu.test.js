@@ -1,0 +1,119 @@
+// The CUDA path without a GPU, two ways:
+//  - emulated table (ONESTEP_CUDA_EMULATE=1): the addon's CUDA table runs the CPU kernels
+//    (native/backend/cuda_emulator.cc), which tests the executor a GPU would run (weights uploaded
+//    once and converted to fp16, the arena, CUDA-graph capture and replay, index checks);
+//  - simulated kernels (ONESTEP_CUDA_EMULATE=kernels): the CUDA library's own sources, kernels
+//    included, compiled for the CPU against kernels/sim (cusim) — the real launchers and kernels,
+//    their indexing, tiling, shared memory, barriers, shuffles and WMMA calls, run with CUDA's
+//    block and warp semantics.
+// Each runs the op parity suite on device cuda, every network golden at its fp16 tolerance, and a
+// pipeline whose LoRA is re-fused in place between generations. What neither can tell: speed,
+// races that only real parallel hardware shows, and the hardware's own rounding.
+'use strict';
+const assert = require('assert');
+const { spawnSync } = require('child_process');
+const path = require('path');
+const { fixture, fixturesDir } = require('../helpers/fixtures');
+const { buildCudaSim } = require('../../scripts/build-cuda-sim');
+
+const root = path.resolve(__dirname, '..', '..');
+
+const modes = [
+  { title: 'emulated table (CPU ops behind the CUDA table)', env: { ONESTEP_CUDA_EMULATE: '1' }, device: /emulated/ },
+  { title: 'simulated kernels (the CUDA sources on cusim)', env: { ONESTEP_CUDA_EMULATE: 'kernels' }, device: /cusim/, simulated: true },
+];
+
+for (const mode of modes) {
+  describe(`CUDA path without a GPU: ${mode.title}`, function () {
+    this.timeout(900000);
+    let env;
+    const node = (args, extra = {}) =>
+      spawnSync(process.execPath, args, { cwd: root, env: { ...env, ...extra }, encoding: 'utf8', timeout: 900000 });
+
+    before(async function () {
+      env = { ...process.env, ...mode.env };
+      if (mode.simulated) env.ONESTEP_CUDA_LIBRARY = await buildCudaSim();
+    });
+
+    it('info() reports the device as usable', () => {
+      const r = node(['-e', "const i = require('.').info(); console.log(JSON.stringify(i.backends.cuda))"]);
+      assert.strictEqual(r.status, 0, r.stderr);
+      const c = JSON.parse(r.stdout);
+      assert.strictEqual(c.usable, true);
+      assert.match(JSON.stringify(c), mode.device);
+    });
+
+    it('the op parity suite passes on device cuda', () => {
+      const mocha = require.resolve('mocha/bin/mocha.js');
+      const r = node([mocha, '--no-config', '--timeout', '120000', 'test/graph/parity.test.js']);
+      assert.strictEqual(r.status, 0, r.stdout + r.stderr);
+      const cudaPart = r.stdout.slice(r.stdout.indexOf('op parity (cuda)'));
+      assert.ok(r.stdout.includes('op parity (cuda)') && !/SKIPPED/.test(cudaPart), r.stdout);
+      assert.match(r.stdout, /\d+ passing/);
+      assert.doesNotMatch(r.stdout, /failing|pending/);
+    });
+
+    it('every network golden passes with --device cuda at its fp16 tolerance', () => {
+      const r = node(['dist/golden/cli.js', path.join(fixturesDir, 'golden'), '--device', 'cuda', '--quiet']);
+      assert.strictEqual(r.status, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /golden: (\d+) passed, 0 failed/);
+      assert.ok(Number(/golden: (\d+) passed/.exec(r.stdout)[1]) >= 77, r.stdout);
+    });
+
+    it('a pipeline on device cuda: LoRA scale changes reach the GPU copies of re-fused weights', () => {
+      const script = `
+        const { loadPipeline } = require('.');
+        (async () => {
+          const model = ${JSON.stringify(fixture('models', 'tiny-sd15'))};
+          const lora = ${JSON.stringify(fixture('lora', 'sd15_lora_kohya_full.safetensors'))};
+          const gen = async (p) => Buffer.from((await p.generate({ prompt: 'a cat', seed: 4, steps: 2, scheduler: 'lcm', guidanceScale: 1 }))[0].rgb);
+          const gpu = await loadPipeline(model, { device: 'cuda', loras: [{ path: lora, name: 'l' }] });
+          const cpu = await loadPipeline(model, { device: 'cpu', loras: [{ path: lora, name: 'l' }] });
+          const a = await gen(gpu);
+          await gpu.setLoraScales({ l: 0.25 });
+          const b = await gen(gpu);
+          await cpu.setLoraScales({ l: 0.25 });
+          const c = await gen(cpu);
+          await gpu.setLoraScales({ l: 1 });
+          const d = await gen(gpu);
+          let diff = 0;
+          for (let i = 0; i < b.length; i++) diff = Math.max(diff, Math.abs(b[i] - c[i]));
+          console.log(JSON.stringify({ changed: !a.equals(b), back: a.equals(d), maxDiffVsCpu: diff }));
+          gpu.dispose(); cpu.dispose();
+        })().catch((e) => { console.error(e); process.exit(1); });`;
+      const r = node(['-e', script]);
+      assert.strictEqual(r.status, 0, r.stderr);
+      const o = JSON.parse(r.stdout.trim().split('\n').pop());
+      assert.ok(o.changed, 'scale 0.25 changes the image');
+      assert.ok(o.back, 'back at scale 1: the same image as before');
+      assert.ok(o.maxDiffVsCpu <= 8, `fp16 GPU weights vs the CPU: max pixel difference ${o.maxDiffVsCpu}`);
+    });
+
+    if (mode.simulated) {
+      it('GPU out-of-memory is a typed error, and the process carries on on the CPU', () => {
+        const script = `
+          const { loadPipeline } = require('.');
+          (async () => {
+            const model = ${JSON.stringify(fixture('models', 'tiny-sd15'))};
+            const opts = { prompt: 'a cat', seed: 1, steps: 1, scheduler: 'lcm', guidanceScale: 1 };
+            let code = null, message = '';
+            try {
+              const p = await loadPipeline(model, { device: 'cuda' });
+              await p.generate(opts);
+              p.dispose();
+            } catch (e) { code = e.code; message = e.message; }
+            const cpu = await loadPipeline(model, { device: 'cpu' });
+            const img = (await cpu.generate(opts))[0];
+            cpu.dispose();
+            console.log(JSON.stringify({ code, message, cpuPixels: img.rgb.length }));
+          })().catch((e) => { console.error(e); process.exit(1); });`;
+        const r = node(['-e', script], { ONESTEP_CUDA_SIM_MEMORY: String(256 * 1024) });
+        assert.strictEqual(r.status, 0, r.stderr);
+        const o = JSON.parse(r.stdout.trim().split('\n').pop());
+        assert.strictEqual(o.code, 'ERR_ONESTEP_OUT_OF_MEMORY', o.message);
+        assert.match(o.message, /out of memory: \d+ bytes requested/);
+        assert.ok(o.cpuPixels > 0);
+      });
+    }
+  });
+}
