@@ -2,12 +2,21 @@
 //   linear: A = x rows;  conv2d: A gathered from NHWC x by the implicit-GEMM map (zero padding,
 //   stride, fused nearest upsampling), W = the kernel prepared as [Co, kh, kw, Ci];
 //   epilogue: + bias[n], activation, + residual[m, n] (native/cpu/gemm.h's order).
-// Operands are rounded to fp16 in shared memory and multiplied by WMMA 16x16x16 with fp32
-// accumulation. 64x64 tiles per block of 4 warps (2x2, 32x32 each), K in steps of 32.
+// Operands are rounded to the tensor-core operand type in shared memory — fp16, or bf16 when the
+// weight is bf16 (graphs that need fp32's range upload their weights so: GraphSpec::gemmOperand;
+// sm_80 and newer) — and multiplied by WMMA 16x16x16 with fp32 accumulation. 64x64 tiles per
+// block of 4 warps (2x2, 32x32 each), K in steps of 32.
 // This is the first, straightforward version: scalar loads, no pipelining (see docs/CUDA.md).
 #include <mma.h>
 
+#include <type_traits>
+
 #include "ops.cuh"
+
+// bf16 WMMA exists from sm_80 on (and in the host pass and cusim)
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+#define ONESTEP_BF16_WMMA 1
+#endif
 
 namespace onestep_cuda {
 
@@ -41,11 +50,22 @@ __device__ __forceinline__ float loadA(const float* __restrict__ x, int64_t m, i
   return x[((b * g.H + iy / g.up) * g.W + ix / g.up) * g.C + ci];
 }
 
-template <bool kConv>
-__global__ void __launch_bounds__(kThreads) gemmKernel(const float* __restrict__ x, const void* __restrict__ w, int wDtype, float* __restrict__ y,
-                                                       int64_t M, int64_t N, int64_t K, ConvMap g, Epilogue ep) {
-  __shared__ __align__(32) half As[BM][BK + PAD];
-  __shared__ __align__(32) half Bs[BN][BK + PAD];
+template <class T>
+__device__ __forceinline__ T toOperand(float v);
+template <>
+__device__ __forceinline__ half toOperand<half>(float v) {
+  return __float2half(v);
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 toOperand<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
+
+template <bool kConv, class T>
+__device__ __forceinline__ void gemmBody(const float* __restrict__ x, const void* __restrict__ w, int wDtype, float* __restrict__ y, int64_t M,
+                                         int64_t N, int64_t K, const ConvMap& g, const Epilogue& ep) {
+  __shared__ __align__(32) T As[BM][BK + PAD];
+  __shared__ __align__(32) T Bs[BN][BK + PAD];
   __shared__ __align__(32) float Cs[BM][BN + 4];
   const int64_t m0 = (int64_t)blockIdx.y * BM, n0 = (int64_t)blockIdx.x * BN;
   const int warp = threadIdx.x / 32, wm = warp / 2, wn = warp % 2;
@@ -58,17 +78,17 @@ __global__ void __launch_bounds__(kThreads) gemmKernel(const float* __restrict__
     for (int e = threadIdx.x; e < BM * BK; e += kThreads) {
       const int r = e / BK, c = e % BK;
       const int64_t m = m0 + r, k = k0 + c;
-      As[r][c] = __float2half(m < M && k < K ? loadA<kConv>(x, m, k, K, g) : 0.0f);
+      As[r][c] = toOperand<T>(m < M && k < K ? loadA<kConv>(x, m, k, K, g) : 0.0f);
     }
     for (int e = threadIdx.x; e < BN * BK; e += kThreads) {
       const int r = e / BK, c = e % BK;
       const int64_t n = n0 + r, k = k0 + c;
-      Bs[r][c] = __float2half(n < N && k < K ? loadAny(w, wDtype, n * K + k) : 0.0f);
+      Bs[r][c] = toOperand<T>(n < N && k < K ? loadAny(w, wDtype, n * K + k) : 0.0f);
     }
     __syncthreads();
     for (int kk = 0; kk < BK; kk += 16) {
-      wmma::fragment<wmma::matrix_a, 16, 16, 16, half, wmma::row_major> a[2];
-      wmma::fragment<wmma::matrix_b, 16, 16, 16, half, wmma::col_major> b[2];
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a[2];
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> b[2];
       for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(a[i], &As[wm * 32 + i * 16][kk], BK + PAD);
       // B(k, n) = W[n][k]: column-major with the leading dimension along k
       for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(b[j], &Bs[wn * 32 + j * 16][kk], BK + PAD);
@@ -92,16 +112,39 @@ __global__ void __launch_bounds__(kThreads) gemmKernel(const float* __restrict__
   }
 }
 
+template <bool kConv, class T>
+__global__ void __launch_bounds__(kThreads) gemmKernel(const float* __restrict__ x, const void* __restrict__ w, int wDtype, float* __restrict__ y,
+                                                       int64_t M, int64_t N, int64_t K, ConvMap g, Epilogue ep) {
+#ifndef ONESTEP_BF16_WMMA
+  if constexpr (std::is_same<T, __nv_bfloat16>::value) {
+    return;  // never launched below sm_80 (the launcher checks)
+  } else
+#endif
+    gemmBody<kConv, T>(x, w, wDtype, y, M, N, K, g, ep);
+}
+
+// Compute capability major of the current device (cached: one device per process).
+int ccMajor() {
+  static int major = [] {
+    int dev = 0, m = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&m, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) m = 0;
+    cudaGetLastError();
+    return m;
+  }();
+  return major;
+}
+
 Status run(bool conv, const float* x, const onestep_cuda_tensor& w, float* y, int64_t M, int64_t N, int64_t K, const ConvMap& g,
            const Epilogue& ep, cudaStream_t s) {
   if (M == 0 || N == 0) return Status::ok();
   const int64_t gy = (M + BM - 1) / BM, gx = (N + BN - 1) / BN;
   if (gy > 65535 || gx > 0x7fffffff) return Status::fail("gemm: the problem is too large for one grid");
   const dim3 grid((unsigned)gx, (unsigned)gy);
-  if (conv)
-    ONESTEP_LAUNCH(gemmKernel<true>, grid, kThreads, 0, s)(x, w.data, w.dtype, y, M, N, K, g, ep);
-  else
-    ONESTEP_LAUNCH(gemmKernel<false>, grid, kThreads, 0, s)(x, w.data, w.dtype, y, M, N, K, g, ep);
+  const bool bf16 = w.dtype == ONESTEP_CUDA_BF16;
+  if (bf16 && ccMajor() < 8) return Status::fail("bf16 tensor-core operands need compute capability 8.0 or newer");
+  const auto kernel = conv ? (bf16 ? gemmKernel<true, __nv_bfloat16> : gemmKernel<true, half>)
+                            : (bf16 ? gemmKernel<false, __nv_bfloat16> : gemmKernel<false, half>);
+  ONESTEP_LAUNCH(kernel, grid, kThreads, 0, s)(x, w.data, w.dtype, y, M, N, K, g, ep);
   return launched(conv ? "conv2d" : "linear");
 }
 

@@ -51,6 +51,8 @@ export interface NativeGraphSpec {
   nodes: { op: number; inputs: number[]; attrs: number[]; output: number }[];
   inputs: number[];
   outputs: number[];
+  /** CUDA: the dtype GEMM and convolution weights are uploaded as, and their operands rounded to */
+  gemmOperand?: 'F16' | 'BF16';
 }
 
 export interface NativeGraph {

@@ -574,6 +574,18 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int d) {
   return cudaSuccess;
 }
 
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int d) {
+  cudaDeviceProp p;
+  const cudaError_t e = cudaGetDeviceProperties(&p, d);
+  if (e != cudaSuccess) return e;
+  switch (attr) {
+    case cudaDevAttrComputeCapabilityMajor: *value = p.major; return cudaSuccess;
+    case cudaDevAttrComputeCapabilityMinor: *value = p.minor; return cudaSuccess;
+    case cudaDevAttrMultiProcessorCount: *value = p.multiProcessorCount; return cudaSuccess;
+  }
+  return fail(cudaErrorInvalidValue, "cusim: an attribute it does not know");
+}
+
 cudaError_t cudaMemGetInfo(size_t* freeBytes, size_t* totalBytes) {
   std::lock_guard<std::mutex> lock(gMemMutex);
   *totalBytes = budget();

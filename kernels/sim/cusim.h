@@ -9,7 +9,7 @@
 //  - WMMA fragments are whole tiles, but each lane loads, computes and stores only what its own
 //    elements need (result element e belongs to lane e % 32), so a lane that skips a *_sync
 //    call leaves holes in the result; load/store check the alignment and ldm rules of the API;
-//  - fp16 is _Float16 (round to nearest even), bf16 is rounded bit-exactly as cuda_bf16.h does;
+//  - fp16 is _Float16 (round to nearest even), bf16 rounds to nearest even (native/core/half.h);
 //  - device memory is host memory with a guard page after each allocation (an overrun faults),
 //    poisoned with NaN bytes, within a budget (ONESTEP_CUDA_SIM_MEMORY, bytes) so out-of-memory
 //    paths can be tested; streams run synchronously; capture records launches and copies and a
@@ -26,6 +26,8 @@
 #include <tuple>
 #include <type_traits>
 #include <utility>
+
+#include "../../native/core/half.h"  // the addon's bf16 rounding (round to nearest even, NaN kept)
 
 #define ONESTEP_CUDA_SIM 1
 #define CUDART_VERSION 13000
@@ -63,6 +65,7 @@ enum cudaError_t {
 };
 typedef cudaError_t cudaError;
 
+enum cudaDeviceAttr { cudaDevAttrComputeCapabilityMajor = 75, cudaDevAttrComputeCapabilityMinor = 76, cudaDevAttrMultiProcessorCount = 16 };
 enum cudaMemcpyKind { cudaMemcpyHostToHost = 0, cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2, cudaMemcpyDeviceToDevice = 3, cudaMemcpyDefault = 4 };
 enum cudaStreamCaptureMode { cudaStreamCaptureModeGlobal = 0, cudaStreamCaptureModeThreadLocal = 1, cudaStreamCaptureModeRelaxed = 2 };
 #define cudaStreamDefault 0x00
@@ -95,6 +98,7 @@ cudaError_t cudaGetDeviceCount(int* n);
 cudaError_t cudaGetDevice(int* d);
 cudaError_t cudaSetDevice(int d);
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int d);
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int d);
 cudaError_t cudaMemGetInfo(size_t* freeBytes, size_t* totalBytes);
 cudaError_t cudaMalloc(void** p, size_t bytes);
 template <class T>
@@ -271,25 +275,11 @@ inline float __high2float(__half2 h) { return h.y; }
 
 struct __nv_bfloat16 {
   uint16_t bits;
+  operator float() const { return onestep::bf16ToFloat(bits); }
 };
-inline __nv_bfloat16 __float2bfloat16_rn(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  __nv_bfloat16 r;
-  if ((u & 0x7fffffffu) > 0x7f800000u) {
-    r.bits = (uint16_t)((u >> 16) | 0x40u);  // NaN stays NaN
-  } else {
-    r.bits = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-  }
-  return r;
-}
+inline __nv_bfloat16 __float2bfloat16_rn(float f) { return __nv_bfloat16{onestep::floatToBf16(f)}; }
 inline __nv_bfloat16 __float2bfloat16(float f) { return __float2bfloat16_rn(f); }
-inline float __bfloat162float(__nv_bfloat16 h) {
-  const uint32_t u = (uint32_t)h.bits << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
+inline float __bfloat162float(__nv_bfloat16 h) { return h; }
 
 // ---- WMMA ----------------------------------------------------------------------------------
 namespace nvcuda {

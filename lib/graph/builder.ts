@@ -8,6 +8,12 @@ import { winogradFor } from './winograd';
 
 /** Where a graph runs. */
 export type Device = 'cpu' | 'cuda';
+/**
+ * The tensor-core operand type of a CUDA graph's GEMMs and convolutions (ignored on the CPU):
+ * 'F16' by default; 'BF16' where activations may exceed fp16's range (diffusers' force_upcast
+ * VAEs such as SDXL's). Accumulation is float32 either way; activations are stored as float32.
+ */
+export type GemmOperand = 'F16' | 'BF16';
 
 const OPS_BY_CODE = OPS.map((o) => o.name);
 
@@ -85,8 +91,9 @@ export class GraphBuilder {
   /**
    * dryRun: build() compiles nothing (the graph only describes; used with recording weights).
    * device: where the graph runs (CUDA graphs use conv2d, never the CPU's Winograd op).
+   * gemmOperand: see GemmOperand.
    */
-  constructor(private readonly options: { dryRun?: boolean; device?: Device } = {}) {}
+  constructor(private readonly options: { dryRun?: boolean; device?: Device; gemmOperand?: GemmOperand } = {}) {}
 
   get device(): Device {
     return this.options.device ?? 'cpu';
@@ -349,6 +356,7 @@ export class GraphBuilder {
       nodes: this.nodes,
       inputs: this.inputIds,
       outputs: this.outputList.map((o) => o.id),
+      gemmOperand: this.options.gemmOperand ?? 'F16',
     };
     const native = callNative(() => addon().createGraph(spec, this.device));
     return new CompiledGraph(native, inputs, this.outputList.map((o) => o.name), this.macs());

@@ -3,7 +3,7 @@
 // fails with the full key and both shapes. Converted tensors (float32 copies of small vectors,
 // prepared conv kernels) are cached, so graphs for several shapes share them.
 import { WeightError } from '../errors';
-import { type Device, GraphBuilder, releaseWinograd } from '../graph';
+import { type Device, type GemmOperand, GraphBuilder, releaseWinograd } from '../graph';
 import { type NativeDType, type NativeTensor, addon, callNative } from '../native';
 import type { TensorSource } from '../safetensors';
 
@@ -61,8 +61,8 @@ export class Weights {
   }
 
   /** A graph builder for these weights (a dry run in recording mode). */
-  builder(): GraphBuilder {
-    return new GraphBuilder({ dryRun: this.recording, device: this.store.device });
+  builder(options: { gemmOperand?: GemmOperand } = {}): GraphBuilder {
+    return new GraphBuilder({ dryRun: this.recording, device: this.store.device, ...options });
   }
 
   private get checkpoint(): TensorSource {

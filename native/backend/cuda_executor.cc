@@ -99,6 +99,14 @@ std::shared_ptr<DeviceBuffer> deviceCopy(const Tensor& t, DType want, void* stre
 
 bool isFloat(DType d) { return d == DType::F32 || d == DType::F16 || d == DType::BF16; }
 
+// The GEMM operand type a graph gets: bf16 tensor cores need compute capability 8.0; older GPUs
+// (Turing) take fp16 operands, with fp16's range (docs/CUDA.md).
+DType gemmOperandFor(DType asked) {
+  if (asked != DType::BF16) return asked;
+  const CudaStatus& s = loadCudaBackend("");
+  return !s.devices.empty() && s.devices[0].ccMajor < 8 ? DType::F16 : asked;
+}
+
 void describe(onestep_cuda_tensor& t, void* data, DType dtype, const Shape& shape) {
   std::memset(&t, 0, sizeof(t));
   t.data = data;
@@ -130,7 +138,9 @@ CudaExecutor::CudaExecutor(const GraphSpec& spec, const std::vector<int32_t>& al
   for (const GraphValue& v : spec.values) check(v.shape.size() <= ONESTEP_CUDA_MAX_RANK, "ERR_ONESTEP_GRAPH", "value '", v.name, "' has too many dims for CUDA");
   CUDA_CALL("creating a CUDA stream", api().stream_create(&stream_, ERRBUF));
   try {
-    // GEMM and convolution weights as fp16 (the tensor cores' operand), everything else as stored
+    // GEMM and convolution weights as the tensor cores' operand type (fp16, or bf16 where the graph
+    // asks for fp32's range), everything else as stored
+    const DType gemmDtype = gemmOperandFor(spec.gemmOperand);
     std::vector<bool> gemmWeight(nv, false);
     for (const GraphNode& n : spec.nodes)
       if ((n.op == Op::Linear || n.op == Op::Conv2d) && n.inputs.size() > 1 && n.inputs[1] >= 0) gemmWeight[n.inputs[1]] = true;
@@ -142,7 +152,7 @@ CudaExecutor::CudaExecutor(const GraphSpec& spec, const std::vector<int32_t>& al
       deviceDtype_[i] = v.dtype;
       if (v.kind != ValueKind::Const) continue;
       const Tensor& t = spec.consts[v.constIndex];
-      const DType want = gemmWeight[i] && isFloat(t.dtype()) ? DType::F16 : t.dtype();
+      const DType want = gemmWeight[i] && isFloat(t.dtype()) ? gemmDtype : t.dtype();
       consts_[i] = deviceCopy(t, want, stream_);
       deviceDtype_[i] = want;
       data_[i] = consts_[i]->ptr;

@@ -40,6 +40,9 @@ struct GraphSpec {
   std::vector<GraphNode> nodes;
   std::vector<int32_t> inputs;   // run() argument order
   std::vector<int32_t> outputs;  // run() result order
+  // CUDA: the dtype GEMM / convolution weights are uploaded as, which is also the tensor-core
+  // operand type their kernels round activations to (F16, or BF16 for fp16-overflowing graphs)
+  DType gemmOperand = DType::F16;
 };
 
 // What a kernel sees of a value during a run.

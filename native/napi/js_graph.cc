@@ -56,6 +56,13 @@ GraphSpec parseSpec(Napi::Object spec) {
     if (gv.kind == ValueKind::Const) gv.constIndex = intValue(v.Get("const"), "value const", 0, (int64_t)consts.Length() - 1);
     g.values.push_back(std::move(gv));
   }
+  const Napi::Value op = spec.Get("gemmOperand");
+  if (!op.IsUndefined()) {
+    if (!op.IsString()) fail("ERR_ONESTEP_ARGUMENT", "spec.gemmOperand must be 'F16' or 'BF16'");
+    const std::string o = op.As<Napi::String>().Utf8Value();
+    check(o == "F16" || o == "BF16", "ERR_ONESTEP_ARGUMENT", "spec.gemmOperand must be 'F16' or 'BF16', got '", o, "'");
+    g.gemmOperand = parseDType(o);
+  }
   for (uint32_t i = 0; i < nodes.Length(); ++i) {
     if (!nodes.Get(i).IsObject()) fail("ERR_ONESTEP_ARGUMENT", "spec.nodes[", i, "] must be an object");
     Napi::Object n = nodes.Get(i).As<Napi::Object>();

@@ -40,6 +40,7 @@ describe('graph executor', () => {
     ['an output that is an input', { outputs: [0] }, /computed value/],
     ['an input missing from the input list', { inputs: [] }, /not in the input list/],
     ['NaN attributes', { nodes: [{ op: 0, inputs: [0, 1], attrs: [NaN], output: 2 }] }, /NaN/],
+    ['a GEMM operand type other than F16 or BF16', { gemmOperand: 'F32' }, /gemmOperand must be 'F16' or 'BF16', got 'F32'/],
   ];
   for (const [what, over, msg] of bad) {
     it(`refuses ${what} with ERR_ONESTEP_GRAPH`, () => {

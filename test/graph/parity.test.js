@@ -27,8 +27,8 @@ function weight(dtype, shape, scale = 0.5) {
   return { t, v: decodeToFloat32(dtype, encodeFromFloat32(dtype, v)), shape };
 }
 
-async function run1(backend, build, inputs) {
-  const g = new GraphBuilder({ device: backend });
+async function run1(backend, build, inputs, builderOptions = {}) {
+  const g = new GraphBuilder({ device: backend, ...builderOptions });
   const vals = {};
   for (const [name, { shape, dtype }] of Object.entries(inputs)) vals[name] = g.input(name, shape, dtype || 'F32');
   g.output('y', build(g, vals));
@@ -60,7 +60,7 @@ for (const backend of backends) {
     });
     continue;
   }
-  const run1On = (build, inputs) => run1(backend, build, inputs);
+  const run1On = (build, inputs, builderOptions) => run1(backend, build, inputs, builderOptions);
   describe(`op parity (${backend})`, () => {
     for (const [dtype, tol] of [['F32', 1e-5], ['F16', 1e-5], ['BF16', 1e-5]]) {
       it(`linear, ${dtype} weights, bias, act, residual, odd sizes`, async () => {
@@ -74,6 +74,25 @@ for (const backend of backends) {
         }
       });
     }
+
+    it('linear and conv2d with bf16 tensor-core operands (gemmOperand BF16) keep fp32 range: activations beyond fp16 max', async () => {
+      const tol = backend === 'cuda' ? 1e-2 : 1e-5;  // bf16 operands: 8 significant bits
+      const x = X([37, 50], 3e5);
+      const w = weight('F32', [45, 50]);
+      const b = weight('F32', [45]);
+      const { y } = await run1On((g, v) => g.linear(v.x, w.t, b.t), { x }, { gemmOperand: 'BF16' });
+      check('linear, bf16 operands', y, ref.linear(x.data, x.shape, w.v, w.shape, b.v, Act.None), tol);
+      const xc = X([1, 6, 5, 12], 3e5);
+      const wc = weight('F16', [9, 12, 3, 3], 0.3);
+      const bc = weight('F32', [9]);
+      const { y: yc } = await run1On(
+        (g, v) => g.conv2d(v.x, addon().prepareConvWeight(wc.t), bc.t, { padding: [1, 1, 1, 1] }),
+        { x: xc },
+        { gemmOperand: 'BF16' },
+      );
+      const want = ref.conv2d(xc.data, xc.shape, wc.v, wc.shape, bc.v, { stride: [1, 1], pad: [1, 1, 1, 1], up: 1, act: Act.None });
+      check('conv2d, bf16 operands', yc, want.y, tol);
+    });
 
     it('linear without bias on a 3-D input', async () => {
       const x = X([2, 5, 16]);

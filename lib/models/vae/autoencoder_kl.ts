@@ -43,9 +43,14 @@ export class AutoencoderKL {
     return 2 ** (this.config.blockOutChannels.length - 1);
   }
 
+  /** force_upcast VAEs (SDXL's) overflow fp16: their CUDA GEMMs take bf16 operands (docs/CUDA.md). */
+  private builder() {
+    return this.w.builder({ gemmOperand: this.config.forceUpcast ? 'BF16' : 'F16' });
+  }
+
   private encoderGraph(B: number, H: number, W: number, withNoise: boolean): CompiledGraph {
     const c = this.config;
-    const g = this.w.builder();
+    const g = this.builder();
     const x = g.toNHWC(g.input('image', [B, c.inChannels, H, W]));
     const { mean, logvar, std } = klEncode(g, this.w, x, c);
     g.output('mean', g.toNCHW(mean));
@@ -60,7 +65,7 @@ export class AutoencoderKL {
 
   private decoderGraph(B: number, h: number, w0: number): CompiledGraph {
     const c = this.config;
-    const g = this.w.builder();
+    const g = this.builder();
     const w = this.w.scope('decoder');
     const ch = c.blockOutChannels;
     const z = c.latentChannels;
