@@ -27,10 +27,11 @@ using namespace nvcuda;
 constexpr int BM = 64, BN = 64, BK = 32, PAD = 8;
 constexpr int kThreads = 128;
 
+// 32-bit sizes (the launcher checks they fit): the gather's divisions stay cheap.
 struct ConvMap {
-  int64_t H, W, C;      // input
-  int64_t Ho, Wo;       // output
-  int64_t kh, kw, sh, sw, pt, pl, up;
+  int H, W, C;  // input
+  int Ho, Wo;   // output
+  int kh, kw, sh, sw, pt, pl, up;
 };
 
 struct Epilogue {
@@ -39,27 +40,18 @@ struct Epilogue {
   int act;
 };
 
-// A[m][k] as float: dense rows, or the convolution gather.
-template <bool kConv>
-__device__ __forceinline__ float loadA(const float* __restrict__ x, int64_t m, int64_t k, int64_t K, const ConvMap& g) {
-  if (!kConv) return x[m * K + k];
-  const int64_t ci = k % g.C, tap = k / g.C, kx = tap % g.kw, ky = tap / g.kw;
-  const int64_t ox = m % g.Wo, oy = (m / g.Wo) % g.Ho, b = m / (g.Wo * g.Ho);
-  const int64_t iy = oy * g.sh + ky - g.pt, ix = ox * g.sw + kx - g.pl;
-  if (iy < 0 || iy >= g.H * g.up || ix < 0 || ix >= g.W * g.up) return 0.0f;
-  return x[((b * g.H + iy / g.up) * g.W + ix / g.up) * g.C + ci];
-}
-
 template <class T>
 __device__ __forceinline__ T toOperand(float v);
 template <>
 __device__ __forceinline__ half toOperand<half>(float v) {
   return __float2half(v);
 }
+#ifdef ONESTEP_BF16_WMMA
 template <>
 __device__ __forceinline__ __nv_bfloat16 toOperand<__nv_bfloat16>(float v) {
   return __float2bfloat16_rn(v);
 }
+#endif
 
 template <bool kConv, class T>
 __device__ __forceinline__ void gemmBody(const float* __restrict__ x, const void* __restrict__ w, int wDtype, float* __restrict__ y, int64_t M,
@@ -67,8 +59,19 @@ __device__ __forceinline__ void gemmBody(const float* __restrict__ x, const void
   __shared__ __align__(32) T As[BM][BK + PAD];
   __shared__ __align__(32) T Bs[BN][BK + PAD];
   __shared__ __align__(32) float Cs[BM][BN + 4];
+  __shared__ int rowY[BM], rowX[BM], rowB[BM];  // conv: each row's output pixel, decomposed once
   const int64_t m0 = (int64_t)blockIdx.y * BM, n0 = (int64_t)blockIdx.x * BN;
   const int warp = threadIdx.x / 32, wm = warp / 2, wn = warp % 2;
+  if constexpr (kConv) {
+    for (int r = threadIdx.x; r < BM; r += kThreads) {
+      const int m = m0 + r < M ? (int)(m0 + r) : 0;
+      const int ox = m % g.Wo, oy = (m / g.Wo) % g.Ho, b = m / (g.Wo * g.Ho);
+      rowY[r] = oy * g.sh - g.pt;  // + ky: the input row (in the upsampled image)
+      rowX[r] = ox * g.sw - g.pl;
+      rowB[r] = b * g.H;
+    }
+    __syncthreads();
+  }
 
   wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
   for (int i = 0; i < 2; ++i)
@@ -78,7 +81,16 @@ __device__ __forceinline__ void gemmBody(const float* __restrict__ x, const void
     for (int e = threadIdx.x; e < BM * BK; e += kThreads) {
       const int r = e / BK, c = e % BK;
       const int64_t m = m0 + r, k = k0 + c;
-      As[r][c] = toOperand<T>(m < M && k < K ? loadA<kConv>(x, m, k, K, g) : 0.0f);
+      float v = 0.0f;
+      if (m < M && k < K) {
+        if constexpr (kConv) {  // the implicit-GEMM gather: zero padding, stride, nearest upsampling
+          const int kq = (int)k, ci = kq % g.C, tap = kq / g.C, iy = rowY[r] + tap / g.kw, ix = rowX[r] + tap % g.kw;
+          if (iy >= 0 && iy < g.H * g.up && ix >= 0 && ix < g.W * g.up) v = x[((int64_t)(rowB[r] + iy / g.up) * g.W + ix / g.up) * g.C + ci];
+        } else {
+          v = x[m * K + k];
+        }
+      }
+      As[r][c] = toOperand<T>(v);
     }
     for (int e = threadIdx.x; e < BN * BK; e += kThreads) {
       const int r = e / BK, c = e % BK;
@@ -176,9 +188,12 @@ Status launchConv2d(const onestep_cuda_node& n, cudaStream_t s) {
   if (w.shape[3] != x.shape[3] || w.shape[0] != o.shape[3]) return Status::fail("conv2d: channels do not match");
   if (present(n, 2) && n.inputs[2].dtype != ONESTEP_CUDA_F32) return Status::fail("conv2d: bias must be F32");
   const double* a = n.attrs;
-  ConvMap g{x.shape[1], x.shape[2], x.shape[3], o.shape[1], o.shape[2], w.shape[1], w.shape[2], (int64_t)a[0], (int64_t)a[1], (int64_t)a[2],
-            (int64_t)a[3], (int64_t)a[6]};
   const int64_t N = w.shape[0], K = w.shape[1] * w.shape[2] * w.shape[3], M = o.shape[0] * o.shape[1] * o.shape[2];
+  const int64_t up = (int64_t)a[6];
+  if (M >= 0x7fffffff || K >= 0x7fffffff || x.shape[0] * x.shape[1] >= 0x7fffffff || x.shape[1] * up >= 0x7fffffff || x.shape[2] * up >= 0x7fffffff)
+    return Status::fail("conv2d: sizes beyond 2^31 are not supported by the CUDA kernel");
+  ConvMap g{(int)x.shape[1], (int)x.shape[2], (int)x.shape[3], (int)o.shape[1], (int)o.shape[2], (int)w.shape[1],
+            (int)w.shape[2],   (int)a[0],      (int)a[1],      (int)a[2],      (int)a[3],      (int)up};
   const bool pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.up == 1 && a[2] == 0 && a[3] == 0 && a[4] == 0 && a[5] == 0;
   return run(!pointwise, static_cast<const float*>(x.data), w, static_cast<float*>(o.data), M, N, K, g, epilogueOf(n, 7), s);
 }
