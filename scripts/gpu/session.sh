@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Everything that needs the GPU, in one script for a device run (docs/CUDA.md):
 #   here:  scripts/gpu/pack.sh
-#   there: bash scripts/gpu/session.sh [check|bench|all]     (device run, carry ['.gpu', 'dist'])
+#   there: bash scripts/gpu/session.sh [check|bench|all|sanitize]   (device run, carry ['.gpu', 'dist'])
 # check: rebuild libonestep_cuda for this GPU, info, the op parity suite on cuda, every golden with
 #        --device cuda.  bench: our kernels vs torch at UNet shapes, then per-stage latency of
 #        random-weight SD-Turbo, SDXL-Turbo (1 step) and SD1.5 LCM (4 steps) at 512x512, full VAE and
-#        TAESD. Results and logs go to $OUT.
+#        TAESD. sanitize: compute-sanitizer memcheck / racecheck / synccheck over the parity suite.
+#        Results and logs go to $OUT.
 set -uo pipefail
 stage="${1:-all}"
 OUT="${OUT:-/tmp/onestep-gpu-out}"
@@ -46,5 +47,20 @@ if [ "$stage" = bench ] || [ "$stage" = all ]; then
     say "pipeline stages: $1 ($2 step(s), 512x512)"
     node scripts/bench.js --device cuda --model "$1" --steps "$2" --runs 10 2>&1 | tee "$OUT/bench-$1.txt"
   done
+fi
+# sanitize (not part of all): what cusim cannot see — races between truly parallel warps, device
+# memory errors — on the parity suite, under compute-sanitizer (works on Firecracker machines).
+if [ "$stage" = sanitize ]; then
+  if command -v compute-sanitizer >/dev/null; then
+    for tool in memcheck racecheck synccheck; do
+      say "compute-sanitizer --tool $tool, op parity on cuda"
+      timeout 280 compute-sanitizer --tool "$tool" --error-exitcode 9 node scripts/gpu/mini-mocha.js test/graph/parity.test.js \
+        > "$OUT/sanitizer-$tool.txt" 2>&1
+      echo "exit $?" >> "$OUT/sanitizer-$tool.txt"
+      tail -n 6 "$OUT/sanitizer-$tool.txt"
+    done
+  else
+    say "compute-sanitizer is not on this machine"
+  fi
 fi
 say "done; results in $OUT"
