@@ -129,7 +129,7 @@ __global__ void __launch_bounds__(kThreads) gemmKernel(const float* __restrict__
                                                        int64_t M, int64_t N, int64_t K, ConvMap g, Epilogue ep) {
 #ifndef ONESTEP_BF16_WMMA
   if constexpr (std::is_same<T, __nv_bfloat16>::value) {
-    return;  // never launched below sm_80 (the launcher checks)
+    __trap();  // never launched below sm_80 (the launcher and the executor check); loud if it were
   } else
 #endif
     gemmBody<kConv, T>(x, w, wDtype, y, M, N, K, g, ep);

@@ -336,8 +336,10 @@ class Pool {
     helpers_ = helpers;
   }
   int helpers() const { return helpers_; }
-  // Runs f on every helper and on the caller; returns when all are done.
+  // Runs f on every helper and on the caller; returns when all are done. Launches from several
+  // OS threads (graphs run on libuv's workers) take turns.
   void runAll(const std::function<void()>& f) {
+    std::lock_guard<std::mutex> turn(launch_);
     {
       std::lock_guard<std::mutex> lock(m_);
       task_ = &f;
@@ -365,7 +367,7 @@ class Pool {
       if (--running_ == 0) finished_.notify_all();
     }
   }
-  std::mutex m_;
+  std::mutex launch_, m_;
   std::condition_variable wake_, finished_;
   const std::function<void()>* task_ = nullptr;
   uint64_t generation_ = 0;
@@ -399,7 +401,12 @@ cudaError_t runGridUntimed(dim3 grid, dim3 block, const std::function<void()>& b
   std::string error;
   const std::function<void()> work = [&] {
     Worker& w = worker();
-    if (!prepare(w, n)) {
+    bool ready = false;
+    try {
+      ready = prepare(w, n);
+    } catch (const std::exception&) {
+    }
+    if (!ready) {
       std::lock_guard<std::mutex> lock(errorMutex);
       if (!failed.exchange(true)) error = "no memory for the thread stacks";
       return;
@@ -455,8 +462,9 @@ bool isDevice(const void* p, size_t bytes) {
   return a >= it->first && a + bytes <= it->first + it->second.size;
 }
 
-Stream* gCapturing = nullptr;  // the stream this process is capturing on, if any
-std::mutex gStreamMutex;
+// The stream this OS thread is capturing on (ThreadLocal capture mode: other threads' calls are
+// not affected; this thread's synchronous copies and syncs invalidate its capture).
+thread_local Stream* tCapturing = nullptr;
 
 cudaError_t checkCopy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
   const bool dd = isDevice(dst, bytes), sd = isDevice(src, bytes);
@@ -599,19 +607,23 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
   const size_t rounded = (bytes + 255) / 256 * 256;  // cudaMalloc's alignment
   const size_t body = (rounded + page - 1) / page * page;
   {
-    std::lock_guard<std::mutex> lock(gMemMutex);
+    std::lock_guard<std::mutex> lock(gMemMutex);  // reserve the bytes before mapping them
     if (bytes > budget() - gUsed)
       return fail(cudaErrorMemoryAllocation, "out of memory: " + std::to_string(bytes) + " bytes requested, " + std::to_string(budget() - gUsed) + " free");
+    gUsed += bytes;
   }
   void* m = mmap(nullptr, body + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (m == MAP_FAILED) return fail(cudaErrorMemoryAllocation, "out of host memory for a cusim allocation");
+  if (m == MAP_FAILED) {
+    std::lock_guard<std::mutex> lock(gMemMutex);
+    gUsed -= bytes;
+    return fail(cudaErrorMemoryAllocation, "out of host memory for a cusim allocation");
+  }
   char* base = static_cast<char*>(m);
   mprotect(base + body, page, PROT_NONE);  // an overrun past the end faults
   char* user = base + body - rounded;
   std::memset(user, 0xff, rounded);  // NaN as float: reading what was never written shows
   std::lock_guard<std::mutex> lock(gMemMutex);
   gAllocs[reinterpret_cast<uintptr_t>(user)] = Alloc{base, body + page, bytes};
-  gUsed += bytes;
   *p = user;
   return cudaSuccess;
 }
@@ -628,12 +640,9 @@ cudaError_t cudaFree(void* p) {
 }
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
-  {
-    std::lock_guard<std::mutex> lock(gStreamMutex);
-    if (gCapturing) {
-      gCapturing->invalidated = true;
-      return fail(cudaErrorStreamCaptureUnsupported, "a synchronous cudaMemcpy while a stream is being captured");
-    }
+  if (tCapturing) {
+    tCapturing->invalidated = true;
+    return fail(cudaErrorStreamCaptureUnsupported, "a synchronous cudaMemcpy while a stream is being captured");
   }
   if (bytes == 0) return cudaSuccess;
   const cudaError_t e = checkCopy(dst, src, bytes, kind);
@@ -685,27 +694,26 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s) {
   return cudaSuccess;
 }
 cudaError_t cudaDeviceSynchronize() {
-  std::lock_guard<std::mutex> lock(gStreamMutex);
-  return gCapturing ? fail(cudaErrorStreamCaptureUnsupported, "cudaDeviceSynchronize while a stream is being captured") : cudaSuccess;
+  if (!tCapturing) return cudaSuccess;
+  tCapturing->invalidated = true;
+  return fail(cudaErrorStreamCaptureUnsupported, "cudaDeviceSynchronize while a stream is being captured");
 }
 
 cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
   if (!s) return fail(cudaErrorStreamCaptureUnsupported, "the legacy default stream cannot be captured");
-  std::lock_guard<std::mutex> lock(gStreamMutex);
-  if (s->capturing || gCapturing) return fail(cudaErrorInvalidValue, "a capture is already in progress (cusim captures one stream at a time)");
+  if (s->capturing || tCapturing) return fail(cudaErrorInvalidValue, "a capture is already in progress on this stream or thread");
   s->capturing = true;
   s->invalidated = false;
   s->graph = new Graph();
-  gCapturing = s;
+  tCapturing = s;
   return cudaSuccess;
 }
 
 cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t* g) {
   *g = nullptr;
-  std::lock_guard<std::mutex> lock(gStreamMutex);
   if (!s || !s->capturing) return fail(cudaErrorInvalidValue, "cudaStreamEndCapture on a stream that is not capturing");
   s->capturing = false;
-  gCapturing = nullptr;
+  if (tCapturing == s) tCapturing = nullptr;
   Graph* graph = s->graph;
   s->graph = nullptr;
   if (s->invalidated) {

@@ -1,5 +1,6 @@
 // cusim (kernels/sim) checks itself: the CUDA semantics the kernels rely on (shuffles, ballots,
-// block barriers and __shared__ memory, WMMA products, capture and replay) and the misuses it
+// block barriers and __shared__ memory, WMMA products, capture and replay, launches from several
+// OS threads at once) and the misuses it
 // promises to report instead of computing something (a divergent barrier, a shuffle with an exited
 // lane, a misaligned WMMA pointer, a lane that skips a WMMA store, an overrun past an
 // allocation, a backwards copy, a synchronous copy inside a capture, a bad launch, out of memory).
@@ -46,6 +47,7 @@ describe('cusim: the CUDA simulator the kernel tests run on', function () {
   it('a WMMA 16x16x16 product (row-major A, column-major B) matches float math on the fp16 operands', () => ok('wmma'));
   it('capture records launches without running them, and every replay runs them', () => ok('capture'));
   it('host/device direction and bounds of copies are checked', () => ok('copy-kinds'));
+  it('launches from four OS threads at once each run whole, once', () => ok('concurrent'));
   it('an allocation beyond the memory budget is cudaErrorMemoryAllocation', () => {
     assert.match(ok('out-of-memory'), /out of memory: \d+ bytes requested/);
   });

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common.cuh"
@@ -236,6 +237,35 @@ int copyKinds() {
   return 0;
 }
 
+// Four OS threads launching at once (graphs run on several libuv workers): every launch runs
+// whole, once.
+int concurrent() {
+  const int64_t n = 2048;
+  const int threads = 4, launches = 300;
+  std::vector<float*> bufs;
+  std::vector<float> h(n, 0.0f);
+  for (int t = 0; t < threads; ++t) {
+    bufs.push_back(deviceArray<float>(n));
+    cudaMemcpy(bufs.back(), h.data(), n * sizeof(float), cudaMemcpyHostToDevice);
+  }
+  auto many = [n, launches](float* p) {
+    for (int i = 0; i < launches; ++i) ONESTEP_LAUNCH(writeKernel, 64, 32)(p, n);
+  };
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) pool.emplace_back(many, bufs[t]);
+  for (auto& t : pool) t.join();
+  for (float* p : bufs) {
+    cudaMemcpy(h.data(), p, n * sizeof(float), cudaMemcpyDeviceToHost);
+    for (int64_t i = 0; i < n; ++i)
+      if (h[i] != (float)launches) {
+        std::printf("error: element %lld is %g after %d launches\n", (long long)i, h[i], launches);
+        return 0;
+      }
+  }
+  std::printf("ok concurrent\n");
+  return 0;
+}
+
 int badConfig() {
   int* d = deviceArray<int>(1);
   ONESTEP_LAUNCH(barrierKernel, 1, 2048)(d);
@@ -258,6 +288,7 @@ int main(int argc, char** argv) {
   if (c == "capture") return capture();
   if (c == "copy-kinds") return copyKinds();
   if (c == "bad-config") return badConfig();
+  if (c == "concurrent") return concurrent();
   std::printf("error: unknown case %s\n", c.c_str());
   return 2;
 }
