@@ -479,6 +479,16 @@ cudaError_t checkCopy(void* dst, const void* src, size_t bytes, cudaMemcpyKind k
 
 }  // namespace
 
+// Work on stream s: recorded into its graph while it is being captured, else done now (cusim's
+// streams are synchronous).
+cudaError_t enqueue(cudaStream_t s, std::function<cudaError_t()> op) {
+  if (s && s->capturing) {
+    s->graph->ops.push_back(std::move(op));
+    return cudaSuccess;
+  }
+  return op();
+}
+
 void syncBlock() { park(kBarrier); }
 
 uint64_t warpOp(int kind, unsigned mask, uint64_t value, int src) {
@@ -517,11 +527,7 @@ void submit(dim3 grid, dim3 block, size_t smem, cudaStream_t s, std::function<vo
                                             str(uint3{block.x, block.y, block.z}) + ", " + std::to_string(smem) + " bytes of shared memory");
     return;
   }
-  if (s && s->capturing) {
-    s->graph->ops.push_back([grid, block, body]() { return runGrid(grid, block, body); });
-    return;
-  }
-  runGrid(grid, block, body);
+  enqueue(s, [grid, block, body]() { return runGrid(grid, block, body); });
 }
 
 }  // namespace cusim
@@ -655,28 +661,18 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
   if (bytes == 0) return cudaSuccess;
   const cudaError_t e = checkCopy(dst, src, bytes, kind);
   if (e != cudaSuccess) return e;
-  if (s && s->capturing) {
-    s->graph->ops.push_back([dst, src, bytes]() {
-      std::memcpy(dst, src, bytes);
-      return cudaSuccess;
-    });
+  return enqueue(s, [dst, src, bytes]() {
+    std::memcpy(dst, src, bytes);
     return cudaSuccess;
-  }
-  std::memcpy(dst, src, bytes);
-  return cudaSuccess;
+  });
 }
 
 cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t s) {
   if (!isDevice(dst, bytes)) return fail(cudaErrorInvalidValue, "cudaMemset outside an allocation");
-  if (s && s->capturing) {
-    s->graph->ops.push_back([dst, value, bytes]() {
-      std::memset(dst, value, bytes);
-      return cudaSuccess;
-    });
+  return enqueue(s, [dst, value, bytes]() {
+    std::memset(dst, value, bytes);
     return cudaSuccess;
-  }
-  std::memset(dst, value, bytes);
-  return cudaSuccess;
+  });
 }
 
 cudaError_t cudaStreamCreate(cudaStream_t* s) {
