@@ -11,6 +11,7 @@ export const {
   DEFAULT_LIMITS,
   DEFAULT_NORMAL_VARIANT,
   DeviceError,
+  DisposedError,
   GeneratedImage,
   HubAbortError,
   HubError,

@@ -22,11 +22,19 @@ __global__ void concatKernel(const float* __restrict__ a, const float* __restric
   }
 }
 
-__global__ void upsampleKernel(const float* __restrict__ x, float* __restrict__ y, int64_t B, int64_t H, int64_t W, int64_t C, int64_t f) {
-  const int64_t Wo = W * f, Ho = H * f;
+// torch's nearest_idx (F.interpolate(mode='nearest', size=...)): the same index, the scale in float
+__device__ inline int64_t nearestSource(int64_t dst, int64_t in, int64_t out) {
+  if (out == in) return dst;
+  if (out == 2 * in) return dst >> 1;
+  const float scale = (float)in / (float)out;
+  const int64_t s = (int64_t)floorf((float)dst * scale);
+  return s < in - 1 ? s : in - 1;
+}
+
+__global__ void upsampleKernel(const float* __restrict__ x, float* __restrict__ y, int64_t B, int64_t H, int64_t W, int64_t C, int64_t Ho, int64_t Wo) {
   GRID_LOOP(i, B * Ho * Wo * C) {
     const int64_t c = i % C, ox = (i / C) % Wo, oy = (i / (C * Wo)) % Ho, b = i / (C * Wo * Ho);
-    y[i] = x[((b * H + oy / f) * W + ox / f) * C + c];
+    y[i] = x[((b * H + nearestSource(oy, H, Ho)) * W + nearestSource(ox, W, Wo)) * C + c];
   }
 }
 
@@ -123,7 +131,7 @@ Status launchUpsample(const onestep_cuda_node& n, cudaStream_t s) {
   const onestep_cuda_tensor& x = n.inputs[0];
   if (x.rank != 4) return Status::fail("upsample: x must be [B, H, W, C]");
   return launch("upsample", numel(n.output), upsampleKernel, s, static_cast<const float*>(x.data), static_cast<float*>(n.output.data),
-                x.shape[0], x.shape[1], x.shape[2], x.shape[3], (int64_t)n.attrs[0]);
+                x.shape[0], x.shape[1], x.shape[2], x.shape[3], n.output.shape[1], n.output.shape[2]);
 }
 
 Status launchPermute(const onestep_cuda_node& n, cudaStream_t s) {

@@ -26,7 +26,7 @@ const GENERATE_USAGE = `usage: onestep generate -m MODEL -p PROMPT [options]
       --steps N            denoising steps (default: the model's recipe, e.g. 1 for Turbo)
       --cfg SCALE          guidance scale (> 1 enables classifier-free guidance)
       --seed N             seed (torch-compatible: diffusers gives the same latents)
-  -W, --width N            width in pixels (multiple of 8 x the UNet's downsampling)
+  -W, --width N            width in pixels (a multiple of 8)
   -H, --height N           height in pixels
       --batch N            images per prompt
       --scheduler NAME     ${SCHEDULER_NAMES.join(' | ')}

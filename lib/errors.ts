@@ -62,11 +62,21 @@ export class TokenizerError extends OnestepError {
   }
 }
 
-/** A generation was aborted through its AbortSignal (checked between steps). */
+/**
+ * A generation was aborted through its AbortSignal (checked between steps), or by disposing its
+ * pipeline. `cause` is the signal's reason (as fetch does), or the DisposedError.
+ */
 export class AbortError extends OnestepError {
-  constructor(message = 'the operation was aborted') {
-    super('ERR_ONESTEP_ABORTED', message);
+  constructor(message = 'the operation was aborted', options?: { cause?: unknown }) {
+    super('ERR_ONESTEP_ABORTED', message, options);
     this.name = 'AbortError';
+  }
+}
+
+/** An object used after dispose() (a pipeline's generate, loadLoras, ...). */
+export class DisposedError extends OnestepError {
+  constructor(message: string) {
+    super('ERR_ONESTEP_DISPOSED', message);
   }
 }
 

@@ -5,6 +5,7 @@ export {
   ArgumentError,
   ConfigError,
   DeviceError,
+  DisposedError,
   FileNotFoundError,
   NativeError,
   OnestepError,

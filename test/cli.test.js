@@ -98,7 +98,7 @@ describe('CLI generate', function () {
   it('bad generation arguments are runtime errors with the message', () => {
     const r = run(['generate', '-m', fixture('models', 'tiny-sd21'), '-p', 'x', '-W', '60', '-q']);
     assert.strictEqual(r.status, 1);
-    assert.match(r.stderr, /width must be a multiple of 16/);
+    assert.match(r.stderr, /width must be a multiple of 8/);
   });
 
   it('--help prints the options', () => {

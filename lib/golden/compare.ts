@@ -28,9 +28,13 @@ export function nhwcToNchw(x: Float32Array, shape: readonly number[]): Float32Ar
 /** The worst of several named comparisons, for one golden line. */
 export class Comparison {
   readonly items: { name: string; value: number }[] = [];
+  /** the golden tensors compared (by their key in the file) */
+  readonly keys = new Set<string>();
 
-  add(name: string, got: ArrayLike<number>, want: ArrayLike<number>): void {
+  /** `key`: the golden tensor compared, when `name` (the line's label) is not that key. */
+  add(name: string, got: ArrayLike<number>, want: ArrayLike<number>, key = name): void {
     this.items.push({ name, value: relL2(got, want) });
+    this.keys.add(key);
   }
 
   get worst(): { name: string; value: number } {

@@ -2,11 +2,11 @@
 // it, and reports one line per case. Works on any folder laid out like ../shared/fixtures.
 import * as fs from 'fs';
 import * as path from 'path';
+import { FIXTURE_FOLDERS, FIXTURE_FOLDER_NAMES } from './folders';
 import { kinds } from './kinds';
 import type { CaseResult, FixtureContext, GoldenKind } from './types';
 
-/** Top-level folders of a fixture tree; the folder that holds them is the fixture root. */
-export const FIXTURE_FOLDERS = ['models', 'golden', 'tokenizer', 'rng', 'schedulers', 'lora', 'single_file', 'configs'];
+export { FIXTURE_FOLDERS, FIXTURE_FOLDER_NAMES } from './folders';
 
 export interface RunOptions {
   device?: 'cpu' | 'cuda';
@@ -37,18 +37,37 @@ function walk(p: string, out: string[]): void {
   }
 }
 
-/** The fixture root of a file and its path relative to it ('/' separators), or undefined. */
+/**
+ * The fixture root of a file (the folder holding the top-level fixture folders) and its path
+ * relative to it ('/' separators), or undefined. The outermost ancestor with a fixture folder's
+ * name wins, so models/<model>/tokenizer/ is inside models/, not a tokenizer fixture folder.
+ */
 export function locateInFixtureTree(file: string): { root: string; rel: string } | undefined {
   const abs = path.resolve(file);
+  let found: { root: string; rel: string } | undefined;
   let dir = path.dirname(abs);
   for (;;) {
     const parent = path.dirname(dir);
-    if (FIXTURE_FOLDERS.includes(path.basename(dir))) {
-      return { root: parent, rel: path.relative(parent, abs).split(path.sep).join('/') };
-    }
-    if (parent === dir) return undefined;
+    if (FIXTURE_FOLDER_NAMES.includes(path.basename(dir))) found = { root: parent, rel: path.relative(parent, abs).split(path.sep).join('/') };
+    if (parent === dir) return found;
     dir = parent;
   }
+}
+
+/** Whether a file no kind claims may be skipped: data, documentation, or a case folder's auxiliary file. */
+function skippable(rel: string): boolean {
+  if (rel.endsWith('.md')) return true;
+  const slash = rel.indexOf('/');
+  const folder = FIXTURE_FOLDERS.find((f) => f.name === rel.slice(0, slash));
+  if (!folder) return false;
+  return folder.kind === 'data' || !!folder.aux?.test(rel.slice(slash + 1));
+}
+
+/** Sub-folders of a fixture root that are not fixture folders (a tree's folders must all be known). */
+function unknownFolders(dir: string): string[] {
+  const subs = fs.readdirSync(dir).filter((n) => !n.startsWith('.') && fs.statSync(path.join(dir, n)).isDirectory());
+  if (!subs.some((n) => FIXTURE_FOLDER_NAMES.includes(n))) return [];
+  return subs.filter((n) => !FIXTURE_FOLDER_NAMES.includes(n)).map((n) => path.join(dir, n));
 }
 
 function kindFor(rel: string): GoldenKind | undefined {
@@ -72,6 +91,13 @@ export async function runGolden(paths: string[], options: RunOptions = {}): Prom
       continue;
     }
     const explicit = fs.statSync(p).isFile();
+    let cases = 0;
+    if (!explicit) {
+      for (const d of unknownFolders(p)) {
+        emit({ status: 'FAIL', kind: 'runner', name: d, detail: `not a known fixture folder (known: ${FIXTURE_FOLDER_NAMES.join(', ')})` });
+        cases++;
+      }
+    }
     const files: string[] = [];
     walk(p, files);
     for (const file of files) {
@@ -81,7 +107,11 @@ export async function runGolden(paths: string[], options: RunOptions = {}): Prom
       const loc = locateInFixtureTree(abs);
       const kind = loc && kindFor(loc.rel);
       if (!loc || !kind) {
-        if (explicit) emit({ status: 'FAIL', kind: 'runner', name: file, detail: 'not a golden fixture file' });
+        // a file in a fixture tree that nothing reads could be a case this runner does not know
+        if (explicit || (loc && !skippable(loc.rel))) {
+          emit({ status: 'FAIL', kind: 'runner', name: file, detail: 'not a golden fixture file (no kind reads it)' });
+          cases++;
+        }
         continue;
       }
       if (options.singleFiles && kind.kind !== 'network') continue;
@@ -93,8 +123,11 @@ export async function runGolden(paths: string[], options: RunOptions = {}): Prom
         results = [{ status: 'FAIL', kind: kind.kind, name: loc.rel, detail: `runner error: ${(e as Error).message}` }];
       }
       for (const r of results) emit(r);
+      cases += results.length;
     }
+    if (cases === 0) emit({ status: 'FAIL', kind: 'runner', name: p, detail: options.singleFiles ? 'no golden case of the single-file models under this path' : 'no golden case found under this path' });
   }
+  if (summary.results.length === 0 && options.filter) emit({ status: 'FAIL', kind: 'runner', name: String(options.filter), detail: 'the filter matched no case' });
   return summary;
 }
 

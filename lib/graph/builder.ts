@@ -250,8 +250,15 @@ export class GraphBuilder {
     return this.node('concat', [a, b], [], [...a.shape.slice(0, -1), a.shape[a.rank - 1] + b.shape[b.rank - 1]]);
   }
 
+  /** nearest upsampling by an integer factor */
   upsample(x: Value, factor = 2): Value {
-    return this.node('upsample', [x], [factor], [x.shape[0], x.shape[1] * factor, x.shape[2] * factor, x.shape[3]]);
+    return this.resizeNearest(x, x.shape[1] * factor, x.shape[2] * factor);
+  }
+
+  /** nearest resize of NHWC x to [B, h, w, C] with torch's index rule (F.interpolate(size=(h, w), mode='nearest')) */
+  resizeNearest(x: Value, h: number, w: number): Value {
+    if (x.rank !== 4) this.fail('upsample', `x must be NHWC, got ${str(x.shape)}`);
+    return this.node('upsample', [x], [h, w], [x.shape[0], h, w, x.shape[3]]);
   }
 
   /** diffusers get_timestep_embedding (form 'timestep') or LCM's guidance-scale embedding order (form 'guidance'). */

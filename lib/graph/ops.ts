@@ -19,7 +19,7 @@ export const OPS: readonly OpDef[] = [
   { name: 'unary', minInputs: 1, maxInputs: 1, attrCount: 7 },
   { name: 'geglu', minInputs: 1, maxInputs: 1, attrCount: 0 },
   { name: 'concat', minInputs: 2, maxInputs: 2, attrCount: 0 },
-  { name: 'upsample', minInputs: 1, maxInputs: 1, attrCount: 1 },
+  { name: 'upsample', minInputs: 1, maxInputs: 1, attrCount: 2 },
   { name: 'timestep_embedding', minInputs: 1, maxInputs: 1, attrCount: 5 },
   { name: 'embedding', minInputs: 2, maxInputs: 2, attrCount: 0 },
   { name: 'select_rows', minInputs: 2, maxInputs: 2, attrCount: 0 },

@@ -58,9 +58,16 @@ export function downsample(g: GraphBuilder, w: Weights, x: Value, channels: numb
   return g.conv2d(x, w.conv('conv.weight', [channels, channels, 3, 3]), w.f32('conv.bias', [channels]), { stride: 2, padding: pad });
 }
 
-/** Upsample2D: nearest x2 then a 3x3 conv (fused into one op). */
-export function upsample(g: GraphBuilder, w: Weights, x: Value, channels: number): Value {
-  return g.conv2d(x, w.conv('conv.weight', [channels, channels, 3, 3]), w.f32('conv.bias', [channels]), { padding: 1, upsample: 2 });
+/**
+ * Upsample2D: nearest x2 then a 3x3 conv (fused into one op), or, given `size` [h, w] that is not
+ * twice the input (diffusers' upsample_size, for latents not divisible by the UNet's down factor),
+ * a nearest resize to that size then the conv.
+ */
+export function upsample(g: GraphBuilder, w: Weights, x: Value, channels: number, size?: readonly [number, number]): Value {
+  const weight = w.conv('conv.weight', [channels, channels, 3, 3]);
+  const bias = w.f32('conv.bias', [channels]);
+  if (size && (size[0] !== 2 * x.shape[1] || size[1] !== 2 * x.shape[2])) return g.conv2d(g.resizeNearest(x, size[0], size[1]), weight, bias, { padding: 1 });
+  return g.conv2d(x, weight, bias, { padding: 1, upsample: 2 });
 }
 
 /** A 2-D linear weight, also accepted in the 1x1-conv form [N, K, 1, 1] some checkpoints use. */

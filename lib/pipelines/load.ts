@@ -51,6 +51,12 @@ export interface LoadOptions {
   config?: string;
   /** single-file checkpoints: the prediction type (SD2 files default to v_prediction) */
   prediction?: 'epsilon' | 'v_prediction';
+  /**
+   * Run the checkpoint as this diffusers pipeline class instead of the one its model_index.json
+   * names (as `StableDiffusionImg2ImgPipeline.from_pretrained(...)` does in diffusers): its
+   * behaviour exactly, without the recipe onestep would infer from the UNet. The family must match.
+   */
+  pipelineClass?: string;
   /** SD text encoders: use the penultimate layer (clip skip 1) */
   clipSkip?: 0 | 1;
   /** hub options */
@@ -60,16 +66,29 @@ export interface LoadOptions {
   signal?: AbortSignal;
 }
 
-/** model_index.json _class_name -> how the pipeline behaves. One line per pipeline class. */
-const PIPELINES: Record<string, { family: 'sd' | 'sdxl'; kind?: PipelineKind }> = {
-  StableDiffusionPipeline: { family: 'sd' },
-  StableDiffusionImg2ImgPipeline: { family: 'sd' },
-  LatentConsistencyModelPipeline: { family: 'sd', kind: 'lcm' },
-  LatentConsistencyModelImg2ImgPipeline: { family: 'sd', kind: 'lcm' },
-  RectifiedFlowPipeline: { family: 'sd', kind: 'flow' },
-  StableDiffusionXLPipeline: { family: 'sdxl' },
-  StableDiffusionXLImg2ImgPipeline: { family: 'sdxl' },
+export interface PipelineClass {
+  family: 'sd' | 'sdxl';
+  /** how guidance and stepping work; unset: from the UNet ('lcm' when it takes a guidance embedding) */
+  kind?: PipelineKind;
+  /** the class takes an input image (img2img) */
+  img2img: boolean;
+}
+
+/** diffusers pipeline class (model_index.json _class_name) -> how the pipeline behaves. One line per pipeline class. */
+export const PIPELINE_CLASSES: Readonly<Record<string, PipelineClass>> = {
+  StableDiffusionPipeline: { family: 'sd', img2img: false },
+  StableDiffusionImg2ImgPipeline: { family: 'sd', img2img: true },
+  LatentConsistencyModelPipeline: { family: 'sd', kind: 'lcm', img2img: false },
+  LatentConsistencyModelImg2ImgPipeline: { family: 'sd', kind: 'lcm', img2img: true },
+  RectifiedFlowPipeline: { family: 'sd', kind: 'flow', img2img: false },
+  StableDiffusionXLPipeline: { family: 'sdxl', img2img: false },
+  StableDiffusionXLImg2ImgPipeline: { family: 'sdxl', img2img: true },
 };
+
+/** The behaviour of a diffusers pipeline class, or undefined when it is not supported. */
+export function pipelineClassInfo(name: string): PipelineClass | undefined {
+  return Object.prototype.hasOwnProperty.call(PIPELINE_CLASSES, name) ? PIPELINE_CLASSES[name] : undefined;
+}
 
 /** Hub repo ids of the TAESD decoders, per family. */
 export const TAESD_REPOS = { sd: 'madebyollin/taesd', sdxl: 'madebyollin/taesdxl' };
@@ -276,6 +295,9 @@ async function fromSingleFile(file: string, options: LoadOptions): Promise<Loade
 
 export async function loadPipeline(idOrDir: string, options: LoadOptions = {}): Promise<Pipeline> {
   if (typeof idOrDir !== 'string' || idOrDir === '') throw new ArgumentError('loadPipeline: give a model folder, a single-file .safetensors checkpoint or a Hugging Face repo id');
+  if (options.pipelineClass !== undefined && !pipelineClassInfo(options.pipelineClass)) {
+    throw new ArgumentError(`pipelineClass '${options.pipelineClass}' is not supported (supported: ${Object.keys(PIPELINE_CLASSES).join(', ')})`);
+  }
   options = { ...options, resolvedDevice: resolveDevice(options.device) };
   if (/\.(ckpt|pt|pth|bin)$/i.test(idOrDir) && fs.existsSync(idOrDir)) {
     throw new ArgumentError(`${idOrDir}: pickle checkpoints can run code when loaded and are not read; convert it to .safetensors`);
@@ -283,12 +305,20 @@ export async function loadPipeline(idOrDir: string, options: LoadOptions = {}): 
   const loaded = isSingleFile(idOrDir)
     ? await fromSingleFile(idOrDir, options)
     : await fromFolder(await resolveModelFolder(idOrDir, { ...options, purpose: 'pipeline' }), options);
-  const entry = PIPELINES[loaded.cls];
-  if (!entry) throw new ConfigError(`${loaded.clsSource}: pipeline class '${loaded.cls}' is not supported (supported: ${Object.keys(PIPELINES).join(', ')})`);
+  const entry = pipelineClassInfo(loaded.cls);
+  if (!entry) {
+    for (const comp of [loaded.unet, ...loaded.textEncoders]) comp.dispose();
+    throw new ConfigError(`${loaded.clsSource}: pipeline class '${loaded.cls}' is not supported (supported: ${Object.keys(PIPELINE_CLASSES).join(', ')})`);
+  }
   const sdxl = entry.family === 'sdxl' || loaded.textEncoders.length === 2;
   const family = sdxl ? 'sdxl' : 'sd';
   const { unet, tokenizers: tok, textEncoders: te } = loaded;
-  const kind: PipelineKind = entry.kind ?? (unet.config.timeCondProjDim ? 'lcm' : 'standard');
+  const asked = options.pipelineClass === undefined ? undefined : pipelineClassInfo(options.pipelineClass);
+  if (asked && asked.family !== family) {
+    for (const comp of [unet, ...te]) comp.dispose();
+    throw new ArgumentError(`pipelineClass ${options.pipelineClass} is for ${asked.family.toUpperCase()} models; ${loaded.name} is ${family.toUpperCase()}`);
+  }
+  const kind: PipelineKind = asked ? (asked.kind ?? 'standard') : (entry.kind ?? (unet.config.timeCondProjDim ? 'lcm' : 'standard'));
   const conditioner = sdxl ? new SDXLConditioner(tok[0], te[0], tok[1], te[1]) : new SDConditioner(tok[0], te[0], options.clipSkip ?? 0);
   const { decoder, encoder } = await loadDecoder(family, loaded.vae, options);
   const defaults = defaultsFor(kind, unet, loaded.schedulerConfig);

@@ -2,7 +2,7 @@
 // (one compiled step graph per shape: input scaling, guidance batching, UNet and the fused
 // scheduler step), decoding and 8-bit output. It follows the diffusers pipelines' arithmetic and
 // their order of random draws, so a seed gives diffusers' image.
-import { AbortError, ArgumentError } from '../errors';
+import { AbortError, ArgumentError, DisposedError } from '../errors';
 import type { CompiledGraph, Value } from '../graph';
 import type { UNet2DConditionModel, UNetExtras } from '../models/unet/unet';
 import type { AutoencoderKL } from '../models/vae/autoencoder_kl';
@@ -83,14 +83,26 @@ export interface GenerateOptions {
   originalSize?: [number, number];
   cropsCoordsTopLeft?: [number, number];
   targetSize?: [number, number];
+  /**
+   * SDXL micro-conditioning of the negative rows under classifier-free guidance. As in diffusers,
+   * it applies only when both negativeOriginalSize and negativeTargetSize are given (crop default
+   * (0, 0)); otherwise the negatives use the positive time ids.
+   */
+  negativeOriginalSize?: [number, number];
+  negativeCropsCoordsTopLeft?: [number, number];
+  negativeTargetSize?: [number, number];
   /** also return the final latents with each image */
   returnLatents?: boolean;
   onProgress?: (e: ProgressEvent) => void;
   signal?: AbortSignal;
   /** where random draws come from (tests); default a torch generator seeded with `seed` */
   noise?: NoiseSource;
-  /** receives intermediate tensors by diffusers' names (tests, debugging) */
-  trace?: (name: string, data: Float32Array) => void;
+  /**
+   * receives intermediate tensors by diffusers' names (tests, debugging), and the plan as
+   * float64: 'plan.timesteps' (the timesteps run, at the scheduler's own precision) and
+   * 'plan.init_noise_sigma'
+   */
+  trace?: (name: string, data: Float32Array | Float64Array) => void;
   /** overrides the scheduler config (tests: diffusers' from_config overrides) */
   schedulerConfig?: SchedulerConfig;
 }
@@ -98,15 +110,31 @@ export interface GenerateOptions {
 export class Pipeline {
   private readonly stepGraphs = new Map<string, CompiledGraph>();
   private queue: Promise<unknown> = Promise.resolve();
+  /** calls enqueued and not settled yet */
+  private pending = 0;
   private disposed = false;
+  private freed: Promise<void> | undefined;
   private loras: LoraSet | undefined;
 
   constructor(private readonly parts: PipelineParts) {}
 
-  /** Runs `fn` in the pipeline's queue (after the generations before it). */
-  private enqueue<T>(fn: () => Promise<T> | T): Promise<T> {
-    const run = this.queue.then(fn);
-    this.queue = run.catch(() => undefined);
+  /**
+   * Runs `fn` in the pipeline's queue (after the calls before it). After dispose() the call is
+   * refused, and a call still waiting in the queue when dispose() came is refused when its turn
+   * comes: both with a DisposedError naming `what`.
+   */
+  private enqueue<T>(what: string, fn: () => Promise<T> | T): Promise<T> {
+    if (this.disposed) return Promise.reject(new DisposedError(`${what}: the pipeline was disposed`));
+    this.pending++;
+    const run = this.queue.then(() => {
+      if (this.disposed) throw new DisposedError(`${what}: the pipeline was disposed before this call started`);
+      return fn();
+    });
+    const settled = run.then(
+      () => void this.pending--,
+      () => void this.pending--,
+    );
+    this.queue = settled;
     return run;
   }
 
@@ -161,7 +189,7 @@ export class Pipeline {
 
   /** In the queue: changes the adapters, re-fuses, and rebuilds graphs; a failed fusion undoes the change and keeps the weights. */
   private changeLoras(change: (set: LoraSet) => () => void): Promise<LoraReport> {
-    return this.enqueue(() => {
+    return this.enqueue('changing LoRA adapters', () => {
       const set = this.loraSet();
       const undo = change(set);
       try {
@@ -203,7 +231,7 @@ export class Pipeline {
 
   /** Generates images. Calls on one pipeline run one after another (a queue). */
   generate(options: GenerateOptions): Promise<GeneratedImage[]> {
-    return this.enqueue(() => this.run(options));
+    return this.enqueue('generate', () => this.run(options));
   }
 
   private latentChannels(): number {
@@ -254,13 +282,14 @@ export class Pipeline {
   }
 
   private async run(o: GenerateOptions): Promise<GeneratedImage[]> {
-    if (this.disposed) throw new ArgumentError('the pipeline was disposed');
     const started = Date.now();
     const p = this.parts;
     const d = p.defaults;
     const trace = o.trace;
+    // between stages and steps: the caller's signal, or dispose() called meanwhile (even from onProgress)
     const checkAbort = () => {
-      if (o.signal?.aborted) throw new AbortError('generation aborted');
+      if (this.disposed) throw new AbortError('generation aborted: the pipeline was disposed', { cause: new DisposedError('the pipeline was disposed during this generation') });
+      if (o.signal?.aborted) throw new AbortError('generation aborted', { cause: o.signal.reason });
     };
     checkAbort();
 
@@ -271,6 +300,10 @@ export class Pipeline {
     if (!Number.isInteger(perPrompt) || perPrompt < 1 || perPrompt > 64) throw new ArgumentError(`batchSize must be an integer in 1..64, got ${o.batchSize}`);
     const guidance = o.guidanceScale ?? d.guidanceScale;
     if (!Number.isFinite(guidance) || guidance < 0 || guidance > 100) throw new ArgumentError(`guidanceScale must be in [0, 100], got ${o.guidanceScale}`);
+    for (const k of ['originalSize', 'cropsCoordsTopLeft', 'targetSize', 'negativeOriginalSize', 'negativeCropsCoordsTopLeft', 'negativeTargetSize'] as const) {
+      const v = o[k];
+      if (v !== undefined && !(Array.isArray(v) && v.length === 2 && v.every((x) => Number.isFinite(x) && x >= 0))) throw new ArgumentError(`${k} must be two non-negative numbers [height, width] (or [top, left]), got ${JSON.stringify(v)}`);
+    }
     let image: Float32Array | undefined;
     let width = o.width;
     let height = o.height;
@@ -283,9 +316,9 @@ export class Pipeline {
     }
     width = width ?? d.width;
     height = height ?? d.height;
-    const mult = 8 * 2 ** p.unet.downsamplings;
+    // any multiple of 8, as diffusers (the UNet follows odd latent sizes with its skips' sizes)
     for (const [k, v] of [['width', width], ['height', height]] as const) {
-      if (!Number.isInteger(v) || v < mult || v > 4096 || v % mult) throw new ArgumentError(`${k} must be a multiple of ${mult} between ${mult} and 4096 for this model, got ${v}`);
+      if (!Number.isInteger(v) || v < 8 || v > 4096 || v % 8) throw new ArgumentError(`${k} must be a multiple of 8 between 8 and 4096, got ${v}`);
     }
     const h = height / 8;
     const w = width / 8;
@@ -307,6 +340,10 @@ export class Pipeline {
       strengthMode: kind === 'lcm' ? 'scheduler' : 'slice',
     });
     const cfg = kind !== 'lcm' && guidance > 1 && !p.unet.config.timeCondProjDim;
+    if (trace) {
+      trace('plan.timesteps', Float64Array.from(plan.timesteps));
+      trace('plan.init_noise_sigma', Float64Array.of(plan.initNoiseSigma));
+    }
     const noise: NoiseSource = o.noise ?? new TorchNoise(o.seed ?? randomSeed(), o.rngVariant);
     const progress = (stage: ProgressEvent['stage'], step: number, steps: number) => o.onProgress?.({ stage, step, steps, elapsedMs: Date.now() - started });
 
@@ -345,11 +382,11 @@ export class Pipeline {
       const fixed: Record<string, NativeTensor> = { context: tensor([rows, cond.length, cond.width], cond.context) };
       if (cond.textEmbeds) {
         fixed.text_embeds = tensor([rows, cond.textEmbeds.length / rows], cond.textEmbeds);
-        const [oh, ow] = o.originalSize ?? [height, width];
-        const [ct, cl] = o.cropsCoordsTopLeft ?? [0, 0];
-        const [th, tw] = o.targetSize ?? [height, width];
+        const pos = [...(o.originalSize ?? [height, width]), ...(o.cropsCoordsTopLeft ?? [0, 0]), ...(o.targetSize ?? [height, width])];
+        // diffusers: negative time ids only when both negative sizes are given
+        const neg = o.negativeOriginalSize && o.negativeTargetSize ? [...o.negativeOriginalSize, ...(o.negativeCropsCoordsTopLeft ?? [0, 0]), ...o.negativeTargetSize] : pos;
         const ids = new Float32Array(rows * 6);
-        for (let r = 0; r < rows; r++) ids.set([oh, ow, ct, cl, th, tw], r * 6);
+        for (let r = 0; r < rows; r++) ids.set(cfg && r < rows / 2 ? neg : pos, r * 6);
         fixed.time_ids = tensor([rows, 6], ids);
         if (trace) trace('add_time_ids', ids);
       }
@@ -483,9 +520,26 @@ export class Pipeline {
     return v;
   }
 
-  /** Frees the models' memory now. The pipeline cannot generate afterwards. */
-  dispose(): void {
+  /**
+   * Frees the models' memory, once; later calls (generate, loadLoras, ...) reject with a
+   * DisposedError. A generation running now is aborted at its next step boundary (it rejects with
+   * an AbortError whose cause is a DisposedError; the native work of the step in flight finishes
+   * first), calls still queued reject with a DisposedError, and the memory is freed when the
+   * running call has returned: at once when the pipeline is idle. The promise resolves then.
+   */
+  dispose(): Promise<void> {
+    if (this.freed) return this.freed;
     this.disposed = true;
+    if (this.pending === 0) {
+      this.free();
+      this.freed = Promise.resolve();
+    } else {
+      this.freed = this.queue.then(() => this.free());
+    }
+    return this.freed;
+  }
+
+  private free(): void {
     this.loras?.dispose();
     for (const g of this.stepGraphs.values()) g.dispose();
     this.stepGraphs.clear();

@@ -1,5 +1,7 @@
 // The rectified-flow Euler loop of InstaFlow (RectifiedFlowPipeline): t_i = (1 - i/N) * 1000,
-// x <- x + v / N. No input scaling, no noise after the initial draw.
+// x <- x + v / N. No input scaling, no noise after the initial draw. The timesteps are Python
+// floats in the reference (666.6666666666667 at N = 3), rounded to float32 only at the UNet input,
+// so the plan keeps them in float64.
 import { ArgumentError } from '../errors';
 import { f32 } from './float32';
 import type { Plan, PlanOptions, Scheduler } from './types';
@@ -12,7 +14,7 @@ export class RectifiedFlowScheduler implements Scheduler {
     if (!Number.isInteger(n) || n < 1 || n > 1000) throw new ArgumentError(`flow: steps must be an integer in 1..1000, got ${n}`);
     if (o.strength !== undefined) throw new ArgumentError('flow: img2img (strength) is not defined for the rectified-flow loop');
     const dt = 1 / n;
-    const timesteps = Array.from({ length: n }, (_, i) => f32((1 - i / n) * 1000));
+    const timesteps = Array.from({ length: n }, (_, i) => (1 - i / n) * 1000);
     const steps = timesteps.map((t) => ({
       t,
       inputScale: 1,
@@ -20,6 +22,6 @@ export class RectifiedFlowScheduler implements Scheduler {
       drawNoise: false,
       scalars: { dt },
     }));
-    return { scheduler: 'flow', timesteps, timestepsFull: timesteps, timestepDtype: 'float32', initNoiseSigma: 1, steps };
+    return { scheduler: 'flow', timesteps, timestepsFull: timesteps, timestepDtype: 'float64', initNoiseSigma: 1, steps };
   }
 }

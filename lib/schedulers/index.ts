@@ -30,6 +30,11 @@ const BY_CLASS: Record<string, SchedulerName> = {
 
 export const SCHEDULER_NAMES = Object.keys(BY_NAME) as SchedulerName[];
 
+/** The scheduler name of a diffusers scheduler class (scheduler_config.json's _class_name), or undefined. */
+export function schedulerForClass(cls: string): SchedulerName | undefined {
+  return Object.prototype.hasOwnProperty.call(BY_CLASS, cls) ? BY_CLASS[cls] : undefined;
+}
+
 /**
  * A scheduler from a scheduler config (its `_class_name`), or `name` built on the same noise
  * schedule (as `Scheduler.from_config(pipe.scheduler.config)` does in diffusers).
@@ -37,11 +42,11 @@ export const SCHEDULER_NAMES = Object.keys(BY_NAME) as SchedulerName[];
 export function createScheduler(config: SchedulerConfig, name?: SchedulerName | string): Scheduler {
   let key: SchedulerName | undefined;
   if (name !== undefined) {
-    key = (SCHEDULER_NAMES as string[]).includes(name) ? (name as SchedulerName) : BY_CLASS[name];
+    key = (SCHEDULER_NAMES as string[]).includes(name) ? (name as SchedulerName) : schedulerForClass(name);
     if (!key) throw new ArgumentError(`unknown scheduler '${name}' (known: ${SCHEDULER_NAMES.join(', ')})`);
   } else {
     const cls = config._class_name as string | undefined;
-    key = cls ? BY_CLASS[cls] : undefined;
+    key = typeof cls === 'string' ? schedulerForClass(cls) : undefined;
     if (!key) throw new ConfigError(`scheduler class '${cls}' is not supported (supported: ${Object.keys(BY_CLASS).join(', ')})`);
   }
   return BY_NAME[key](config);

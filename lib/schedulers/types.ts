@@ -15,7 +15,7 @@ export interface StepCoefficients {
 }
 
 export interface StepPlan {
-  /** the timestep the UNet receives (its numeric value) */
+  /** the timestep at the scheduler's own precision (the UNet receives float32(t)) */
   t: number;
   /** model input = inputScale * latents (Euler's scale_model_input; 1 elsewhere) */
   inputScale: number;
@@ -32,7 +32,8 @@ export interface Plan {
   timesteps: number[];
   /** the scheduler's whole list before an img2img slice */
   timestepsFull: number[];
-  timestepDtype: 'float32' | 'int64';
+  /** how the reference holds its timesteps (the UNet always receives them as float32) */
+  timestepDtype: 'float32' | 'float64' | 'int64';
   initNoiseSigma: number;
   steps: StepPlan[];
   /** img2img: latents = addNoise.sample * image_latents + addNoise.noise * noise */

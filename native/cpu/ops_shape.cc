@@ -1,5 +1,6 @@
 // Data movement: concat, upsample, permute, reshape (a view, never called), slice, embedding
 // lookups, row selection; and the sinusoidal timestep embedding.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -25,18 +26,28 @@ void cpuConcat(const GraphNode&, const std::vector<TensorRef>& in, const TensorR
   });
 }
 
+// torch's nearest_idx (F.interpolate(mode='nearest', size=...)): the same index, the scale in float
+static inline int64_t nearestSource(int64_t dst, int64_t in, int64_t out) {
+  if (out == in) return dst;
+  if (out == 2 * in) return dst >> 1;
+  const float scale = (float)in / (float)out;
+  return std::min((int64_t)std::floor((float)dst * scale), in - 1);
+}
+
 void cpuUpsample(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out) {
   const Shape& s = *in[0].shape;
-  const int64_t f = (int64_t)node.attrs[0];
   const int64_t B = s[0], H = s[1], W = s[2], C = s[3];
+  const int64_t Ho = (int64_t)node.attrs[0], Wo = (int64_t)node.attrs[1];
   const float* x = static_cast<const float*>(in[0].data);
   float* y = static_cast<float*>(out.data);
-  ThreadPool::global().parallelFor(B * H * f, 1, [&](int64_t begin, int64_t end, int) {
+  std::vector<int64_t> col(Wo);
+  for (int64_t ox = 0; ox < Wo; ++ox) col[ox] = nearestSource(ox, W, Wo);
+  ThreadPool::global().parallelFor(B * Ho, 1, [&](int64_t begin, int64_t end, int) {
     for (int64_t r = begin; r < end; ++r) {
-      const int64_t b = r / (H * f), oy = r % (H * f);
-      const float* src = x + (b * H + oy / f) * W * C;
-      float* dst = y + r * W * f * C;
-      for (int64_t ox = 0; ox < W * f; ++ox) std::memcpy(dst + ox * C, src + (ox / f) * C, C * sizeof(float));
+      const int64_t b = r / Ho, oy = r % Ho;
+      const float* src = x + (b * H + nearestSource(oy, H, Ho)) * W * C;
+      float* dst = y + r * Wo * C;
+      for (int64_t ox = 0; ox < Wo; ++ox) std::memcpy(dst + ox * C, src + col[ox] * C, C * sizeof(float));
     }
   });
 }

@@ -15,7 +15,7 @@
   X(Unary, "unary", 1, 1, 7)                           \
   X(Geglu, "geglu", 1, 1, 0)                           \
   X(Concat, "concat", 2, 2, 0)                         \
-  X(Upsample, "upsample", 1, 1, 1)                     \
+  X(Upsample, "upsample", 1, 1, 2)                     \
   X(TimestepEmbedding, "timestep_embedding", 1, 1, 5)  \
   X(Embedding, "embedding", 2, 2, 0)                   \
   X(SelectRows, "select_rows", 2, 2, 0)                \

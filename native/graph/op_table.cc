@@ -193,8 +193,8 @@ Shape inferShape(Op op, const std::vector<const ValueDesc*>& in, const std::vect
       requireF32(c, in[0], "x");
       const Shape& x = in[0]->shape;
       c.require(x.size() == 4, "x must be NHWC");
-      const int64_t f = intAttr(c, a[0], "factor", 1, 16);
-      return Shape{x[0], x[1] * f, x[2] * f, x[3]};
+      const int64_t oh = intAttr(c, a[0], "out_h", 1, 1 << 16), ow = intAttr(c, a[1], "out_w", 1, 1 << 16);
+      return Shape{x[0], oh, ow, x[3]};
     }
     case Op::TimestepEmbedding: {
       requireF32(c, in[0], "t");

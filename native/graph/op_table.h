@@ -17,7 +17,7 @@
 //                                                                      y = clamp(c * act(a*x + b) + d, lo, hi)
 //   geglu       x[...,2C]  -> x[..., :C] * gelu(x[..., C:])            -
 //   concat      a[...,Ca], b[...,Cb] -> [..., Ca+Cb]                   -
-//   upsample    x[B,H,W,C] nearest                                     factor
+//   upsample    x[B,H,W,C] -> [B,Ho,Wo,C] nearest (torch's index rule)  out_h, out_w
 //   timestep_embedding  t[B]  -> [B,dim]                               dim, flip_sin_to_cos, shift, scale, form
 //                       (form 0: diffusers get_timestep_embedding; 1: LCM get_guidance_scale_embedding order)
 //   embedding   ids[...] (I64), table[V,C] -> [...,C]                  -

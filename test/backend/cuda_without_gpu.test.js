@@ -12,6 +12,7 @@
 'use strict';
 const assert = require('assert');
 const { spawnSync } = require('child_process');
+const fs = require('fs');
 const path = require('path');
 const { fixture, fixturesDir } = require('../helpers/fixtures');
 const { buildCudaSim } = require('../../scripts/build-cuda-sim');
@@ -53,11 +54,12 @@ for (const mode of modes) {
       assert.doesNotMatch(r.stdout, /failing|pending/);
     });
 
-    it('every network golden passes with --device cuda at its fp16 tolerance', () => {
-      const r = node(['dist/golden/cli.js', path.join(fixturesDir, 'golden'), '--device', 'cuda', '--quiet']);
+    it('every network golden (golden/, sizes/) passes with --device cuda at its fp16 tolerance', () => {
+      const folders = ['golden', 'sizes'];
+      const r = node(['dist/golden/cli.js', ...folders.map((f) => path.join(fixturesDir, f)), '--device', 'cuda', '--quiet']);
       assert.strictEqual(r.status, 0, r.stdout + r.stderr);
-      assert.match(r.stdout, /golden: (\d+) passed, 0 failed/);
-      assert.ok(Number(/golden: (\d+) passed/.exec(r.stdout)[1]) >= 77, r.stdout);
+      const listed = folders.reduce((n, f) => n + Object.keys(JSON.parse(fs.readFileSync(fixture(f, 'index.json'), 'utf8'))).length, 0);
+      assert.match(r.stdout, new RegExp(`golden: ${listed} passed, 0 failed`), r.stdout);
     });
 
     it('a pipeline on device cuda: LoRA scale changes reach the GPU copies of re-fused weights', () => {

@@ -239,6 +239,13 @@ for (const backend of backends) {
       const a = X([2, 3, 4, 5]), b = X([2, 3, 4, 2]);
       check('concat', (await run1On((g, v) => g.concat(v.a, v.b), { a, b })).y, ref.concat(a.data, a.shape, b.data, b.shape), 0);
       check('upsample', (await run1On((g, v) => g.upsample(v.a, 2), { a })).y, ref.upsample(a.data, a.shape, 2), 0);
+      // to a size (diffusers' upsample_size for odd latents: 2n - 1), and other sizes up and down
+      const odd = X([2, 5, 3, 4]);
+      for (const [h, w] of [[9, 5], [7, 4], [3, 2], [5, 3], [11, 7]]) {
+        const r = await run1On((g, v) => g.resizeNearest(v.a, h, w), { a: odd });
+        assert.deepStrictEqual(r.shape, [2, h, w, 4]);
+        check(`resize to ${h}x${w}`, r.y, ref.resizeNearest(odd.data, odd.shape, h, w), 0);
+      }
       for (const perm of [[0, 2, 3, 1], [0, 3, 1, 2], [3, 2, 1, 0], [1, 0, 2, 3]]) {
         const r = await run1On((g, v) => g.permute(v.a, perm), { a });
         assert.deepStrictEqual(r.shape, perm.map((p) => a.shape[p]));

@@ -181,12 +181,17 @@ function concat(a, as, b, bs) {
 }
 
 function upsample(x, xs, f) {
+  return resizeNearest(x, xs, xs[1] * f, xs[2] * f);
+}
+
+/** NHWC nearest resize, source index floor(dst * in / out) in exact arithmetic (torch's float rule agrees where in and out are coprime or out = 2 in). */
+function resizeNearest(x, xs, Ho, Wo) {
   const [B, H, W, C] = xs;
-  const y = new Float64Array(x.length * f * f);
+  const y = new Float64Array(B * Ho * Wo * C);
   for (let b = 0; b < B; b++)
-    for (let oy = 0; oy < H * f; oy++)
-      for (let ox = 0; ox < W * f; ox++)
-        for (let c = 0; c < C; c++) y[((b * H * f + oy) * W * f + ox) * C + c] = x[((b * H + Math.floor(oy / f)) * W + Math.floor(ox / f)) * C + c];
+    for (let oy = 0; oy < Ho; oy++)
+      for (let ox = 0; ox < Wo; ox++)
+        for (let c = 0; c < C; c++) y[((b * Ho + oy) * Wo + ox) * C + c] = x[((b * H + Math.floor((oy * H) / Ho)) * W + Math.floor((ox * W) / Wo)) * C + c];
   return y;
 }
 
@@ -251,4 +256,4 @@ function relL2(a, b) {
   return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-30);
 }
 
-module.exports = { ACT, avgPool, linear, conv2d, groupNorm, layerNorm, attention, broadcast, unary, geglu, concat, upsample, timestepEmbedding, permute, slice, relL2, numel };
+module.exports = { ACT, avgPool, linear, conv2d, groupNorm, layerNorm, attention, broadcast, unary, geglu, concat, upsample, resizeNearest, timestepEmbedding, permute, slice, relL2, numel };

@@ -39,10 +39,22 @@ describe('UNet2DConditionModel', () => {
     });
   }
 
-  it('refuses a latent size the down/up path cannot halve evenly', () => {
+  it('takes latent sizes its down path cannot halve evenly (each upsampler resizes to its skip, as diffusers), refuses empty ones', async () => {
     const u = UNet2DConditionModel.fromPretrained(fixture('models', 'tiny-sdxl', 'unet'));
-    assert.throws(() => u.graph(1, 9, 8, 77), (e) => e.code === 'ERR_ONESTEP_ARGUMENT' && /divisible by 4/.test(e.message));
-    u.dispose();
+    try {
+      const B = 1, H = 9, W = 5, L = 77;
+      const rnd = (n) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898) * 0.5);
+      const out = await u.forward(
+        { sample: rnd(B * 4 * H * W), timestep: Float32Array.of(999), encoderHiddenStates: rnd(B * L * u.config.crossAttentionDim), textEmbeds: rnd(B * u.textEmbedsDim), timeIds: Float32Array.of(9 * 8, 5 * 8, 0, 0, 9 * 8, 5 * 8) },
+        { batch: B, height: H, width: W, contextLength: L },
+      );
+      assert.deepStrictEqual(out.shape, [B, 4, H, W]);
+      assert.ok(out.toFloat32().every(Number.isFinite));
+      out.dispose();
+      assert.throws(() => u.graph(1, 0, 8, 77), (e) => e.code === 'ERR_ONESTEP_ARGUMENT' && /latent height/.test(e.message));
+    } finally {
+      u.dispose();
+    }
   });
 
   it('needs the conditioning its family uses', async () => {

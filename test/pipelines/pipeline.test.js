@@ -6,7 +6,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { PNG } = require('pngjs');
-const { loadPipeline, TorchGenerator, AbortError, ArgumentError, DeviceError } = require('../..');
+const { loadPipeline, TorchGenerator, AbortError, ArgumentError, DeviceError, DisposedError } = require('../..');
 const { fixture } = require('../helpers/fixtures');
 
 const model = (m) => fixture('models', m);
@@ -68,6 +68,13 @@ describe('pipelines', function () {
       lcm.generate({ prompt: 'x', seed: 1, signal: ac.signal, onProgress: (e) => e.stage === 'denoise' && e.step === 1 && ac.abort() }),
       (e) => e instanceof AbortError && e.name === 'AbortError' && e.code === 'ERR_ONESTEP_ABORTED',
     );
+    // the signal's reason reaches the error as its cause, as fetch does
+    const why = new Error('the user left');
+    const ac2 = new AbortController();
+    await assert.rejects(
+      lcm.generate({ prompt: 'x', seed: 1, signal: ac2.signal, onProgress: (e) => e.stage === 'denoise' && ac2.abort(why) }),
+      (e) => e instanceof AbortError && e.cause === why,
+    );
     // the pipeline still works afterwards
     assert.strictEqual((await lcm.generate({ prompt: 'x', seed: 1, steps: 1 })).length, 1);
   });
@@ -87,6 +94,11 @@ describe('pipelines', function () {
     assert.ok(got.prompt_embeds.subarray(0, 77 * 20).every((v) => v === 0), 'no negative prompt: zero negative embeddings (force_zeros_for_empty_prompt)');
     await sdxl.generate({ prompt: 'x', seed: 1, originalSize: [128, 96], cropsCoordsTopLeft: [4, 8], trace: (n, d) => (got[n] = d) });
     assert.deepStrictEqual(Array.from(got.add_time_ids), [128, 96, 4, 8, 64, 64]);
+    // negative rows under guidance: their own ids only with both negative sizes (as diffusers)
+    await sdxl.generate({ prompt: 'x', seed: 1, guidanceScale: 2, negativeOriginalSize: [32, 48], negativeTargetSize: [40, 40], targetSize: [64, 32], trace: (n, d) => (got[n] = d) });
+    assert.deepStrictEqual(Array.from(got.add_time_ids), [32, 48, 0, 0, 40, 40, 64, 64, 0, 0, 64, 32]);
+    await sdxl.generate({ prompt: 'x', seed: 1, guidanceScale: 2, negativeOriginalSize: [32, 48], trace: (n, d) => (got[n] = d) });
+    assert.deepStrictEqual(Array.from(got.add_time_ids), [64, 64, 0, 0, 64, 64, 64, 64, 0, 0, 64, 64]);
   });
 
   it('batches prompts and images per prompt', async () => {
@@ -96,8 +108,9 @@ describe('pipelines', function () {
 
   it('refuses bad arguments with typed errors', async () => {
     const bad = [
-      [{ prompt: 'x', width: 60 }, /width must be a multiple of 16/],
-      [{ prompt: '' , height: 8 }, /height/],
+      [{ prompt: 'x', width: 60 }, /width must be a multiple of 8/],
+      [{ prompt: 'x', originalSize: [64] }, /originalSize must be two/],
+      [{ prompt: '', height: 12 }, /height/],
       [{ prompt: 42 }, /prompt/],
       [{ prompt: [] }, /prompt/],
       [{ prompt: 'x', batchSize: 0 }, /batchSize/],
@@ -112,9 +125,58 @@ describe('pipelines', function () {
     for (const [opts, msg] of bad) await assert.rejects(sd21.generate(opts), (e) => e.code && e.code.startsWith('ERR_ONESTEP_') && msg.test(e.message), JSON.stringify(opts));
   });
 
+  it('pipelineClass runs a checkpoint as another diffusers pipeline class of its family, else a typed error', async () => {
+    await assert.rejects(loadPipeline(model('tiny-sd21'), { pipelineClass: 'NoSuchPipeline' }), (e) => e instanceof ArgumentError && /NoSuchPipeline.*not supported/.test(e.message));
+    await assert.rejects(loadPipeline(model('tiny-sd21'), { pipelineClass: 'StableDiffusionXLPipeline' }), (e) => e instanceof ArgumentError && /for SDXL models/.test(e.message));
+    await assert.rejects(loadPipeline(model('tiny-sd21'), { pipelineClass: 'constructor' }), (e) => e instanceof ArgumentError);
+    const asSd = await loadPipeline(model('tiny-lcm'), { pipelineClass: 'StableDiffusionPipeline' });
+    assert.strictEqual(asSd.kind, 'standard');
+    await asSd.dispose();
+  });
+
   it("device 'cuda' is a typed error here, and bad folders are named", async () => {
     await assert.rejects(loadPipeline(model('tiny-sd21'), { device: 'cuda' }), (e) => e instanceof DeviceError);
     await assert.rejects(loadPipeline(path.join(dir, 'nope')), (e) => e.code === 'ERR_ONESTEP_FILE_NOT_FOUND');
     await assert.rejects(loadPipeline(model('tiny-taesd')), (e) => e.code === 'ERR_ONESTEP_FILE_NOT_FOUND' && /model_index\.json/.test(e.message));
+  });
+
+  describe('dispose()', () => {
+    const fresh = () => loadPipeline(model('tiny-lcm'));
+
+    it('while a generation runs: it is aborted at its next step (an AbortError caused by a DisposedError), queued calls reject, memory is freed once', async () => {
+      const p = await fresh();
+      let disposed;
+      const running = p.generate({ prompt: 'x', seed: 1, steps: 4, onProgress: (e) => e.stage === 'denoise' && e.step === 1 && !disposed && (disposed = p.dispose()) });
+      const queued = p.generate({ prompt: 'y', seed: 2, steps: 1 });
+      const lora = p.loadLoras([{ path: fixture('lora', 'sd15_lora_kohya_full.safetensors') }]);
+      await assert.rejects(running, (e) => e instanceof AbortError && e.cause instanceof DisposedError && /disposed/.test(e.message));
+      await assert.rejects(queued, (e) => e instanceof DisposedError && e.code === 'ERR_ONESTEP_DISPOSED' && /generate: the pipeline was disposed before this call started/.test(e.message));
+      await assert.rejects(lora, (e) => e instanceof DisposedError);
+      assert.ok(disposed instanceof Promise);
+      await disposed;
+      assert.strictEqual(p.dispose(), disposed, 'a second dispose() is the same, nothing freed twice');
+    });
+
+    it('from inside onProgress of the last stage: the generation stops before decoding', async () => {
+      const p = await fresh();
+      const stages = [];
+      await assert.rejects(
+        p.generate({ prompt: 'x', seed: 1, steps: 2, onProgress: (e) => (stages.push(e.stage), e.stage === 'denoise' && e.step === 2 && p.dispose()) }),
+        (e) => e instanceof AbortError && e.cause instanceof DisposedError,
+      );
+      assert.ok(!stages.includes('decode'), stages.join());
+      await p.dispose();
+    });
+
+    it('when idle frees at once; afterwards generate, loadLoras, setLoraScales and unloadLoras reject with a DisposedError', async () => {
+      const p = await fresh();
+      await p.generate({ prompt: 'x', seed: 1, steps: 1 });
+      const d = p.dispose();
+      await d;
+      const lora = fixture('lora', 'sd15_lora_kohya_full.safetensors');
+      for (const call of [() => p.generate({ prompt: 'x' }), () => p.loadLoras([{ path: lora }]), () => p.setLoraScales({ a: 1 }), () => p.unloadLoras()]) {
+        await assert.rejects(call(), (e) => e instanceof DisposedError && /the pipeline was disposed/.test(e.message));
+      }
+    });
   });
 });

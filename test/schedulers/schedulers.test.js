@@ -35,6 +35,19 @@ describe('schedulers', () => {
     assert.throws(() => createScheduler({ ...SD, beta_schedule: 'exotic' }, 'ddim'), (e) => e.code === 'ERR_ONESTEP_CONFIG');
   });
 
+  it("rectified flow keeps the reference's float64 timesteps (Python floats) and feeds the UNet their float32", () => {
+    // InstaFlow's t_i = (1 - i/N) * 1000 in Python floats: at N = 3 the reference runs 666.6666666666667
+    const plan = createScheduler({}, 'flow').plan({ steps: 3 });
+    assert.strictEqual(plan.timesteps[1], 666.6666666666667);
+    assert.strictEqual(plan.timestepDtype, 'float64');
+    assert.notStrictEqual(Math.fround(plan.timesteps[1]), plan.timesteps[1]);
+    for (const n of [1, 2, 3, 5, 6, 7]) {
+      const p = createScheduler({}, 'flow').plan({ steps: n });
+      assert.deepStrictEqual(p.timesteps, Array.from({ length: n }, (_, i) => (1 - i / n) * 1000));
+      assert.deepStrictEqual(p.steps.map((st) => st.t), p.timesteps);
+    }
+  });
+
   it('refuses impossible plans with typed errors', () => {
     const lcm = createScheduler(SD, 'lcm');
     assert.throws(() => lcm.plan({ steps: 0 }), (e) => e.code === 'ERR_ONESTEP_ARGUMENT');

@@ -1,7 +1,7 @@
 // The page in a real headless Chromium (Debian's chromium driven by playwright-core): type a
 // prompt, an image appears with the latency of the last generation; img2img from an uploaded
-// file. Screenshots go to test-artifacts/. A missing browser is a failure that says how to
-// install it.
+// file. Screenshots go to test-artifacts/. A missing browser is a failure in CI (CI set; .ci/run
+// installs Debian's chromium) and elsewhere a visibly skipped suite that says how to install it.
 'use strict';
 const assert = require('assert');
 const fs = require('fs');
@@ -24,9 +24,12 @@ describe('server: the page in headless Chromium', function () {
   let profile;
   const pageErrors = [];
 
-  before(async () => {
+  before(async function () {
     if (!fs.existsSync(CHROMIUM)) {
-      throw new Error(`Chromium not found at ${CHROMIUM}: install it with 'apt-get install -y --no-install-recommends chromium' (Debian / Ubuntu) or point ONESTEP_CHROMIUM at a Chromium binary`);
+      const how = `install it with 'apt-get install -y --no-install-recommends chromium' (Debian / Ubuntu) or point ONESTEP_CHROMIUM at a Chromium binary`;
+      if (process.env.CI) throw new Error(`Chromium not found at ${CHROMIUM} (required in CI): ${how}`);
+      console.log(`      SKIPPED: the page tests need Chromium, not found at ${CHROMIUM}; ${how}`);
+      this.skip();
     }
     const { chromium } = require('playwright-core');
     pipe = watched(await tinyPipeline());

@@ -1,34 +1,50 @@
 // lora goldens: a LoRA file (in each key style it is published in) fused into tiny-sd15 /
 // tiny-sdxl at a scale; the fused UNet output, text-encoder outputs and a few fused weights are
 // compared. The base outputs are checked first, and again after unfusing (bitwise restore).
+import * as fs from 'fs';
 import * as path from 'path';
 import type { CLIPTextModel, TextEncoderOutput } from '../../models/clip/text_encoder';
 import type { UNet2DConditionModel } from '../../models/unet/unet';
 import { type LoraComponent, LoraSet, type LoraSpec } from '../../lora';
 import type { SafetensorsFile } from '../../safetensors';
+import type { LoraReport } from '../../lora';
 import type { Comparison } from '../compare';
 import { loadTextEncoder, loadUNet } from '../models';
+import { CaseFieldError, checkFields, fieldNumber, isObject } from '../fields';
 import type { CaseRunner } from './network';
 
-/** Which files carry each SD1.5 golden's LoRA (the README lists them; SDXL goldens name them in case.lora_files). */
-const SD15: Record<string, string[][]> = {
-  diffusers: [['sd15_lora_diffusers'], ['sd15_lora_peft'], ['sd15_lora_diffusers_old']],
-  kohya_full: [['sd15_lora_kohya_full']],
-  kohya_te: [['sd15_lora_kohya_te']],
-};
+export const LORA_FIELDS = ['call', 'scale', 'lora_files', 'adapters', 'timestep_passed_as', 'fused_unet_modules', 'fused_text_encoder_modules', 'fused_text_encoder_2_modules'];
 
-function loraSets(golden: SafetensorsFile, meta: Record<string, unknown>, root: string): { label: string; specs: LoraSpec[] }[] {
-  const name = path.basename(golden.path, '.safetensors');
-  const scale = (meta.scale as number | undefined) ?? 1;
-  const lora = (f: string) => path.join(root, 'lora', f.endsWith('.safetensors') ? path.basename(f) : `${f}.safetensors`);
-  if (Array.isArray(meta.lora_files)) return (meta.lora_files as string[]).map((f) => ({ label: path.basename(f, '.safetensors'), specs: [{ path: lora(f), scale }] }));
-  if (name === 'lora_sd15_combo') {
-    return [{ label: 'kohya_full x1 + kohya_te x0.8', specs: [{ path: lora('sd15_lora_kohya_full'), scale: 1 }, { path: lora('sd15_lora_kohya_te'), scale: 0.8 }] }];
+/** A LoRA file a case names, relative to the fixture root. */
+export function fixtureLora(root: string, file: unknown, what: string): string {
+  if (typeof file !== 'string' || file === '' || path.isAbsolute(file) || file.split(/[\\/]/).includes('..')) throw new CaseFieldError(`${what}: a LoRA file must be a path relative to the fixture root, got ${JSON.stringify(file)}`);
+  const p = path.join(root, file);
+  if (!fs.existsSync(p)) throw new CaseFieldError(`${what}: LoRA file ${file} not found under ${root}`);
+  return p;
+}
+
+/**
+ * The LoRA sets a case fuses, from its metadata: `lora_files` are alternatives (the same LoRA in
+ * several key styles), each fused alone at `scale`; `adapters` ([{file, weight}]) are fused
+ * together, each at scale * weight.
+ */
+function loraSets(meta: Record<string, unknown>, root: string): { label: string; specs: LoraSpec[] }[] {
+  const scale = fieldNumber(meta, 'scale', 'case field');
+  const files = meta.lora_files;
+  const adapters = meta.adapters;
+  if ((files === undefined) === (adapters === undefined)) throw new CaseFieldError('a lora case names its LoRA in exactly one of lora_files (alternatives) and adapters (a combination)');
+  if (files !== undefined) {
+    if (!Array.isArray(files) || files.length === 0) throw new CaseFieldError(`case field 'lora_files' must be a non-empty list of files, got ${JSON.stringify(files)}`);
+    return files.map((f) => ({ label: path.basename(String(f), '.safetensors'), specs: [{ path: fixtureLora(root, f, 'lora_files'), scale }] }));
   }
-  const m = /^lora_sd15_(.+)_s[\d.]+$/.exec(name);
-  const files = m ? SD15[m[1]] : undefined;
-  if (!files) throw new Error(`no LoRA files known for golden ${name}`);
-  return files.map((fs) => ({ label: fs[0], specs: fs.map((f) => ({ path: lora(f), scale })) }));
+  if (!Array.isArray(adapters) || adapters.length === 0) throw new CaseFieldError(`case field 'adapters' must be a non-empty list of {file, weight}, got ${JSON.stringify(adapters)}`);
+  const specs = adapters.map((x, i) => {
+    if (!isObject(x)) throw new CaseFieldError(`adapters[${i}] must be {file, weight}`);
+    checkFields(x, ['file', 'weight'], `adapters[${i}] field`, []);
+    const weight = fieldNumber(x, 'weight', `adapters[${i}]`);
+    return { path: fixtureLora(root, x.file, `adapters[${i}]`), scale: scale * weight, label: `${path.basename(String(x.file), '.safetensors')} x${weight}` };
+  });
+  return [{ label: specs.map((s) => s.label).join(' + '), specs: specs.map(({ path: p, scale: s }) => ({ path: p, scale: s })) }];
 }
 
 async function outputs(golden: SafetensorsFile, unet: UNet2DConditionModel, encoders: Partial<Record<LoraComponent, CLIPTextModel>>, suffix: string, cmp: Comparison, label: string) {
@@ -46,7 +62,7 @@ async function outputs(golden: SafetensorsFile, unet: UNet2DConditionModel, enco
       },
       { batch: B, height: H, width: W, contextLength: golden.info('encoder_hidden_states').shape[1] },
     );
-    cmp.add(`${label}unet_out${suffix}`, out.toFloat32(), golden.float32(`unet_out${suffix}`));
+    cmp.add(`${label}unet_out${suffix}`, out.toFloat32(), golden.float32(`unet_out${suffix}`), `unet_out${suffix}`);
     out.dispose();
   }
   for (const [prefix, comp, ids] of [['te', 'text_encoder', 'input_ids'], ['te2', 'text_encoder_2', 'input_ids_2']] as const) {
@@ -65,19 +81,20 @@ async function outputs(golden: SafetensorsFile, unet: UNet2DConditionModel, enco
     const rows = Array.from({ length: shape[0] }, (_, b) => Array.from(flat.subarray(b * shape[1], (b + 1) * shape[1])));
     const r = await enc.encode(rows, wanted.map(([, o]) => o));
     for (const [k, o] of wanted) {
-      cmp.add(`${label}${k}`, r[o].toFloat32(), golden.float32(k));
+      cmp.add(`${label}${k}`, r[o].toFloat32(), golden.float32(k), k);
       r[o].dispose();
     }
   }
 }
 
 export const loraCase: CaseRunner = async (golden, meta, modelDir, cmp, ctx) => {
-  for (const { label, specs } of loraSets(golden, meta, ctx.root)) {
+  for (const { label, specs } of loraSets(meta, ctx.root)) {
     const unet = loadUNet(modelDir, ctx);
     const encoders: Partial<Record<LoraComponent, CLIPTextModel>> = {};
-    const needs = (p: string) => golden.names().some((n) => n.startsWith(p));
-    if (needs('te_')) encoders.text_encoder = loadTextEncoder(modelDir, ctx, 'text_encoder');
-    if (needs('te2_')) encoders.text_encoder_2 = loadTextEncoder(modelDir, ctx, 'text_encoder_2');
+    // an encoder is loaded when the case compares its outputs or says the LoRA fuses into it
+    const needs = (p: string, c: LoraComponent) => golden.names().some((n) => n.startsWith(p)) || Number(meta[`fused_${c}_modules`] ?? 0) > 0;
+    if (needs('te_', 'text_encoder')) encoders.text_encoder = loadTextEncoder(modelDir, ctx, 'text_encoder');
+    if (needs('te2_', 'text_encoder_2')) encoders.text_encoder_2 = loadTextEncoder(modelDir, ctx, 'text_encoder_2');
     const comps: Partial<Record<LoraComponent, import('../../models/weights').Weights>> = { unet: unet.weights };
     for (const [c, e] of Object.entries(encoders)) comps[c as LoraComponent] = (e as CLIPTextModel).weights;
     const lpb = unet.config.layersPerBlock;
@@ -86,7 +103,8 @@ export const loraCase: CaseRunner = async (golden, meta, modelDir, cmp, ctx) => 
     try {
       await outputs(golden, unet, encoders, '_base', cmp, tag);
       set.add(specs, { strict: true });
-      const { changed } = set.apply();
+      const { changed, report } = set.apply();
+      checkFusedCounts(meta, report, tag);
       unet.resetGraphs();
       for (const c of changed) if (c !== 'unet') encoders[c]?.resetGraphs();
       await outputs(golden, unet, encoders, '', cmp, tag);
@@ -95,7 +113,7 @@ export const loraCase: CaseRunner = async (golden, meta, modelDir, cmp, ctx) => 
         if (!m) continue;
         const t = set.fusedWeight(m[1] as LoraComponent, m[2]);
         if (!t) throw new Error(`${tag}${m[1]}.${m[2]} was not fused`);
-        cmp.add(`${tag}${name}`, t.toFloat32(), golden.float32(name));
+        cmp.add(`${tag}${name}`, t.toFloat32(), golden.float32(name), name);
       }
       // unfusing restores the checkpoint's weights: the base outputs again
       set.remove();
@@ -110,3 +128,14 @@ export const loraCase: CaseRunner = async (golden, meta, modelDir, cmp, ctx) => 
     }
   }
 };
+
+/** The case's fused_<component>_modules counts against the weights the fusion changed. */
+function checkFusedCounts(meta: Record<string, unknown>, report: LoraReport, tag: string): void {
+  for (const c of ['unet', 'text_encoder', 'text_encoder_2'] as const) {
+    const key = `fused_${c}_modules`;
+    if (meta[key] === undefined) continue;
+    const want = fieldNumber(meta, key, 'case field');
+    const got = report.fused[c] ?? 0;
+    if (got !== want) throw new Error(`${tag}${got} ${c} weights fused, the case says ${want} (${key})`);
+  }
+}

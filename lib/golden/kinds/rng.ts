@@ -6,11 +6,12 @@
 // How entries are drawn (fixtures README section 3.7):
 //   randn.<f32|f16|f64>.seed<s>.<shape>  a fresh generator per entry, in the entry's variant; 'any'
 //                                        entries are drawn in both variants and must match in both
-//   rand.* / randint.*                   in drawing order (RAND_DRAW_ORDER, else as listed): an entry
-//                                        whose key ends in '.after' continues the previous entry's
-//                                        generator, any other starts a fresh one seeded with its seed
-//   seq.<letter>.*                       one generator (seed 0) per variant, called in letter order;
-//                                        'any' entries must match in both variants' runs
+//   rand.* / randint.*                   in the drawing order rng.json's `chains` give: each chain is
+//                                        one generator, seeded from its first key's seed; an entry
+//                                        in no chain fails
+//   seq.*                                one generator per variant seeded with rng.json's `seq_seed`,
+//                                        called in `seq_order`; 'any' entries must match in both
+//                                        variants' runs; an entry not in seq_order fails
 import * as fs from 'fs';
 import * as path from 'path';
 import { TorchGenerator } from '../../rng';
@@ -22,22 +23,6 @@ const KIND = 'rng';
 const VARIANTS: readonly NormalVariant[] = ['generic', 'avx2'];
 const HEAD = 4096;
 const TAIL = 64;
-/** The seed of the seq.* generator (the first seed of the fixtures). */
-const SEQ_SEED = 0;
-/**
- * The order the fixtures' script drew the rand / randint entries in. rng.json lists its entries
- * sorted by key, which puts randint.seed0.0_1000.2x4.after before randint.seed0.m5_5.8.after,
- * but the stream shows m5_5 was drawn first (engine outputs 16..23, then 0_1000 from 24..31).
- * Entries not named here are drawn after these, in the order listed.
- */
-const RAND_DRAW_ORDER: readonly string[] = [
-  'rand.f32.seed0.1x4x8x8',
-  'rand.f64.seed0.8.after',
-  'randint.seed0.0_10.16',
-  'randint.seed0.m5_5.8.after',
-  'randint.seed0.0_1000.2x4.after',
-];
-
 interface RngEntry {
   key: string;
   variant: string;
@@ -216,9 +201,15 @@ function randintRange(key: string): [number, number] {
   return [num(m[1]!), num(m[2]!)];
 }
 
+/** The generator call a key names: its first part, or for seq.<letter>.<op>_<shape> the op. */
+function opOf(key: string): string {
+  if (key.startsWith('seq.')) return (key.split('.')[2] ?? '').split('_')[0] ?? '';
+  return key.slice(0, key.indexOf('.'));
+}
+
 function draw(gen: TorchGenerator, e: RngEntry, variant: NormalVariant): Values {
   const dtype = DTYPE_OF[e.dtype];
-  const op = e.key.startsWith('seq.') ? 'randn' : e.key.slice(0, e.key.indexOf('.'));
+  const op = opOf(e.key);
   if (op === 'randn') {
     if (dtype === undefined || dtype === 'I64') throw new Error(`randn: unexpected dtype ${e.dtype}`);
     return gen.randn(e.shape, { dtype, variant });
@@ -258,8 +249,9 @@ export const rngKind: GoldenKind = {
   matches: (rel) => rel === 'rng/rng.json' || rel.endsWith('/rng/rng.json'),
   async run(file) {
     let raw: unknown[];
+    let data: { entries?: unknown; seq_seed?: unknown; seq_order?: unknown; chains?: unknown };
     try {
-      const data = JSON.parse(fs.readFileSync(file, 'utf8')) as { entries?: unknown };
+      data = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof data;
       if (!Array.isArray(data.entries)) throw new Error('no "entries" array');
       raw = data.entries;
     } catch (e) {
@@ -316,63 +308,91 @@ export const rngKind: GoldenKind = {
       }
     });
 
-    // rand.* / randint.*: in drawing order, '.after' continuing the previous generator
-    let gen: TorchGenerator | undefined; // undefined after a failed draw: '.after' entries then fail too
-    const randOrder = entries
-      .map((e, i) => ({ e, i }))
-      .filter((x): x is { e: RngEntry; i: number } => !!x.e && /^rand(int)?\./.test(x.e.key))
-      .map(({ e, i }) => ({ e, i, rank: RAND_DRAW_ORDER.includes(e.key) ? RAND_DRAW_ORDER.indexOf(e.key) : RAND_DRAW_ORDER.length + i }))
-      .sort((a, b) => a.rank - b.rank);
-    for (const { e, i } of randOrder) {
-      try {
-        if (!e.key.endsWith('.after')) gen = new TorchGenerator(seedOf(e.key));
-        else if (!gen) throw new Error('the draw this entry continues is missing or failed');
-        const g: TorchGenerator = gen;
-        gen = undefined;
-        const got = draw(g, e, 'avx2');
-        gen = g;
-        check(i, undefined, got);
-      } catch (err) {
-        errors.set(i, message(err));
-      }
-    }
-
-    // seq.*: one generator per variant, calls in letter order
-    const seq = entries
-      .map((e, i) => ({ e, i }))
-      .filter((x): x is { e: RngEntry; i: number } => !!x.e && x.e.key.startsWith('seq.'));
-    const letters = [...new Set(seq.map(({ e }) => e.key.split('.')[1] ?? ''))].sort();
-    for (const v of VARIANTS) {
-      let g: TorchGenerator;
-      try {
-        g = new TorchGenerator(SEQ_SEED, { variant: v });
-      } catch (err) {
-        for (const { e, i } of seq) if (variantsOf(e).includes(v)) errors.set(i, `[${v}] ${message(err)}`);
+    // rand.* / randint.*: each chain one generator, in the chain's order
+    const byKey = new Map<string, number[]>();
+    entries.forEach((e, i) => {
+      if (!e) return;
+      const list = byKey.get(e.key) ?? [];
+      list.push(i);
+      byKey.set(e.key, list);
+    });
+    const keyList = (v: unknown, what: string): string[] | string => {
+      if (!Array.isArray(v) || !v.every((k) => typeof k === 'string')) return `rng.json: ${what} must be a list of keys`;
+      return v as string[];
+    };
+    const chained = new Set<string>();
+    const chains = data.chains === undefined ? [] : Array.isArray(data.chains) ? data.chains.map((c, n) => keyList(c, `chains[${n}]`)) : ['rng.json: chains must be a list of lists of keys'];
+    for (const chain of chains) {
+      if (typeof chain === 'string') {
+        entries.forEach((e, i) => e && /^rand(int)?\./.test(e.key) && errors.set(i, chain));
         continue;
       }
-      let failed: string | undefined;
-      for (const letter of letters) {
-        const mine = seq.filter(({ e }) => e.key.split('.')[1] === letter);
-        const call = mine[0]!.e;
-        let got: Values | undefined;
-        if (failed === undefined) {
-          try {
-            if (mine.some(({ e }) => e.numel !== call.numel || e.dtype !== call.dtype)) {
-              throw new Error(`seq.${letter} entries disagree on shape or dtype`);
-            }
-            got = draw(g, call, v);
-          } catch (err) {
-            failed = `[${v}] seq.${letter}: ${message(err)}`;
-          }
+      let gen: TorchGenerator | undefined;
+      let broken: string | undefined;
+      chain.forEach((key, pos) => {
+        chained.add(key);
+        const idx = byKey.get(key) ?? [];
+        if (broken !== undefined) return void idx.forEach((i) => errors.set(i, broken as string));
+        try {
+          if (!idx.length) throw new Error(`chain key '${key}' has no entry in rng.json (its shape is unknown)`);
+          if (pos === 0) gen = new TorchGenerator(seedOf(key));
+          const e = entries[idx[0]] as RngEntry;
+          const got = draw(gen as TorchGenerator, e, 'avx2');
+          for (const i of idx) check(i, undefined, got);
+        } catch (err) {
+          broken = message(err);
+          idx.forEach((i) => errors.set(i, broken as string));
+          broken = `an earlier draw of its chain failed: ${broken}`;
         }
-        for (const { e, i } of mine) {
-          if (!variantsOf(e).includes(v)) continue;
-          if (got === undefined) errors.set(i, failed ?? 'not drawn');
-          else {
+      });
+    }
+    entries.forEach((e, i) => {
+      if (e && /^rand(int)?\./.test(e.key) && !chained.has(e.key) && !errors.has(i)) errors.set(i, `'${e.key}' is in no chain of rng.json (its drawing order is unknown)`);
+    });
+
+    // seq.*: one generator per variant seeded with seq_seed, called in seq_order
+    const seqIdx = entries.map((e, i) => (e && e.key.startsWith('seq.') ? i : -1)).filter((i) => i >= 0);
+    const order = data.seq_order === undefined ? undefined : keyList(data.seq_order, 'seq_order');
+    const seqSeed = data.seq_seed;
+    const seqProblem =
+      seqIdx.length === 0
+        ? undefined
+        : typeof order === 'string'
+          ? order
+          : order === undefined
+            ? 'rng.json has seq.* entries but no seq_order'
+            : typeof seqSeed !== 'number' || !Number.isSafeInteger(seqSeed) || seqSeed < 0
+              ? `rng.json: seq_seed must be a non-negative integer, got ${JSON.stringify(seqSeed)}`
+              : undefined;
+    if (seqProblem) for (const i of seqIdx) errors.set(i, seqProblem);
+    else if (seqIdx.length) {
+      const calls = order as string[];
+      for (const i of seqIdx) if (!calls.includes((entries[i] as RngEntry).key)) errors.set(i, `'${(entries[i] as RngEntry).key}' is not in seq_order`);
+      for (const v of VARIANTS) {
+        const g = new TorchGenerator(BigInt(seqSeed as number), { variant: v });
+        let failed: string | undefined;
+        for (const key of calls) {
+          const mine = (byKey.get(key) ?? []).filter((i) => variantsOf(entries[i] as RngEntry).includes(v));
+          const all = byKey.get(key) ?? [];
+          let got: Values | undefined;
+          if (failed === undefined) {
             try {
-              check(i, v, got);
+              if (!all.length) throw new Error(`seq_order key '${key}' has no entry in rng.json (its shape is unknown)`);
+              const call = entries[all[0]] as RngEntry;
+              if (all.some((i) => (entries[i] as RngEntry).numel !== call.numel || (entries[i] as RngEntry).dtype !== call.dtype)) throw new Error(`${key} entries disagree on shape or dtype`);
+              got = draw(g, call, v);
             } catch (err) {
-              errors.set(i, `[${v}] ${message(err)}`);
+              failed = `[${v}] ${message(err)}`;
+            }
+          }
+          for (const i of mine) {
+            if (got === undefined) errors.set(i, failed ?? 'not drawn');
+            else {
+              try {
+                check(i, v, got);
+              } catch (err) {
+                errors.set(i, `[${v}] ${message(err)}`);
+              }
             }
           }
         }

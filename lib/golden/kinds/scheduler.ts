@@ -4,7 +4,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { openSafetensors } from '../../safetensors';
-import { type Plan, createScheduler } from '../../schedulers';
+import { type Plan, createScheduler, schedulerForClass } from '../../schedulers';
 import type { SchedulerConfig } from '../../schedulers/common';
 import { applyStep } from '../../schedulers/step';
 import { relL2 } from '../compare';
@@ -33,7 +33,8 @@ interface CaseJson {
   timesteps: number[];
   timesteps_full?: number[];
   init_noise_sigma: number;
-  img2img_pipeline?: string;
+  img2img_pipeline?: string | null;
+  scheduler_class?: string | null;
   steps: Record<string, unknown>[];
 }
 
@@ -41,19 +42,28 @@ const sameList = (a: number[], b: number[]) => a.length === b.length && a.every(
 /** float32 precision: within 2 ulp */
 const close32 = (a: number, b: number) => a === b || Math.abs(a - b) <= 2.5e-7 * Math.max(Math.abs(a), Math.abs(b));
 
+/** Our scheduler for a case: its class from the metadata, else (no diffusers class: InstaFlow) its family. */
+function schedulerName(c: { family: string; scheduler_class?: string | null }): string {
+  const byClass = typeof c.scheduler_class === 'string' ? schedulerForClass(c.scheduler_class) : undefined;
+  if (typeof c.scheduler_class === 'string' && !byClass) throw new Error(`scheduler class '${c.scheduler_class}' is not supported`);
+  const byFamily = FAMILY[c.family];
+  if (byClass && byFamily && byClass !== byFamily) throw new Error(`family '${c.family}' is ${byFamily}, its scheduler_class ${c.scheduler_class} is ${byClass}`);
+  const name = byClass ?? byFamily;
+  if (!name) throw new Error(`unknown scheduler family '${c.family}' without a scheduler_class`);
+  return name;
+}
+
 function planFor(c: CaseJson): Plan {
-  const name = FAMILY[c.family];
-  if (!name) throw new Error(`unknown scheduler family '${c.family}'`);
-  const sched = createScheduler(c.scheduler_config ?? {}, name);
+  const sched = createScheduler(c.scheduler_config ?? {}, schedulerName(c));
   const kw = c.set_timesteps_kwargs ?? {};
-  const steps = kw.num_inference_steps ?? (kw.timesteps ?? c.custom_timesteps ?? c.timesteps).length;
-  return sched.plan({
-    steps,
-    timesteps: c.custom_timesteps ?? undefined,
-    eta: c.eta ?? undefined,
-    strength: c.strength ?? undefined,
-    strengthMode: c.img2img_pipeline === 'lcm_img2img' ? 'scheduler' : 'slice',
-  });
+  const unknown = Object.keys(kw).filter((k) => !['num_inference_steps', 'strength', 'timesteps'].includes(k));
+  if (unknown.length) throw new Error(`set_timesteps argument ${unknown.join(', ')} is not supported`);
+  const timesteps = kw.timesteps ?? c.custom_timesteps ?? undefined;
+  const steps = kw.num_inference_steps ?? (timesteps ?? c.timesteps).length;
+  const mode = c.img2img_pipeline === undefined || c.img2img_pipeline === null ? undefined : ({ lcm_img2img: 'scheduler', sd_img2img: 'slice' } as const)[c.img2img_pipeline as 'lcm_img2img' | 'sd_img2img'];
+  if (c.img2img_pipeline && !mode) throw new Error(`img2img_pipeline '${c.img2img_pipeline}' is not supported (lcm_img2img, sd_img2img)`);
+  const strength = kw.strength ?? c.strength ?? undefined;
+  return sched.plan({ steps, timesteps, eta: c.eta ?? undefined, strength, strengthMode: mode ?? 'slice' });
 }
 
 const SCALARS = ['sigma', 'sigma_next', 'sigma_up', 'sigma_down', 'model_input_divisor', 'prev_timestep', 'timestep_s', 'alpha_prod_t', 'alpha_prod_t_prev', 'alpha_prod_s', 'c_skip', 'c_out', 'dt'];
@@ -80,6 +90,9 @@ async function runCase(file: string): Promise<CaseResult> {
       if (v === undefined || !close32(v, want[k] as number)) return fail(`step ${i}: ${k} ${v} != ${want[k]}`);
     }
     if (typeof want.noise_drawn === 'boolean' && want.noise_drawn !== got.drawNoise) return fail(`step ${i}: noise_drawn ${got.drawNoise} != ${want.noise_drawn}`);
+    // the step's timestep at the reference's precision, and what the model receives (float32)
+    if (typeof want.t === 'number' && got.t !== want.t) return fail(`step ${i}: t ${got.t} != ${want.t}`);
+    if (typeof want.t_float32 === 'number' && Math.fround(got.t) !== want.t_float32) return fail(`step ${i}: float32(t) ${Math.fround(got.t)} != ${want.t_float32}`);
   }
 
   const t = openSafetensors(file.replace(/\.json$/, '.safetensors'));
@@ -131,16 +144,28 @@ interface SchedulesJson {
 
 function runSchedules(file: string): CaseResult[] {
   const s = JSON.parse(fs.readFileSync(file, 'utf8')) as SchedulesJson;
+  // each family's scheduler config, from the trajectory cases of that family (their `family` field)
   const casesDir = path.join(path.dirname(file), 'cases');
+  const configs = new Map<string, SchedulerConfig[]>();
+  for (const f of fs.readdirSync(casesDir).filter((x) => x.endsWith('.json')).sort()) {
+    const c = JSON.parse(fs.readFileSync(path.join(casesDir, f), 'utf8')) as CaseJson;
+    if (typeof c.family !== 'string') continue;
+    const list = configs.get(c.family) ?? [];
+    list.push(c.scheduler_config ?? {});
+    configs.set(c.family, list);
+  }
   const results: CaseResult[] = [];
   for (const [family, data] of Object.entries(s.families)) {
-    const sample = fs.readdirSync(casesDir).find((f) => f.startsWith(`${family}_n`) && f.endsWith('.json'));
-    const config = sample ? (JSON.parse(fs.readFileSync(path.join(casesDir, sample), 'utf8')) as CaseJson).scheduler_config ?? {} : {};
+    const list = configs.get(family) ?? [];
+    const distinct = [...new Set(list.map((x) => JSON.stringify(x)))];
+    const configProblem = list.length === 0 ? `no trajectory case of family '${family}' gives its scheduler config` : distinct.length > 1 ? `the cases of family '${family}' disagree on the scheduler config` : undefined;
+    const config = (list[0] ?? {}) as SchedulerConfig;
     for (const [n, want] of Object.entries(data.by_num_inference_steps)) {
       const name = `${family}.n${n}`;
       const problems: string[] = [];
       try {
-        const sched = createScheduler(config, FAMILY[family]);
+        if (configProblem) throw new Error(configProblem);
+        const sched = createScheduler(config, schedulerName({ family, scheduler_class: typeof config._class_name === 'string' ? config._class_name : null }));
         const plan = sched.plan({ steps: Number(n) });
         if (!sameList(plan.timesteps, want.timesteps as number[])) problems.push(`timesteps [${plan.timesteps}] != [${want.timesteps}]`);
         if (typeof want.init_noise_sigma === 'number' && !close32(plan.initNoiseSigma, want.init_noise_sigma)) problems.push(`init_noise_sigma ${plan.initNoiseSigma}`);
@@ -162,7 +187,8 @@ function runSchedules(file: string): CaseResult[] {
             if (!refused) problems.push(`img2img ${strength}: accepted, the reference refuses it (${slice.error.slice(0, 60)}...)`);
             continue;
           }
-          const mode = FAMILY[family] === 'lcm' || FAMILY[family] === 'tcd' ? (slice.t_start === undefined ? 'scheduler' : 'slice') : 'slice';
+          // a slice names its t_start (the SD / SDXL img2img pipelines); LCM img2img shortens the grid in set_timesteps
+          const mode = slice.t_start === undefined ? 'scheduler' : 'slice';
           let ts: number[] = [];
           try {
             ts = sched.plan({ steps: Number(n), strength: Number(strength), strengthMode: mode }).timesteps;

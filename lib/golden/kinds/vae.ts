@@ -2,8 +2,20 @@
 // consistency_decoder_encode / _decode (ConsistencyDecoderVAE) goldens.
 import { AutoencoderTiny } from '../../models/vae/autoencoder_tiny';
 import { CONSISTENCY_DECODER_MEANS, CONSISTENCY_DECODER_STDS, ConsistencyDecoderVAE } from '../../models/vae/consistency_decoder';
+import { consistencyDecoderSchedule } from '../../schedulers/consistency_decoder';
+import { CaseFieldError, fieldNumber, fieldNumbers } from '../fields';
 import { loadVae } from '../models';
-import type { CaseRunner } from './network';
+import type { CaseRunner, GoldenCase } from './network';
+
+export const VAE_FIELDS = ['component', 'scaling_factor'];
+export const CD_DECODE_FIELDS = [...VAE_FIELDS, 'num_inference_steps', 'timesteps'];
+
+/** The case's scaling_factor is the model config's (which is what the engine uses). */
+function checkScaling(meta: GoldenCase, configured: number): void {
+  if (meta.scaling_factor === undefined) return;
+  const sf = fieldNumber(meta, 'scaling_factor', 'case field');
+  if (sf !== configured) throw new CaseFieldError(`scaling_factor ${sf} differs from the model config's ${configured}`);
+}
 
 const nchw = (shape: number[]) => ({ batch: shape[0], height: shape[2], width: shape[3] });
 
@@ -14,6 +26,7 @@ function checkUnused(unused: string[]): void {
 export const vaeDecodeCase: CaseRunner = async (golden, meta, modelDir, cmp, fixtures) => {
   const vae = loadVae(modelDir, fixtures, meta.component);
   try {
+    checkScaling(meta, vae.config.scalingFactor);
     const latents = golden.float32('latents');
     const sf = vae.config.scalingFactor;
     if (golden.has('latents_div_scaling')) cmp.add('latents_div_scaling', latents.map((v) => Math.fround(v / sf)), golden.float32('latents_div_scaling'));
@@ -29,6 +42,7 @@ export const vaeDecodeCase: CaseRunner = async (golden, meta, modelDir, cmp, fix
 export const vaeEncodeCase: CaseRunner = async (golden, meta, modelDir, cmp, fixtures) => {
   const vae = loadVae(modelDir, fixtures, meta.component);
   try {
+    checkScaling(meta, vae.config.scalingFactor);
     const dist = await vae.encode(golden.float32('image'), nchw(golden.info('image').shape), golden.float32('eps'));
     const sf = vae.config.scalingFactor;
     const mean = dist.mean.toFloat32();
@@ -43,9 +57,10 @@ export const vaeEncodeCase: CaseRunner = async (golden, meta, modelDir, cmp, fix
   }
 };
 
-export const taesdDecodeCase: CaseRunner = async (golden, _meta, modelDir, cmp, ctx) => {
+export const taesdDecodeCase: CaseRunner = async (golden, meta, modelDir, cmp, ctx) => {
   const taesd = AutoencoderTiny.fromPretrained(modelDir, { device: ctx.device });
   try {
+    checkScaling(meta, taesd.config.scalingFactor);
     const image = await taesd.decode(golden.float32('latents'), nchw(golden.info('latents').shape));
     cmp.add('image', image.toFloat32(), golden.float32('image'));
     checkUnused(taesd.unusedWeights().filter((k) => !k.startsWith('encoder.')));
@@ -54,9 +69,10 @@ export const taesdDecodeCase: CaseRunner = async (golden, _meta, modelDir, cmp, 
   }
 };
 
-export const taesdEncodeCase: CaseRunner = async (golden, _meta, modelDir, cmp, ctx) => {
+export const taesdEncodeCase: CaseRunner = async (golden, meta, modelDir, cmp, ctx) => {
   const taesd = AutoencoderTiny.fromPretrained(modelDir, { device: ctx.device });
   try {
+    checkScaling(meta, taesd.config.scalingFactor);
     const latents = await taesd.encode(golden.float32('image'), nchw(golden.info('image').shape));
     cmp.add('latents', latents.toFloat32(), golden.float32('latents'));
     checkUnused(taesd.unusedWeights().filter((k) => !k.startsWith('decoder.')));
@@ -65,9 +81,19 @@ export const taesdEncodeCase: CaseRunner = async (golden, _meta, modelDir, cmp, 
   }
 };
 
-export const cdDecodeCase: CaseRunner = async (golden, _meta, modelDir, cmp, ctx) => {
+export const cdDecodeCase: CaseRunner = async (golden, meta, modelDir, cmp, ctx) => {
   const cd = ConsistencyDecoderVAE.fromPretrained(modelDir, { device: ctx.device });
   try {
+    checkScaling(meta, cd.config.scalingFactor);
+    // the decoder's sampling is fixed: the case must describe that one
+    const own = consistencyDecoderSchedule(cd.config.decoder.numTrainTimesteps).timesteps;
+    if (meta.timesteps !== undefined) {
+      const ts = fieldNumbers(meta, 'timesteps', 'case field');
+      if (ts.join() !== own.join()) throw new CaseFieldError(`timesteps [${ts}] differ from the consistency decoder's [${own}]`);
+    }
+    if (meta.num_inference_steps !== undefined && fieldNumber(meta, 'num_inference_steps', 'case field') !== own.length) {
+      throw new CaseFieldError(`num_inference_steps ${meta.num_inference_steps}: the consistency decoder samples ${own.length} steps`);
+    }
     cmp.add('means', CONSISTENCY_DECODER_MEANS, golden.float32('means'));
     cmp.add('stds', CONSISTENCY_DECODER_STDS, golden.float32('stds'));
     const image = await cd.decode(golden.float32('z'), nchw(golden.info('z').shape), golden.float32('noise_init'), golden.float32('noise_step'));
@@ -77,9 +103,10 @@ export const cdDecodeCase: CaseRunner = async (golden, _meta, modelDir, cmp, ctx
   }
 };
 
-export const cdEncodeCase: CaseRunner = async (golden, _meta, modelDir, cmp, ctx) => {
+export const cdEncodeCase: CaseRunner = async (golden, meta, modelDir, cmp, ctx) => {
   const cd = ConsistencyDecoderVAE.fromPretrained(modelDir, { device: ctx.device });
   try {
+    checkScaling(meta, cd.config.scalingFactor);
     const dist = await cd.encode(golden.float32('image'), nchw(golden.info('image').shape));
     cmp.add('mean', dist.mean.toFloat32(), golden.float32('mean'));
     cmp.add('logvar', dist.logvar.toFloat32(), golden.float32('logvar'));

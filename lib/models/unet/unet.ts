@@ -54,15 +54,18 @@ export class UNet2DConditionModel {
     return new UNet2DConditionModel(parseUNetConfig(config, label), Weights.of(source, `unet ${label}`, device));
   }
 
-  /** How many times the latents are halved (the latent size must be divisible by 2^this). */
+  /**
+   * How many times the latents are halved. Any latent size works: where it is not divisible by
+   * 2^this, the down path rounds up and each upsampler resizes to its skip's size (diffusers'
+   * upsample_size).
+   */
   get downsamplings(): number {
     return this.config.blockOutChannels.length - 1;
   }
 
   graph(batch: number, height: number, width: number, contextLength: number): CompiledGraph {
-    const f = 2 ** this.downsamplings;
-    if (height % f || width % f) {
-      throw new ArgumentError(`latent size ${height}x${width} must be divisible by ${f} for this UNet (image size divisible by ${8 * f})`);
+    for (const [k, v] of [['height', height], ['width', width]] as const) {
+      if (!Number.isInteger(v) || v < 1) throw new ArgumentError(`latent ${k} must be a positive integer, got ${v}`);
     }
     const key = `${batch}x${height}x${width}x${contextLength}`;
     let compiled = this.graphs.get(key);
@@ -111,9 +114,7 @@ export class UNet2DConditionModel {
   describe(g: GraphBuilder, sample: Value, t: Value, context: Value, extras: UNetExtras = {}): Value {
     const c = this.config;
     const w = this.w;
-    const [B, , H, W] = sample.shape;
-    const f = 2 ** this.downsamplings;
-    if (H % f || W % f) throw new ArgumentError(`latent size ${H}x${W} must be divisible by ${f} for this UNet (image size divisible by ${8 * f})`);
+    const [B] = sample.shape;
     const ch0 = c.blockOutChannels[0];
     const tembDim = ch0 * 4;
 
@@ -185,7 +186,9 @@ export class UNet2DConditionModel {
         x = res(blk.scope(`resnets.${j}`), g.concat(x, skip), resIn + skipCh, out);
         if (type === 'CrossAttnUpBlock2D') x = xformer(blk.scope(`attentions.${j}`), x, revHeads[i], c.upTransformerLayers[i]);
       }
-      if (i < rev.length - 1) x = upsample(g, blk.scope('upsamplers.0'), x, out);
+      // to the next skip's size: twice this one, or less where the down path rounded up (odd sizes)
+      const next = skips[skips.length - 1];
+      if (i < rev.length - 1) x = upsample(g, blk.scope('upsamplers.0'), x, out, [next.shape[1], next.shape[2]]);
       prevOut = out;
     });
 
