@@ -32,8 +32,8 @@ const GENERATE_USAGE = `usage: onestep generate -m MODEL -p PROMPT [options]
       --scheduler NAME     ${SCHEDULER_NAMES.join(' | ')}
       --timesteps LIST     explicit timesteps, e.g. 800 or 999,759,499,259 (LCM / TCD)
       --eta E              TCD gamma / DDIM eta
-      --image FILE         img2img input PNG
-      --strength S         img2img strength (default 0.5)
+      --image FILE         img2img input PNG (resized to -W/-H as diffusers does; default its size, rounded down to 8)
+      --strength S         img2img strength (default 0.5; without --steps, enough steps to run one)
       --taesd [ID]         decode with TAESD (the family's standard repo, or a folder / repo id)
       --vae PATH           another VAE folder (AutoencoderKL or ConsistencyDecoderVAE)
       --lora FILE[:SCALE]  fuse a LoRA (a .safetensors file or a hub repo id; scale default 1);

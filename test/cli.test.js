@@ -40,6 +40,10 @@ describe('CLI generate', function () {
     for (let i = 1; i <= 4; i++) assert.ok(fs.existsSync(path.join(dir, `multi-${i}.png`)));
     const i2i = run(['generate', '-m', fixture('models', 'tiny-sd21'), '-p', 'x', '--image', path.join(dir, 'multi-1.png'), '--strength', '0.5', '--steps', '2', '-o', path.join(dir, 'i2i.png'), '-q']);
     assert.strictEqual(i2i.status, 0, i2i.stderr);
+    // img2img with the model's defaults (Turbo: 1 step; strength 0.5) and a size to resize to
+    const plain = run(['generate', '-m', fixture('models', 'tiny-sd21'), '-p', 'x', '--image', path.join(dir, 'multi-1.png'), '-W', '48', '-H', '40', '-o', path.join(dir, 'i2i-default.png')]);
+    assert.strictEqual(plain.status, 0, plain.stderr);
+    assert.match(plain.stderr, /wrote .*i2i-default\.png \(48x40;/);
     const taesd = run(['generate', '-m', fixture('models', 'tiny-sd15'), '-p', 'x', '--taesd', fixture('models', 'tiny-taesd'), '--steps', '2', '-o', path.join(dir, 't.png'), '-q']);
     assert.strictEqual(taesd.status, 0, taesd.stderr);
   });

@@ -21,6 +21,7 @@ let shown = 0;        // id of the image on screen
 const sent = new Map(); // id -> { at, prompt, mode }
 let sourceBitmap = null;
 let sourcePng = null; // data URL of the img2img input at the chosen size
+let stepsTouched = false; // the user changed the steps (else img2img leaves them to the server)
 
 function headers() {
   return key ? { Authorization: `Bearer ${key}` } : {};
@@ -44,10 +45,18 @@ async function loadInfo() {
   el.steps.value = defaults.steps;
   el.steps.max = info.limits.maxSteps;
   el.guidance.value = defaults.guidanceScale;
-  const sizes = new Set([`${defaults.width}x${defaults.height}`]);
-  const max = Math.min(info.limits.maxWidth, info.limits.maxHeight, 1024);
-  for (let s = 64; s <= max; s *= 2) sizes.add(`${s}x${s}`);
-  for (const s of [...sizes].sort((a, b) => parseInt(a, 10) - parseInt(b, 10))) el.size.add(new Option(s.replace('x', ' × '), s));
+  // squares up to the model's size, and the common aspect ratios with the model's size as the short
+  // side (any multiple of 8 works: 16:9 at 512 is 912 x 512)
+  const sizes = new Map([[`${defaults.width}x${defaults.height}`, '']]);
+  const { maxWidth, maxHeight } = info.limits;
+  const short = Math.min(defaults.width, defaults.height);
+  for (let s = 64; s <= Math.min(maxWidth, maxHeight, short); s *= 2) if (!sizes.has(`${s}x${s}`)) sizes.set(`${s}x${s}`, '');
+  for (const [a, b] of [[4, 3], [3, 2], [16, 9], [21, 9]]) {
+    const long = Math.round((short * a) / b / 8) * 8;
+    if (long <= maxWidth && short <= maxHeight) sizes.set(`${long}x${short}`, ` (${a}:${b})`);
+    if (short <= maxWidth && long <= maxHeight) sizes.set(`${short}x${long}`, ` (${b}:${a})`);
+  }
+  for (const [s, label] of sizes) el.size.add(new Option(`${s.replace('x', ' × ')}${label}`, s));
   el.size.value = `${defaults.width}x${defaults.height}`;
 }
 
@@ -106,7 +115,8 @@ function send() {
   const msg = {
     type: 'generate', id: ++seq, prompt, width, height,
     seed: Number(el.seed.value) || 0,
-    steps: Number(el.steps.value) || 1,
+    // img2img with the steps left alone: the server picks enough for the strength (Turbo at 0.5 runs 2)
+    ...(sourcePng && !stepsTouched ? {} : { steps: Number(el.steps.value) || 1 }),
     guidanceScale: Number(el.guidance.value) || 0,
   };
   if (el.negative.value) msg.negativePrompt = el.negative.value;
@@ -164,6 +174,9 @@ el.strength.addEventListener('input', () => {
 el.reseed.addEventListener('click', () => {
   el.seed.value = Math.floor(Math.random() * 2 ** 32);
   schedule(0);
+});
+el.steps.addEventListener('input', () => {
+  stepsTouched = true;
 });
 for (const input of [el.prompt, el.negative, el.seed, el.steps, el.guidance, el.strength]) input.addEventListener('input', () => schedule());
 el.saveKey.addEventListener('click', () => {

@@ -2,6 +2,8 @@
 import * as fs from 'fs';
 import { PNG } from 'pngjs';
 import { ArgumentError, FileNotFoundError } from '../errors';
+import { pngChunks } from './png';
+import { resizeLanczos } from './resize';
 
 /** One generated image: 8-bit RGB (row-major, 3 bytes per pixel). */
 export class GeneratedImage {
@@ -67,6 +69,28 @@ export function imageToTensor(img: InputImage): Float32Array {
   return out;
 }
 
+/**
+ * The input image at width x height: as it is when it has that size, else resized as diffusers'
+ * VaeImageProcessor does (PIL LANCZOS on the 8-bit RGB; alpha is dropped, as PIL's
+ * convert('RGB')), or refused (`resize` false). Float pixel images must already have the size.
+ */
+export function fitImage(img: InputImage, width: number, height: number, resize: boolean): InputImage {
+  if (!Number.isInteger(img.width) || !Number.isInteger(img.height) || img.width < 1 || img.height < 1) throw new ArgumentError(`the input image must have a positive integer size, got ${img.width}x${img.height}`);
+  if (img.width === width && img.height === height) return img;
+  const sizes = `the input image is ${img.width}x${img.height}, the output ${width}x${height}`;
+  if (width < 8 || height < 8) throw new ArgumentError(`${sizes}: the image is too small (8x8 pixels at least)`);
+  if (!resize) throw new ArgumentError(`${sizes}: resize it, or leave resizeImage on to resize it as diffusers does (Lanczos)`);
+  if (img.pixels || !img.data) throw new ArgumentError(`${sizes}: float pixel images are not resized; give 8-bit data or a PNG, or pixels of the output size`);
+  const ch = img.channels ?? (img.data.length === img.width * img.height * 4 ? 4 : 3);
+  if (img.data.length !== img.width * img.height * ch) throw new ArgumentError(`image data has ${img.data.length} bytes for ${img.width}x${img.height}x${ch}`);
+  let rgb = img.data;
+  if (ch === 4) {
+    rgb = new Uint8Array(img.width * img.height * 3);
+    for (let i = 0; i < img.width * img.height; i++) for (let c = 0; c < 3; c++) rgb[i * 3 + c] = img.data[i * 4 + c];
+  }
+  return { width, height, channels: 3, data: resizeLanczos(rgb, img.width, img.height, 3, width, height) };
+}
+
 /** Reads a PNG (file path or bytes) as RGBA. */
 export function readPng(source: string | Uint8Array): InputImage {
   let bytes: Buffer;
@@ -76,11 +100,13 @@ export function readPng(source: string | Uint8Array): InputImage {
   } else {
     bytes = Buffer.from(source);
   }
+  const what = typeof source === 'string' ? source : 'the image';
+  pngChunks(bytes, what); // truncated / corrupt files named as such before decoding
   let png: PNG;
   try {
     png = PNG.sync.read(bytes);
-  } catch (e) {
-    throw new ArgumentError(`not a readable PNG${typeof source === 'string' ? ` (${source})` : ''}: ${(e as Error).message}`);
+  } catch {
+    throw new ArgumentError(`${what}: the PNG's image data cannot be decoded (corrupt)`);
   }
   return { width: png.width, height: png.height, data: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.byteLength), channels: 4 };
 }

@@ -10,13 +10,13 @@ import type { AutoencoderTiny } from '../models/vae/autoencoder_tiny';
 import type { ConsistencyDecoderVAE } from '../models/vae/consistency_decoder';
 import { type NativeTensor, addon, callNative } from '../native';
 import { type NormalVariant, type Seed } from '../rng';
-import { type Plan, type SchedulerName, createScheduler } from '../schedulers';
+import { type Plan, type SchedulerName, createScheduler, minSliceSteps } from '../schedulers';
 import type { SchedulerConfig } from '../schedulers/common';
 import { type LoraComponent, type LoraReport, LoraSet, type LoraSpec } from '../lora';
 import type { Weights } from '../models/weights';
 import { coeffVector } from '../schedulers/step';
 import type { TextConditioner } from './conditioning';
-import { GeneratedImage, type InputImage, imageToTensor, readPng, toRgb } from './image';
+import { GeneratedImage, type InputImage, fitImage, imageToTensor, readPng, toRgb } from './image';
 import { type NoiseSource, TorchNoise } from './noise';
 
 export type Decoder = { kind: 'kl'; model: AutoencoderKL } | { kind: 'tiny'; model: AutoencoderTiny } | { kind: 'consistency'; model: ConsistencyDecoderVAE };
@@ -77,6 +77,12 @@ export interface GenerateOptions {
   image?: string | Uint8Array | InputImage;
   /** img2img strength in (0, 1] (default 0.5 when an image is given) */
   strength?: number;
+  /**
+   * img2img: an input image of another size than the output is resized to it as diffusers does
+   * (PIL's Lanczos, bit for bit); false refuses it instead. Without width / height the output is
+   * the image's size rounded down to multiples of 8. Float `pixels` images are never resized.
+   */
+  resizeImage?: boolean;
   /** initial unit-normal latents [B, 4, h, w] (replaces the seeded draw) */
   latents?: Float32Array;
   /** SDXL micro-conditioning (default: the output size, no crop) */
@@ -309,10 +315,10 @@ export class Pipeline {
     let height = o.height;
     if (o.image !== undefined) {
       const img = typeof o.image === 'string' || o.image instanceof Uint8Array ? readPng(o.image) : o.image;
-      width = width ?? img.width;
-      height = height ?? img.height;
-      if (img.width !== width || img.height !== height) throw new ArgumentError(`the input image is ${img.width}x${img.height}; resize it to ${width}x${height} or omit width/height`);
-      image = imageToTensor(img);
+      // diffusers' VaeImageProcessor: the requested size, else the image's rounded down to multiples of 8
+      width = width ?? img.width - (img.width % 8);
+      height = height ?? img.height - (img.height % 8);
+      image = imageToTensor(fitImage(img, width, height, o.resizeImage !== false));
     }
     width = width ?? d.width;
     height = height ?? d.height;
@@ -332,12 +338,16 @@ export class Pipeline {
     const scheduler = createScheduler(o.schedulerConfig ?? p.schedulerConfig, schedName);
     const strength = image ? (o.strength ?? 0.5) : undefined;
     if (!image && o.strength !== undefined) throw new ArgumentError('strength needs an image (img2img)');
+    const strengthMode = kind === 'lcm' ? 'scheduler' : 'slice';
+    // img2img without a step count: the recipe's, or the fewest that leave a step to run (Turbo
+    // img2img at strength 0.5 runs 2 steps, 1 of them, as diffusers' docs do)
+    const steps = o.steps ?? (strength !== undefined && strengthMode === 'slice' && o.timesteps === undefined ? minSliceSteps(d.steps, strength) : d.steps);
     const plan: Plan = scheduler.plan({
-      steps: o.steps ?? d.steps,
+      steps,
       timesteps: o.timesteps,
       eta: o.eta ?? d.eta,
       strength,
-      strengthMode: kind === 'lcm' ? 'scheduler' : 'slice',
+      strengthMode,
     });
     const cfg = kind !== 'lcm' && guidance > 1 && !p.unet.config.timeCondProjDim;
     if (trace) {

@@ -21,6 +21,14 @@ export function coeffs(d: Lin, prev: Lin, g2 = 0, nu = 0): StepCoefficients {
   return { a1: d.x, b1: d.e, a2: prev.x, b2: prev.e, g2, nu };
 }
 
+/** The smallest step count >= `from` whose img2img slice runs a step: int(n * strength) >= 1. */
+export function minSliceSteps(from: number, strength: number): number {
+  if (!(strength > 0 && strength <= 1)) throw new ArgumentError(`strength must be in (0, 1], got ${strength}`);
+  let n = Math.max(1, from, Math.ceil(1 / strength) - 1);
+  while (Math.floor(n * strength) < 1) n++;
+  return n;
+}
+
 export class SchedulerBase {
   readonly T: number;
   readonly alphasCumprod: Float32Array;
@@ -96,7 +104,9 @@ export class SchedulerBase {
   sliceStart(n: number, strength: number): number {
     if (!(strength > 0 && strength <= 1)) throw new ArgumentError(`strength must be in (0, 1], got ${strength}`);
     const start = n - Math.floor(n * strength);
-    if (start >= n) throw new ArgumentError(`steps ${n} x strength ${strength} leaves no step to run (need steps * strength >= 1)`);
+    if (start >= n) {
+      throw new ArgumentError(`steps ${n} x strength ${strength} leaves no step to run (int(steps * strength) must reach 1): pass steps ${minSliceSteps(n, strength)} or more, or a larger strength`);
+    }
     return start;
   }
 }

@@ -64,4 +64,5 @@ export function readSchedulerConfig(file: string): SchedulerConfig {
 }
 
 export { alphasCumprodFor, betasFor } from './schedule';
+export { minSliceSteps } from './common';
 export type { Plan, PlanOptions, Scheduler, StepCoefficients, StepPlan } from './types';

@@ -59,6 +59,36 @@ describe('pipelines', function () {
     await assert.rejects(sd21.generate({ prompt: 'x', image: file, strength: 0.5, steps: 1 }), (e) => e instanceof ArgumentError && /no step/.test(e.message));
   });
 
+  it('img2img with the recipe defaults (Turbo: 1 step, strength 0.5) runs the fewest steps that leave one to run', async () => {
+    const [src] = await sd21.generate({ prompt: 'a fox', seed: 1 });
+    const png = src.png();
+    const got = {};
+    const [out] = await sd21.generate({ prompt: 'a fox in snow', seed: 2, image: png, trace: (n, d) => (got[n] = d) });
+    assert.deepStrictEqual([out.width, out.height], [64, 64]);
+    assert.deepStrictEqual(Array.from(got['plan.timesteps']), [499], '2 steps at strength 0.5: the last one runs');
+    got['plan.timesteps'] = undefined;
+    await sd21.generate({ prompt: 'x', seed: 2, image: png, strength: 0.25, trace: (n, d) => (got[n] = d) });
+    assert.strictEqual(got['plan.timesteps'].length, 1, '4 steps at 0.25');
+    // asked for explicitly, a count that leaves nothing says which to pass
+    await assert.rejects(sd21.generate({ prompt: 'x', image: png, steps: 1 }), (e) => e instanceof ArgumentError && /steps 1 x strength 0.5 leaves no step to run.*pass steps 2 or more/.test(e.message));
+  });
+
+  it('img2img resizes an input of another size as diffusers does (Lanczos), or refuses it when asked', async () => {
+    const { PNG: P } = require('pngjs');
+    const png = new P({ width: 100, height: 70 });
+    for (let i = 0; i < png.data.length; i++) png.data[i] = (i * 37) % 251;
+    const bytes = P.sync.write(png);
+    // no size given: the image's, rounded down to multiples of 8
+    const [a] = await sd21.generate({ prompt: 'x', seed: 3, image: bytes });
+    assert.deepStrictEqual([a.width, a.height], [96, 64]);
+    const [b] = await sd21.generate({ prompt: 'x', seed: 3, image: bytes, width: 64, height: 64 });
+    assert.deepStrictEqual([b.width, b.height], [64, 64]);
+    await assert.rejects(sd21.generate({ prompt: 'x', image: bytes, resizeImage: false }), (e) => e instanceof ArgumentError && /100x70, the output 96x64/.test(e.message));
+    // a truncated or corrupt PNG is named as such
+    await assert.rejects(sd21.generate({ prompt: 'x', image: bytes.subarray(0, bytes.length - 30) }), (e) => e instanceof ArgumentError && /truncated PNG/.test(e.message));
+    await assert.rejects(sd21.generate({ prompt: 'x', image: Buffer.from('not an image at all') }), (e) => e instanceof ArgumentError && /not a PNG/.test(e.message));
+  });
+
   it('reports progress per step and aborts between steps with an AbortError', async () => {
     const events = [];
     await lcm.generate({ prompt: 'x', seed: 1, onProgress: (e) => events.push(`${e.stage}:${e.step}/${e.steps}`) });

@@ -79,12 +79,15 @@ describe('safetensors: fixture files', () => {
     assert.throws(() => t.toFloat32(), (e) => e.code === 'ERR_ONESTEP_DISPOSED');
   });
 
-  it('the golden files carry their case description in __metadata__', () => {
-    const f = openSafetensors(fixture('golden', 'pipe_sd21_turbo_1step.safetensors'));
-    const c = JSON.parse(f.metadata.case);
-    assert.strictEqual(c.kind, 'pipeline');
-    assert.strictEqual(c.model, 'tiny-sd21');
-    f.close();
+  it('the golden files carry their case description in __metadata__ (as golden/index.json says)', () => {
+    const index = JSON.parse(fs.readFileSync(fixture('golden', 'index.json'), 'utf8'));
+    assert.ok(Object.keys(index).length > 0);
+    for (const [name, entry] of Object.entries(index)) {
+      const f = openSafetensors(fixture('golden', name));
+      const c = JSON.parse(f.metadata.case);
+      assert.deepStrictEqual([c.kind, c.model], [entry.kind, entry.model], name);
+      f.close();
+    }
   });
 });
 

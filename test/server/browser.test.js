@@ -115,6 +115,31 @@ describe('server: the page in headless Chromium', function () {
     assert.deepStrictEqual(pageErrors, []);
   });
 
+  it('an uploaded image with the default settings (Turbo: 1 step, strength 0.5) gives an image, not an error', async () => {
+    const prompt = `a ${rng.pick(['red', 'blue', 'green'])} kite over the sea`;
+    // a fresh page: nothing touched; an input of another size than the output
+    await page.goto(s.url);
+    await page.waitForSelector('#conn.ok', { timeout: 15000 });
+    await page.fill('#prompt', prompt);
+    await shownImage(prompt, 'txt2img');
+    const file = path.join(os.tmpdir(), `onestep-upload-default-${process.pid}.png`);
+    const { PNG } = require('pngjs');
+    const png = new PNG({ width: 100, height: 70 });
+    for (let i = 0; i < png.data.length; i++) png.data[i] = i % 4 === 3 ? 255 : rng.int(256);
+    fs.writeFileSync(file, PNG.sync.write(png));
+    try {
+      await page.setInputFiles('#image', file);
+      const shown = await shownImage(prompt, 'img2img');
+      assert.deepStrictEqual([shown.width, shown.height], [64, 64]);
+      const call = pipe.calls[pipe.calls.length - 1].options;
+      assert.ok(call.image instanceof Uint8Array && call.steps === undefined, 'steps left to the server for img2img');
+      assert.ok(await page.isHidden('#error'), await page.textContent('#error'));
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
+    assert.deepStrictEqual(pageErrors, []);
+  });
+
   it('with an API key the page asks for it, then works', async () => {
     const key = `key-${rng.int(2 ** 31)}-${Date.now()}`;
     const keyed = await startServer({ pipeline: pipe, apiKey: key });

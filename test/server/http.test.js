@@ -91,15 +91,22 @@ describe('server: HTTP API', function () {
     assertJsonError(await request(`${s.url}generate`, { method: 'POST', json: { prompt: 'x', batchSize: 2, format: 'png' } }), 400, 'ERR_ONESTEP_BAD_REQUEST');
   });
 
-  it('img2img from a PNG (base64 or data URL), size taken from the image', async () => {
+  it('img2img from a PNG (base64 or data URL), size taken from the image or resized to the one asked', async () => {
     const input = randomPng(rng, 64, 48);
     for (const image of [input.toString('base64'), `data:image/png;base64,${input.toString('base64')}`]) {
       const r = await request(`${s.url}generate`, { method: 'POST', json: { prompt: 'a painting', image, strength: 0.6, steps: 2, seed: 1 } });
       assert.strictEqual(r.status, 200, r.body.toString());
       assert.deepStrictEqual(pngSize(r.json().images[0].b64_png), [64, 48]);
     }
-    // the image must match an explicit size
-    assertJsonError(await request(`${s.url}generate`, { method: 'POST', json: { prompt: 'x', image: input.toString('base64'), width: 32, height: 32 } }), 400, 'ERR_ONESTEP_ARGUMENT');
+    // another size is resized to it (diffusers' Lanczos); the model's defaults (Turbo: 1 step, strength 0.5) just work
+    const r = await request(`${s.url}generate`, { method: 'POST', json: { prompt: 'x', image: input.toString('base64'), width: 32, height: 32 } });
+    assert.strictEqual(r.status, 200, r.body.toString());
+    assert.deepStrictEqual(pngSize(r.json().images[0].b64_png), [32, 32]);
+    // a truncated PNG (its header intact) is a 400 that says so
+    const cut = input.subarray(0, input.length - 20).toString('base64');
+    const bad = await request(`${s.url}generate`, { method: 'POST', json: { prompt: 'x', image: cut } });
+    assertJsonError(bad, 400, 'ERR_ONESTEP_ARGUMENT');
+    assert.match(bad.json().error.message, /truncated PNG/);
   });
 
   describe('bad requests are 4xx JSON errors', () => {
