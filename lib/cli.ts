@@ -1,7 +1,9 @@
 // npx onestep <command>: generate, serve, info, download, bench, golden.
+import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs } from 'util';
-import { OnestepError } from './errors';
+import { type ArgSpec, normalizeArgs, parseArgsOptions } from './cli_args';
+import { ArgumentError, FileNotFoundError, OnestepError } from './errors';
 import { formatInfo, info } from './info';
 import { SCHEDULER_NAMES, type SchedulerName } from './schedulers';
 import { version } from './version';
@@ -13,6 +15,7 @@ commands:
   serve -m MODEL [options]   real-time page and HTTP / WebSocket APIs on 127.0.0.1 (see onestep serve --help)
   download MODEL [--variant fp16] [--revision REV]   fetch a Hugging Face repo into the cache
   info [--json]      version, backends compiled and usable, CUDA devices or why CUDA is unusable
+  info IMAGE.png [--json]   the parameters an image was made with (its PNG text chunks) and the command that remakes it
   bench [options]    per-stage CPU latency on random-weight real-size models (scripts/bench.js)
   golden PATH...     run golden fixtures (same as npm run golden)
   version            print the version`;
@@ -43,6 +46,9 @@ const GENERATE_USAGE = `usage: onestep generate -m MODEL -p PROMPT [options]
       --config DIR|REPO    single files: the diffusers folder / repo with the model's configs and tokenizers
       --prediction TYPE    single files: epsilon | v_prediction (SD2 files default to v_prediction)
       --device DEV         auto | cpu | cuda
+      --no-metadata        write no generation parameters into the PNG (default: a 'parameters' text chunk
+                           as the web UIs write it, and an 'onestep' JSON chunk; onestep info IMAGE reads them)
+  -v, --verbose            details with warnings (e.g. every LoRA key that did not apply; also ONESTEP_DEBUG=1)
   -q, --quiet              no progress output`;
 
 class UsageError extends Error {}
@@ -77,36 +83,63 @@ function bar(fraction: number, width = 24): string {
   return `[${'='.repeat(n)}${' '.repeat(width - n)}]`;
 }
 
+const GENERATE_ARGS = {
+  model: { type: 'string', short: 'm' },
+  prompt: { type: 'string', short: 'p', multiple: true },
+  negative: { type: 'string', short: 'n' },
+  output: { type: 'string', short: 'o' },
+  steps: { type: 'string' },
+  cfg: { type: 'string' },
+  seed: { type: 'string' },
+  width: { type: 'string', short: 'W' },
+  height: { type: 'string', short: 'H' },
+  batch: { type: 'string' },
+  scheduler: { type: 'string' },
+  timesteps: { type: 'string' },
+  eta: { type: 'string' },
+  image: { type: 'string' },
+  strength: { type: 'string' },
+  taesd: { type: 'string', optional: true },
+  vae: { type: 'string' },
+  lora: { type: 'string', multiple: true },
+  'strict-lora': { type: 'boolean' },
+  config: { type: 'string' },
+  prediction: { type: 'string' },
+  variant: { type: 'string' },
+  device: { type: 'string' },
+  'no-metadata': { type: 'boolean' },
+  verbose: { type: 'boolean', short: 'v' },
+  quiet: { type: 'boolean', short: 'q' },
+  help: { type: 'boolean', short: 'h' },
+} satisfies Record<string, ArgSpec>;
+
+/** The output file can be written: its folder exists and is writable, it is not a folder (before any work). */
+function checkOutput(out: string): void {
+  const abs = path.resolve(out);
+  if (out.endsWith('/') || out.endsWith(path.sep) || (fs.existsSync(abs) && fs.statSync(abs).isDirectory())) {
+    throw new ArgumentError(`-o ${out} is a folder; give a file name, e.g. -o ${path.join(out, 'out.png')}`);
+  }
+  const dir = path.dirname(abs);
+  if (!fs.existsSync(dir)) throw new FileNotFoundError(dir, 'output folder');
+  if (!fs.statSync(dir).isDirectory()) throw new ArgumentError(`cannot write ${out}: ${dir} is not a folder`);
+  try {
+    fs.accessSync(dir, fs.constants.W_OK);
+  } catch {
+    throw new ArgumentError(`cannot write ${out}: the folder ${dir} is not writable`);
+  }
+  if (fs.existsSync(abs)) {
+    try {
+      fs.accessSync(abs, fs.constants.W_OK);
+    } catch {
+      throw new ArgumentError(`cannot write ${out}: the file exists and is not writable`);
+    }
+  }
+}
+
 async function generate(argv: string[]): Promise<number> {
   const { values } = parseArgs({
-    args: argv,
-    options: {
-      model: { type: 'string', short: 'm' },
-      prompt: { type: 'string', short: 'p', multiple: true },
-      negative: { type: 'string', short: 'n' },
-      output: { type: 'string', short: 'o' },
-      steps: { type: 'string' },
-      cfg: { type: 'string' },
-      seed: { type: 'string' },
-      width: { type: 'string', short: 'W' },
-      height: { type: 'string', short: 'H' },
-      batch: { type: 'string' },
-      scheduler: { type: 'string' },
-      timesteps: { type: 'string' },
-      eta: { type: 'string' },
-      image: { type: 'string' },
-      strength: { type: 'string' },
-      taesd: { type: 'string' },
-      vae: { type: 'string' },
-      lora: { type: 'string', multiple: true },
-      'strict-lora': { type: 'boolean' },
-      config: { type: 'string' },
-      prediction: { type: 'string' },
-      variant: { type: 'string' },
-      device: { type: 'string' },
-      quiet: { type: 'boolean', short: 'q' },
-      help: { type: 'boolean', short: 'h' },
-    },
+    args: normalizeArgs(argv, GENERATE_ARGS),
+    options: parseArgsOptions(GENERATE_ARGS),
     allowPositionals: false,
     strict: true,
   });
@@ -120,11 +153,15 @@ async function generate(argv: string[]): Promise<number> {
   if (values.device && !['auto', 'cpu', 'cuda'].includes(values.device)) throw new UsageError('--device must be auto, cpu or cuda');
   if (values.prediction && !['epsilon', 'v_prediction'].includes(values.prediction)) throw new UsageError('--prediction must be epsilon or v_prediction');
   const timesteps = values.timesteps?.split(',').map((t) => num(t.trim(), 'timesteps', true) as number);
-  const seed = values.seed === undefined ? undefined : /^-?\d+$/.test(values.seed) ? BigInt(values.seed) : undefined;
-  if (values.seed !== undefined && seed === undefined) throw new UsageError(`--seed must be an integer, got '${values.seed}'`);
+  const { generationSeed } = await import('./pipelines');
+  // the one seed rule (0..2^64-1), checked before anything loads
+  const seed = values.seed === undefined ? undefined : /^-?\d+$/.test(values.seed) ? generationSeed(values.seed.startsWith('-') ? BigInt(values.seed) : values.seed) : undefined;
+  if (values.seed !== undefined && seed === undefined) throw new UsageError(`--seed must be an integer in 0..2^64-1, got '${values.seed}'`);
   const { parseLoraArg } = await import('./lora');
   const loras = (values.lora ?? []).map(parseLoraArg);
+  if (values.verbose) process.env.ONESTEP_DEBUG = process.env.ONESTEP_DEBUG || '1';
   const out = values.output ?? 'out.png';
+  checkOutput(out);
   const quiet = !!values.quiet;
   const line = progressLine(process.stderr, quiet);
   const options = {
@@ -161,13 +198,15 @@ async function generate(argv: string[]): Promise<number> {
     if (loras.length) {
       const specs = [];
       for (const l of loras) specs.push({ ...l, path: await resolveLoraFile(l.path, { onDownloadProgress }) });
-      const report = await pipe.loadLoras(specs, { strict: !!values['strict-lora'] });
+      const loraWarnings: string[] = [];
+      const report = await pipe.loadLoras(specs, { strict: !!values['strict-lora'], onWarning: (w) => loraWarnings.push(w) });
       line.done();
       for (const a of report.adapters) {
         if (quiet) break;
         const parts = Object.entries(a.byComponent).map(([c, n]) => `${c} ${n}`).join(', ');
         console.error(`LoRA ${a.name} (${a.format}) x${a.scale}: ${a.matched} modules (${parts})${a.skipped.length ? `; ${a.skipped.length} tensors not applied` : ''}`);
       }
+      if (!quiet) for (const w of loraWarnings) console.error(`warning: ${w}`);
     }
   } catch (e) {
     pipe.dispose();
@@ -175,8 +214,10 @@ async function generate(argv: string[]): Promise<number> {
   }
   const loaded = Date.now();
   try {
+    const warnings: string[] = [];
     const images = await pipe.generate({
       ...options,
+      onWarning: (w) => warnings.push(w),
       onProgress: (e) => {
         if (e.stage === 'denoise') line.update(`denoising ${bar(e.step / Math.max(1, e.steps))} step ${e.step}/${e.steps} ${(e.elapsedMs / 1000).toFixed(1)} s`);
         else line.update(`${e.stage === 'encode' ? 'encoding the prompt' : 'decoding'} ... ${(e.elapsedMs / 1000).toFixed(1)} s`);
@@ -185,15 +226,53 @@ async function generate(argv: string[]): Promise<number> {
     const ext = path.extname(out) || '.png';
     const base = out.slice(0, out.length - path.extname(out).length);
     const files = images.length === 1 ? [out] : images.map((_, i) => `${base}-${i + 1}${ext}`);
-    await Promise.all(images.map((img, i) => img.save(files[i])));
+    await Promise.all(images.map((img, i) => img.save(files[i], { metadata: !values['no-metadata'] })));
     line.done();
     if (!quiet) {
-      console.error(`wrote ${files.join(', ')} (${images[0].width}x${images[0].height}; load ${((loaded - t0) / 1000).toFixed(1)} s, generate ${((Date.now() - loaded) / 1000).toFixed(2)} s)`);
+      for (const w of warnings) console.error(`warning: ${w}`);
+      const seedNote = images[0].seed !== undefined ? `; seed ${images[0].seed}` : '';
+      console.error(`wrote ${files.join(', ')} (${images[0].width}x${images[0].height}${seedNote}; load ${((loaded - t0) / 1000).toFixed(1)} s, generate ${((Date.now() - loaded) / 1000).toFixed(2)} s)`);
     }
     return 0;
   } finally {
     pipe.dispose();
   }
+}
+
+/** onestep info IMAGE.png: what made each image, and the command that makes it again. */
+async function imageInfo(files: string[], json: boolean): Promise<number> {
+  const { readImageMetadata } = await import('./pipelines/metadata');
+  const all = [];
+  for (const f of files) {
+    if (!fs.existsSync(f)) throw new FileNotFoundError(f, 'image');
+    const m = readImageMetadata(fs.readFileSync(f), f);
+    all.push({ file: f, ...m });
+    if (json) continue;
+    console.log(`${f}:`);
+    if (!m.parameters && !m.onestep) {
+      console.log('  no generation parameters in this PNG');
+      continue;
+    }
+    if (m.parameters) for (const l of m.parameters.split('\n')) console.log(`  ${l}`);
+    if (m.onestep) console.log(`  remake: ${remakeCommand(m.onestep)}`);
+  }
+  if (json) console.log(JSON.stringify(files.length === 1 ? all[0] : all, null, 2));
+  return 0;
+}
+
+/** The generate command line that remakes an image from its onestep record. */
+function remakeCommand(p: import('./pipelines/metadata').GenerationParams): string {
+  const q = (s: string) => (/^[\w./:@-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`);
+  const args = ['npx', 'onestep', 'generate', '-m', q(p.model), '-p', q(p.prompt)];
+  if (p.negativePrompt) args.push('-n', q(p.negativePrompt));
+  args.push('--steps', String(p.steps), '--cfg', String(p.guidanceScale), '--scheduler', p.sampler, '-W', String(p.width), '-H', String(p.height));
+  if (p.seed !== undefined) args.push('--seed', p.seed);
+  if (p.eta !== undefined) args.push('--eta', String(p.eta));
+  if (p.timesteps) args.push('--timesteps', p.timesteps.join(','));
+  if (p.strength !== undefined) args.push('--image', 'INPUT.png', '--strength', String(p.strength));
+  for (const l of p.loras) args.push('--lora', q(`${l.name}:${l.scale}`));
+  if (p.batchSize > 1) args.push('--batch', String(p.batchSize));
+  return args.join(' ');
 }
 
 async function download(argv: string[]): Promise<number> {
@@ -233,6 +312,13 @@ export async function main(argv: string[]): Promise<number> {
         return await serveMain(rest);
       }
       case 'info': {
+        if (rest.includes('--help') || rest.includes('-h')) {
+          console.log('usage: onestep info [--json]              version, backends, CUDA devices or why CUDA is unusable\n       onestep info IMAGE.png ... [--json]  the parameters each image was made with, and the command that remakes it');
+          return 0;
+        }
+        const files = rest.filter((a) => a !== '--json');
+        if (files.some((f) => f.startsWith('-'))) throw new UsageError(`unknown option ${files.find((f) => f.startsWith('-'))} (usage: onestep info [IMAGE.png ...] [--json])`);
+        if (files.length) return imageInfo(files, rest.includes('--json'));
         const i = info();
         console.log(rest.includes('--json') ? JSON.stringify(i, null, 2) : formatInfo(i));
         return 0;

@@ -14,12 +14,64 @@ const os = require('os');
 const path = require('path');
 const { spawnSync } = require('child_process');
 
-const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : dflt;
+const { parseArgs } = require('util');
+
+const USAGE = `usage: npm run bench -- [options]   (or npx onestep bench [options])
+
+  --model NAME     ${'sd_turbo'} (default), sd21_base, sd15, lcm_dreamshaper_v7, sdxl_turbo, sdxl_base:
+                   a random-weight model in that real architecture, written once to
+                   .cache/random-models/NAME (SD-Turbo about 2.5 GB, SDXL about 7 GB) and reused
+  --size N         image size (default 512; a multiple of 8)
+  --runs N         warm runs per stage (default 3; the median is reported)
+  --steps N        UNet steps counted in the summary (default 1; e.g. 4 for LCM)
+  --threads N      CPU threads (ONESTEP_NUM_THREADS)
+  --skip LIST      stages to skip: text,unet,vae,taesd
+  --device DEV     cpu (default) or cuda
+  --gemm           also run scripts/bench-gemm.js
+  -h, --help       this text (nothing is written)`;
+
+let parsed;
+try {
+  parsed = parseArgs({
+    args: process.argv.slice(2),
+    options: {
+      model: { type: 'string' },
+      size: { type: 'string' },
+      runs: { type: 'string' },
+      steps: { type: 'string' },
+      threads: { type: 'string' },
+      skip: { type: 'string' },
+      device: { type: 'string' },
+      gemm: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+    allowPositionals: false,
+  }).values;
+} catch (e) {
+  console.error(`bench: ${e.message}\n\n${USAGE}`);
+  process.exit(2);
+}
+if (parsed.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+const MODELS = ['sd_turbo', 'sd21_base', 'sd15', 'lcm_dreamshaper_v7', 'sdxl_turbo', 'sdxl_base'];
+const usage = (msg) => {
+  console.error(`bench: ${msg}\n\n${USAGE}`);
+  process.exit(2);
 };
-if (opt('threads')) process.env.ONESTEP_NUM_THREADS = opt('threads');
+const intOpt = (name, dflt, min, step = 1) => {
+  const v = parsed[name];
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < min || n % step) usage(`--${name} must be an integer >= ${min}${step > 1 ? ` and a multiple of ${step}` : ''}, got '${v}'`);
+  return n;
+};
+const opt = (name, dflt) => parsed[name] ?? dflt;
+const args = process.argv.slice(2);
+if (parsed.model !== undefined && !MODELS.includes(parsed.model)) usage(`--model must be one of ${MODELS.join(', ')}, got '${parsed.model}'`);
+if (parsed.threads !== undefined) process.env.ONESTEP_NUM_THREADS = String(intOpt('threads', 0, 1));
 
 const root = path.resolve(__dirname, '..');
 const dist = path.join(root, 'dist');
@@ -33,18 +85,22 @@ const { makeRandomModel } = require('./make-random-model.js');
 
 const modelName = opt('model', 'sd_turbo');
 const device = opt('device', 'cpu');
-if (!['cpu', 'cuda'].includes(device)) throw new Error(`--device must be cpu or cuda, got ${device}`);
-const size = Number(opt('size', 512));
-const runs = Number(opt('runs', 3));
-const steps = Number(opt('steps', 1)); // UNet steps in the summary (e.g. 4 for LCM)
+if (!['cpu', 'cuda'].includes(device)) usage(`--device must be cpu or cuda, got '${device}'`);
+const STAGES = ['text', 'unet', 'vae', 'taesd'];
+const size = intOpt('size', 512, 8, 8);
+const runs = intOpt('runs', 3, 1);
+const steps = intOpt('steps', 1, 1); // UNet steps in the summary (e.g. 4 for LCM)
 const skip = new Set((opt('skip', '') || '').split(',').filter(Boolean));
+for (const s of skip) if (!STAGES.includes(s)) usage(`--skip takes ${STAGES.join(', ')}, got '${s}'`);
 const cacheDir = path.join(root, '.cache', 'random-models');
 
 function ensureModel(config) {
   const dir = path.join(cacheDir, config);
   if (!fs.existsSync(path.join(dir, 'RANDOM_WEIGHTS.txt'))) {
-    console.log(`bench: writing random-weight ${config} to ${path.relative(root, dir)} (once)`);
+    console.log(`bench: writing the random-weight ${config} model to ${path.relative(root, dir)} (once; reused by later runs; delete the folder to free the space)`);
     makeRandomModel({ config, out: dir, log: (l) => console.log(l) });
+  } else {
+    console.log(`bench: reusing ${path.relative(root, dir)}`);
   }
   return dir;
 }

@@ -61,7 +61,8 @@ describe('CLI generate', function () {
     assert.ok(!fs.readFileSync(path.join(dir, 'lora.png')).equals(fs.readFileSync(path.join(dir, 'plain.png'))));
     const zero = gen('zero.png', ['--lora', `${lora('sd15_lora_kohya_full')}:0`, '-q']);
     assert.strictEqual(zero.status, 0, zero.stderr);
-    assert.ok(fs.readFileSync(path.join(dir, 'zero.png')).equals(fs.readFileSync(path.join(dir, 'plain.png'))), 'scale 0: the plain image');
+    const pixels = (f) => PNG.sync.read(fs.readFileSync(path.join(dir, f))).data;
+    assert.ok(pixels('zero.png').equals(pixels('plain.png')), 'scale 0: the plain image');
     const strict = gen('x.png', ['--lora', lora('sdxl_lora_peft'), '--strict-lora']);
     assert.strictEqual(strict.status, 1);
     assert.match(strict.stderr, /tensors were not applied.*\[ERR_ONESTEP_LORA\]/);
@@ -111,3 +112,91 @@ describe('CLI generate', function () {
     assert.match(r.stdout, /--scheduler NAME/);
   });
 });
+
+describe('CLI: reproducible outputs, errors before the work', function () {
+  this.timeout(120000);
+  let dir;
+  const model = () => fixture('models', 'tiny-sd21');
+  before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onestep-cli2-'));
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('without --seed it prints the seed it drew; the PNG carries the parameters; onestep info reads them and the remake command gives the same image', () => {
+    const out = path.join(dir, 'drawn.png');
+    const r = run(['generate', '-m', model(), '-p', 'a red fox, in snow', '-n', 'blurry', '--cfg', '2', '-o', out]);
+    assert.strictEqual(r.status, 0, r.stderr);
+    const seed = /; seed (\d+);/.exec(r.stderr)?.[1];
+    assert.ok(seed, r.stderr);
+    const info = run(['info', out]);
+    assert.strictEqual(info.status, 0, info.stderr);
+    assert.match(info.stdout, /^  a red fox, in snow$/m);
+    assert.match(info.stdout, /^  Negative prompt: blurry$/m);
+    assert.match(info.stdout, new RegExp(`Steps: 1, Sampler: Euler a, CFG scale: 2, Seed: ${seed}, Size: 64x64, Model: tiny-sd21`));
+    const json = JSON.parse(run(['info', out, '--json']).stdout);
+    assert.strictEqual(json.onestep.seed, seed);
+    // the remake: same seed, same options, same pixels
+    const again = path.join(dir, 'again.png');
+    const r2 = run(['generate', '-m', model(), '-p', 'a red fox, in snow', '-n', 'blurry', '--cfg', '2', '--seed', seed, '-o', again, '-q']);
+    assert.strictEqual(r2.status, 0, r2.stderr);
+    assert.ok(PNG.sync.read(fs.readFileSync(out)).data.equals(PNG.sync.read(fs.readFileSync(again)).data));
+    const plain = path.join(dir, 'plain.png');
+    assert.strictEqual(run(['generate', '-m', model(), '-p', 'x', '--no-metadata', '-o', plain, '-q']).status, 0);
+    assert.match(run(['info', plain]).stdout, /no generation parameters/);
+  });
+
+  it('a prompt past the 77-token window: one warning line naming how many tokens were dropped', () => {
+    const long = `a lighthouse ${Array.from({ length: 90 }, (_, i) => `w${i}`).join(' ')}`;
+    const r = run(['generate', '-m', model(), '-p', long, '-o', path.join(dir, 'long.png')]);
+    assert.strictEqual(r.status, 0, r.stderr);
+    const w = r.stderr.split('\n').filter((l) => l.startsWith('warning:'));
+    assert.strictEqual(w.length, 1, r.stderr);
+    assert.match(w[0], /the prompt has \d+ tokens; the text encoder reads 75, so the last \d+ were dropped/);
+  });
+
+  it('output path problems, bad seeds and unknown options are refused before the model loads', () => {
+    const cases = [
+      [['-o', path.join(dir, 'no', 'such', 'dir', 'x.png')], 1, /output folder not found: .*dir \[ERR_ONESTEP_FILE_NOT_FOUND\]/],
+      [['-o', dir], 1, /is a folder; give a file name/],
+      [['-o', `${dir}/`], 1, /is a folder/],
+      [['--seed', '-1'], 1, /seed must be an integer in 0\.\.2\^64-1 \(omit it for a random one\), got -1 \[ERR_ONESTEP_ARGUMENT\]/],
+      [['--seed', '18446744073709551616'], 1, /seed must be an integer in 0\.\.2\^64-1.*got 18446744073709551616 \[/],
+      [['--seed', 'abc'], 2, /--seed must be an integer/],
+    ];
+    for (const [extra, code, re] of cases) {
+      const r = run(['generate', '-m', model(), '-p', 'x', ...extra]);
+      assert.strictEqual(r.status, code, `${extra.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, re, extra.join(' '));
+      assert.doesNotMatch(r.stderr, /loading/, `${extra.join(' ')}: checked before loading`);
+      assert.doesNotMatch(r.stderr, /\d+n\b/, 'no BigInt suffix in messages');
+    }
+  });
+
+  it('negative numbers and a bare --taesd parse as meant', () => {
+    // --cfg -2 reaches the pipeline (which refuses it), not parseArgs' "ambiguous"
+    const neg = run(['generate', '-m', model(), '-p', 'x', '--cfg', '-2', '-o', path.join(dir, 'n.png')]);
+    assert.strictEqual(neg.status, 1, neg.stderr);
+    assert.match(neg.stderr, /guidanceScale must be in \[0, 100\], got -2/);
+    // a bare --taesd means the family's standard TAESD: offline, the hub lookup of that repo is what fails
+    const t = run(['generate', '-m', model(), '-p', 'x', '--taesd', '-o', path.join(dir, 't.png')], { env: { ...process.env, HF_HUB_OFFLINE: '1', HF_HOME: path.join(dir, 'hf') } });
+    assert.strictEqual(t.status, 1, t.stderr);
+    assert.match(t.stderr, /madebyollin\/taesd/);
+    assert.doesNotMatch(t.stderr, /ambiguous|argument missing/);
+  });
+
+  it('every subcommand answers --help without side effects; bench says what it writes, and refuses bad options', () => {
+    const cache = path.resolve(__dirname, '..', '.cache', 'random-models');
+    const before = fs.existsSync(cache) ? fs.readdirSync(cache).sort() : [];
+    for (const cmd of ['generate', 'serve', 'download', 'info', 'bench', 'golden']) {
+      const r = run([cmd, '--help']);
+      assert.strictEqual(r.status, 0, `${cmd}: ${r.stderr}`);
+      assert.match(r.stdout, /usage/, cmd);
+    }
+    assert.deepStrictEqual(fs.existsSync(cache) ? fs.readdirSync(cache).sort() : [], before, 'bench --help wrote nothing');
+    const b = run(['bench', '--size', '100']);
+    assert.strictEqual(b.status, 2);
+    assert.match(b.stderr, /--size must be an integer >= 8 and a multiple of 8/);
+    assert.match(run(['bench', '--help']).stdout, /written once to\s+\.cache\/random-models\/NAME .* and reused/s);
+  });
+});
+

@@ -93,7 +93,7 @@ function onMessage(msg) {
     el.placeholder.hidden = true;
     const roundTrip = req ? performance.now() - req.at : msg.latencyMs;
     el.latency.textContent = `${Math.round(roundTrip)} ms`;
-    el.detail.textContent = `(generation ${Math.round(msg.latencyMs)} ms · seed ${msg.seed} · ${img.width}×${img.height}${req && req.mode === 'img2img' ? ' · img2img' : ''})`;
+    el.detail.textContent = `(generation ${Math.round(msg.latencyMs)} ms · seed ${msg.seed} · ${img.width}×${img.height}${req && req.mode === 'img2img' ? ' · img2img' : ''})${msg.warnings && msg.warnings.length ? ` — ${msg.warnings.join('; ')}` : ''}`;
     showError('');
     for (const id of sent.keys()) if (id <= msg.id) sent.delete(id);
   } else if (msg.type === 'error') {

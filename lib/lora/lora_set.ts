@@ -43,6 +43,25 @@ export interface LoraAdapterReport {
   skipped: SkippedKey[];
 }
 
+/**
+ * One line on the tensors of an adapter that were not applied, reasons grouped with their counts
+ * ("549 of 864 tensors were not applied: 549 the model has no text_encoder_2"); `detail` adds the
+ * first keys (ONESTEP_DEBUG=1 sets it by default). Undefined when everything applied.
+ */
+export function skippedWarning(r: LoraAdapterReport, detail = !!process.env.ONESTEP_DEBUG): string | undefined {
+  if (!r.skipped.length) return undefined;
+  const reasons = new Map<string, number>();
+  for (const s of r.skipped) {
+    // one reason per kind: module names vary, the rest does not
+    const kind = s.reason.replace(/'[^']*'/g, "'…'");
+    reasons.set(kind, (reasons.get(kind) ?? 0) + 1);
+  }
+  const grouped = [...reasons].sort((a, b) => b[1] - a[1]).slice(0, 4).map(([why, n]) => `${n} ${why}`).join('; ');
+  const more = reasons.size > 4 ? `; ${reasons.size - 4} more reasons` : '';
+  const keys = detail ? ` — ${r.skipped.slice(0, 10).map((k) => `${k.key} (${k.reason})`).join('; ')}${r.skipped.length > 10 ? '; ...' : ''}` : ' (ONESTEP_DEBUG=1 lists them)';
+  return `LoRA ${r.path}: ${r.skipped.length} of ${r.tensors} tensors were not applied: ${grouped}${more}${keys}`;
+}
+
 export interface LoraReport {
   adapters: LoraAdapterReport[];
   /** weights that now differ from the checkpoint, by component */
@@ -131,12 +150,8 @@ export class LoraSet {
         const r = format.convert(keys, alpha, this.target());
         const a: Adapter = { name, path: spec.path, file, format: format.name, modules: r.modules, skipped: r.skipped, tensors: keys.length, scale };
         added.push(a);
-        if (r.skipped.length) {
-          const list = r.skipped.slice(0, 10).map((k) => `${k.key} (${k.reason})`).join('; ');
-          const msg = `LoRA ${spec.path}: ${r.skipped.length} of ${keys.length} tensors were not applied: ${list}${r.skipped.length > 10 ? '; ...' : ''}`;
-          if (options.strict) throw new LoraError(msg);
-          process.emitWarning(msg, { code: 'ONESTEP_LORA_SKIPPED' });
-        }
+        // not applied tensors: an error with strict, else reported (skippedWarning) once the fusion worked
+        if (r.skipped.length && options.strict) throw new LoraError(skippedWarning(this.describe(a), true) as string);
         if (r.modules.length === 0) throw new LoraError(`${spec.path}: none of its tensors matches a module of this model`);
       }
     } catch (e) {

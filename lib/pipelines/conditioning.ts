@@ -15,6 +15,30 @@ export interface Conditioning {
   textEmbeds?: Float32Array;
   /** the token ids fed to each encoder, for traces */
   ids: Record<string, number[][]>;
+  /** texts longer than the encoders' window (cut as diffusers does: the first modelMaxLength - 2 tokens kept) */
+  truncated: Truncation[];
+}
+
+export interface Truncation {
+  role: 'prompt' | 'negative prompt';
+  /** index in the prompt list */
+  index: number;
+  text: string;
+  /** prompt tokens (without BOS / EOS) and how many the encoder reads */
+  tokens: number;
+  kept: number;
+}
+
+/** The texts a tokenizer cuts, by role (the longest count when several tokenizers read the same text). */
+function truncations(tok: CLIPTokenizer, texts: string[], role: Truncation['role'], into: Truncation[]): void {
+  texts.forEach((text, index) => {
+    const r = tok.encodeWithInfo(text);
+    if (!r.truncated) return;
+    const t = { role, index, text, tokens: r.numTokens, kept: tok.modelMaxLength - 2 };
+    const same = into.find((x) => x.role === role && x.index === index);
+    if (!same) into.push(t);
+    else if (t.tokens - t.kept > same.tokens - same.kept) Object.assign(same, t);
+  });
 }
 
 export interface TextConditioner {
@@ -90,7 +114,10 @@ export class SDConditioner implements TextConditioner {
       context = concatRows(repeatRows(neg.hidden, negatives.length, perPrompt), context);
     }
     const rows = prompts.length * perPrompt * (negatives ? 2 : 1);
-    return { context, rows, length: L, width: this.width, ids };
+    const truncated: Truncation[] = [];
+    truncations(this.tokenizer, prompts, 'prompt', truncated);
+    if (negatives) truncations(this.tokenizer, negatives, 'negative prompt', truncated);
+    return { context, rows, length: L, width: this.width, ids, truncated };
   }
 
   dispose(): void {
@@ -155,7 +182,12 @@ export class SDXLConditioner implements TextConditioner {
       textEmbeds = concatRows(negPooled, textEmbeds);
     }
     const rows = prompts.length * perPrompt * (negatives ? 2 : 1);
-    return { context, rows, length: this.tok1.modelMaxLength, width: this.width, textEmbeds, ids };
+    const truncated: Truncation[] = [];
+    for (const tok of [this.tok1, this.tok2]) {
+      truncations(tok, prompts, 'prompt', truncated);
+      if (negatives && !zeroNegatives) truncations(tok, negatives, 'negative prompt', truncated);
+    }
+    return { context, rows, length: this.tok1.modelMaxLength, width: this.width, textEmbeds, ids, truncated };
   }
 
   dispose(): void {

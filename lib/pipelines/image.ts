@@ -2,10 +2,16 @@
 import * as fs from 'fs';
 import { PNG } from 'pngjs';
 import { ArgumentError, FileNotFoundError } from '../errors';
-import { pngChunks } from './png';
+import { type GenerationParams, metadataChunks } from './metadata';
+import { pngChunks, withTextChunks } from './png';
 import { resizeLanczos } from './resize';
 
-/** One generated image: 8-bit RGB (row-major, 3 bytes per pixel). */
+export interface PngOptions {
+  /** write what made the image as text chunks (`parameters` as the web UIs read it, and `onestep` JSON); default true */
+  metadata?: boolean;
+}
+
+/** One generated image: 8-bit RGB (row-major, 3 bytes per pixel), and what made it. */
 export class GeneratedImage {
   constructor(
     readonly width: number,
@@ -14,17 +20,27 @@ export class GeneratedImage {
     readonly rgb: Uint8Array,
     /** the final latents [4, h, w] (NCHW, unscaled) when generate() was asked for them */
     readonly latents?: Float32Array,
+    /** the generation's parameters: seed (the one drawn when none was given), sampler, size, ... */
+    readonly params?: GenerationParams,
+    /** what the generation warned about (e.g. prompt tokens beyond the text encoder's window) */
+    readonly warnings: readonly string[] = [],
   ) {}
 
-  /** PNG file contents. */
-  png(): Buffer {
-    const png = new PNG({ width: this.width, height: this.height, colorType: 2, inputColorType: 2, inputHasAlpha: false });
-    png.data = Buffer.from(this.rgb.buffer, this.rgb.byteOffset, this.rgb.byteLength);
-    return PNG.sync.write(png, { colorType: 2, inputColorType: 2, inputHasAlpha: false });
+  /** The seed that reproduces this image (decimal), if it was drawn from a seed. */
+  get seed(): string | undefined {
+    return this.params?.seed;
   }
 
-  async save(path: string): Promise<void> {
-    await fs.promises.writeFile(path, this.png());
+  /** PNG file contents, with the generation parameters as text chunks unless `metadata: false`. */
+  png(options: PngOptions = {}): Buffer {
+    const png = new PNG({ width: this.width, height: this.height, colorType: 2, inputColorType: 2, inputHasAlpha: false });
+    png.data = Buffer.from(this.rgb.buffer, this.rgb.byteOffset, this.rgb.byteLength);
+    const bytes = PNG.sync.write(png, { colorType: 2, inputColorType: 2, inputHasAlpha: false });
+    return options.metadata !== false && this.params ? withTextChunks(bytes, metadataChunks(this.params)) : bytes;
+  }
+
+  async save(path: string, options: PngOptions = {}): Promise<void> {
+    await fs.promises.writeFile(path, this.png(options));
   }
 }
 

@@ -215,14 +215,15 @@ interface Loaded {
   vae: OwnVae;
 }
 
-async function fromFolder(dir: string, options: LoadOptions): Promise<Loaded> {
+async function fromFolder(dir: string, options: LoadOptions, id = dir): Promise<Loaded> {
   const indexFile = path.join(dir, 'model_index.json');
   const index = readJsonFile(indexFile, 'model_index.json');
   const v = { variant: options.variant, device: options.resolvedDevice };
   const two = index.text_encoder_2 !== undefined && index.text_encoder_2 !== null;
   const names = two ? ['', '_2'] : [''];
   return {
-    name: path.basename(path.resolve(dir)),
+    // a local folder by its name; a hub model by its repo id (not the cache's snapshot folder)
+    name: fs.existsSync(id) ? path.basename(path.resolve(dir)) : id,
     cls: String(index._class_name ?? ''),
     clsSource: indexFile,
     forceZerosForEmptyPrompt: index.force_zeros_for_empty_prompt !== false,
@@ -304,7 +305,7 @@ export async function loadPipeline(idOrDir: string, options: LoadOptions = {}): 
   }
   const loaded = isSingleFile(idOrDir)
     ? await fromSingleFile(idOrDir, options)
-    : await fromFolder(await resolveModelFolder(idOrDir, { ...options, purpose: 'pipeline' }), options);
+    : await fromFolder(await resolveModelFolder(idOrDir, { ...options, purpose: 'pipeline' }), options, idOrDir);
   const entry = pipelineClassInfo(loaded.cls);
   if (!entry) {
     for (const comp of [loaded.unet, ...loaded.textEncoders]) comp.dispose();

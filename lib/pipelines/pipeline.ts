@@ -9,10 +9,12 @@ import type { AutoencoderKL } from '../models/vae/autoencoder_kl';
 import type { AutoencoderTiny } from '../models/vae/autoencoder_tiny';
 import type { ConsistencyDecoderVAE } from '../models/vae/consistency_decoder';
 import { type NativeTensor, addon, callNative } from '../native';
-import { type NormalVariant, type Seed } from '../rng';
+import { DEFAULT_NORMAL_VARIANT, type NormalVariant, type Seed } from '../rng';
+import { version } from '../version';
+import type { GenerationParams } from './metadata';
 import { type Plan, type SchedulerName, createScheduler, minSliceSteps } from '../schedulers';
 import type { SchedulerConfig } from '../schedulers/common';
-import { type LoraComponent, type LoraReport, LoraSet, type LoraSpec } from '../lora';
+import { type LoraAdapterReport, type LoraComponent, type LoraReport, LoraSet, type LoraSpec, skippedWarning } from '../lora';
 import type { Weights } from '../models/weights';
 import { coeffVector } from '../schedulers/step';
 import type { TextConditioner } from './conditioning';
@@ -61,7 +63,12 @@ export interface GenerateOptions {
   steps?: number;
   /** classifier-free guidance scale; > 1 enables it (LCM models: the guidance embedding's w + 1) */
   guidanceScale?: number;
-  seed?: Seed;
+  /**
+   * 0..2^64-1 (a number up to 2^53-1, a bigint or a decimal string): torch.Generator('cpu')
+   * .manual_seed(seed) gives the same latents. Omitted: a random one in 0..2^32-1, recorded in
+   * the image's params (and its PNG). Negative seeds are refused (no "-1 means random").
+   */
+  seed?: Seed | string;
   /** randn's float32 variant (see docs/RNG.md); default 'avx2' */
   rngVariant?: NormalVariant;
   width?: number;
@@ -100,6 +107,8 @@ export interface GenerateOptions {
   /** also return the final latents with each image */
   returnLatents?: boolean;
   onProgress?: (e: ProgressEvent) => void;
+  /** called with each warning of the generation (they are also on every image's `warnings`) */
+  onWarning?: (message: string) => void;
   signal?: AbortSignal;
   /** where random draws come from (tests); default a torch generator seeded with `seed` */
   noise?: NoiseSource;
@@ -167,13 +176,23 @@ export class Pipeline {
   /**
    * Loads LoRA adapters and fuses them (with any already loaded) into the UNet and text encoders.
    * Key styles: kohya (lora_unet_*, lora_te*_*), diffusers, PEFT, the old attention-processor
-   * format. Keys that do not map onto the model are a warning (an error with `strict`).
+   * format. Keys that do not map onto the model are one warning per adapter once the fusion
+   * worked (`onWarning`, else a process warning ONESTEP_LORA_SKIPPED; ONESTEP_DEBUG=1 lists the
+   * keys), an error with `strict`.
    */
-  loadLoras(specs: LoraSpec[], options: { strict?: boolean } = {}): Promise<LoraReport> {
-    return this.changeLoras((set) => {
-      const added = set.add(specs, options);
+  async loadLoras(specs: LoraSpec[], options: { strict?: boolean; onWarning?: (message: string) => void } = {}): Promise<LoraReport> {
+    let added: LoraAdapterReport[] = [];
+    const report = await this.changeLoras((set) => {
+      added = set.add(specs, { strict: options.strict });
       return () => set.remove(added.map((a) => a.name));
     });
+    for (const a of added) {
+      const w = skippedWarning(a);
+      if (!w) continue;
+      if (options.onWarning) options.onWarning(w);
+      else process.emitWarning(w, { code: 'ONESTEP_LORA_SKIPPED' });
+    }
+    return report;
   }
 
   /** Changes adapter scales and re-fuses the weights (from the checkpoint, never by subtraction). */
@@ -354,7 +373,8 @@ export class Pipeline {
       trace('plan.timesteps', Float64Array.from(plan.timesteps));
       trace('plan.init_noise_sigma', Float64Array.of(plan.initNoiseSigma));
     }
-    const noise: NoiseSource = o.noise ?? new TorchNoise(o.seed ?? randomSeed(), o.rngVariant);
+    const seed = o.noise ? undefined : o.seed === undefined ? BigInt(randomSeed()) : generationSeed(o.seed);
+    const noise: NoiseSource = o.noise ?? new TorchNoise(seed as bigint, o.rngVariant);
     const progress = (stage: ProgressEvent['stage'], step: number, steps: number) => o.onProgress?.({ stage, step, steps, elapsedMs: Date.now() - started });
 
     // ---- conditioning ------------------------------------------------------------------
@@ -374,6 +394,12 @@ export class Pipeline {
       // diffusers ignores it as well without guidance; say so rather than silently
     }
     const cond = await p.conditioner.encode(prompts, negatives, perPrompt, zeroNegatives);
+    // diffusers cuts prompts to the text encoder's window too, with a warning: so do we, loudly
+    const warnings = cond.truncated.map(
+      (t) =>
+        `the ${t.role}${prompts.length > 1 ? ` #${t.index + 1}` : ''} has ${t.tokens} tokens; the text encoder reads ${t.kept}, so the last ${t.tokens - t.kept} were dropped (as in diffusers)`,
+    );
+    for (const w of warnings) o.onWarning?.(w);
     checkAbort();
     if (trace) {
       for (const [k, v] of Object.entries(cond.ids)) trace(k, Float32Array.from(v.flat()));
@@ -465,11 +491,33 @@ export class Pipeline {
       const decoded = await this.decode(final, batch, h, w, noise, trace);
       const images: GeneratedImage[] = [];
       const unitAll = new Float32Array(batch * 3 * height * width);
+      const loras = Object.entries(this.loras?.scales() ?? {}).map(([name, scale]) => ({ name, scale }));
       for (let b = 0; b < batch; b++) {
         const { unit, rgb } = toRgb(decoded, b, height, width);
         unitAll.set(unit, b * unit.length);
         const lat = o.returnLatents ? final.slice(b * C * h * w, (b + 1) * C * h * w) : undefined;
-        images.push(new GeneratedImage(width, height, rgb, lat));
+        // the negative prompt only where it was used (under classifier-free guidance)
+        const neg = negatives?.[Math.floor(b / perPrompt)];
+        const params: GenerationParams = {
+          prompt: prompts[Math.floor(b / perPrompt)],
+          negativePrompt: neg || undefined,
+          steps,
+          sampler: plan.scheduler,
+          guidanceScale: guidance,
+          seed: seed?.toString(),
+          rngVariant: o.rngVariant ?? DEFAULT_NORMAL_VARIANT,
+          width,
+          height,
+          model: p.name,
+          loras,
+          strength,
+          eta: o.eta ?? d.eta,
+          timesteps: o.timesteps,
+          batchSize: batch,
+          batchIndex: b,
+          version: `onestep ${version}`,
+        };
+        images.push(new GeneratedImage(width, height, rgb, lat, params, warnings));
       }
       if (trace) trace('image', unitAll);
       progress('decode', 1, 1);
@@ -558,6 +606,17 @@ export class Pipeline {
     this.parts.decoder.model.dispose();
     this.parts.encoder?.dispose();
   }
+}
+
+/** A generation's seed: an integer 0..2^64-1 (number, bigint or decimal string), as a bigint. */
+export function generationSeed(seed: unknown): bigint {
+  const show = typeof seed === 'bigint' ? seed.toString() : typeof seed === 'string' ? (/^-?\d{1,40}$/.test(seed) ? seed : JSON.stringify(seed.slice(0, 40))) : String(seed);
+  let s: bigint | undefined;
+  if (typeof seed === 'number' && Number.isSafeInteger(seed)) s = BigInt(seed);
+  else if (typeof seed === 'bigint') s = seed;
+  else if (typeof seed === 'string' && /^\d{1,20}$/.test(seed)) s = BigInt(seed);
+  if (s === undefined || s < 0n || s >= 2n ** 64n) throw new ArgumentError(`seed must be an integer in 0..2^64-1 (omit it for a random one), got ${show}`);
+  return s;
 }
 
 function randomSeed(): number {

@@ -1,5 +1,6 @@
 // npx onestep serve -m MODEL: the page and the APIs on 127.0.0.1 until SIGINT / SIGTERM.
 import { parseArgs } from 'util';
+import { type ArgSpec, normalizeArgs, parseArgsOptions } from '../cli_args';
 import { DEFAULT_LIMITS, DEFAULT_PORT, type ServerLimits } from './options';
 import type { GenerationEvent } from './service';
 import type { RequestEvent } from './server';
@@ -37,34 +38,36 @@ function int(v: string | undefined, what: string, min: number): number | undefin
   return n;
 }
 
+const SERVE_ARGS = {
+  model: { type: 'string', short: 'm' },
+  host: { type: 'string' },
+  port: { type: 'string' },
+  'api-key': { type: 'string' },
+  cors: { type: 'string', multiple: true },
+  'allow-host': { type: 'string', multiple: true },
+  'max-size': { type: 'string' },
+  'max-steps': { type: 'string' },
+  'max-batch': { type: 'string' },
+  'max-body': { type: 'string' },
+  'max-queue': { type: 'string' },
+  taesd: { type: 'string', optional: true },
+  vae: { type: 'string' },
+  lora: { type: 'string', multiple: true },
+  variant: { type: 'string' },
+  config: { type: 'string' },
+  prediction: { type: 'string' },
+  device: { type: 'string' },
+  quiet: { type: 'boolean', short: 'q' },
+  help: { type: 'boolean', short: 'h' },
+} satisfies Record<string, ArgSpec>;
+
 /** Runs the server until a signal; resolves with the exit code. OnestepErrors propagate (exit 1). */
 export async function serveMain(argv: string[]): Promise<number> {
   let values;
   try {
     values = parseArgs({
-      args: argv,
-      options: {
-        model: { type: 'string', short: 'm' },
-        host: { type: 'string' },
-        port: { type: 'string' },
-        'api-key': { type: 'string' },
-        cors: { type: 'string', multiple: true },
-        'allow-host': { type: 'string', multiple: true },
-        'max-size': { type: 'string' },
-        'max-steps': { type: 'string' },
-        'max-batch': { type: 'string' },
-        'max-body': { type: 'string' },
-        'max-queue': { type: 'string' },
-        taesd: { type: 'string' },
-        vae: { type: 'string' },
-        lora: { type: 'string', multiple: true },
-        variant: { type: 'string' },
-        config: { type: 'string' },
-        prediction: { type: 'string' },
-        device: { type: 'string' },
-        quiet: { type: 'boolean', short: 'q' },
-        help: { type: 'boolean', short: 'h' },
-      },
+      args: normalizeArgs(argv, SERVE_ARGS),
+      options: parseArgsOptions(SERVE_ARGS),
       allowPositionals: false,
       strict: true,
     }).values;
@@ -101,8 +104,7 @@ export async function serveMain(argv: string[]): Promise<number> {
   const taesd = values.taesd === undefined ? undefined : values.taesd === '' || values.taesd === 'true' ? true : values.taesd;
   const { parseLoraArg } = await import('../lora');
   const loras = (values.lora ?? []).map(parseLoraArg); // loadPipeline resolves files and hub repo ids
-  if (!quiet) console.error(`loading ${values.model} ...`);
-  const t0 = Date.now();
+  let t0 = Date.now();
   const server = await serve(values.model, {
     host: values.host,
     port,
@@ -118,6 +120,10 @@ export async function serveMain(argv: string[]): Promise<number> {
       taesd,
       vae: values.vae,
       loras,
+    },
+    onLoading: () => {
+      t0 = Date.now();
+      if (!quiet) console.error(`loading ${values.model} ...`);
     },
   });
   const o = server.options;

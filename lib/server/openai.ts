@@ -52,6 +52,7 @@ export function openAIResponse(r: GenerationResult, format: OpenAIRequest['respo
   return {
     created: Math.floor(Date.now() / 1000),
     data: r.images.map((img) => (format === 'url' ? { url: `data:image/png;base64,${img.png.toString('base64')}` } : { b64_json: img.png.toString('base64') })),
+    ...(r.warnings.length ? { warnings: r.warnings } : {}),
   };
 }
 

@@ -71,6 +71,12 @@ export function resolveOptions(o: ServerOptions): ResolvedOptions {
   if (!o || typeof o !== 'object') throw new ArgumentError('createServer needs an options object with a pipeline');
   const p = o.pipeline as Partial<ServedPipeline> | undefined;
   if (!p || typeof p.generate !== 'function') throw new ArgumentError('createServer: options.pipeline must be a loaded Pipeline (see loadPipeline)');
+  return { ...resolveSettings(o), pipeline: o.pipeline };
+}
+
+/** Every server option but the pipeline, checked (serve() checks them before loading the model). */
+export function resolveSettings(o: Omit<ServerOptions, 'pipeline'>): Omit<ResolvedOptions, 'pipeline'> {
+  if (!o || typeof o !== 'object') throw new ArgumentError('server options must be an object');
   const port = o.port ?? DEFAULT_PORT;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ArgumentError(`port must be an integer in 0..65535, got ${o.port}`);
   if (o.apiKey !== undefined && (typeof o.apiKey !== 'string' || o.apiKey.length < 8)) throw new ArgumentError('apiKey must be a string of at least 8 characters');
@@ -89,8 +95,8 @@ export function resolveOptions(o: ServerOptions): ResolvedOptions {
     if (!Array.isArray(v) || v.some((s) => typeof s !== 'string' || s === '')) throw new ArgumentError(`${what} must be an array of non-empty strings`);
     return v as string[];
   };
+  if (o.host !== undefined && (typeof o.host !== 'string' || o.host === '')) throw new ArgumentError(`host must be a non-empty string, got ${JSON.stringify(o.host)}`);
   return {
-    pipeline: o.pipeline,
     host: o.host ?? '127.0.0.1',
     port,
     apiKey: o.apiKey,

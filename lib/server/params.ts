@@ -1,5 +1,6 @@
 // Request fields -> validated generation parameters. Shared by the JSON endpoint, the OpenAI
 // endpoint and the WebSocket channel; every violation is a 400 that names the field.
+import { generationSeed } from '../pipelines/pipeline';
 import type { Seed } from '../rng';
 import { SCHEDULER_NAMES, type SchedulerName } from '../schedulers';
 import { badRequest, overLimit } from './errors';
@@ -63,15 +64,21 @@ export function readNumber(o: Record<string, unknown>, k: string, min: number, m
   return v;
 }
 
-const MAX_SEED = 2n ** 64n - 1n;
 
-/** A seed: an integer 0..2^53-1, or a decimal string up to 2^64-1 (torch's range). */
+/**
+ * A seed: the pipelines' one rule (0..2^64-1; omitted: a random one), as a JSON number up to
+ * 2^53-1 or a decimal string above.
+ */
 export function readSeed(o: Record<string, unknown>, k: string): Seed | undefined {
   const v = o[k];
   if (v === undefined || v === null) return undefined;
-  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return v;
-  if (typeof v === 'string' && /^\d{1,20}$/.test(v) && BigInt(v) <= MAX_SEED) return BigInt(v);
-  throw badRequest(`'${k}' must be an integer in 0..2^53-1 or a decimal string up to 2^64-1, got ${typeof v === 'string' ? JSON.stringify(v.slice(0, 40)) : typeName(v) === 'number' ? v : typeName(v)}`);
+  if (typeof v !== 'number' && typeof v !== 'string') throw badRequest(`'${k}' must be an integer in 0..2^64-1 (a number, or a decimal string above 2^53-1), got ${typeName(v)}`);
+  try {
+    const s = generationSeed(v);
+    return s <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(s) : s;
+  } catch (e) {
+    throw badRequest(`'${k}': ${(e as Error).message}`);
+  }
 }
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);

@@ -19,7 +19,7 @@ export type ClientMessage = { type: 'generate'; id?: string | number; [field: st
 export type ServerMessage =
   | { type: 'hello'; model: object; limits: object }
   | { type: 'progress'; id: MessageId; stage: string; step: number; steps: number }
-  | { type: 'image'; id: MessageId; images: Array<{ b64_png: string; width: number; height: number }>; seed: number | string; latencyMs: number; queueMs: number }
+  | { type: 'image'; id: MessageId; images: Array<{ b64_png: string; width: number; height: number }>; seed: number | string; latencyMs: number; queueMs: number; warnings: string[] }
   | { type: 'aborted'; id: MessageId; reason: 'superseded' | 'cancelled' }
   | { type: 'error'; id: MessageId; error: { code: string; message: string } };
 
@@ -33,7 +33,7 @@ function readId(o: Record<string, unknown>): MessageId {
 }
 
 export function imageMessage(id: MessageId, r: GenerationResult): ServerMessage {
-  return { type: 'image', id, images: r.images.map((i) => ({ b64_png: i.png.toString('base64'), width: i.width, height: i.height })), seed: r.seed, latencyMs: r.latencyMs, queueMs: r.queueMs };
+  return { type: 'image', id, images: r.images.map((i) => ({ b64_png: i.png.toString('base64'), width: i.width, height: i.height })), seed: r.seed, latencyMs: r.latencyMs, queueMs: r.queueMs, warnings: r.warnings };
 }
 
 class Session {

@@ -106,13 +106,14 @@ export const ROUTES: Record<string, Route> = {
       const params = parseGenerate(body, ctx.options.limits);
       if (format === 'png' && (params.batchSize ?? 1) > 1) throw badRequest("'format': 'png' returns one image; use 'json' for a batch");
       const r = await generateFor(ctx, res, params, 'http');
-      const timing = { 'X-Seed': String(r.seed), 'X-Latency-Ms': r.latencyMs.toFixed(1), 'X-Queue-Ms': r.queueMs.toFixed(1) };
+      const timing: Record<string, string> = { 'X-Seed': String(r.seed), 'X-Latency-Ms': r.latencyMs.toFixed(1), 'X-Queue-Ms': r.queueMs.toFixed(1) };
+      if (r.warnings.length) timing['X-Onestep-Warnings'] = r.warnings.join(' | ').replace(/[^\x20-\x7e]/g, '?');
       if (format === 'png') {
         sendBytes(res, 200, r.images[0].png, { 'Content-Type': 'image/png', 'Cache-Control': 'no-store', ...timing });
         return;
       }
       const images = r.images.map((i) => ({ b64_png: i.png.toString('base64'), width: i.width, height: i.height }));
-      sendJson(res, 200, { images, seed: r.seed, latencyMs: r.latencyMs, queueMs: r.queueMs }, timing);
+      sendJson(res, 200, { images, seed: r.seed, latencyMs: r.latencyMs, queueMs: r.queueMs, warnings: r.warnings }, timing);
     },
   },
 

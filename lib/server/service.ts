@@ -22,6 +22,8 @@ export interface GenerationResult {
   latencyMs: number;
   /** time spent waiting in the queue */
   queueMs: number;
+  /** what the generation warned about (e.g. prompt tokens past the text encoder's window) */
+  warnings: string[];
 }
 
 export type GenerationOutcome = 'done' | 'aborted' | 'error';
@@ -76,7 +78,8 @@ export class GenerationService extends EventEmitter {
         startedAt = performance.now();
         const images = await this.pipeline.generate({ ...params, seed, signal: o.signal, onProgress: o.onProgress });
         const pngs = images.map((img) => ({ png: img.png(), width: img.width, height: img.height }));
-        return { images: pngs, seed: typeof seed === 'bigint' && seed > BigInt(Number.MAX_SAFE_INTEGER) ? seed.toString() : Number(seed), latencyMs: performance.now() - startedAt, queueMs: startedAt - queuedAt };
+        const warnings = [...(images[0]?.warnings ?? [])];
+        return { images: pngs, seed: typeof seed === 'bigint' && seed > BigInt(Number.MAX_SAFE_INTEGER) ? seed.toString() : Number(seed), latencyMs: performance.now() - startedAt, queueMs: startedAt - queuedAt, warnings };
       }, o.signal);
       event('done');
       return result;

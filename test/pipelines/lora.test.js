@@ -72,4 +72,41 @@ describe('pipelines: LoRA', function () {
       xl.dispose();
     }
   });
+
+  it('tensors that do not apply: one short warning once the fusion worked; a failed load warns nothing and only throws', async () => {
+    const fs = require('fs');
+    const os = require('os');
+    const path = require('path');
+    const { openSafetensors, saveSafetensors } = require('../..');
+    const src = openSafetensors(lora('sd15_lora_kohya_te'));
+    const tensors = {};
+    for (const n of src.names()) tensors[n] = { dtype: 'F32', shape: src.info(n).shape, data: src.float32(n) };
+    src.close();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onestep-lora-warn-'));
+    const file = path.join(dir, 'partly.safetensors');
+    const r = { dtype: 'F32', shape: [2, 4], data: new Float32Array(8).fill(0.1) };
+    await saveSafetensors(file, { ...tensors, 'lora_vae_decoder_conv_in.lora_down.weight': r, 'lora_vae_decoder_conv_in.lora_up.weight': r });
+    const processWarnings = [];
+    const onProcessWarning = (w) => w.code === 'ONESTEP_LORA_SKIPPED' && processWarnings.push(w.message);
+    process.on('warning', onProcessWarning);
+    const p = await loadPipeline(sd15());
+    try {
+      const got = [];
+      await p.loadLoras([{ path: file }], { onWarning: (w) => got.push(w) });
+      assert.strictEqual(got.length, 1);
+      assert.match(got[0], /2 of \d+ tensors were not applied: 2 unknown kohya prefix/);
+      assert.ok(got[0].length < 400, `one short line: ${got[0].length} characters`);
+      // an SDXL LoRA on SD1.5: the load fails (shapes); nothing is warned, the weights are unchanged
+      const before = await rgb(p);
+      const failed = [];
+      await assert.rejects(p.loadLoras([{ path: lora('sdxl_lora_kohya') }], { onWarning: (w) => failed.push(w) }), LoraError);
+      await new Promise((res) => setImmediate(res));
+      assert.deepStrictEqual([failed, processWarnings], [[], []]);
+      assert.ok((await rgb(p)).equals(before));
+    } finally {
+      process.off('warning', onProcessWarning);
+      await p.dispose();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

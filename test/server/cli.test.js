@@ -70,4 +70,33 @@ describe('CLI serve', function () {
     assert.strictEqual(m.status, 1, m.stderr);
     assert.match(m.stderr, /\[ERR_ONESTEP_FILE_NOT_FOUND\]/);
   });
+
+  it('bad --port / --api-key values and a port in use fail before the model loads', async () => {
+    const net = require('net');
+    const model = fixture('models', 'tiny-sd21');
+    const key = spawnSync(process.execPath, [cli, 'serve', '-m', model, '--port', '0', '--api-key', 'short'], { encoding: 'utf8' });
+    assert.strictEqual(key.status, 1, key.stderr);
+    assert.match(key.stderr, /apiKey must be a string of at least 8 characters \[ERR_ONESTEP_ARGUMENT\]/);
+    assert.doesNotMatch(key.stderr, /loading/);
+    const big = spawnSync(process.execPath, [cli, 'serve', '-m', model, '--port', '70000'], { encoding: 'utf8' });
+    assert.strictEqual(big.status, 1, big.stderr);
+    assert.match(big.stderr, /port must be an integer in 0\.\.65535/);
+    assert.doesNotMatch(big.stderr, /loading/);
+    const busy = net.createServer();
+    await new Promise((r) => busy.listen(0, '127.0.0.1', r));
+    try {
+      const { port } = busy.address();
+      const r = await new Promise((resolve) => {
+        const c = spawn(process.execPath, [cli, 'serve', '-m', model, '--port', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let err = '';
+        c.stderr.on('data', (d) => (err += d));
+        c.on('exit', (code) => resolve({ code, err }));
+      });
+      assert.strictEqual(r.code, 1, r.err);
+      assert.match(r.err, new RegExp(`port ${port} on 127\\.0\\.0\\.1 is in use`));
+      assert.doesNotMatch(r.err, /loading/);
+    } finally {
+      busy.close();
+    }
+  });
 });

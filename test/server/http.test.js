@@ -79,6 +79,23 @@ describe('server: HTTP API', function () {
     assert.strictEqual(big.seed, '18446744073709551615');
   });
 
+  it('a prompt past the text encoder window: the response says how many tokens were dropped (JSON field, PNG header, OpenAI field)', async () => {
+    const prompt = Array.from({ length: 95 }, (_, i) => `w${i}`).join(' ');
+    const j = await request(`${s.url}generate`, { method: 'POST', json: { prompt, seed: 1 } });
+    assert.strictEqual(j.status, 200, j.body.toString());
+    assert.strictEqual(j.json().warnings.length, 1);
+    assert.match(j.json().warnings[0], /so the last \d+ were dropped/);
+    const p = await request(`${s.url}generate`, { method: 'POST', json: { prompt, seed: 1, format: 'png' } });
+    assert.match(p.headers['x-onestep-warnings'], /were dropped/);
+    const o = await request(`${s.url}v1/images/generations`, { method: 'POST', json: { prompt } });
+    assert.match(o.json().warnings[0], /were dropped/);
+    assert.deepStrictEqual((await request(`${s.url}generate`, { method: 'POST', json: { prompt: 'a fox', seed: 1 } })).json().warnings, []);
+    // the seed rule is the pipelines' one
+    const neg = await request(`${s.url}generate`, { method: 'POST', json: { prompt: 'x', seed: -1 } });
+    assertJsonError(neg, 400, 'ERR_ONESTEP_BAD_REQUEST');
+    assert.match(neg.json().error.message, /seed must be an integer in 0\.\.2\^64-1 \(omit it for a random one\)/);
+  });
+
   it("format 'png' answers image/png with the seed and latency in headers; batches come as JSON", async () => {
     const r = await request(`${s.url}generate`, { method: 'POST', json: { prompt: 'x', seed: 3, steps: 2, format: 'png' } });
     assert.strictEqual(r.status, 200);
