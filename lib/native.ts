@@ -97,8 +97,10 @@ function load(): { addon: NativeAddon; file: string } {
     file = require('node-gyp-build').resolve(packageRoot) as string;
   } catch (e) {
     throw new AddonLoadError(
-      `the onestep native addon is not built for ${process.platform}-${process.arch} (node ${process.versions.node}); ` +
-        `run "npm run build:native" in ${packageRoot}`,
+      `the onestep native addon is not built for ${process.platform}-${process.arch} (node ${process.versions.node}) and no prebuilt one matches. ` +
+        `It is built at install by onestep's install script (cmake or python3 + make, and a C++ compiler): allow that script ` +
+        `(npm: "allowScripts": { "onestep": true } in your package.json, or npm approve-scripts onestep) and run "npm rebuild onestep"; ` +
+        `in a clone of the repository run "npm run build:native" in ${packageRoot}`,
       e,
     );
   }
