@@ -36,6 +36,7 @@ const GENERATE_USAGE = `usage: onestep generate -m MODEL -p PROMPT [options]
       --timesteps LIST     explicit timesteps, e.g. 800 or 999,759,499,259 (LCM / TCD)
       --eta E              TCD gamma / DDIM eta
       --image FILE         img2img input PNG (resized to -W/-H as diffusers does; default its size, rounded down to 8)
+      --no-resize          refuse an --image of another size than -W/-H instead of resizing it
       --strength S         img2img strength (default 0.5; without --steps, enough steps to run one)
       --taesd [ID]         decode with TAESD (the family's standard repo, or a folder / repo id)
       --vae PATH           another VAE folder (AutoencoderKL or ConsistencyDecoderVAE)
@@ -108,6 +109,7 @@ const GENERATE_ARGS = {
   variant: { type: 'string' },
   device: { type: 'string' },
   'no-metadata': { type: 'boolean' },
+  'no-resize': { type: 'boolean' },
   verbose: { type: 'boolean', short: 'v' },
   quiet: { type: 'boolean', short: 'q' },
   help: { type: 'boolean', short: 'h' },
@@ -177,6 +179,7 @@ async function generate(argv: string[]): Promise<number> {
     timesteps,
     eta: num(values.eta, 'eta'),
     image: values.image,
+    resizeImage: !values['no-resize'],
     strength: num(values.strength, 'strength'),
   };
   const { loadPipeline, resolveLoraFile } = await import('./pipelines');

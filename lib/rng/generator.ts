@@ -70,7 +70,7 @@ const UINT64_END = 2n ** 64n;
 const INT64_END = 2n ** 63n;
 
 function describe(v: unknown): string {
-  if (typeof v === 'bigint') return `${v}n`;
+  if (typeof v === 'bigint') return v.toString();
   if (typeof v === 'string') return JSON.stringify(v);
   return String(v);
 }
