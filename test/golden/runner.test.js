@@ -14,7 +14,7 @@ const { copyWithCase, goldens, scratchTree } = require('../helpers/golden_copy')
 
 const cli = path.resolve(__dirname, '..', '..', 'dist', 'golden', 'cli.js');
 /** Golden kinds whose engine work is an open issue: reported TODO, visibly (issue 16: ControlNet). */
-const PENDING_KINDS = ['controlnet', 'controlnet_pipeline'];
+const PENDING_KINDS = ['controlnet_pipeline'];
 const NETWORK_FOLDERS = FIXTURE_FOLDERS.filter((f) => f.kind === 'network').map((f) => f.name);
 
 describe('golden runner', () => {

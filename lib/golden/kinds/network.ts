@@ -10,6 +10,7 @@ import { Comparison } from '../compare';
 import { CaseFieldError, checkFields, isObject, listedNames } from '../fields';
 import { CASE_FOLDERS } from '../folders';
 import type { CaseResult, FixtureContext, GoldenKind } from '../types';
+import { CONTROLNET_FIELDS, controlnetCase } from './controlnet';
 import { LORA_FIELDS, loraCase } from './lora';
 import { PIPELINE_FIELDS, pipelineCase } from './pipeline';
 import { textEncoderCase } from './text_encoder';
@@ -38,6 +39,7 @@ const runners: Record<string, Runner> = {
   unet: { run: unetCase, fields: UNET_FIELDS },
   pipeline: { run: pipelineCase, fields: PIPELINE_FIELDS },
   lora: { run: loraCase, fields: LORA_FIELDS },
+  controlnet: { run: controlnetCase, fields: CONTROLNET_FIELDS },
   vae_decode: { run: vaeDecodeCase, fields: VAE_FIELDS },
   vae_encode: { run: vaeEncodeCase, fields: VAE_FIELDS },
   taesd_decode: { run: taesdDecodeCase, fields: VAE_FIELDS },

@@ -7,18 +7,18 @@ import { ConfigReader, type Json, readJsonFile } from '../config';
 export type DownBlockType = 'CrossAttnDownBlock2D' | 'DownBlock2D';
 export type UpBlockType = 'CrossAttnUpBlock2D' | 'UpBlock2D';
 
-export interface UNetConfig {
+/**
+ * The fields of the down path (time embedding, conv_in, down blocks, mid block), which
+ * UNet2DConditionModel and ControlNetModel share (a ControlNet is a copy of a UNet's encoder half).
+ */
+export interface UNetEncoderConfig {
   inChannels: number;
-  outChannels: number;
   blockOutChannels: number[];
   downBlockTypes: DownBlockType[];
-  upBlockTypes: UpBlockType[];
   layersPerBlock: number[];
   /** heads per down block (diffusers' legacy attention_head_dim = number of heads) */
   heads: number[];
   transformerLayers: number[];
-  /** for the up blocks (reverse_transformer_layers_per_block, else reversed) */
-  upTransformerLayers: number[];
   crossAttentionDim: number;
   groups: number;
   eps: number;
@@ -28,12 +28,19 @@ export interface UNetConfig {
   useLinearProjection: boolean;
   downsamplePadding: number;
   convInKernel: number;
-  convOutKernel: number;
   centerInputSample: boolean;
   midBlockScale: number;
   timeCondProjDim: number | undefined;
   /** SDXL: addition_embed_type "text_time" */
   textTime: { timeEmbedDim: number; projectionInputDim: number } | undefined;
+}
+
+export interface UNetConfig extends UNetEncoderConfig {
+  outChannels: number;
+  upBlockTypes: UpBlockType[];
+  /** for the up blocks (reverse_transformer_layers_per_block, else reversed) */
+  upTransformerLayers: number[];
+  convOutKernel: number;
   sampleSize: number;
 }
 
@@ -50,19 +57,33 @@ export function parseUNetConfig(json: Json, label: string): UNetConfig {
   const c = new ConfigReader(json, label);
   const cls = c.str('_class_name', 'UNet2DConditionModel');
   c.require('_class_name', cls === 'UNet2DConditionModel', 'expected UNet2DConditionModel');
+  const enc = parseEncoderFields(c);
+  const n = enc.blockOutChannels.length;
+  const up = c.strList('up_block_types');
+  c.require('up_block_types', up.length === n && up.every((t) => UP.includes(t)), `${n} of ${UP.join(', ')}`);
+  const upTransformerLayers = c.has('reverse_transformer_layers_per_block') ? c.intList('reverse_transformer_layers_per_block', n) : [...enc.transformerLayers].reverse();
+  const convOut = c.int('conv_out_kernel', 3);
+  c.require('conv_out_kernel', convOut % 2 === 1, 'must be odd');
+  return {
+    ...enc,
+    outChannels: c.int('out_channels', 4),
+    upBlockTypes: up as UpBlockType[],
+    upTransformerLayers,
+    convOutKernel: convOut,
+    sampleSize: c.int('sample_size', 64),
+  };
+}
+
+/** The encoder half's fields of a UNet2DConditionModel or ControlNetModel config (shared, validated once). */
+export function parseEncoderFields(c: ConfigReader): UNetEncoderConfig {
   const blockOut = c.intList('block_out_channels', (c.cfg.block_out_channels as unknown[] | undefined)?.length ?? 4, [320, 640, 1280, 1280]);
   const n = blockOut.length;
   const down = c.strList('down_block_types');
-  const up = c.strList('up_block_types');
   c.require('down_block_types', down.length === n && down.every((t) => DOWN.includes(t)), `${n} of ${DOWN.join(', ')}`);
-  c.require('up_block_types', up.length === n && up.every((t) => UP.includes(t)), `${n} of ${UP.join(', ')}`);
   c.require('mid_block_type', c.str('mid_block_type', 'UNetMidBlock2DCrossAttn') === 'UNetMidBlock2DCrossAttn', 'only UNetMidBlock2DCrossAttn');
   c.require('num_attention_heads', !c.has('num_attention_heads'), 'diffusers reads the head count from attention_head_dim');
   const heads = c.intList('attention_head_dim', n, 8);
   const transformerLayers = c.intList('transformer_layers_per_block', n, 1);
-  const upTransformerLayers = c.has('reverse_transformer_layers_per_block')
-    ? c.intList('reverse_transformer_layers_per_block', n)
-    : [...transformerLayers].reverse();
   const act = actFromName(c.str('act_fn', 'silu'));
   c.require('act_fn', act !== undefined, 'supported: silu, gelu, relu');
   // fields whose other values would change the math and are not implemented
@@ -81,27 +102,23 @@ export function parseUNetConfig(json: Json, label: string): UNetConfig {
   c.require('resnet_out_scale_factor', c.num('resnet_out_scale_factor', 1) === 1, 'only 1.0');
   c.require('class_embeddings_concat', !c.bool('class_embeddings_concat', false), 'not implemented');
   c.require('mid_block_only_cross_attention', !c.bool('mid_block_only_cross_attention', false), 'not implemented');
+  c.require('num_class_embeds', !c.has('num_class_embeds'), 'class embeddings are not used by these families');
+  c.require('encoder_hid_dim', !c.has('encoder_hid_dim'), 'not implemented');
   const addType = c.has('addition_embed_type') ? c.str('addition_embed_type') : undefined;
   c.require('addition_embed_type', addType === undefined || addType === 'text_time', 'only text_time (SDXL)');
   const convIn = c.int('conv_in_kernel', 3);
-  const convOut = c.int('conv_out_kernel', 3);
   c.require('conv_in_kernel', convIn % 2 === 1, 'must be odd');
-  c.require('conv_out_kernel', convOut % 2 === 1, 'must be odd');
   const rawCross = c.cfg.cross_attention_dim;
   const crossList = Array.isArray(rawCross) ? c.intList('cross_attention_dim', rawCross.length) : [c.int('cross_attention_dim', 1280)];
   c.require('cross_attention_dim', crossList.every((d) => d === crossList[0]), 'one width for every block');
-  const crossDim = crossList[0];
   return {
     inChannels: c.int('in_channels', 4),
-    outChannels: c.int('out_channels', 4),
     blockOutChannels: blockOut,
     downBlockTypes: down as DownBlockType[],
-    upBlockTypes: up as UpBlockType[],
     layersPerBlock: c.intList('layers_per_block', n, 2),
     heads,
     transformerLayers,
-    upTransformerLayers,
-    crossAttentionDim: crossDim,
+    crossAttentionDim: crossList[0],
     groups: c.int('norm_num_groups', 32),
     eps: c.num('norm_eps', 1e-5),
     act: act as Act,
@@ -110,7 +127,6 @@ export function parseUNetConfig(json: Json, label: string): UNetConfig {
     useLinearProjection: c.bool('use_linear_projection', false),
     downsamplePadding: c.int('downsample_padding', 1),
     convInKernel: convIn,
-    convOutKernel: convOut,
     centerInputSample: c.bool('center_input_sample', false),
     midBlockScale: c.num('mid_block_scale_factor', 1),
     timeCondProjDim: c.has('time_cond_proj_dim') ? c.int('time_cond_proj_dim') : undefined,
@@ -118,6 +134,5 @@ export function parseUNetConfig(json: Json, label: string): UNetConfig {
       addType === 'text_time'
         ? { timeEmbedDim: c.int('addition_time_embed_dim'), projectionInputDim: c.int('projection_class_embeddings_input_dim') }
         : undefined,
-    sampleSize: c.int('sample_size', 64),
   };
 }

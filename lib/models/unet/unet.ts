@@ -6,7 +6,8 @@ import { Act, type CompiledGraph, type GraphBuilder, type Value, type Device } f
 import type { NativeTensor } from '../../native';
 import { Checkpoint, type TensorSource } from '../../safetensors';
 import type { Json } from '../config';
-import { downsample, resnet, timestepEmbedding, transformer2d, upsample } from '../blocks';
+import { resnet, transformer2d, upsample } from '../blocks';
+import { type UNetExtras, describeEncoder, textEmbedsDim } from './encoder';
 import { Weights } from '../weights';
 import { type UNetConfig, parseUNetConfig, readUNetConfig } from './config';
 
@@ -25,14 +26,12 @@ export interface UNetInputs {
   timeIds?: Float32Array | NativeTensor;
 }
 
-/** The added conditioning a family's UNet needs (NCHW-free graph values). */
-export interface UNetExtras {
-  /** LCM: [B, time_cond_proj_dim] */
-  timestepCond?: Value;
-  /** SDXL: [B, pooled width] */
-  textEmbeds?: Value;
-  /** SDXL: [B, 6] */
-  timeIds?: Value;
+export type { UNetExtras } from './encoder';
+
+/** A ControlNet's residuals (NHWC): one per skip connection, and one for the mid block. */
+export interface UNetResiduals {
+  down: Value[];
+  mid: Value;
 }
 
 export class UNet2DConditionModel {
@@ -100,73 +99,31 @@ export class UNet2DConditionModel {
 
   /** SDXL: the width of the pooled text embedding the added conditioning expects. */
   get textEmbedsDim(): number {
-    const tt = this.config.textTime;
-    if (!tt) return 0;
-    const d = tt.projectionInputDim - 6 * tt.timeEmbedDim;
-    if (d <= 0) throw new ArgumentError(`projection_class_embeddings_input_dim ${tt.projectionInputDim} leaves no room for text_embeds`);
-    return d;
+    return textEmbedsDim(this.config);
   }
 
   /**
    * Builds the network into `g`: sample [B, C, H, W] (NCHW), timestep [B], context [B, L, D]
    * -> the model output [B, C_out, H, W] (NCHW). Pipelines build it into their step graphs.
    */
-  describe(g: GraphBuilder, sample: Value, t: Value, context: Value, extras: UNetExtras = {}): Value {
+  describe(g: GraphBuilder, sample: Value, t: Value, context: Value, extras: UNetExtras = {}, residuals?: UNetResiduals): Value {
     const c = this.config;
     const w = this.w;
-    const [B] = sample.shape;
     const ch0 = c.blockOutChannels[0];
     const tembDim = ch0 * 4;
-
-    let x = g.toNHWC(sample);
-    if (c.centerInputSample) x = g.affine(x, 2, -1);
-
-    // 1. time embedding
-    const tProj = g.timestepEmbedding(t, ch0, c.flipSinToCos, c.freqShift);
-    if (c.timeCondProjDim && !extras.timestepCond) throw new ArgumentError('this UNet (LCM) needs timestep_cond, the guidance embedding');
-    let emb = timestepEmbedding(g, w.scope('time_embedding'), tProj, { inDim: ch0, outDim: tembDim, act: c.act, condition: extras.timestepCond, condDim: c.timeCondProjDim });
-    if (c.textTime) {
-      const tt = c.textTime;
-      if (!extras.textEmbeds || !extras.timeIds) throw new ArgumentError('this UNet (SDXL) needs text_embeds and time_ids');
-      const idsEmb = g.reshape(g.timestepEmbedding(g.reshape(extras.timeIds, [B * 6]), tt.timeEmbedDim, c.flipSinToCos, c.freqShift), [B, 6 * tt.timeEmbedDim]);
-      const aug = timestepEmbedding(g, w.scope('add_embedding'), g.concat(extras.textEmbeds, idsEmb), { inDim: tt.projectionInputDim, outDim: tembDim, act: c.act });
-      emb = g.add(emb, aug);
+    const enc = describeEncoder(g, w, c, g.toNHWC(sample), t, context, extras);
+    const { temb } = enc;
+    const skips = enc.skips;
+    let x = enc.mid;
+    // ControlNet: its residuals are added to the skips and the mid output before the up blocks use them
+    if (residuals) {
+      if (residuals.down.length !== skips.length) throw new ArgumentError(`${residuals.down.length} ControlNet down residuals for ${skips.length} UNet skip connections`);
+      residuals.down.forEach((r, i) => (skips[i] = g.add(skips[i], r)));
+      x = g.add(x, residuals.mid);
     }
-    const temb = g.act(emb, Act.Silu); // every resnet applies SiLU to emb first: once here
-
-    const res = (scope: Weights, v: Value, cin: number, cout: number, outputScale = 1) =>
-      resnet(g, scope, v, { inChannels: cin, outChannels: cout, groups: c.groups, eps: c.eps, temb, tembChannels: tembDim, outputScale });
+    const res = (scope: Weights, v: Value, cin: number, cout: number) => resnet(g, scope, v, { inChannels: cin, outChannels: cout, groups: c.groups, eps: c.eps, temb, tembChannels: tembDim });
     const xformer = (scope: Weights, v: Value, heads: number, layers: number) =>
       transformer2d(g, scope, v, context, { channels: v.shape[3], heads, layers, contextDim: c.crossAttentionDim, groups: c.groups, linearProjection: c.useLinearProjection });
-
-    // 2. conv_in
-    const kIn = c.convInKernel;
-    x = g.conv2d(x, w.conv('conv_in.weight', [ch0, c.inChannels, kIn, kIn]), w.f32('conv_in.bias', [ch0]), { padding: (kIn - 1) / 2 });
-
-    // 3. down
-    const skips: Value[] = [x];
-    let outCh = ch0;
-    c.downBlockTypes.forEach((type, i) => {
-      const inCh = outCh;
-      outCh = c.blockOutChannels[i];
-      const blk = w.scope(`down_blocks.${i}`);
-      for (let j = 0; j < c.layersPerBlock[i]; j++) {
-        x = res(blk.scope(`resnets.${j}`), x, j === 0 ? inCh : outCh, outCh);
-        if (type === 'CrossAttnDownBlock2D') x = xformer(blk.scope(`attentions.${j}`), x, c.heads[i], c.transformerLayers[i]);
-        skips.push(x);
-      }
-      if (i < c.blockOutChannels.length - 1) {
-        x = downsample(g, blk.scope('downsamplers.0'), x, outCh, c.downsamplePadding);
-        skips.push(x);
-      }
-    });
-
-    // 4. mid
-    const top = c.blockOutChannels[c.blockOutChannels.length - 1];
-    const mid = w.scope('mid_block');
-    x = res(mid.scope('resnets.0'), x, top, top, c.midBlockScale);
-    x = xformer(mid.scope('attentions.0'), x, c.heads[c.heads.length - 1], c.transformerLayers[c.transformerLayers.length - 1]);
-    x = res(mid.scope('resnets.1'), x, top, top, c.midBlockScale);
 
     // 5. up
     const rev = [...c.blockOutChannels].reverse();

@@ -1,0 +1,174 @@
+// ControlNetModel (diffusers module tree and key names): the UNet's encoder half with its own
+// weights (lib/models/unet/encoder.ts, the same module the UNet builds), the conditioning
+// embedding of the control image added after conv_in, and a 1x1 "zero convolution" on every skip
+// and on the mid output. Its residuals, scaled per step, are added to the UNet's skips and mid
+// output (UNet2DConditionModel.describe's `residuals`).
+import { ArgumentError } from '../../errors';
+import { Act, type CompiledGraph, type Device, type GraphBuilder, type Value } from '../../graph';
+import type { NativeTensor } from '../../native';
+import { Checkpoint, type TensorSource } from '../../safetensors';
+import type { Json } from '../config';
+import { type UNetExtras, describeEncoder, textEmbedsDim } from '../unet/encoder';
+import type { UNetResiduals } from '../unet/unet';
+import { Weights } from '../weights';
+import { type ControlNetConfig, parseControlNetConfig, readControlNetConfig } from './config';
+
+export interface ControlNetInputs {
+  sample: Float32Array | NativeTensor;
+  timestep: Float32Array | NativeTensor;
+  encoderHiddenStates: Float32Array | NativeTensor;
+  /** [B, 3, 8h, 8w] in [0, 1] (NCHW) */
+  controlnetCond: Float32Array | NativeTensor;
+  /** one factor per residual (down..., mid): conditioning_scale, or guess mode's logspace * scale */
+  scales: Float32Array;
+  textEmbeds?: Float32Array | NativeTensor;
+  timeIds?: Float32Array | NativeTensor;
+}
+
+/** diffusers' per-residual factors: conditioning_scale each, or (guess mode) logspace(-1, 0, N + 1) * conditioning_scale. */
+export function residualScales(count: number, conditioningScale: number, guessMode: boolean): Float32Array {
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i++) {
+    // torch.logspace(-1, 0, count) in float32: 10 ** (start + i * step), the step in float32
+    const f = guessMode ? (count === 1 ? 1 : Math.fround(10 ** Math.fround(-1 + i * Math.fround(1 / (count - 1))))) : 1;
+    out[i] = Math.fround(f * conditioningScale);
+  }
+  return out;
+}
+
+export class ControlNetModel {
+  private readonly graphs = new Map<string, CompiledGraph>();
+
+  constructor(
+    readonly config: ControlNetConfig,
+    private readonly w: Weights,
+  ) {}
+
+  static fromPretrained(dir: string, options: { variant?: string; device?: Device } = {}): ControlNetModel {
+    const config = readControlNetConfig(dir);
+    return new ControlNetModel(config, Weights.of(Checkpoint.open(dir, { variant: options.variant }), `controlnet ${dir}`, options.device));
+  }
+
+  static fromSource(config: Json, source: TensorSource, label: string, device: Device = 'cpu'): ControlNetModel {
+    return new ControlNetModel(parseControlNetConfig(config, label), Weights.of(source, `controlnet ${label}`, device));
+  }
+
+  /** Residuals it gives: one per skip connection of the UNet, then the mid block's. */
+  get numResiduals(): number {
+    const c = this.config;
+    return 1 + c.layersPerBlock.reduce((a, b) => a + b, 0) + (c.blockOutChannels.length - 1) + 1;
+  }
+
+  get textEmbedsDim(): number {
+    return textEmbedsDim(this.config);
+  }
+
+  get weights(): Weights {
+    return this.w;
+  }
+
+  /** ControlNetConditioningEmbedding: control image (NHWC, [0, 1]) -> [B, 8x smaller, c0]. */
+  private conditioningEmbedding(g: GraphBuilder, cond: Value): Value {
+    const c = this.config;
+    const e = this.w.scope('controlnet_cond_embedding');
+    const ch = c.conditioningEmbeddingOutChannels;
+    let x = g.conv2d(cond, e.conv('conv_in.weight', [ch[0], c.conditioningChannels, 3, 3]), e.f32('conv_in.bias', [ch[0]]), { padding: 1, act: Act.Silu });
+    for (let i = 0; i + 1 < ch.length; i++) {
+      x = g.conv2d(x, e.conv(`blocks.${2 * i}.weight`, [ch[i], ch[i], 3, 3]), e.f32(`blocks.${2 * i}.bias`, [ch[i]]), { padding: 1, act: Act.Silu });
+      x = g.conv2d(x, e.conv(`blocks.${2 * i + 1}.weight`, [ch[i + 1], ch[i], 3, 3]), e.f32(`blocks.${2 * i + 1}.bias`, [ch[i + 1]]), { padding: 1, stride: 2, act: Act.Silu });
+    }
+    const c0 = c.blockOutChannels[0];
+    return g.conv2d(x, e.conv('conv_out.weight', [c0, ch[ch.length - 1], 3, 3]), e.f32('conv_out.bias', [c0]), { padding: 1 });
+  }
+
+  /**
+   * Builds the ControlNet into `g`: sample [B, C, h, w] and controlnetCond [B, 3, 8h, 8w] (NCHW),
+   * timestep [B], context [B, L, D], scales [numResiduals] -> the scaled residuals (NHWC).
+   */
+  describe(g: GraphBuilder, sample: Value, t: Value, context: Value, controlnetCond: Value, scales: Value, extras: UNetExtras = {}): UNetResiduals {
+    const c = this.config;
+    const [B, , h, w] = sample.shape;
+    const [cb, cc, ch, cw] = controlnetCond.shape;
+    if (cb !== B || cc !== c.conditioningChannels) throw new ArgumentError(`controlnet_cond must be [${B}, ${c.conditioningChannels}, H, W], got [${controlnetCond.shape}]`);
+    let cond = g.toNHWC(controlnetCond);
+    if (c.channelOrder === 'bgr') {
+      // torch.flip(cond, dims=[1]): the channels in reverse
+      const parts = Array.from({ length: cc }, (_, i) => g.slice(cond, 3, cc - 1 - i, 1));
+      cond = parts.slice(1).reduce((a, b) => g.concat(a, b), parts[0]);
+    }
+    const hint = this.conditioningEmbedding(g, cond);
+    if (hint.shape[1] !== h || hint.shape[2] !== w) {
+      throw new ArgumentError(`the control image ${cw}x${ch} gives a ${hint.shape[2]}x${hint.shape[1]} embedding for ${w}x${h} latents: it must be ${8 * w}x${8 * h} pixels`);
+    }
+    const enc = describeEncoder(g, this.w, c, g.toNHWC(sample), t, context, extras, hint);
+    const n = this.numResiduals;
+    if (scales.shape.length !== 1 || scales.shape[0] !== n) throw new ArgumentError(`scales must be [${n}], got [${scales.shape}]`);
+    const factor = (i: number) => g.slice(scales, 0, i, 1);
+    const zeroConv = (name: string, x: Value, i: number) => {
+      const ch0 = x.shape[3];
+      return g.mul(g.conv2d(x, this.w.conv(`${name}.weight`, [ch0, ch0, 1, 1]), this.w.f32(`${name}.bias`, [ch0])), factor(i));
+    };
+    const down = enc.skips.map((s, i) => zeroConv(`controlnet_down_blocks.${i}`, s, i));
+    const mid = zeroConv('controlnet_mid_block', enc.mid, n - 1);
+    return { down, mid };
+  }
+
+  /** A standalone graph: inputs as ControlNetInputs (NCHW), outputs down_0.. and mid (NCHW). */
+  graph(batch: number, height: number, width: number, contextLength: number): CompiledGraph {
+    const key = `${batch}x${height}x${width}x${contextLength}`;
+    let compiled = this.graphs.get(key);
+    if (!compiled) {
+      const c = this.config;
+      const g = this.w.builder();
+      const sample = g.input('sample', [batch, c.inChannels, height, width]);
+      const t = g.input('timestep', [batch]);
+      const context = g.input('encoder_hidden_states', [batch, contextLength, c.crossAttentionDim]);
+      const cond = g.input('controlnet_cond', [batch, c.conditioningChannels, 8 * height, 8 * width]);
+      const scales = g.input('scales', [this.numResiduals]);
+      const extras: UNetExtras = {};
+      if (c.textTime) {
+        extras.textEmbeds = g.input('text_embeds', [batch, this.textEmbedsDim]);
+        extras.timeIds = g.input('time_ids', [batch, 6]);
+      }
+      const r = this.describe(g, sample, t, context, cond, scales, extras);
+      r.down.forEach((d, i) => g.output(`down_${i}`, g.toNCHW(d)));
+      g.output('mid', g.toNCHW(r.mid));
+      compiled = g.build();
+      this.graphs.set(key, compiled);
+    }
+    return compiled;
+  }
+
+  async forward(inputs: ControlNetInputs, shape: { batch: number; height: number; width: number; contextLength: number }): Promise<{ down: NativeTensor[]; mid: NativeTensor }> {
+    const graph = this.graph(shape.batch, shape.height, shape.width, shape.contextLength);
+    const feed: Record<string, Float32Array | NativeTensor> = {
+      sample: inputs.sample,
+      timestep: inputs.timestep,
+      encoder_hidden_states: inputs.encoderHiddenStates,
+      controlnet_cond: inputs.controlnetCond,
+      scales: inputs.scales,
+    };
+    if (this.config.textTime) {
+      if (!inputs.textEmbeds || !inputs.timeIds) throw new ArgumentError('this ControlNet (SDXL) needs textEmbeds and timeIds');
+      feed.text_embeds = inputs.textEmbeds;
+      feed.time_ids = inputs.timeIds;
+    }
+    const out = await graph.run(feed);
+    const down = Array.from({ length: this.numResiduals - 1 }, (_, i) => out[`down_${i}`]);
+    return { down, mid: out.mid };
+  }
+
+  unusedWeights(): string[] {
+    return this.w.unused();
+  }
+
+  resetGraphs(): void {
+    for (const g of this.graphs.values()) g.dispose();
+    this.graphs.clear();
+  }
+
+  dispose(): void {
+    this.resetGraphs();
+    this.w.close();
+  }
+}
