@@ -10,6 +10,7 @@ import { info } from '../info';
 import { CLIPTextModel } from '../models/clip/text_encoder';
 import { readJsonFile } from '../models/config';
 import { UNet2DConditionModel } from '../models/unet/unet';
+import { ControlNetModel } from '../models/controlnet/controlnet';
 import { AutoencoderKL } from '../models/vae/autoencoder_kl';
 import { AutoencoderTiny } from '../models/vae/autoencoder_tiny';
 import { ConsistencyDecoderVAE } from '../models/vae/consistency_decoder';
@@ -39,6 +40,12 @@ export interface LoadOptions {
   taesd?: boolean | string;
   /** another VAE (an AutoencoderKL or ConsistencyDecoderVAE folder) */
   vae?: string;
+  /**
+   * ControlNets to load with the model: diffusers ControlNetModel folders or repo ids (e.g.
+   * lllyasviel/control_v11p_sd15_scribble, xinsir/controlnet-scribble-sdxl-1.0); generate()'s
+   * `control` picks them by index (this order). A ControlNet made for another model is a ConfigError.
+   */
+  controlnet?: string | string[];
   /** LoRA adapters to fuse at load (see Pipeline.loadLoras) */
   loras?: LoraSpec[];
   /** unknown LoRA keys are an error instead of a warning */
@@ -72,6 +79,8 @@ export interface PipelineClass {
   kind?: PipelineKind;
   /** the class takes an input image (img2img) */
   img2img: boolean;
+  /** the class takes ControlNets (its `image` is the control image unless img2img, then `control_image`) */
+  controlnet?: boolean;
 }
 
 /** diffusers pipeline class (model_index.json _class_name) -> how the pipeline behaves. One line per pipeline class. */
@@ -83,6 +92,10 @@ export const PIPELINE_CLASSES: Readonly<Record<string, PipelineClass>> = {
   RectifiedFlowPipeline: { family: 'sd', kind: 'flow', img2img: false },
   StableDiffusionXLPipeline: { family: 'sdxl', img2img: false },
   StableDiffusionXLImg2ImgPipeline: { family: 'sdxl', img2img: true },
+  StableDiffusionControlNetPipeline: { family: 'sd', img2img: false, controlnet: true },
+  StableDiffusionControlNetImg2ImgPipeline: { family: 'sd', img2img: true, controlnet: true },
+  StableDiffusionXLControlNetPipeline: { family: 'sdxl', img2img: false, controlnet: true },
+  StableDiffusionXLControlNetImg2ImgPipeline: { family: 'sdxl', img2img: true, controlnet: true },
 };
 
 /** The behaviour of a diffusers pipeline class, or undefined when it is not supported. */
@@ -324,7 +337,23 @@ export async function loadPipeline(idOrDir: string, options: LoadOptions = {}): 
   const { decoder, encoder } = await loadDecoder(family, loaded.vae, options);
   const defaults = defaultsFor(kind, unet, loaded.schedulerConfig);
   if (options.scheduler) defaults.scheduler = options.scheduler;
-  const pipe = new Pipeline({
+  const loadControlNet = async (id: string, o: { variant?: string }) => {
+    const dir = await resolveModelFolder(id, { ...options, variant: o.variant ?? options.variant, purpose: 'controlnet' });
+    return ControlNetModel.fromPretrained(dir, { variant: o.variant ?? options.variant, device: options.resolvedDevice });
+  };
+  const controlNets: { name: string; model: ControlNetModel }[] = [];
+  try {
+    for (const id of typeof options.controlnet === 'string' ? [options.controlnet] : (options.controlnet ?? [])) controlNets.push({ name: id, model: await loadControlNet(id, {}) });
+  } catch (e) {
+    for (const c of controlNets) c.model.dispose();
+    for (const comp of [unet, ...te]) comp.dispose();
+    decoder.model.dispose();
+    encoder?.dispose();
+    throw e;
+  }
+  let pipe: Pipeline;
+  try {
+    pipe = new Pipeline({
     name: loaded.name,
     family,
     kind,
@@ -335,7 +364,17 @@ export async function loadPipeline(idOrDir: string, options: LoadOptions = {}): 
     encoder,
     defaults,
     forceZerosForEmptyPrompt: sdxl ? loaded.forceZerosForEmptyPrompt : false,
+    controlNets,
+    loadControlNet,
   });
+  } catch (e) {
+    // a ControlNet for another model: nothing stays loaded
+    for (const c of controlNets) c.model.dispose();
+    for (const comp of [unet, ...te]) comp.dispose();
+    decoder.model.dispose();
+    encoder?.dispose();
+    throw e;
+  }
   if (options.loras?.length) {
     try {
       const resolved = await Promise.all(options.loras.map(async (l) => ({ ...l, path: await resolveLoraFile(l.path, options) })));

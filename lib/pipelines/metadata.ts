@@ -25,6 +25,8 @@ export interface GenerationParams {
   strength?: number;
   eta?: number;
   timesteps?: number[];
+  /** the ControlNets of the call (name as loaded, scale, guidance window, guess mode) */
+  controlnets?: { name: string; scale: number; start: number; end: number; guessMode: boolean }[];
   /** the batch the image was drawn in (one generator for the whole batch, as diffusers) */
   batchSize: number;
   batchIndex: number;
@@ -54,6 +56,8 @@ export function formatParameters(p: GenerationParams): string {
   if (p.eta !== undefined) pairs.push(['Eta', p.eta]);
   if (p.timesteps) pairs.push(['Timesteps', p.timesteps.join(' ')]);
   if (p.loras.length) pairs.push(['Lora', p.loras.map((l) => `${l.name}: ${l.scale}`).join(', ')]);
+  // as the web UIs' ControlNet extension writes it: one "ControlNet i" entry per unit
+  (p.controlnets ?? []).forEach((c, i) => pairs.push([`ControlNet ${i}`, `Model: ${c.name}, Weight: ${c.scale}, Guidance Start: ${c.start}, Guidance End: ${c.end}${c.guessMode ? ', Control Mode: guess' : ''}`]));
   if (p.batchSize > 1) pairs.push(['Batch size', p.batchSize], ['Batch pos', p.batchIndex]);
   pairs.push(['RNG', 'CPU'], ['Version', p.version]);
   const lines = [p.prompt];

@@ -3,8 +3,9 @@
 // scheduler step), decoding and 8-bit output. It follows the diffusers pipelines' arithmetic and
 // their order of random draws, so a seed gives diffusers' image.
 import { AbortError, ArgumentError, DisposedError } from '../errors';
-import type { CompiledGraph, Value } from '../graph';
-import type { UNet2DConditionModel, UNetExtras } from '../models/unet/unet';
+import type { CompiledGraph } from '../graph';
+import type { ControlNetModel } from '../models/controlnet/controlnet';
+import type { UNet2DConditionModel } from '../models/unet/unet';
 import type { AutoencoderKL } from '../models/vae/autoencoder_kl';
 import type { AutoencoderTiny } from '../models/vae/autoencoder_tiny';
 import type { ConsistencyDecoderVAE } from '../models/vae/consistency_decoder';
@@ -18,13 +19,15 @@ import { type LoraAdapterReport, type LoraComponent, type LoraReport, LoraSet, t
 import type { Weights } from '../models/weights';
 import { coeffVector } from '../schedulers/step';
 import type { TextConditioner } from './conditioning';
+import { type ControlOptions, type PreparedControl, checkControlNetFits, controlImage, controlImageSize, resolveControls, stepScales } from './control';
+import { KIND_RULES, type KindRules, type PipelineKind } from './kinds';
+import { type StepGraphKey, buildStepGraph } from './step_graph';
 import { GeneratedImage, type InputImage, fitImage, imageToTensor, readPng, toRgb } from './image';
 import { type NoiseSource, TorchNoise } from './noise';
 
 export type Decoder = { kind: 'kl'; model: AutoencoderKL } | { kind: 'tiny'; model: AutoencoderTiny } | { kind: 'consistency'; model: ConsistencyDecoderVAE };
 
-/** How guidance and stepping work for this model. */
-export type PipelineKind = 'standard' | 'lcm' | 'flow';
+export type { PipelineKind } from './kinds';
 
 export interface PipelineDefaults {
   steps: number;
@@ -47,6 +50,51 @@ export interface PipelineParts {
   encoder?: AutoencoderKL;
   defaults: PipelineDefaults;
   forceZerosForEmptyPrompt: boolean;
+  /** ControlNets loaded with the pipeline, by the name they were asked for */
+  controlNets?: { name: string; model: ControlNetModel }[];
+  /** loads a ControlNet folder or repo id on the UNet's device (lib/pipelines/load.ts) */
+  loadControlNet?: (idOrDir: string, options: { variant?: string }) => Promise<ControlNetModel>;
+}
+
+/** One generation's facts, fixed by prepare() (stage 1) and read by the later stages. */
+interface Job {
+  o: GenerateOptions;
+  started: number;
+  checkAbort: () => void;
+  progress: (stage: ProgressEvent['stage'], step: number, steps: number) => void;
+  prompts: string[];
+  perPrompt: number;
+  batch: number;
+  guidance: number;
+  cfg: boolean;
+  kind: PipelineKind;
+  rules: KindRules;
+  width: number;
+  height: number;
+  h: number;
+  w: number;
+  latentShape: number[];
+  /** img2img input [3, H, W] in [-1, 1] */
+  image?: Float32Array;
+  strength?: number;
+  steps: number;
+  plan: Plan;
+  seed?: bigint;
+  noise: NoiseSource;
+  controls: PreparedControl[];
+  warnings: string[];
+}
+
+/** The conditioning of a generation as native tensors (stage 2); dispose() frees them. */
+interface Conditioned {
+  rows: number;
+  length: number;
+  negatives?: string[];
+  /** step-graph inputs that do not change between steps */
+  fixed: Record<string, NativeTensor>;
+  /** each control's batched image, in call order */
+  controlConds: NativeTensor[];
+  dispose(): void;
 }
 
 export interface ProgressEvent {
@@ -120,6 +168,11 @@ export interface GenerateOptions {
   trace?: (name: string, data: Float32Array | Float64Array) => void;
   /** overrides the scheduler config (tests: diffusers' from_config overrides) */
   schedulerConfig?: SchedulerConfig;
+  /**
+   * ControlNet: a control image for one of the pipeline's ControlNets (scale, guidance window,
+   * guess mode), or several (MultiControlNet: their residuals summed). See docs/MODELS.md.
+   */
+  control?: ControlOptions | ControlOptions[];
 }
 
 export class Pipeline {
@@ -130,8 +183,43 @@ export class Pipeline {
   private disposed = false;
   private freed: Promise<void> | undefined;
   private loras: LoraSet | undefined;
+  private readonly controlNetList: ControlNetModel[] = [];
+  private readonly controlNetNames: string[] = [];
 
-  constructor(private readonly parts: PipelineParts) {}
+  constructor(private readonly parts: PipelineParts) {
+    for (const c of parts.controlNets ?? []) this.addControlNet(c.model, c.name);
+  }
+
+  /** The ControlNets this pipeline has, in load order (what ControlOptions.index counts). */
+  get controlNets(): readonly ControlNetModel[] {
+    return this.controlNetList;
+  }
+
+  private addControlNet(model: ControlNetModel, name: string): void {
+    checkControlNetFits(model, this.parts.unet, name);
+    this.controlNetList.push(model);
+    this.controlNetNames.push(name);
+  }
+
+  /**
+   * Loads a ControlNet (a diffusers folder or a Hugging Face repo id, e.g.
+   * lllyasviel/control_v11p_sd15_scribble) for this pipeline; a ControlNet made for another model
+   * is a ConfigError. Returns it (ControlOptions.model), and it gets the next index.
+   */
+  loadControlNet(idOrDir: string, options: { variant?: string } = {}): Promise<ControlNetModel> {
+    return this.enqueue('loading a ControlNet', async () => {
+      const load = this.parts.loadControlNet;
+      if (!load) throw new ArgumentError('this pipeline cannot load ControlNets');
+      const model = await load(idOrDir, options);
+      try {
+        this.addControlNet(model, idOrDir);
+      } catch (e) {
+        model.dispose();
+        throw e;
+      }
+      return model;
+    });
+  }
 
   /**
    * Runs `fn` in the pipeline's queue (after the calls before it). After dispose() the call is
@@ -259,66 +347,44 @@ export class Pipeline {
     return this.enqueue('generate', () => this.run(options));
   }
 
-  private latentChannels(): number {
-    return this.parts.unet.config.inChannels;
-  }
-
-  private stepGraph(key: { rows: number; batch: number; h: number; w: number; cfg: boolean; trace: boolean; length: number }): CompiledGraph {
+  private stepGraph(key: StepGraphKey): CompiledGraph {
     const id = JSON.stringify(key);
-    const cached = this.stepGraphs.get(id);
-    if (cached) return cached;
-    const { unet } = this.parts;
-    const c = unet.config;
-    const g = unet.weights.builder(); // on the UNet's device
-    const C = this.latentChannels();
-    const shape = [key.batch, C, key.h, key.w];
-    const latents = g.input('latents', shape);
-    const inScale = g.input('in_scale', [1]);
-    const t = g.input('timestep', [key.rows]);
-    const context = g.input('context', [key.rows, key.length, c.crossAttentionDim]);
-    const coeffs = g.input('coeffs', [8]);
-    const noise = g.input('noise', shape);
-    const extras: UNetExtras = {};
-    if (c.timeCondProjDim) {
-      const w = g.input('guidance_w', [key.rows]);
-      extras.timestepCond = g.timestepEmbedding(g.affine(w, 1000), c.timeCondProjDim, false, 1, 1, 'guidance');
-      if (key.trace) g.output('timestep_cond', extras.timestepCond);
+    let graph = this.stepGraphs.get(id);
+    if (!graph) {
+      graph = buildStepGraph(this.parts.unet, this.controlNetList, key);
+      this.stepGraphs.set(id, graph);
     }
-    if (c.textTime) {
-      extras.textEmbeds = g.input('text_embeds', [key.rows, unet.textEmbedsDim]);
-      extras.timeIds = g.input('time_ids', [key.rows, 6]);
-    }
-    let x: Value = g.mul(latents, inScale);
-    if (key.cfg) {
-      const n = shape.reduce((a, b) => a * b, 1);
-      const flat = g.reshape(x, [1, n]);
-      x = g.reshape(g.concat(flat, flat), [2 * key.batch, C, key.h, key.w]);
-    }
-    const out = unet.describe(g, x, t, context, extras);
-    g.output('prev', g.schedulerStep(latents, out, coeffs, noise, 'prev'));
-    g.output('denoised', g.schedulerStep(latents, out, coeffs, noise, 'denoised'));
-    if (key.trace) {
-      g.output('unet_sample', x);
-      g.output('unet_out', out);
-    }
-    const compiled = g.build();
-    this.stepGraphs.set(id, compiled);
-    return compiled;
+    return graph;
   }
 
+  /**
+   * A generation in stages: prepare (every option checked, sizes, the plan, the noise source)
+   * -> condition (text, added conditioning, control images) -> the first latents -> the denoising
+   * loop -> decode. The kind's differences come from KIND_RULES, nowhere else.
+   */
   private async run(o: GenerateOptions): Promise<GeneratedImage[]> {
+    const job = this.prepare(o);
+    job.checkAbort();
+    const cond = await this.condition(job);
+    try {
+      const latents = await this.startLatents(job, cond);
+      const final = await this.denoise(job, cond, latents);
+      return await this.finish(job, cond, final);
+    } finally {
+      cond.dispose();
+    }
+  }
+
+  /** Stage 1: the options checked (before any work), the output size, the plan and the noise. */
+  private prepare(o: GenerateOptions): Job {
     const started = Date.now();
     const p = this.parts;
     const d = p.defaults;
-    const trace = o.trace;
     // between stages and steps: the caller's signal, or dispose() called meanwhile (even from onProgress)
     const checkAbort = () => {
       if (this.disposed) throw new AbortError('generation aborted: the pipeline was disposed', { cause: new DisposedError('the pipeline was disposed during this generation') });
       if (o.signal?.aborted) throw new AbortError('generation aborted', { cause: o.signal.reason });
     };
-    checkAbort();
-
-    // ---- arguments ---------------------------------------------------------------------
     const prompts = typeof o.prompt === 'string' ? [o.prompt] : o.prompt;
     if (!Array.isArray(prompts) || prompts.length === 0 || prompts.some((x) => typeof x !== 'string')) throw new ArgumentError('prompt must be a string or a non-empty array of strings');
     const perPrompt = o.batchSize ?? 1;
@@ -329,15 +395,16 @@ export class Pipeline {
       const v = o[k];
       if (v !== undefined && !(Array.isArray(v) && v.length === 2 && v.every((x) => Number.isFinite(x) && x >= 0))) throw new ArgumentError(`${k} must be two non-negative numbers [height, width] (or [top, left]), got ${JSON.stringify(v)}`);
     }
-    let image: Float32Array | undefined;
+    const controls = resolveControls(o.control, this.controlNetList);
+    // the output size: asked for, else the input image's, else the (first) control image's, each
+    // rounded down to multiples of 8 as diffusers' image processors do, else the model's
     let width = o.width;
     let height = o.height;
-    if (o.image !== undefined) {
-      const img = typeof o.image === 'string' || o.image instanceof Uint8Array ? readPng(o.image) : o.image;
-      // diffusers' VaeImageProcessor: the requested size, else the image's rounded down to multiples of 8
-      width = width ?? img.width - (img.width % 8);
-      height = height ?? img.height - (img.height % 8);
-      image = imageToTensor(fitImage(img, width, height, o.resizeImage !== false));
+    const img = o.image === undefined ? undefined : typeof o.image === 'string' || o.image instanceof Uint8Array ? readPng(o.image) : o.image;
+    const from = img ?? (controls.length ? controlImageSize((Array.isArray(o.control) ? o.control : [o.control as ControlOptions])[0].image) : undefined);
+    if (from) {
+      width = width ?? from.width - (from.width % 8);
+      height = height ?? from.height - (from.height % 8);
     }
     width = width ?? d.width;
     height = height ?? d.height;
@@ -345,40 +412,62 @@ export class Pipeline {
     for (const [k, v] of [['width', width], ['height', height]] as const) {
       if (!Number.isInteger(v) || v < 8 || v > 4096 || v % 8) throw new ArgumentError(`${k} must be a multiple of 8 between 8 and 4096, got ${v}`);
     }
+    const image = img ? imageToTensor(fitImage(img, width, height, o.resizeImage !== false)) : undefined;
+    const controlImages = (Array.isArray(o.control) ? o.control : o.control ? [o.control] : []).map((c) => controlImage(c.image, width as number, height as number));
+
+    const kind: PipelineKind = o.scheduler === 'flow' ? 'flow' : p.kind;
+    const rules = KIND_RULES[kind];
+    const scheduler = createScheduler(o.schedulerConfig ?? p.schedulerConfig, rules.scheduler ?? o.scheduler ?? d.scheduler);
+    const strength = image ? (o.strength ?? 0.5) : undefined;
+    if (!image && o.strength !== undefined) throw new ArgumentError('strength needs an image (img2img)');
+    // img2img without a step count: the recipe's, or the fewest that leave a step to run (Turbo
+    // img2img at strength 0.5 runs 2 steps, 1 of them, as diffusers' docs do)
+    const steps = o.steps ?? (strength !== undefined && rules.strengthMode === 'slice' && o.timesteps === undefined ? minSliceSteps(d.steps, strength) : d.steps);
+    const plan: Plan = scheduler.plan({ steps, timesteps: o.timesteps, eta: o.eta ?? d.eta, strength, strengthMode: rules.strengthMode });
+    const cfg = rules.cfg(guidance, p.unet);
+    const seed = o.noise ? undefined : o.seed === undefined ? BigInt(randomSeed()) : generationSeed(o.seed);
+    const noise: NoiseSource = o.noise ?? new TorchNoise(seed as bigint, o.rngVariant);
+    if (o.trace) {
+      o.trace('plan.timesteps', Float64Array.from(plan.timesteps));
+      o.trace('plan.init_noise_sigma', Float64Array.of(plan.initNoiseSigma));
+    }
     const h = height / 8;
     const w = width / 8;
     const batch = prompts.length * perPrompt;
-    const C = this.latentChannels();
-    const latentShape = [batch, C, h, w];
-    const latentSize = batch * C * h * w;
-
-    const kind: PipelineKind = o.scheduler === 'flow' ? 'flow' : p.kind;
-    const schedName = kind === 'flow' ? 'flow' : (o.scheduler ?? d.scheduler);
-    const scheduler = createScheduler(o.schedulerConfig ?? p.schedulerConfig, schedName);
-    const strength = image ? (o.strength ?? 0.5) : undefined;
-    if (!image && o.strength !== undefined) throw new ArgumentError('strength needs an image (img2img)');
-    const strengthMode = kind === 'lcm' ? 'scheduler' : 'slice';
-    // img2img without a step count: the recipe's, or the fewest that leave a step to run (Turbo
-    // img2img at strength 0.5 runs 2 steps, 1 of them, as diffusers' docs do)
-    const steps = o.steps ?? (strength !== undefined && strengthMode === 'slice' && o.timesteps === undefined ? minSliceSteps(d.steps, strength) : d.steps);
-    const plan: Plan = scheduler.plan({
-      steps,
-      timesteps: o.timesteps,
-      eta: o.eta ?? d.eta,
+    return {
+      o,
+      started,
+      checkAbort,
+      progress: (stage, step, n) => o.onProgress?.({ stage, step, steps: n, elapsedMs: Date.now() - started }),
+      prompts,
+      perPrompt,
+      batch,
+      guidance,
+      cfg,
+      kind,
+      rules,
+      width,
+      height,
+      h,
+      w,
+      latentShape: [batch, this.parts.unet.config.inChannels, h, w],
+      image,
       strength,
-      strengthMode,
-    });
-    const cfg = kind !== 'lcm' && guidance > 1 && !p.unet.config.timeCondProjDim;
-    if (trace) {
-      trace('plan.timesteps', Float64Array.from(plan.timesteps));
-      trace('plan.init_noise_sigma', Float64Array.of(plan.initNoiseSigma));
-    }
-    const seed = o.noise ? undefined : o.seed === undefined ? BigInt(randomSeed()) : generationSeed(o.seed);
-    const noise: NoiseSource = o.noise ?? new TorchNoise(seed as bigint, o.rngVariant);
-    const progress = (stage: ProgressEvent['stage'], step: number, steps: number) => o.onProgress?.({ stage, step, steps, elapsedMs: Date.now() - started });
+      steps,
+      plan,
+      seed,
+      noise,
+      controls: controls.map((c, i) => ({ ...c, image: controlImages[i] })),
+      warnings: [],
+    };
+  }
 
-    // ---- conditioning ------------------------------------------------------------------
-    progress('encode', 0, 1);
+  /** Stage 2: text conditioning, the added conditioning (SDXL time ids, LCM guidance) and the control images, as native tensors. */
+  private async condition(job: Job): Promise<Conditioned> {
+    const { o, prompts, perPrompt, cfg, batch } = job;
+    const p = this.parts;
+    const trace = o.trace;
+    job.progress('encode', 0, 1);
     let negatives: string[] | undefined;
     let zeroNegatives = false;
     if (cfg) {
@@ -390,23 +479,21 @@ export class Pipeline {
         negatives = typeof neg === 'string' ? prompts.map(() => neg) : neg;
         if (negatives.length !== prompts.length) throw new ArgumentError(`${negatives.length} negative prompts for ${prompts.length} prompts`);
       }
-    } else if (o.negativePrompt !== undefined && kind !== 'lcm' && guidance <= 1) {
-      // diffusers ignores it as well without guidance; say so rather than silently
     }
-    const cond = await p.conditioner.encode(prompts, negatives, perPrompt, zeroNegatives);
+    const text = await p.conditioner.encode(prompts, negatives, perPrompt, zeroNegatives);
     // diffusers cuts prompts to the text encoder's window too, with a warning: so do we, loudly
-    const warnings = cond.truncated.map(
-      (t) =>
-        `the ${t.role}${prompts.length > 1 ? ` #${t.index + 1}` : ''} has ${t.tokens} tokens; the text encoder reads ${t.kept}, so the last ${t.tokens - t.kept} were dropped (as in diffusers)`,
-    );
-    for (const w of warnings) o.onWarning?.(w);
-    checkAbort();
-    if (trace) {
-      for (const [k, v] of Object.entries(cond.ids)) trace(k, Float32Array.from(v.flat()));
-      trace('prompt_embeds', cond.context);
-      if (cond.textEmbeds) trace('add_text_embeds', cond.textEmbeds);
+    for (const t of text.truncated) {
+      const w = `the ${t.role}${prompts.length > 1 ? ` #${t.index + 1}` : ''} has ${t.tokens} tokens; the text encoder reads ${t.kept}, so the last ${t.tokens - t.kept} were dropped (as in diffusers)`;
+      job.warnings.push(w);
+      o.onWarning?.(w);
     }
-    const rows = cond.rows;
+    job.checkAbort();
+    if (trace) {
+      for (const [k, v] of Object.entries(text.ids)) trace(k, Float32Array.from(v.flat()));
+      trace('prompt_embeds', text.context);
+      if (text.textEmbeds) trace('add_text_embeds', text.textEmbeds);
+    }
+    const rows = text.rows;
     const a = addon();
     const owned: NativeTensor[] = [];
     const tensor = (shape: number[], v: Float32Array) => {
@@ -414,117 +501,178 @@ export class Pipeline {
       owned.push(t);
       return t;
     };
+    const cond: Conditioned = {
+      rows,
+      length: text.length,
+      negatives,
+      fixed: {},
+      controlConds: [],
+      dispose: () => {
+        for (const t of owned) t.dispose();
+      },
+    };
     try {
-      const fixed: Record<string, NativeTensor> = { context: tensor([rows, cond.length, cond.width], cond.context) };
-      if (cond.textEmbeds) {
-        fixed.text_embeds = tensor([rows, cond.textEmbeds.length / rows], cond.textEmbeds);
+      cond.fixed.context = tensor([rows, text.length, text.width], text.context);
+      if (text.textEmbeds) {
+        cond.fixed.text_embeds = tensor([rows, text.textEmbeds.length / rows], text.textEmbeds);
+        const { height, width } = job;
         const pos = [...(o.originalSize ?? [height, width]), ...(o.cropsCoordsTopLeft ?? [0, 0]), ...(o.targetSize ?? [height, width])];
         // diffusers: negative time ids only when both negative sizes are given
         const neg = o.negativeOriginalSize && o.negativeTargetSize ? [...o.negativeOriginalSize, ...(o.negativeCropsCoordsTopLeft ?? [0, 0]), ...o.negativeTargetSize] : pos;
         const ids = new Float32Array(rows * 6);
         for (let r = 0; r < rows; r++) ids.set(cfg && r < rows / 2 ? neg : pos, r * 6);
-        fixed.time_ids = tensor([rows, 6], ids);
+        cond.fixed.time_ids = tensor([rows, 6], ids);
         if (trace) trace('add_time_ids', ids);
       }
-      if (p.unet.config.timeCondProjDim) fixed.guidance_w = tensor([rows], new Float32Array(rows).fill(Math.fround(guidance - 1)));
-
-      // ---- initial latents -------------------------------------------------------------
-      let latents: Float32Array;
-      if (image) {
-        const imgs = new Float32Array(batch * 3 * height * width);
-        for (let b = 0; b < batch; b++) imgs.set(image, b * image.length);
-        const x0 = await this.encodeImage(imgs, batch, height, width, noise);
-        checkAbort();
-        const n = noise.randn(latentShape, 'img2img_noise');
-        const an = plan.addNoise as { sample: number; noise: number };
-        latents = x0.map((v, i) => Math.fround(Math.fround(an.sample * v) + Math.fround(an.noise * n[i])));
-      } else {
-        const init = o.latents ?? noise.randn(latentShape, 'latents');
-        if (init.length !== latentSize) throw new ArgumentError(`latents must hold ${latentSize} values ([${latentShape}]), got ${init.length}`);
-        if (trace) trace('latents_init', init);
-        latents = plan.initNoiseSigma === 1 ? Float32Array.from(init) : init.map((v) => Math.fround(v * plan.initNoiseSigma));
-      }
-      if (trace) trace('latents_start', latents);
-
-      // ---- denoising -------------------------------------------------------------------
-      const graph = this.stepGraph({ rows, batch, h, w, cfg, trace: !!trace, length: cond.length });
-      const zeros = new Float32Array(latentSize);
-      let last: Float32Array = latents;
-      for (let i = 0; i < plan.steps.length; i++) {
-        checkAbort();
-        progress('denoise', i, plan.steps.length);
-        const s = plan.steps[i];
-        const stepNoise = s.drawNoise ? noise.randn(latentShape, `step${i}_noise`) : zeros;
-        const r = await graph.run({
-          latents,
-          in_scale: Float32Array.of(s.inputScale),
-          timestep: new Float32Array(rows).fill(s.t),
-          coeffs: coeffVector(s.coeffs, cfg ? guidance : undefined),
-          noise: stepNoise,
-          ...fixed,
-        });
-        const prev = r.prev.toFloat32();
-        const den = r.denoised.toFloat32();
-        if (trace) {
-          trace(`step${i}_unet_sample`, r.unet_sample.toFloat32());
-          trace(`step${i}_timestep`, Float32Array.of(s.t));
-          trace(`step${i}_unet_timestep`, new Float32Array(kind === 'flow' ? rows : 1).fill(s.t));
-          const out = r.unet_out.toFloat32();
-          trace(`step${i}_unet_out`, out);
-          trace(`step${i}_model_output`, cfg ? out.subarray(0, latentSize).map((u, k) => u + guidance * (out[latentSize + k] - u)) : out);
-          trace(`step${i}_latents`, prev);
-          if (plan.denoisedName && plan.denoisedName !== 'pred_original_sample') trace(`step${i}_${plan.denoisedName}`, den);
-          if (r.timestep_cond) trace('timestep_cond', r.timestep_cond.toFloat32());
-        }
-        for (const t of Object.values(r)) if (t && typeof (t as NativeTensor).dispose === 'function') (t as NativeTensor).dispose();
-        latents = prev;
-        last = kind === 'lcm' || plan.denoisedName === 'denoised' ? den : prev;
-      }
-      progress('denoise', plan.steps.length, plan.steps.length);
-      // the LCM pipelines decode the last step's `denoised` (equal to prev on the last step)
-      const final = plan.steps.length ? last : latents;
-      if (trace) trace('latents_final', final);
-      checkAbort();
-
-      // ---- decoding ----------------------------------------------------------------------
-      progress('decode', 0, 1);
-      const decoded = await this.decode(final, batch, h, w, noise, trace);
-      const images: GeneratedImage[] = [];
-      const unitAll = new Float32Array(batch * 3 * height * width);
-      const loras = Object.entries(this.loras?.scales() ?? {}).map(([name, scale]) => ({ name, scale }));
-      for (let b = 0; b < batch; b++) {
-        const { unit, rgb } = toRgb(decoded, b, height, width);
-        unitAll.set(unit, b * unit.length);
-        const lat = o.returnLatents ? final.slice(b * C * h * w, (b + 1) * C * h * w) : undefined;
-        // the negative prompt only where it was used (under classifier-free guidance)
-        const neg = negatives?.[Math.floor(b / perPrompt)];
-        const params: GenerationParams = {
-          prompt: prompts[Math.floor(b / perPrompt)],
-          negativePrompt: neg || undefined,
-          steps,
-          sampler: plan.scheduler,
-          guidanceScale: guidance,
-          seed: seed?.toString(),
-          rngVariant: o.rngVariant ?? DEFAULT_NORMAL_VARIANT,
-          width,
-          height,
-          model: p.name,
-          loras,
-          strength,
-          eta: o.eta ?? d.eta,
-          timesteps: o.timesteps,
-          batchSize: batch,
-          batchIndex: b,
-          version: `onestep ${version}`,
-        };
-        images.push(new GeneratedImage(width, height, rgb, lat, params, warnings));
-      }
-      if (trace) trace('image', unitAll);
-      progress('decode', 1, 1);
-      return images;
-    } finally {
-      for (const t of owned) t.dispose();
+      if (p.unet.config.timeCondProjDim) cond.fixed.guidance_w = tensor([rows], new Float32Array(rows).fill(Math.fround(job.guidance - 1)));
+      // control images batched as diffusers' prepare_image: repeated to the batch, [uncond; cond] under guidance unless guess mode
+      const guess = job.controls.some((c) => c.guessMode);
+      const copies = cfg && !guess ? 2 * batch : batch;
+      job.controls.forEach((c, k) => {
+        const one = c.image;
+        const all = new Float32Array(copies * one.length);
+        for (let b = 0; b < copies; b++) all.set(one, b * one.length);
+        cond.controlConds.push(tensor([copies, 3, job.height, job.width], all));
+        if (trace && k === 0) trace('controlnet_cond', all);
+      });
+      return cond;
+    } catch (e) {
+      cond.dispose();
+      throw e;
     }
+  }
+
+  /** Stage 3: the first latents: seeded noise x init_noise_sigma, or img2img's noised image latents. */
+  private async startLatents(job: Job, cond: Conditioned): Promise<Float32Array> {
+    const { o, plan, noise, latentShape, batch } = job;
+    void cond;
+    const latentSize = latentShape.reduce((x, y) => x * y, 1);
+    let latents: Float32Array;
+    if (job.image) {
+      const { height, width, image } = job;
+      const imgs = new Float32Array(batch * 3 * height * width);
+      for (let b = 0; b < batch; b++) imgs.set(image, b * image.length);
+      const x0 = await this.encodeImage(imgs, batch, height, width, noise);
+      job.checkAbort();
+      const n = noise.randn(latentShape, 'img2img_noise');
+      const an = plan.addNoise as { sample: number; noise: number };
+      latents = x0.map((v, i) => Math.fround(Math.fround(an.sample * v) + Math.fround(an.noise * n[i])));
+    } else {
+      const init = o.latents ?? noise.randn(latentShape, 'latents');
+      if (init.length !== latentSize) throw new ArgumentError(`latents must hold ${latentSize} values ([${latentShape}]), got ${init.length}`);
+      if (o.trace) o.trace('latents_init', init);
+      latents = plan.initNoiseSigma === 1 ? Float32Array.from(init) : init.map((v) => Math.fround(v * plan.initNoiseSigma));
+    }
+    if (o.trace) o.trace('latents_start', latents);
+    return latents;
+  }
+
+  /** Stage 4: the denoising loop, one step graph run per step; returns the latents to decode. */
+  private async denoise(job: Job, cond: Conditioned, start: Float32Array): Promise<Float32Array> {
+    const { o, plan, noise, latentShape, cfg, guidance, batch, rules } = job;
+    const trace = o.trace;
+    const { rows } = cond;
+    const latentSize = latentShape.reduce((x, y) => x * y, 1);
+    const zeros = new Float32Array(latentSize);
+    const n = plan.steps.length;
+    const guess = job.controls.some((c) => c.guessMode);
+    let latents = start;
+    let last: Float32Array = latents;
+    for (let i = 0; i < n; i++) {
+      job.checkAbort();
+      job.progress('denoise', i, n);
+      const s = plan.steps[i];
+      // the ControlNets acting at this step: outside its window one is left out of the graph
+      // (diffusers runs it at scale 0: exact zeros); traced runs keep it, to record those zeros
+      const at = job.controls.map((c, k) => ({ c, k, ...stepScales(c, i, n) })).filter((x) => trace || x.keep > 0);
+      const graph = this.stepGraph({ rows, batch, h: job.h, w: job.w, cfg, trace: !!trace, length: cond.length, controls: at.map((x) => x.c.slot), guess });
+      const feed: Record<string, Float32Array | NativeTensor> = {
+        latents,
+        in_scale: Float32Array.of(s.inputScale),
+        timestep: new Float32Array(rows).fill(s.t),
+        coeffs: coeffVector(s.coeffs, cfg ? guidance : undefined),
+        noise: s.drawNoise ? noise.randn(latentShape, `step${i}_noise`) : zeros,
+        ...cond.fixed,
+      };
+      at.forEach((x, j) => {
+        feed[`control${j}_cond`] = cond.controlConds[x.k];
+        feed[`control${j}_scales`] = x.factors;
+      });
+      const r = await graph.run(feed);
+      const prev = r.prev.toFloat32();
+      const den = r.denoised.toFloat32();
+      if (trace) {
+        trace(`step${i}_unet_sample`, r.unet_sample.toFloat32());
+        trace(`step${i}_timestep`, Float32Array.of(s.t));
+        trace(`step${i}_unet_timestep`, new Float32Array(rules.timestepPerRow ? rows : 1).fill(s.t));
+        const out = r.unet_out.toFloat32();
+        trace(`step${i}_unet_out`, out);
+        trace(`step${i}_model_output`, cfg ? out.subarray(0, latentSize).map((u, k) => u + guidance * (out[latentSize + k] - u)) : out);
+        trace(`step${i}_latents`, prev);
+        if (plan.denoisedName && plan.denoisedName !== 'pred_original_sample') trace(`step${i}_${plan.denoisedName}`, den);
+        if (r.timestep_cond) trace('timestep_cond', r.timestep_cond.toFloat32());
+        if (at.length) trace(`step${i}_controlnet_sample`, r.controlnet_sample.toFloat32());
+        at.forEach((x, j) => {
+          const tag = job.controls.length === 1 ? 'controlnet' : `controlnet${x.k}`;
+          trace(`step${i}_${tag}_scale`, Float32Array.of(x.scale));
+          for (let m = 0; r[`control${j}_down_${m}`]; m++) trace(`step${i}_${tag}_down_${m}`, r[`control${j}_down_${m}`].toFloat32());
+          trace(`step${i}_${tag}_mid`, r[`control${j}_mid`].toFloat32());
+        });
+      }
+      for (const t of Object.values(r)) if (t && typeof (t as NativeTensor).dispose === 'function') (t as NativeTensor).dispose();
+      latents = prev;
+      last = rules.decodesDenoised(plan) ? den : prev;
+    }
+    job.progress('denoise', n, n);
+    // the LCM pipelines decode the last step's `denoised` (equal to prev on the last step)
+    const final = n ? last : latents;
+    if (trace) trace('latents_final', final);
+    job.checkAbort();
+    return final;
+  }
+
+  /** Stage 5: decode, 8-bit RGB, and what made each image. */
+  private async finish(job: Job, cond: Conditioned, final: Float32Array): Promise<GeneratedImage[]> {
+    const { o, batch, height, width, h, w, perPrompt, prompts, noise } = job;
+    const p = this.parts;
+    const trace = o.trace;
+    job.progress('decode', 0, 1);
+    const decoded = await this.decode(final, batch, h, w, noise, trace);
+    const C = job.latentShape[1];
+    const images: GeneratedImage[] = [];
+    const unitAll = new Float32Array(batch * 3 * height * width);
+    const loras = Object.entries(this.loras?.scales() ?? {}).map(([name, scale]) => ({ name, scale }));
+    for (let b = 0; b < batch; b++) {
+      const { unit, rgb } = toRgb(decoded, b, height, width);
+      unitAll.set(unit, b * unit.length);
+      const lat = o.returnLatents ? final.slice(b * C * h * w, (b + 1) * C * h * w) : undefined;
+      // the negative prompt only where it was used (under classifier-free guidance)
+      const neg = cond.negatives?.[Math.floor(b / perPrompt)];
+      const params: GenerationParams = {
+        prompt: prompts[Math.floor(b / perPrompt)],
+        negativePrompt: neg || undefined,
+        steps: job.steps,
+        sampler: job.plan.scheduler,
+        guidanceScale: job.guidance,
+        seed: job.seed?.toString(),
+        rngVariant: o.rngVariant ?? DEFAULT_NORMAL_VARIANT,
+        width,
+        height,
+        model: p.name,
+        loras,
+        strength: job.strength,
+        eta: o.eta ?? p.defaults.eta,
+        timesteps: o.timesteps,
+        controlnets: job.controls.length ? job.controls.map((c) => ({ name: this.controlNetNames[c.slot], scale: c.scale, start: c.start, end: c.end, guessMode: c.guessMode })) : undefined,
+        batchSize: batch,
+        batchIndex: b,
+        version: `onestep ${version}`,
+      };
+      images.push(new GeneratedImage(width, height, rgb, lat, params, job.warnings));
+    }
+    if (trace) trace('image', unitAll);
+    job.progress('decode', 1, 1);
+    return images;
   }
 
   /** image [B, 3, H, W] in [-1, 1] -> the initial latents x0 (scaled, as the pipelines do). */
@@ -605,6 +753,7 @@ export class Pipeline {
     this.parts.unet.dispose();
     this.parts.decoder.model.dispose();
     this.parts.encoder?.dispose();
+    for (const c of this.controlNetList) c.dispose();
   }
 }
 

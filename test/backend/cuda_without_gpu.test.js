@@ -54,8 +54,8 @@ for (const mode of modes) {
       assert.doesNotMatch(r.stdout, /failing|pending/);
     });
 
-    it('every network golden (golden/, sizes/) passes with --device cuda at its fp16 tolerance', () => {
-      const folders = ['golden', 'sizes'];
+    it('every network golden (golden/, sizes/, controlnet/) passes with --device cuda at its fp16 tolerance', () => {
+      const folders = ['golden', 'sizes', 'controlnet'];
       const r = node(['dist/golden/cli.js', ...folders.map((f) => path.join(fixturesDir, f)), '--device', 'cuda', '--quiet']);
       assert.strictEqual(r.status, 0, r.stdout + r.stderr);
       const listed = folders.reduce((n, f) => n + Object.keys(JSON.parse(fs.readFileSync(fixture(f, 'index.json'), 'utf8'))).length, 0);

@@ -13,8 +13,8 @@ const { fixture, fixturesDir } = require('../helpers/fixtures');
 const { copyWithCase, goldens, scratchTree } = require('../helpers/golden_copy');
 
 const cli = path.resolve(__dirname, '..', '..', 'dist', 'golden', 'cli.js');
-/** Golden kinds whose engine work is an open issue: reported TODO, visibly (issue 16: ControlNet). */
-const PENDING_KINDS = ['controlnet_pipeline'];
+/** Golden kinds whose engine work is an open issue: reported TODO, visibly (none today). */
+const PENDING_KINDS = [];
 const NETWORK_FOLDERS = FIXTURE_FOLDERS.filter((f) => f.kind === 'network').map((f) => f.name);
 
 describe('golden runner', () => {
@@ -53,7 +53,7 @@ describe('golden runner', () => {
   });
 
   for (const folder of NETWORK_FOLDERS) {
-    it(`${folder}/: every golden its index.json lists gives one line of its kind, a PASS at fp32 tolerance (${PENDING_KINDS.join(', ')}: TODO)`, () => {
+    it(`${folder}/: every golden its index.json lists gives one line of its kind, a PASS at fp32 tolerance${PENDING_KINDS.length ? ` (${PENDING_KINDS.join(', ')}: TODO)` : ''}`, () => {
       const listed = goldens(folder);
       const files = fs.readdirSync(fixture(folder)).filter((f) => f.endsWith('.safetensors')).sort();
       assert.deepStrictEqual(files, listed.map((g) => g.name).sort(), 'the folder holds exactly the goldens its index lists');

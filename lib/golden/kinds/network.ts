@@ -12,7 +12,7 @@ import { CASE_FOLDERS } from '../folders';
 import type { CaseResult, FixtureContext, GoldenKind } from '../types';
 import { CONTROLNET_FIELDS, controlnetCase } from './controlnet';
 import { LORA_FIELDS, loraCase } from './lora';
-import { PIPELINE_FIELDS, pipelineCase } from './pipeline';
+import { CONTROLNET_PIPELINE_FIELDS, PIPELINE_FIELDS, pipelineCase } from './pipeline';
 import { textEncoderCase } from './text_encoder';
 import { UNET_FIELDS, unetCase } from './unet';
 import { CD_DECODE_FIELDS, VAE_FIELDS, cdDecodeCase, cdEncodeCase, taesdDecodeCase, taesdEncodeCase, vaeDecodeCase, vaeEncodeCase } from './vae';
@@ -40,6 +40,7 @@ const runners: Record<string, Runner> = {
   pipeline: { run: pipelineCase, fields: PIPELINE_FIELDS },
   lora: { run: loraCase, fields: LORA_FIELDS },
   controlnet: { run: controlnetCase, fields: CONTROLNET_FIELDS },
+  controlnet_pipeline: { run: pipelineCase, fields: CONTROLNET_PIPELINE_FIELDS },
   vae_decode: { run: vaeDecodeCase, fields: VAE_FIELDS },
   vae_encode: { run: vaeEncodeCase, fields: VAE_FIELDS },
   taesd_decode: { run: taesdDecodeCase, fields: VAE_FIELDS },

@@ -25,15 +25,25 @@ export interface ControlNetInputs {
   timeIds?: Float32Array | NativeTensor;
 }
 
-/** diffusers' per-residual factors: conditioning_scale each, or (guess mode) logspace(-1, 0, N + 1) * conditioning_scale. */
-export function residualScales(count: number, conditioningScale: number, guessMode: boolean): Float32Array {
-  const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) {
-    // torch.logspace(-1, 0, count) in float32: 10 ** (start + i * step), the step in float32
-    const f = guessMode ? (count === 1 ? 1 : Math.fround(10 ** Math.fround(-1 + i * Math.fround(1 / (count - 1))))) : 1;
-    out[i] = Math.fround(f * conditioningScale);
+/** torch.logspace(start, end, n) in float32 (PyTorch's CPU kernel: a float step, both halves from their own end). */
+function logspace32(start: number, end: number, n: number): Float32Array {
+  const f = Math.fround;
+  const out = new Float32Array(n);
+  if (n === 1) {
+    out[0] = f(10 ** f(start));
+    return out;
   }
+  const step = f(f(end - start) / f(n - 1));
+  const half = Math.floor(n / 2);
+  for (let i = 0; i < n; i++) out[i] = f(10 ** (i < half ? f(start + f(step * i)) : f(end - f(step * (n - i - 1)))));
   return out;
+}
+
+/** diffusers' per-residual factors: conditioning_scale each, or (guess mode) logspace(-1, 0, N + 1) * conditioning_scale (float32). */
+export function residualScales(count: number, conditioningScale: number, guessMode: boolean): Float32Array {
+  const s = Math.fround(conditioningScale);
+  if (!guessMode) return new Float32Array(count).fill(s);
+  return logspace32(-1, 0, count).map((v) => Math.fround(v * s));
 }
 
 export class ControlNetModel {
