@@ -342,35 +342,28 @@ export async function loadPipeline(idOrDir: string, options: LoadOptions = {}): 
     return ControlNetModel.fromPretrained(dir, { variant: o.variant ?? options.variant, device: options.resolvedDevice });
   };
   const controlNets: { name: string; model: ControlNetModel }[] = [];
-  try {
-    for (const id of typeof options.controlnet === 'string' ? [options.controlnet] : (options.controlnet ?? [])) controlNets.push({ name: id, model: await loadControlNet(id, {}) });
-  } catch (e) {
-    for (const c of controlNets) c.model.dispose();
-    for (const comp of [unet, ...te]) comp.dispose();
-    decoder.model.dispose();
-    encoder?.dispose();
-    throw e;
-  }
   let pipe: Pipeline;
   try {
+    for (const id of typeof options.controlnet === 'string' ? [options.controlnet] : (options.controlnet ?? [])) controlNets.push({ name: id, model: await loadControlNet(id, {}) });
     pipe = new Pipeline({
-    name: loaded.name,
-    family,
-    kind,
-    conditioner,
-    unet,
-    schedulerConfig: loaded.schedulerConfig,
-    decoder,
-    encoder,
-    defaults,
-    forceZerosForEmptyPrompt: sdxl ? loaded.forceZerosForEmptyPrompt : false,
-    controlNets,
-    loadControlNet,
-  });
+      name: loaded.name,
+      family,
+      kind,
+      conditioner,
+      unet,
+      schedulerConfig: loaded.schedulerConfig,
+      decoder,
+      encoder,
+      defaults,
+      forceZerosForEmptyPrompt: sdxl ? loaded.forceZerosForEmptyPrompt : false,
+      controlNets,
+      loadControlNet,
+    });
   } catch (e) {
-    // a ControlNet for another model: nothing stays loaded
+    // a ControlNet that does not load, or is for another model: nothing stays loaded
     for (const c of controlNets) c.model.dispose();
-    for (const comp of [unet, ...te]) comp.dispose();
+    conditioner.dispose();
+    unet.dispose();
     decoder.model.dispose();
     encoder?.dispose();
     throw e;
