@@ -43,6 +43,13 @@ const GENERATE_USAGE = `usage: onestep generate -m MODEL -p PROMPT [options]
       --lora FILE[:SCALE]  fuse a LoRA (a .safetensors file or a hub repo id; scale default 1);
                            repeat for several (e.g. an LCM-LoRA and a style LoRA)
       --strict-lora        LoRA keys that match no module are an error (default: a warning)
+      --controlnet DIR|REPO  a ControlNet to load (repeatable), e.g. lllyasviel/control_v11p_sd15_scribble
+      --control FILE[:CONTROLNET][:SCALE]
+                           a control image (PNG) for a ControlNet (the named one, else the first --controlnet),
+                           scale default 1; repeat for several (MultiControlNet: their effects add up)
+      --control-start F    the fraction of the steps the ControlNets start acting (default 0)
+      --control-end F      ... and stop (default 1)
+      --guess-mode         diffusers' guess mode (the ControlNets see only the conditional half under guidance)
       --variant NAME       weight variant to prefer (e.g. fp16)
       --config DIR|REPO    single files: the diffusers folder / repo with the model's configs and tokenizers
       --prediction TYPE    single files: epsilon | v_prediction (SD2 files default to v_prediction)
@@ -104,6 +111,11 @@ const GENERATE_ARGS = {
   vae: { type: 'string' },
   lora: { type: 'string', multiple: true },
   'strict-lora': { type: 'boolean' },
+  controlnet: { type: 'string', multiple: true },
+  control: { type: 'string', multiple: true },
+  'control-start': { type: 'string' },
+  'control-end': { type: 'string' },
+  'guess-mode': { type: 'boolean' },
   config: { type: 'string' },
   prediction: { type: 'string' },
   variant: { type: 'string' },
@@ -161,6 +173,18 @@ async function generate(argv: string[]): Promise<number> {
   if (values.seed !== undefined && seed === undefined) throw new UsageError(`--seed must be an integer in 0..2^64-1, got '${values.seed}'`);
   const { parseLoraArg } = await import('./lora');
   const loras = (values.lora ?? []).map(parseLoraArg);
+  // ControlNets: those named by --controlnet, then those --control names, each loaded once
+  const { parseControlArg } = await import('./pipelines/control');
+  const controlArgs = (values.control ?? []).map((c) => parseControlArg(c, (p) => fs.existsSync(p) && fs.statSync(p).isFile()));
+  const controlnets = [...(values.controlnet ?? [])];
+  for (const c of controlArgs) if (c.model && !controlnets.includes(c.model)) controlnets.push(c.model);
+  if (controlArgs.some((c) => !c.model) && !values.controlnet?.length) throw new UsageError('--control FILE needs a ControlNet: --controlnet DIR_OR_REPO, or --control FILE:CONTROLNET');
+  const controlStart = num(values['control-start'], 'control-start');
+  const controlEnd = num(values['control-end'], 'control-end');
+  if ((controlStart !== undefined || controlEnd !== undefined || values['guess-mode']) && !controlArgs.length) throw new UsageError('--control-start, --control-end and --guess-mode need a --control image');
+  const control = controlArgs.length
+    ? controlArgs.map((c) => ({ image: c.image, index: controlnets.indexOf(c.model ?? controlnets[0]), scale: c.scale, start: controlStart, end: controlEnd, guessMode: values['guess-mode'] }))
+    : undefined;
   if (values.verbose) process.env.ONESTEP_DEBUG = process.env.ONESTEP_DEBUG || '1';
   const out = values.output ?? 'out.png';
   checkOutput(out);
@@ -180,6 +204,7 @@ async function generate(argv: string[]): Promise<number> {
     eta: num(values.eta, 'eta'),
     image: values.image,
     resizeImage: !values['no-resize'],
+    control,
     strength: num(values.strength, 'strength'),
   };
   const { loadPipeline, resolveLoraFile } = await import('./pipelines');
@@ -195,6 +220,7 @@ async function generate(argv: string[]): Promise<number> {
     prediction: values.prediction as 'epsilon' | 'v_prediction' | undefined,
     taesd,
     vae: values.vae,
+    controlnet: controlnets.length ? controlnets : undefined,
     onDownloadProgress,
   });
   try {

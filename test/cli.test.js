@@ -184,6 +184,41 @@ describe('CLI: reproducible outputs, errors before the work', function () {
     assert.doesNotMatch(t.stderr, /ambiguous|argument missing/);
   });
 
+  it('--control FILE[:CONTROLNET][:SCALE] with --controlnet, windows and guess mode; misuse is a usage error', () => {
+    const png = new PNG({ width: 64, height: 64 });
+    for (let i = 0; i < png.data.length; i += 4) png.data[i] = png.data[i + 1] = png.data[i + 2] = (i >> 2) % 64 < 8 ? 255 : 0;
+    for (let i = 3; i < png.data.length; i += 4) png.data[i] = 255;
+    const ctl = path.join(dir, 'scribble.png');
+    fs.writeFileSync(ctl, PNG.sync.write(png));
+    const sd15 = fixture('models', 'tiny-sd15');
+    const cn = fixture('models', 'tiny-sd15-controlnet');
+    const base = ['generate', '-m', sd15, '-p', 'a house', '--seed', '5', '--steps', '2'];
+    const out = (n) => path.join(dir, `${n}.png`);
+    const pixels = (n) => PNG.sync.read(fs.readFileSync(out(n))).data;
+    assert.strictEqual(run([...base, '-o', out('plain'), '-q']).status, 0);
+    const a = run([...base, '--controlnet', cn, '--control', ctl, '-o', out('a'), '-q']);
+    assert.strictEqual(a.status, 0, a.stderr);
+    const b = run([...base, '--control', `${ctl}:${cn}:1`, '-o', out('b'), '-q']);
+    assert.strictEqual(b.status, 0, b.stderr);
+    assert.ok(pixels('a').equals(pixels('b')), 'FILE:CONTROLNET:SCALE is the same control');
+    assert.ok(!pixels('a').equals(pixels('plain')), 'the control image changes the image');
+    const zero = run([...base, '--control', `${ctl}:${cn}:0`, '-o', out('zero'), '-q']);
+    assert.strictEqual(zero.status, 0, zero.stderr);
+    assert.ok(pixels('zero').equals(pixels('plain')), 'scale 0: the plain image');
+    const w = run([...base, '--control', `${ctl}:${cn}`, '--control-start', '0', '--control-end', '0.5', '--guess-mode', '--cfg', '1', '-o', out('w'), '-q']);
+    assert.strictEqual(w.status, 0, w.stderr);
+    assert.match(run(['info', out('w')]).stdout, /ControlNet 0: "Model: .*tiny-sd15-controlnet, Weight: 1, Guidance Start: 0, Guidance End: 0\.5, Control Mode: guess"/);
+    for (const [extra, re] of [
+      [['--control', ctl], /needs a ControlNet/],
+      [['--control', path.join(dir, 'none.png')], /no control image file found/],
+      [['--control-end', '0.5'], /need a --control image/],
+    ]) {
+      const r = run([...base, ...extra, '-o', out('x')]);
+      assert.ok(r.status === 2 || r.status === 1, r.stderr);
+      assert.match(r.stderr, re);
+    }
+  });
+
   it('every subcommand answers --help without side effects; bench says what it writes, and refuses bad options', () => {
     const cache = path.resolve(__dirname, '..', '.cache', 'random-models');
     const before = fs.existsSync(cache) ? fs.readdirSync(cache).sort() : [];

@@ -10,6 +10,8 @@ const el = {
   guidance: $('guidance'), image: $('image'), strength: $('strength'), strengthOut: $('strengthOut'), clearImage: $('clearImage'),
   source: $('source'), output: $('output'), placeholder: $('placeholder'), latency: $('latency'), detail: $('detail'),
   error: $('error'), conn: $('conn'), model: $('model'), keyRow: $('keyRow'), apiKey: $('apiKey'), saveKey: $('saveKey'),
+  scribbleSet: $('scribbleSet'), scribble: $('scribble'), brush: $('brush'), undo: $('undo'), clearScribble: $('clearScribble'),
+  controlScale: $('controlScale'), controlScaleOut: $('controlScaleOut'), controlNetRow: $('controlNetRow'), controlNet: $('controlNet'),
 };
 
 let key = sessionStorage.getItem('onestep-key') || '';
@@ -22,6 +24,11 @@ const sent = new Map(); // id -> { at, prompt, mode }
 let sourceBitmap = null;
 let sourcePng = null; // data URL of the img2img input at the chosen size
 let stepsTouched = false; // the user changed the steps (else img2img leaves them to the server)
+// the scribble: strokes of points in canvas units (0..1), white on black, as scribble ControlNets expect
+const strokes = [];
+let drawing = null;
+let lastSent = 0;
+const SCRIBBLE_MIN_MS = 60; // at most one control image per 60 ms while drawing; the server drops stale ones
 
 function headers() {
   return key ? { Authorization: `Bearer ${key}` } : {};
@@ -58,6 +65,51 @@ async function loadInfo() {
   }
   for (const [s, label] of sizes) el.size.add(new Option(`${s.replace('x', ' × ')}${label}`, s));
   el.size.value = `${defaults.width}x${defaults.height}`;
+  const nets = info.model.controlnets || [];
+  if (nets.length) {
+    el.scribbleSet.hidden = false;
+    nets.forEach((n, i) => el.controlNet.add(new Option(n, String(i))));
+    el.controlNetRow.hidden = nets.length < 2;
+    redrawScribble();
+  }
+}
+
+function redrawScribble(ctx = el.scribble.getContext('2d'), w = el.scribble.width, h = el.scribble.height) {
+  ctx.fillStyle = '#000';
+  ctx.fillRect(0, 0, w, h);
+  ctx.strokeStyle = '#fff';
+  ctx.lineCap = 'round';
+  ctx.lineJoin = 'round';
+  for (const s of strokes) {
+    ctx.lineWidth = s.size * (w / el.scribble.width);
+    ctx.beginPath();
+    s.points.forEach(([x, y], i) => (i ? ctx.lineTo(x * w, y * h) : ctx.moveTo(x * w, y * h)));
+    if (s.points.length === 1) ctx.lineTo(s.points[0][0] * w + 0.01, s.points[0][1] * h);
+    ctx.stroke();
+  }
+  el.undo.disabled = el.clearScribble.disabled = strokes.length === 0;
+}
+
+/** The drawing at the output size as a PNG data URL, or null when nothing is drawn. */
+function scribblePng() {
+  if (!strokes.length || el.scribbleSet.hidden) return null;
+  const [w, h] = el.size.value.split('x').map(Number);
+  const c = document.createElement('canvas');
+  c.width = w;
+  c.height = h;
+  redrawScribble(c.getContext('2d'), w, h);
+  return c.toDataURL('image/png');
+}
+
+/** While drawing: send at most every SCRIBBLE_MIN_MS (the latest drawing wins on the server). */
+function scribbleChanged() {
+  const wait = SCRIBBLE_MIN_MS - (performance.now() - lastSent);
+  schedule(Math.max(0, wait));
+}
+
+function point(ev) {
+  const r = el.scribble.getBoundingClientRect();
+  return [Math.min(1, Math.max(0, (ev.clientX - r.left) / r.width)), Math.min(1, Math.max(0, (ev.clientY - r.top) / r.height))];
 }
 
 function connect() {
@@ -89,6 +141,8 @@ function onMessage(msg) {
     el.output.dataset.id = String(msg.id);
     el.output.dataset.prompt = req ? req.prompt : '';
     el.output.dataset.mode = req ? req.mode : '';
+    el.output.dataset.strokes = req ? String(req.strokes) : '';
+    el.output.dataset.points = req ? String(req.points) : '';
     el.output.hidden = false;
     el.placeholder.hidden = true;
     const roundTrip = req ? performance.now() - req.at : msg.latencyMs;
@@ -124,7 +178,10 @@ function send() {
     msg.image = sourcePng;
     msg.strength = Number(el.strength.value);
   }
-  sent.set(msg.id, { at: performance.now(), prompt, mode: sourcePng ? 'img2img' : 'txt2img' });
+  const control = scribblePng();
+  if (control) msg.control = { image: control, index: Number(el.controlNet.value) || 0, scale: Number(el.controlScale.value) };
+  lastSent = performance.now();
+  sent.set(msg.id, { at: lastSent, prompt, mode: sourcePng ? 'img2img' : 'txt2img', strokes: strokes.length, points: strokes.reduce((n, s) => n + s.points.length, 0) });
   ws.send(JSON.stringify(msg));
 }
 
@@ -178,6 +235,42 @@ el.reseed.addEventListener('click', () => {
 el.steps.addEventListener('input', () => {
   stepsTouched = true;
 });
+el.scribble.addEventListener('pointerdown', (ev) => {
+  ev.preventDefault();
+  el.scribble.setPointerCapture(ev.pointerId);
+  drawing = { size: Number(el.brush.value), points: [point(ev)] };
+  strokes.push(drawing);
+  redrawScribble();
+  scribbleChanged();
+});
+el.scribble.addEventListener('pointermove', (ev) => {
+  if (!drawing) return;
+  drawing.points.push(point(ev));
+  redrawScribble();
+  scribbleChanged();
+});
+for (const end of ['pointerup', 'pointercancel']) {
+  el.scribble.addEventListener(end, () => {
+    if (!drawing) return;
+    drawing = null;
+    scribbleChanged();
+  });
+}
+el.undo.addEventListener('click', () => {
+  strokes.pop();
+  redrawScribble();
+  schedule(0);
+});
+el.clearScribble.addEventListener('click', () => {
+  strokes.length = 0;
+  redrawScribble();
+  schedule(0);
+});
+el.controlScale.addEventListener('input', () => {
+  el.controlScaleOut.value = el.controlScale.value;
+  schedule();
+});
+el.controlNet.addEventListener('change', () => schedule(0));
 for (const input of [el.prompt, el.negative, el.seed, el.steps, el.guidance, el.strength]) input.addEventListener('input', () => schedule());
 el.saveKey.addEventListener('click', () => {
   key = el.apiKey.value;

@@ -119,3 +119,24 @@ export function stepScales(c: Omit<PreparedControl, 'image'>, i: number, n: numb
   const scale = c.scale * keep;
   return { keep, scale, factors: residualScales(c.model.numResiduals, scale, c.guessMode) };
 }
+
+/**
+ * `FILE[:MODEL][:SCALE]`, as the CLIs take control images: a number after the last ':' is the
+ * scale; the image is the longest prefix that is an existing file (so a Windows drive letter or a
+ * ':' in a path stays in it); what follows it is the ControlNet (a folder or a repo id).
+ */
+export function parseControlArg(v: string, exists: (p: string) => boolean): { image: string; model?: string; scale?: number } {
+  const parts = v.split(':');
+  let scale: number | undefined;
+  if (parts.length > 1 && /^[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?$/i.test(parts[parts.length - 1])) {
+    scale = Number(parts.pop());
+  }
+  for (let i = parts.length; i >= 1; i--) {
+    const image = parts.slice(0, i).join(':');
+    if (image && exists(image)) {
+      const model = parts.slice(i).join(':');
+      return { image, model: model || undefined, scale };
+    }
+  }
+  throw new ArgumentError(`--control ${v}: no control image file found (give FILE[:CONTROLNET][:SCALE])`);
+}

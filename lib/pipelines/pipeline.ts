@@ -184,7 +184,7 @@ export class Pipeline {
   private freed: Promise<void> | undefined;
   private loras: LoraSet | undefined;
   private readonly controlNetList: ControlNetModel[] = [];
-  private readonly controlNetNames: string[] = [];
+  private readonly controlNetNameList: string[] = [];
 
   constructor(private readonly parts: PipelineParts) {
     for (const c of parts.controlNets ?? []) this.addControlNet(c.model, c.name);
@@ -195,10 +195,15 @@ export class Pipeline {
     return this.controlNetList;
   }
 
+  /** The names (folders / repo ids) the ControlNets were loaded by, in the same order. */
+  get controlNetNames(): readonly string[] {
+    return [...this.controlNetNameList];
+  }
+
   private addControlNet(model: ControlNetModel, name: string): void {
     checkControlNetFits(model, this.parts.unet, name);
     this.controlNetList.push(model);
-    this.controlNetNames.push(name);
+    this.controlNetNameList.push(name);
   }
 
   /**
@@ -663,7 +668,7 @@ export class Pipeline {
         strength: job.strength,
         eta: o.eta ?? p.defaults.eta,
         timesteps: o.timesteps,
-        controlnets: job.controls.length ? job.controls.map((c) => ({ name: this.controlNetNames[c.slot], scale: c.scale, start: c.start, end: c.end, guessMode: c.guessMode })) : undefined,
+        controlnets: job.controls.length ? job.controls.map((c) => ({ name: this.controlNetNameList[c.slot], scale: c.scale, start: c.start, end: c.end, guessMode: c.guessMode })) : undefined,
         batchSize: batch,
         batchIndex: b,
         version: `onestep ${version}`,

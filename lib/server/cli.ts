@@ -23,6 +23,8 @@ export const SERVE_USAGE = `usage: onestep serve -m MODEL [options]
       --taesd [ID]        decode with TAESD (the family's standard repo, or a folder / repo id)
       --vae PATH          another VAE folder
       --lora FILE[:SCALE] fuse a LoRA (repeatable)
+      --controlnet DIR|REPO  load a ControlNet (repeatable): requests send control images, the page
+                          gets a scribble canvas
       --variant NAME      weight variant to prefer (e.g. fp16)
       --config DIR|REPO   single files: the diffusers folder / repo with the model's configs and tokenizers
       --prediction TYPE   single files: epsilon | v_prediction
@@ -53,6 +55,7 @@ const SERVE_ARGS = {
   taesd: { type: 'string', optional: true },
   vae: { type: 'string' },
   lora: { type: 'string', multiple: true },
+  controlnet: { type: 'string', multiple: true },
   variant: { type: 'string' },
   config: { type: 'string' },
   prediction: { type: 'string' },
@@ -120,6 +123,7 @@ export async function serveMain(argv: string[]): Promise<number> {
       taesd,
       vae: values.vae,
       loras,
+      controlnet: values.controlnet,
     },
     onLoading: () => {
       t0 = Date.now();

@@ -3,7 +3,7 @@ import { ArgumentError } from '../errors';
 import type { Pipeline } from '../pipelines';
 
 /** What the server needs of a pipeline (a loaded Pipeline; tests may wrap one). */
-export type ServedPipeline = Pick<Pipeline, 'generate' | 'name' | 'family' | 'kind' | 'defaults'>;
+export type ServedPipeline = Pick<Pipeline, 'generate' | 'name' | 'family' | 'kind' | 'defaults'> & Partial<Pick<Pipeline, 'controlNetNames'>>;
 
 export interface ServerLimits {
   /** largest width / height in pixels */

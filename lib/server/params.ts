@@ -20,10 +20,43 @@ export interface GenerateParams {
   image?: Uint8Array;
   strength?: number;
   scheduler?: SchedulerName;
+  /** ControlNet: control images (PNG bytes) for the server's ControlNets */
+  control?: ControlParams[];
+}
+
+export interface ControlParams {
+  image: Uint8Array;
+  index?: number;
+  scale?: number;
+  start?: number;
+  end?: number;
+  guessMode?: boolean;
+}
+
+/** The most control images one request may carry. */
+export const MAX_CONTROLS = 4;
+
+/** `control`: one object, or a list, of { image (PNG base64 / data URL), index, scale, start, end, guessMode }. */
+function readControls(o: Record<string, unknown>, limits: ServerLimits): ControlParams[] | undefined {
+  const v = o.control;
+  if (v === undefined || v === null) return undefined;
+  const list = Array.isArray(v) ? v : [v];
+  if (list.length === 0) return undefined;
+  if (list.length > MAX_CONTROLS) throw overLimit(`'control' holds ${list.length} control images; the limit is ${MAX_CONTROLS}`);
+  return list.map((x, i) => {
+    const what = Array.isArray(v) ? `control[${i}]` : 'control';
+    const c = asObject(x, `'${what}'`);
+    for (const k of Object.keys(c)) if (!['image', 'index', 'scale', 'start', 'end', 'guessMode'].includes(k)) throw badRequest(`unknown field '${what}.${k}' (known: image, index, scale, start, end, guessMode)`);
+    const image = readPng(c, 'image', limits);
+    if (!image) throw badRequest(`'${what}.image' is required (a PNG, base64 or a data URL)`);
+    const guess = c.guessMode;
+    if (guess !== undefined && typeof guess !== 'boolean') throw badRequest(`'${what}.guessMode' must be true or false`);
+    return { image, index: readInt(c, 'index', 0, 64), scale: readNumber(c, 'scale', 0, 10), start: readNumber(c, 'start', 0, 1), end: readNumber(c, 'end', 0, 1), guessMode: guess as boolean | undefined };
+  });
 }
 
 /** The JSON fields of a generate request (the WebSocket adds `type` and `id`, the HTTP endpoint `format`). */
-export const GENERATE_FIELDS = ['prompt', 'negativePrompt', 'seed', 'steps', 'width', 'height', 'guidanceScale', 'batchSize', 'image', 'strength', 'scheduler'] as const;
+export const GENERATE_FIELDS = ['prompt', 'negativePrompt', 'seed', 'steps', 'width', 'height', 'guidanceScale', 'batchSize', 'image', 'strength', 'scheduler', 'control'] as const;
 
 const typeName = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v);
 
@@ -119,6 +152,7 @@ export function parseGenerate(o: Record<string, unknown>, limits: ServerLimits):
     image: readPng(o, 'image', limits),
     strength: readNumber(o, 'strength', 0, 1),
     scheduler: scheduler as SchedulerName | undefined,
+    control: readControls(o, limits),
   };
   if (p.strength !== undefined && !p.image) throw badRequest("'strength' needs an 'image' (img2img)");
   if (p.strength === 0) throw badRequest("'strength' must be in (0, 1]");

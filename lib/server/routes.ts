@@ -52,7 +52,7 @@ async function generateFor(ctx: RouteContext, res: ServerResponse, params: Gener
 
 function modelInfo(ctx: RouteContext) {
   const p = ctx.service.pipeline;
-  return { name: p.name, family: p.family, kind: p.kind, defaults: p.defaults };
+  return { name: p.name, family: p.family, kind: p.kind, defaults: p.defaults, controlnets: [...(p.controlNetNames ?? [])] };
 }
 
 const page: Route = {

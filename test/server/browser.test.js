@@ -140,6 +140,66 @@ describe('server: the page in headless Chromium', function () {
     assert.deepStrictEqual(pageErrors, []);
   });
 
+  it('with a ControlNet: drawing on the scribble canvas (pointer events) makes images that follow the drawing; stale drawings are dropped', async () => {
+    const { fixture } = require('../helpers/fixtures');
+    const cnPipe = watched(await tinyPipeline('tiny-sd15', { controlnet: fixture('models', 'tiny-sd15-controlnet') }));
+    const cs = await startServer({ pipeline: cnPipe });
+    try {
+      await page.goto(cs.url);
+      await page.waitForSelector('#conn.ok', { timeout: 15000 });
+      assert.ok(await page.isVisible('#scribble'), 'the canvas is shown when the server has a ControlNet');
+      const prompt = `a ${rng.pick(['stone', 'wooden', 'glass'])} house, line art`;
+      await page.fill('#prompt', prompt);
+      await shownImage(prompt, 'txt2img');
+      const box = await page.locator('#scribble').boundingBox();
+      const stroke = async (pts) => {
+        await page.mouse.move(box.x + pts[0][0] * box.width, box.y + pts[0][1] * box.height);
+        await page.mouse.down();
+        for (const [x, y] of pts.slice(1)) await page.mouse.move(box.x + x * box.width, box.y + y * box.height, { steps: 4 });
+        await page.mouse.up();
+      };
+      const shownWith = async (strokes) => {
+        await page.waitForFunction((n) => {
+          const img = document.getElementById('output');
+          return !img.hidden && img.complete && img.dataset.strokes === String(n);
+        }, strokes, { timeout: 30000 });
+        return page.evaluate(() => ({ src: document.getElementById('output').src, id: Number(document.getElementById('output').dataset.id) }));
+      };
+      // the first stroke: images arrive while drawing and after, each request carrying the drawing as a control image
+      const pts = Array.from({ length: 6 }, (_, i) => [0.15 + 0.12 * i, 0.2 + 0.1 * ((i * 7) % 5)]);
+      await stroke(pts);
+      const first = await shownWith(1);
+      const withControl = cnPipe.calls.filter((c) => c.options.control);
+      assert.ok(withControl.length >= 1, 'generations with the drawing');
+      const ctl = withControl[withControl.length - 1].options.control[0];
+      assert.ok(ctl.image instanceof Uint8Array && ctl.index === 0 && ctl.scale === 1);
+      // a second stroke changes the image
+      await stroke([[0.8, 0.1], [0.5, 0.5], [0.2, 0.9]]);
+      const second = await shownWith(2);
+      assert.ok(second.id > first.id && second.src !== first.src, 'the image follows the drawing');
+      // stale drawings are dropped: with the server held, strokes drawn meanwhile supersede each other
+      cnPipe.hold();
+      const before = cs.events.length;
+      await stroke([[0.1, 0.5], [0.9, 0.5]]);
+      await new Promise((r) => setTimeout(r, 150));
+      await stroke([[0.5, 0.1], [0.5, 0.9]]);
+      await new Promise((r) => setTimeout(r, 150));
+      cnPipe.release();
+      const last = await shownWith(4);
+      assert.ok(last.id > second.id);
+      await new Promise((r) => setTimeout(r, 200));
+      const outcomes = cs.events.slice(before).map((e) => e.outcome);
+      assert.ok(outcomes.includes('aborted'), `a superseded drawing's generation was dropped: ${outcomes.join(', ')}`);
+      // undo: back to three strokes
+      await page.click('#undo');
+      await shownWith(3);
+      await page.screenshot({ path: path.join(ARTIFACTS, 'server-page-scribble.png') });
+      assert.deepStrictEqual(pageErrors, []);
+    } finally {
+      await cs.server.close();
+    }
+  });
+
   it('with an API key the page asks for it, then works', async () => {
     const key = `key-${rng.int(2 ** 31)}-${Date.now()}`;
     const keyed = await startServer({ pipeline: pipe, apiKey: key });

@@ -11,9 +11,10 @@ const { fixture } = require('../helpers/fixtures');
 const pipelines = new Map();
 
 /** One loaded pipeline per fixture model for the whole run (loading takes ~0.3 s). */
-async function tinyPipeline(name = 'tiny-sd21') {
-  if (!pipelines.has(name)) pipelines.set(name, loadPipeline(fixture('models', name)));
-  return pipelines.get(name);
+async function tinyPipeline(name = 'tiny-sd21', options = {}) {
+  const key = JSON.stringify([name, options]);
+  if (!pipelines.has(key)) pipelines.set(key, loadPipeline(fixture('models', name), options));
+  return pipelines.get(key);
 }
 
 /** A listening server; `events` collects its 'generation' events. */
@@ -115,6 +116,7 @@ function watched(pipeline) {
     get family() { return pipeline.family; },
     get kind() { return pipeline.kind; },
     get defaults() { return pipeline.defaults; },
+    get controlNetNames() { return pipeline.controlNetNames; },
     hold() {
       gate = new Promise((r) => (open = r));
     },

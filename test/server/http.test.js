@@ -6,7 +6,7 @@ const assert = require('assert');
 const net = require('net');
 const { PNG } = require('pngjs');
 const { Rng } = require('../helpers/random');
-const { startServer, request, pngSize } = require('./helpers');
+const { startServer, request, pngSize, tinyPipeline } = require('./helpers');
 
 function assertJsonError(r, status, code) {
   assert.strictEqual(r.status, status, `expected ${status}, got ${r.status}: ${r.body.toString().slice(0, 300)}`);
@@ -55,7 +55,7 @@ describe('server: HTTP API', function () {
     assert.deepStrictEqual(h.json(), { status: 'ok', queue: { running: 0, pending: 0 } });
     const i = (await request(`${s.url}info`)).json();
     assert.strictEqual(i.server, 'onestep');
-    assert.deepStrictEqual(i.model, { name: 'tiny-sd21', family: 'sd', kind: 'standard', defaults: { width: 64, height: 64, steps: 1, guidanceScale: 0 } });
+    assert.deepStrictEqual(i.model, { name: 'tiny-sd21', family: 'sd', kind: 'standard', defaults: { width: 64, height: 64, steps: 1, guidanceScale: 0 }, controlnets: [] });
     assert.strictEqual(i.limits.maxSteps, 50);
     assert.strictEqual(i.apiKeyRequired, false);
   });
@@ -94,6 +94,39 @@ describe('server: HTTP API', function () {
     const neg = await request(`${s.url}generate`, { method: 'POST', json: { prompt: 'x', seed: -1 } });
     assertJsonError(neg, 400, 'ERR_ONESTEP_BAD_REQUEST');
     assert.match(neg.json().error.message, /seed must be an integer in 0\.\.2\^64-1 \(omit it for a random one\)/);
+  });
+
+  it('ControlNet: `control` carries control images for the server\'s ControlNets; misuse is a 400 naming it', async () => {
+    const { fixture } = require('../helpers/fixtures');
+    const cn = await startServer({ pipeline: await tinyPipeline('tiny-sd15', { controlnet: fixture('models', 'tiny-sd15-controlnet') }) });
+    try {
+      const info = (await request(`${cn.url}info`)).json();
+      assert.deepStrictEqual(info.model.controlnets, [fixture('models', 'tiny-sd15-controlnet')]);
+      const image = randomPng(rng, 64, 64).toString('base64');
+      const plain = (await request(`${cn.url}generate`, { method: 'POST', json: { prompt: 'a house', seed: 4 } })).json();
+      const r = await request(`${cn.url}generate`, { method: 'POST', json: { prompt: 'a house', seed: 4, control: { image, scale: 0.8 } } });
+      assert.strictEqual(r.status, 200, r.body.toString());
+      assert.notStrictEqual(r.json().images[0].b64_png, plain.images[0].b64_png, 'the control image changes the image');
+      const two = await request(`${cn.url}generate`, { method: 'POST', json: { prompt: 'a house', seed: 4, control: [{ image, scale: 0.4 }, { image: `data:image/png;base64,${image}`, start: 0, end: 0.5 }] } });
+      assert.strictEqual(two.status, 200, two.body.toString());
+      for (const [control, code, re] of [
+        [{ image, weight: 1 }, 'ERR_ONESTEP_BAD_REQUEST', /unknown field 'control\.weight'/],
+        [{ scale: 1 }, 'ERR_ONESTEP_BAD_REQUEST', /'control\.image' is required/],
+        [{ image, scale: 11 }, 'ERR_ONESTEP_BAD_REQUEST', /'scale' must be in \[0, 10\]/],
+        [{ image, start: 0.7, end: 0.2 }, 'ERR_ONESTEP_ARGUMENT', /start 0\.7 must be below end 0\.2/],
+        [{ image, index: 2 }, 'ERR_ONESTEP_ARGUMENT', /control\.index must be an integer in 0\.\.0/],
+      ]) {
+        const bad = await request(`${cn.url}generate`, { method: 'POST', json: { prompt: 'x', control } });
+        assertJsonError(bad, 400, code);
+        assert.match(bad.json().error.message, re);
+      }
+    } finally {
+      await cn.server.close();
+    }
+    // a server without a ControlNet says so
+    const none = await request(`${s.url}generate`, { method: 'POST', json: { prompt: 'x', control: { image: randomPng(rng, 64, 64).toString('base64') } } });
+    assertJsonError(none, 400, 'ERR_ONESTEP_ARGUMENT');
+    assert.match(none.json().error.message, /has no ControlNet/);
   });
 
   it("format 'png' answers image/png with the seed and latency in headers; batches come as JSON", async () => {
