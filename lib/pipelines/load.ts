@@ -23,6 +23,7 @@ import { parseUNetConfig } from '../models/unet/config';
 import { parseAutoencoderKLConfig } from '../models/vae/config';
 import type { Weights } from '../models/weights';
 import { type SingleFileModel, isSingleFile, openSingleFile } from '../single_file';
+import { openControlNetFile } from '../single_file/controlnet';
 import { CLIPTokenizer } from '../tokenizer';
 import { SDConditioner, SDXLConditioner } from './conditioning';
 import { type Decoder, Pipeline, type PipelineDefaults, type PipelineKind } from './pipeline';
@@ -337,7 +338,9 @@ export async function loadPipeline(idOrDir: string, options: LoadOptions = {}): 
   const { decoder, encoder } = await loadDecoder(family, loaded.vae, options);
   const defaults = defaultsFor(kind, unet, loaded.schedulerConfig);
   if (options.scheduler) defaults.scheduler = options.scheduler;
-  const loadControlNet = async (id: string, o: { variant?: string }) => {
+  const loadControlNet = async (id: string, o: { variant?: string; config?: string }) => {
+    // the original single-file layout (control_*.safetensors), else a diffusers folder or repo id
+    if (isSingleFile(id)) return openControlNetFile(id, { config: o.config, device: options.resolvedDevice });
     const dir = await resolveModelFolder(id, { ...options, variant: o.variant ?? options.variant, purpose: 'controlnet' });
     return ControlNetModel.fromPretrained(dir, { variant: o.variant ?? options.variant, device: options.resolvedDevice });
   };

@@ -53,7 +53,7 @@ export interface PipelineParts {
   /** ControlNets loaded with the pipeline, by the name they were asked for */
   controlNets?: { name: string; model: ControlNetModel }[];
   /** loads a ControlNet folder or repo id on the UNet's device (lib/pipelines/load.ts) */
-  loadControlNet?: (idOrDir: string, options: { variant?: string }) => Promise<ControlNetModel>;
+  loadControlNet?: (idOrDir: string, options: { variant?: string; config?: string }) => Promise<ControlNetModel>;
 }
 
 /** One generation's facts, fixed by prepare() (stage 1) and read by the later stages. */
@@ -207,11 +207,12 @@ export class Pipeline {
   }
 
   /**
-   * Loads a ControlNet (a diffusers folder or a Hugging Face repo id, e.g.
-   * lllyasviel/control_v11p_sd15_scribble) for this pipeline; a ControlNet made for another model
+   * Loads a ControlNet (a diffusers folder, a Hugging Face repo id such as
+   * lllyasviel/control_v11p_sd15_scribble, or an original-layout control_*.safetensors file, with
+   * `config` a diffusers ControlNet folder for what its weights cannot tell) for this pipeline; a ControlNet made for another model
    * is a ConfigError. Returns it (ControlOptions.model), and it gets the next index.
    */
-  loadControlNet(idOrDir: string, options: { variant?: string } = {}): Promise<ControlNetModel> {
+  loadControlNet(idOrDir: string, options: { variant?: string; config?: string } = {}): Promise<ControlNetModel> {
     return this.enqueue('loading a ControlNet', async () => {
       const load = this.parts.loadControlNet;
       if (!load) throw new ArgumentError('this pipeline cannot load ControlNets');

@@ -34,7 +34,8 @@ function depthOf(h: HeaderIndex, prefix: string): number {
   return indices(h.keys(), `${prefix}transformer_blocks.`).length;
 }
 
-export function unetStructure(h: HeaderIndex, p: string): UNetStructure {
+/** The structure of the input / middle blocks (and, with `decoder`, the output blocks). */
+export function unetStructure(h: HeaderIndex, p: string, decoder = true): UNetStructure {
   const blocks = indices(h.keys(), `${p}input_blocks.`);
   const gap = blocks.findIndex((b, i) => b !== i);
   if (blocks.length === 0 || gap >= 0) throw new ConfigError(`single-file checkpoint: the UNet's input_blocks are not numbered 0..${blocks.length - 1}${gap >= 0 ? ` (input_blocks.${gap} is missing)` : ''}`);
@@ -57,7 +58,7 @@ export function unetStructure(h: HeaderIndex, p: string): UNetStructure {
     depth.push(attn ? depthOf(h, `${first}.1.`) : i === levels - 1 ? midDepth : 1);
   }
   const upDepth: number[] = [];
-  for (let i = 0; i < levels; i++) {
+  for (let i = 0; decoder && i < levels; i++) {
     const first = `${p}output_blocks.${(L + 1) * i}`;
     const attn = hasPrefix(h, `${first}.1.transformer_blocks.`);
     if (attn !== attention[levels - 1 - i]) {
@@ -69,8 +70,11 @@ export function unetStructure(h: HeaderIndex, p: string): UNetStructure {
   return { levels, layersPerBlock: L, channels, attention, depth, upDepth, midDepth, admInChannels: label ? label.shape[1] : undefined };
 }
 
-/** Diffusers module prefix -> original module prefix (with the resnet-internal renames). */
-function moduleTable(s: UNetStructure): [string, string, boolean][] {
+/**
+ * Diffusers module prefix -> original module prefix (with the resnet-internal renames): the
+ * encoder half (which a ControlNet shares), and with `decoder` the up blocks and the output.
+ */
+export function moduleTable(s: UNetStructure, decoder = true): [string, string, boolean][] {
   const L = s.layersPerBlock;
   const t: [string, string, boolean][] = [
     ['time_embedding.linear_1', 'time_embed.0', false],
@@ -78,12 +82,11 @@ function moduleTable(s: UNetStructure): [string, string, boolean][] {
     ['add_embedding.linear_1', 'label_emb.0.0', false],
     ['add_embedding.linear_2', 'label_emb.0.2', false],
     ['conv_in', 'input_blocks.0.0', false],
-    ['conv_norm_out', 'out.0', false],
-    ['conv_out', 'out.2', false],
     ['mid_block.resnets.0', 'middle_block.0', true],
     ['mid_block.attentions.0', 'middle_block.1', false],
     ['mid_block.resnets.1', 'middle_block.2', true],
   ];
+  if (decoder) t.push(['conv_norm_out', 'out.0', false], ['conv_out', 'out.2', false]);
   for (let i = 0; i < s.levels; i++) {
     for (let j = 0; j < L; j++) {
       const b = (L + 1) * i + j + 1;
@@ -91,6 +94,7 @@ function moduleTable(s: UNetStructure): [string, string, boolean][] {
       if (s.attention[i]) t.push([`down_blocks.${i}.attentions.${j}`, `input_blocks.${b}.1`, false]);
     }
     if (i < s.levels - 1) t.push([`down_blocks.${i}.downsamplers.0.conv`, `input_blocks.${(L + 1) * (i + 1)}.0.op`, false]);
+    if (!decoder) continue;
     const upAttn = s.attention[s.levels - 1 - i];
     for (let j = 0; j <= L; j++) {
       const b = (L + 1) * i + j;
@@ -102,11 +106,11 @@ function moduleTable(s: UNetStructure): [string, string, boolean][] {
   return t;
 }
 
-export function planUNet(h: HeaderIndex, p: string, options: { pooledWidth?: number } = {}): ComponentPlan & { structure: UNetStructure } {
-  const s = unetStructure(h, p);
+/** diffusers name -> original key, for every key under `p` a module of `table` names. */
+export function mapByTable(h: HeaderIndex, p: string, table: [string, string, boolean][]): Map<string, Target> {
   const tensors = new Map<string, Target>();
   const byOriginal = new Map<string, [string, boolean]>();
-  for (const [d, o, resnet] of moduleTable(s)) byOriginal.set(o, [d, resnet]);
+  for (const [d, o, resnet] of table) byOriginal.set(o, [d, resnet]);
   for (const rest of under(h, p)) {
     // the longest original module prefix that names this key
     const parts = rest.split('.');
@@ -123,8 +127,12 @@ export function planUNet(h: HeaderIndex, p: string, options: { pooledWidth?: num
       break;
     }
   }
+  return tensors;
+}
+
+/** The encoder half's config fields from the shapes (shared by the UNet and the ControlNet). */
+export function encoderDerived(h: HeaderIndex, p: string, s: UNetStructure, options: { pooledWidth?: number } = {}): Json {
   const convIn = shapeOf(h, `${p}input_blocks.0.0.weight`, 'conv_in');
-  const convOut = shapeOf(h, `${p}out.2.weight`, 'conv_out');
   const timeEmbed = shapeOf(h, `${p}time_embed.0.weight`, 'time embedding');
   if (timeEmbed[0] !== 4 * convIn[0]) throw new ConfigError(`single-file checkpoint: time embedding width ${timeEmbed[0]} is not 4 x ${convIn[0]} channels`);
   const attnKey = [...h.keys()].find((k) => k.startsWith(p) && k.endsWith('.attn2.to_k.weight'));
@@ -132,19 +140,14 @@ export function planUNet(h: HeaderIndex, p: string, options: { pooledWidth?: num
   const projIn = [...h.keys()].find((k) => k.startsWith(p) && k.endsWith('.proj_in.weight')) as string;
   const derived: Json = {
     in_channels: convIn[1],
-    out_channels: convOut[0],
     conv_in_kernel: convIn[2],
-    conv_out_kernel: convOut[2],
     block_out_channels: s.channels,
     layers_per_block: s.layersPerBlock,
     down_block_types: s.attention.map((a) => (a ? 'CrossAttnDownBlock2D' : 'DownBlock2D')),
-    up_block_types: [...s.attention].reverse().map((a) => (a ? 'CrossAttnUpBlock2D' : 'UpBlock2D')),
     transformer_layers_per_block: s.depth,
     cross_attention_dim: (h.get(attnKey) as { shape: number[] }).shape[1],
     use_linear_projection: (h.get(projIn) as { shape: number[] }).shape.length === 2,
   };
-  const reversed = [...s.depth].reverse();
-  if (s.upDepth.some((d, i) => d !== reversed[i])) derived.reverse_transformer_layers_per_block = s.upDepth;
   if (s.midDepth !== s.depth[s.levels - 1]) {
     throw new ConfigError(`single-file checkpoint: mid-block transformer depth ${s.midDepth} differs from the last level's ${s.depth[s.levels - 1]}`);
   }
@@ -157,5 +160,21 @@ export function planUNet(h: HeaderIndex, p: string, options: { pooledWidth?: num
       derived.addition_time_embed_dim = timeIds / 6;
     }
   }
+  return derived;
+}
+
+export function planUNet(h: HeaderIndex, p: string, options: { pooledWidth?: number } = {}): ComponentPlan & { structure: UNetStructure } {
+  const s = unetStructure(h, p);
+  const tensors = mapByTable(h, p, moduleTable(s));
+  const enc = encoderDerived(h, p, s, options);
+  const convOut = shapeOf(h, `${p}out.2.weight`, 'conv_out');
+  const derived: Json = {
+    ...enc,
+    out_channels: convOut[0],
+    conv_out_kernel: convOut[2],
+    up_block_types: [...s.attention].reverse().map((a) => (a ? 'CrossAttnUpBlock2D' : 'UpBlock2D')),
+  };
+  const reversed = [...s.depth].reverse();
+  if (s.upDepth.some((d, i) => d !== reversed[i])) derived.reverse_transformer_layers_per_block = s.upDepth;
   return { derived, tensors, structure: s };
 }
