@@ -25,7 +25,9 @@ const USAGE = `usage: npm run bench -- [options]   (or npx onestep bench [option
   --runs N         warm runs per stage (default 3; the median is reported)
   --steps N        UNet steps counted in the summary (default 1; e.g. 4 for LCM)
   --threads N      CPU threads (ONESTEP_NUM_THREADS)
-  --skip LIST      stages to skip: text,unet,vae,taesd
+  --skip LIST      stages to skip: text,unet,controlnet,vae,taesd (controlnet: one UNet step with a
+                   random-weight ControlNet made for the model's UNet, written once to
+                   .cache/random-models/NAME-controlnet)
   --device DEV     cpu (default) or cuda
   --gemm           also run scripts/bench-gemm.js
   -h, --help       this text (nothing is written)`;
@@ -81,12 +83,13 @@ const { CLIPTextModel } = require(path.join(dist, 'models', 'clip', 'text_encode
 const { UNet2DConditionModel } = require(path.join(dist, 'models', 'unet', 'unet.js'));
 const { AutoencoderKL } = require(path.join(dist, 'models', 'vae', 'autoencoder_kl.js'));
 const { AutoencoderTiny } = require(path.join(dist, 'models', 'vae', 'autoencoder_tiny.js'));
-const { makeRandomModel } = require('./make-random-model.js');
+const { makeRandomModel, makeRandomControlNet } = require('./make-random-model.js');
+const { ControlNetModel } = require(path.join(dist, 'models', 'controlnet', 'controlnet.js'));
 
 const modelName = opt('model', 'sd_turbo');
 const device = opt('device', 'cpu');
 if (!['cpu', 'cuda'].includes(device)) usage(`--device must be cpu or cuda, got '${device}'`);
-const STAGES = ['text', 'unet', 'vae', 'taesd'];
+const STAGES = ['text', 'unet', 'controlnet', 'vae', 'taesd'];
 const size = intOpt('size', 512, 8, 8);
 const runs = intOpt('runs', 3, 1);
 const steps = intOpt('steps', 1, 1); // UNet steps in the summary (e.g. 4 for LCM)
@@ -202,6 +205,36 @@ async function main() {
       inputs.time_ids = Float32Array.from([size, size, 0, 0, size, size]);
     }
     await stage(`UNet step (${latent}x${latent})`, unet.graph(1, latent, latent, 77), inputs, rows, comp.unet);
+    if (!skip.has('controlnet')) {
+      // one step with a ControlNet (ControlNetModel.from_unet's architecture), as the pipelines build it: one graph
+      const cnDir = path.join(cacheDir, `${modelName}-controlnet`);
+      if (!fs.existsSync(path.join(cnDir, 'RANDOM_WEIGHTS.txt'))) {
+        console.log(`bench: writing a random-weight ControlNet for ${modelName} to ${path.relative(root, cnDir)} (once; reused by later runs)`);
+        makeRandomControlNet({ config: modelName, out: cnDir, log: (l) => console.log(l) });
+      }
+      const cn = ControlNetModel.fromPretrained(cnDir, dev);
+      const g = unet.weights.builder();
+      const sample = g.input('sample', [1, c.inChannels, latent, latent]);
+      const t = g.input('timestep', [1]);
+      const ctx = g.input('encoder_hidden_states', [1, 77, c.crossAttentionDim]);
+      const cond = g.input('controlnet_cond', [1, 3, size, size]);
+      const scales = g.input('scales', [cn.numResiduals]);
+      const extras = {};
+      if (c.timeCondProjDim) {
+        const tc = g.input('timestep_cond', [1, c.timeCondProjDim]);
+        extras.timestepCond = tc;
+      }
+      if (c.textTime) {
+        extras.textEmbeds = g.input('text_embeds', [1, c.textTime.projectionInputDim - 6 * c.textTime.timeEmbedDim]);
+        extras.timeIds = g.input('time_ids', [1, 6]);
+      }
+      const cnExtras = { textEmbeds: extras.textEmbeds, timeIds: extras.timeIds };
+      g.output('out', unet.describe(g, sample, t, ctx, extras, cn.describe(g, sample, t, ctx, cond, scales, cnExtras)));
+      const graph = g.build();
+      await stage(`UNet step + ControlNet (${latent}x${latent})`, graph, { ...inputs, controlnet_cond: addon().randomTensor('F32', [3 * size * size], 3, 0.5, 0.5).toFloat32(), scales: new Float32Array(cn.numResiduals).fill(1) }, rows);
+      graph.dispose();
+      cn.dispose();
+    }
     unet.dispose();
   }
 
@@ -217,10 +250,10 @@ async function main() {
     taesd.dispose();
   }
 
-  const total = (names) => rows.filter((r) => names.some((n) => r.name.startsWith(n))).reduce((s, r) => s + (r.name.startsWith('UNet') ? steps : 1) * r.ms, 0);
+  const total = (names) => rows.filter((r) => names.some((n) => r.name.startsWith(n))).reduce((s, r) => s + (r.name.startsWith('UNet step (') ? steps : 1) * r.ms, 0);
   const unit = device === 'cuda' ? [1, 'ms'] : [1e3, 's'];
   const fmt = (ms) => `${(ms / unit[0]).toFixed(2)} ${unit[1]}`;
-  console.log(`${modelName} ${steps} step${steps === 1 ? '' : 's'} ${size}x${size} on ${device}: ${fmt(total(['text', 'UNet', 'VAE']))} with the VAE, ${fmt(total(['text', 'UNet', 'TAESD']))} with TAESD (sum of warm stages)`);
+  console.log(`${modelName} ${steps} step${steps === 1 ? '' : 's'} ${size}x${size} on ${device}: ${fmt(total(['text', 'UNet step (', 'VAE']))} with the VAE, ${fmt(total(['text', 'UNet step (', 'TAESD']))} with TAESD (sum of warm stages)`);
   console.log(`peak RSS ${(process.resourceUsage().maxRSS / 1024 / 1024).toFixed(2)} GiB`);
 
   if (args.includes('--gemm')) spawnSync(process.execPath, [path.join(__dirname, 'bench-gemm.js')], { stdio: 'inherit' });

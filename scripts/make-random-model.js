@@ -19,6 +19,8 @@ const { readUNetConfig } = require(path.join(dist, 'models', 'unet', 'config.js'
 const { AutoencoderKL } = require(path.join(dist, 'models', 'vae', 'autoencoder_kl.js'));
 const { AutoencoderTiny } = require(path.join(dist, 'models', 'vae', 'autoencoder_tiny.js'));
 const { readAutoencoderKLConfig, readAutoencoderTinyConfig } = require(path.join(dist, 'models', 'vae', 'config.js'));
+const { ControlNetModel } = require(path.join(dist, 'models', 'controlnet', 'controlnet.js'));
+const { readControlNetConfig } = require(path.join(dist, 'models', 'controlnet', 'config.js'));
 
 const FIXTURES = path.resolve(__dirname, '..', '..', 'shared', 'fixtures');
 
@@ -45,6 +47,7 @@ function record(kind, dir) {
   else if (kind === 'unet') model = new UNet2DConditionModel(readUNetConfig(dir), w);
   else if (kind === 'vae') model = new AutoencoderKL(readAutoencoderKLConfig(dir), w);
   else if (kind === 'taesd') model = new AutoencoderTiny(readAutoencoderTinyConfig(dir), w);
+  else if (kind === 'controlnet') model = new ControlNetModel(readControlNetConfig(dir), w);
   model.buildGraphs();
   return w.recordedShapes();
 }
@@ -61,7 +64,27 @@ const KIND = {
   AutoencoderTiny: 'taesd',
   CLIPTextModel: 'clip',
   CLIPTextModelWithProjection: 'clip',
+  ControlNetModel: 'controlnet',
 };
+
+/** The UNet config fields a ControlNet copies (diffusers' ControlNetModel.from_unet). */
+const FROM_UNET = ['in_channels', 'flip_sin_to_cos', 'freq_shift', 'down_block_types', 'only_cross_attention', 'block_out_channels', 'layers_per_block', 'downsample_padding', 'mid_block_scale_factor', 'act_fn', 'norm_num_groups', 'norm_eps', 'cross_attention_dim', 'transformer_layers_per_block', 'attention_head_dim', 'use_linear_projection', 'addition_embed_type', 'addition_time_embed_dim', 'projection_class_embeddings_input_dim', 'upcast_attention', 'resnet_time_scale_shift'];
+
+/**
+ * A random-weight ControlNet for the UNet of configs/<config>: its config as ControlNetModel.from_unet
+ * makes it (conditioning_embedding_out_channels diffusers' default, 16, 32, 96, 256), in `out`.
+ */
+function makeRandomControlNet({ config, out, seed = 0, dtype = 'F16', configsDir = path.join(FIXTURES, 'configs'), log = console.log }) {
+  const unetCfg = JSON.parse(fs.readFileSync(path.join(configsDir, config, 'unet', 'config.json'), 'utf8'));
+  const cfg = { _class_name: 'ControlNetModel', conditioning_channels: 3, controlnet_conditioning_channel_order: 'rgb', conditioning_embedding_out_channels: [16, 32, 96, 256] };
+  for (const k of FROM_UNET) if (unetCfg[k] !== undefined) cfg[k] = unetCfg[k];
+  const tmp = path.join(out, '.config-src');
+  fs.mkdirSync(tmp, { recursive: true });
+  fs.writeFileSync(path.join(tmp, 'config.json'), JSON.stringify(cfg, null, 2));
+  writeComponent(tmp, out, { seed, dtype, log });
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.writeFileSync(path.join(out, 'RANDOM_WEIGHTS.txt'), `Random weights (seed ${seed}, ${dtype}): a ControlNet for the UNet of configs/${config} (ControlNetModel.from_unet). Not a usable model: for benchmarks only.\n`);
+}
 
 function writeComponent(srcDir, outDir, { seed, dtype, log }) {
   fs.mkdirSync(outDir, { recursive: true });
@@ -144,7 +167,7 @@ function makeRandomModel({ config, base, out, seed = 0, dtype = 'F16', configsDi
   return components;
 }
 
-module.exports = { makeRandomModel };
+module.exports = { makeRandomModel, makeRandomControlNet };
 
 if (require.main === module) {
   const args = process.argv.slice(2);

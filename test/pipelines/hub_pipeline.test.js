@@ -54,6 +54,32 @@ describe('pipelines from the hub', function () {
     assert.ok(!fs.existsSync(path.join(snap, commit, 'safety_checker')), 'unused components are not downloaded');
   });
 
+  it('a ControlNet by repo id: loadPipeline({ controlnet }) downloads it (its weights and config) and gives the folder\'s image', async () => {
+    const cnRepo = path.join(tmp, 'cn');
+    fs.cpSync(fixture('models', 'tiny-sd15-controlnet'), cnRepo, { recursive: true });
+    fs.writeFileSync(path.join(cnRepo, 'diffusion_pytorch_model.bin'), Buffer.alloc(32)); // a pickle copy: never fetched
+    hub.addRepo('test-org/tiny-sd15-controlnet', cnRepo);
+    const png = new PNG({ width: 64, height: 64 });
+    for (let i = 0; i < png.data.length; i++) png.data[i] = i % 4 === 3 ? 255 : (i * 13) % 256;
+    const image = PNG.sync.write(png);
+    const opts = { prompt: 'a house', seed: 2, steps: 2, scheduler: 'lcm', guidanceScale: 1, control: { image } };
+    const fromHub = await withEnv(async () => {
+      const p = await loadPipeline(fixture('models', 'tiny-sd15'), { controlnet: 'test-org/tiny-sd15-controlnet' });
+      const [img] = await p.generate(opts);
+      assert.deepStrictEqual(p.controlNetNames, ['test-org/tiny-sd15-controlnet']);
+      await p.dispose();
+      return img;
+    });
+    const local = await loadPipeline(fixture('models', 'tiny-sd15'), { controlnet: fixture('models', 'tiny-sd15-controlnet') });
+    const [img] = await local.generate(opts);
+    await local.dispose();
+    assert.ok(Buffer.from(fromHub.rgb).equals(Buffer.from(img.rgb)));
+    const snap = path.join(env.HF_HOME, 'hub', 'models--test-org--tiny-sd15-controlnet', 'snapshots');
+    const [commit] = fs.readdirSync(snap);
+    assert.ok(fs.existsSync(path.join(snap, commit, 'diffusion_pytorch_model.safetensors')));
+    assert.ok(!fs.existsSync(path.join(snap, commit, 'diffusion_pytorch_model.bin')), 'pickle weights are not downloaded');
+  });
+
   // async: the mock hub lives in this process, so the child must not block our event loop
   const run = (args, childEnv) =>
     new Promise((resolve) => {

@@ -123,6 +123,12 @@ export class ControlNetModel {
     return { down, mid };
   }
 
+  /** Builds the graph once at the smallest size (with recording weights: lists the weights). */
+  buildGraphs(): void {
+    const f = 2 ** (this.config.blockOutChannels.length - 1);
+    this.graph(1, f, f, 77);
+  }
+
   /** A standalone graph: inputs as ControlNetInputs (NCHW), outputs down_0.. and mid (NCHW). */
   graph(batch: number, height: number, width: number, contextLength: number): CompiledGraph {
     const key = `${batch}x${height}x${width}x${contextLength}`;
