@@ -120,6 +120,21 @@ describe('pipelines: ControlNet', function () {
     await assert.rejects(loadPipeline(model('tiny-sd15'), { controlnet: model('tiny-sdxl-controlnet') }), (e) => e instanceof ConfigError && /SDXL ControlNet/.test(e.message));
   });
 
+  it('with a LoRA fused (LCM-LoRA style): both act, and unloading the LoRA gives the ControlNet-only image back', async () => {
+    const lora = fixture('lora', 'sd15_lora_kohya_full.safetensors');
+    const p = await loadPipeline(model('tiny-sd15'), { controlnet: model('tiny-sd15-controlnet'), loras: [{ path: lora, name: 'lcm' }] });
+    try {
+      const both = (await p.generate({ prompt: 'a cabin', seed: 11, steps: 2, scheduler: 'lcm', guidanceScale: 1, control: { image: img } }))[0];
+      const cnOnly = await gen({ image: img });
+      assert.ok(!Buffer.from(both.rgb).equals(Buffer.from(cnOnly.rgb)), 'the LoRA acts');
+      await p.unloadLoras();
+      const back = (await p.generate({ prompt: 'a cabin', seed: 11, steps: 2, scheduler: 'lcm', guidanceScale: 1, control: { image: img } }))[0];
+      assert.ok(Buffer.from(back.rgb).equals(Buffer.from(cnOnly.rgb)));
+    } finally {
+      await p.dispose();
+    }
+  });
+
   it('SDXL: the ControlNet gets the added conditioning (text_embeds, time ids) too', async () => {
     xl = await loadPipeline(model('tiny-sdxl'), { controlnet: [model('tiny-sdxl-controlnet')] });
     const plain = (await xl.generate({ prompt: 'x', seed: 3, returnLatents: true }))[0];
