@@ -188,12 +188,10 @@ __global__ void __launch_bounds__(128) flashKernel(const float* __restrict__ q, 
 
 Status launchAttention(const onestep_cuda_node& n, cudaStream_t s) {
   const onestep_cuda_tensor &q = n.inputs[0], &k = n.inputs[1], &v = n.inputs[2];
-  if (q.rank != 3 || k.rank != 3 || v.rank != 3) return Status::fail("attention: q, k, v must be [B, N, H*D]");
-  const int64_t B = q.shape[0], Nq = q.shape[1], Nk = k.shape[1], H = (int64_t)n.attrs[0];
-  if (H <= 0 || q.shape[2] % H || v.shape[2] % H) return Status::fail("attention: widths must divide into heads");
+  const auto a = attrsOf<onestep::AttentionAttrs>(n);
+  const int64_t B = q.shape[0], Nq = q.shape[1], Nk = k.shape[1], H = a.heads;
   const int64_t D = q.shape[2] / H, Dv = v.shape[2] / H;
   if (D > 32 * kMaxPerLane || Dv > 32 * kMaxPerLane) return Status::fail("attention: head size above 512 is not supported by the CUDA kernel");
-  if (k.shape[2] != q.shape[2] || v.shape[1] != Nk) return Status::fail("attention: k and v do not match q");
   const int64_t rows = B * H * Nq;
   if (rows == 0) return Status::ok();
   if (D <= kFlashMaxD && Dv <= kFlashMaxD) {
@@ -202,14 +200,14 @@ Status launchAttention(const onestep_cuda_node& n, cudaStream_t s) {
     const int Dp = (int)((D + 15) / 16 * 16), Dvp = (int)((Dv + 15) / 16 * 16);
     ONESTEP_LAUNCH(flashKernel, dim3((unsigned)tiles, (unsigned)(B * H)), 128, 0, s)(
         static_cast<const float*>(q.data), static_cast<const float*>(k.data), static_cast<const float*>(v.data),
-        static_cast<float*>(n.output.data), Nq, Nk, H, (int)D, (int)Dv, Dp, Dvp, (float)n.attrs[1], n.attrs[2] != 0);
+        static_cast<float*>(n.output.data), Nq, Nk, H, (int)D, (int)Dv, Dp, Dvp, (float)a.scale, a.causal);
     return launched("attention");
   }
   const int64_t blocks = (rows + kWarps - 1) / kWarps;
   if (blocks > 0x7fffffff) return Status::fail("attention: too many queries for one grid");
   ONESTEP_LAUNCH(attentionKernel, (unsigned)blocks, kWarps * 32, 0, s)(static_cast<const float*>(q.data), static_cast<const float*>(k.data),
                                                             static_cast<const float*>(v.data), static_cast<float*>(n.output.data), B, Nq, Nk, H,
-                                                            D, Dv, (float)n.attrs[1], n.attrs[2] != 0);
+                                                            D, Dv, (float)a.scale, a.causal);
   return launched("attention");
 }
 

@@ -10,7 +10,7 @@
 #include <cstdio>
 #include <string>
 
-#include "../native/graph/op_list.h"
+#include "../native/graph/op_defs.h"
 #include "onestep_cuda_api.h"
 
 // A kernel launch: ONESTEP_LAUNCH(kernel, grid, block[, smem, stream])(args...). nvcc gets the
@@ -52,8 +52,16 @@ inline int64_t lastDim(const onestep_cuda_tensor& t) { return t.rank ? t.shape[t
 
 inline bool present(const onestep_cuda_node& n, int i) { return i < n.n_inputs && n.inputs[i].data != nullptr; }
 
-// Activation codes: native/cpu/activation.h (Act).
-enum ActCode : int { kNone = 0, kSilu = 1, kGelu = 2, kGeluTanh = 3, kQuickGelu = 4, kRelu = 5, kTanh = 6, kSigmoid = 7, kExp = 8 };
+// Activation codes: native/graph/op_defs.h (ONESTEP_ACT_TABLE), as kSilu, kGelu, ...
+#define ONESTEP_ACT_CODE(id, name) k##id,
+enum ActCode : int { ONESTEP_ACT_TABLE(ONESTEP_ACT_CODE) };
+#undef ONESTEP_ACT_CODE
+
+// A node's attributes as the op's typed struct (op_defs.h), e.g. attrsOf<onestep::Conv2dAttrs>(n).
+template <typename T>
+inline T attrsOf(const onestep_cuda_node& n) {
+  return T::from(n.attrs);
+}
 
 __device__ __forceinline__ float applyAct(int a, float x) {
   switch (a) {

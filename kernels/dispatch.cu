@@ -1,5 +1,6 @@
-// run_node: a node (validated by the addon's shape rules) to its op family's launcher. The entry
-// point checks what every launcher relies on: the op code, arities, ranks, float activations.
+// run_node: a node (validated by the addon's op rules, native/graph/op_rules.cc) to its op
+// family's launcher. The entry point asserts, cheaply, the invariants of the C ABI every launcher
+// relies on (op code, arities from op_defs.h, ranks, storage); the op's meaning is not re-checked.
 #include "ops.cuh"
 
 namespace onestep_cuda {
@@ -10,14 +11,18 @@ struct Row {
   int minInputs, maxInputs, attrs;
 };
 
+#define ONESTEP_IN_REQ(field, req) +(req)
+#define ONESTEP_IN_ONE(field, req) +1
 const Row kRows[] = {
-#define ONESTEP_OP_ROW(id, name, minIn, maxIn, nAttrs) {minIn, maxIn, nAttrs},
+#define ONESTEP_OP_ROW(id, name) {0 ONESTEP_IN_##id(ONESTEP_IN_REQ), 0 ONESTEP_IN_##id(ONESTEP_IN_ONE), onestep::id##Attrs::kCount},
     ONESTEP_OP_TABLE(ONESTEP_OP_ROW)
 #undef ONESTEP_OP_ROW
 };
+#undef ONESTEP_IN_REQ
+#undef ONESTEP_IN_ONE
 
 const char* const kNames[] = {
-#define ONESTEP_OP_NAME(id, name, minIn, maxIn, nAttrs) name,
+#define ONESTEP_OP_NAME(id, name) name,
     ONESTEP_OP_TABLE(ONESTEP_OP_NAME)
 #undef ONESTEP_OP_NAME
 };

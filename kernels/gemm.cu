@@ -160,42 +160,36 @@ Status run(bool conv, const float* x, const onestep_cuda_tensor& w, float* y, in
   return launched(conv ? "conv2d" : "linear");
 }
 
-Epilogue epilogueOf(const onestep_cuda_node& n, int actAttr) {
+Epilogue epilogueOf(const onestep_cuda_node& n, onestep::Act act) {
   Epilogue ep;
   ep.bias = present(n, 2) ? static_cast<const float*>(n.inputs[2].data) : nullptr;
   ep.residual = present(n, 3) ? static_cast<const float*>(n.inputs[3].data) : nullptr;
-  ep.act = (int)n.attrs[actAttr];
+  ep.act = (int)act;
   return ep;
 }
-
-bool floatWeight(int d) { return d == ONESTEP_CUDA_F32 || d == ONESTEP_CUDA_F16 || d == ONESTEP_CUDA_BF16; }
 
 }  // namespace
 
 Status launchLinear(const onestep_cuda_node& n, cudaStream_t s) {
   const onestep_cuda_tensor &x = n.inputs[0], &w = n.inputs[1];
-  if (w.rank != 2 || !floatWeight(w.dtype)) return Status::fail("linear: w must be a [N, K] float tensor");
   const int64_t N = w.shape[0], K = w.shape[1];
-  if (lastDim(x) != K) return Status::fail("linear: x's last dim differs from w's K");
-  if (present(n, 2) && n.inputs[2].dtype != ONESTEP_CUDA_F32) return Status::fail("linear: bias must be F32");
   const int64_t M = numel(n.output) / (N ? N : 1);
-  return run(false, static_cast<const float*>(x.data), w, static_cast<float*>(n.output.data), M, N, K, ConvMap{}, epilogueOf(n, 0), s);
+  return run(false, static_cast<const float*>(x.data), w, static_cast<float*>(n.output.data), M, N, K, ConvMap{},
+             epilogueOf(n, attrsOf<onestep::LinearAttrs>(n).act), s);
 }
 
 Status launchConv2d(const onestep_cuda_node& n, cudaStream_t s) {
   const onestep_cuda_tensor &x = n.inputs[0], &w = n.inputs[1], &o = n.output;
-  if (x.rank != 4 || w.rank != 4 || o.rank != 4 || !floatWeight(w.dtype)) return Status::fail("conv2d: x, w ([Co, kh, kw, Ci]) and the output must be 4-D");
-  if (w.shape[3] != x.shape[3] || w.shape[0] != o.shape[3]) return Status::fail("conv2d: channels do not match");
-  if (present(n, 2) && n.inputs[2].dtype != ONESTEP_CUDA_F32) return Status::fail("conv2d: bias must be F32");
-  const double* a = n.attrs;
+  const auto a = attrsOf<onestep::Conv2dAttrs>(n);
   const int64_t N = w.shape[0], K = w.shape[1] * w.shape[2] * w.shape[3], M = o.shape[0] * o.shape[1] * o.shape[2];
-  const int64_t up = (int64_t)a[6];
+  const int64_t up = a.upsample;
   if (M >= 0x7fffffff || K >= 0x7fffffff || x.shape[0] * x.shape[1] >= 0x7fffffff || x.shape[1] * up >= 0x7fffffff || x.shape[2] * up >= 0x7fffffff)
     return Status::fail("conv2d: sizes beyond 2^31 are not supported by the CUDA kernel");
   ConvMap g{(int)x.shape[1], (int)x.shape[2], (int)x.shape[3], (int)o.shape[1], (int)o.shape[2], (int)w.shape[1],
-            (int)w.shape[2],   (int)a[0],      (int)a[1],      (int)a[2],      (int)a[3],      (int)up};
-  const bool pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.up == 1 && a[2] == 0 && a[3] == 0 && a[4] == 0 && a[5] == 0;
-  return run(!pointwise, static_cast<const float*>(x.data), w, static_cast<float*>(o.data), M, N, K, g, epilogueOf(n, 7), s);
+            (int)w.shape[2],   (int)a.stride_h, (int)a.stride_w, (int)a.pad_top, (int)a.pad_left, (int)up};
+  const bool pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.up == 1 && a.pad_top == 0 && a.pad_left == 0 &&
+                         a.pad_bottom == 0 && a.pad_right == 0;
+  return run(!pointwise, static_cast<const float*>(x.data), w, static_cast<float*>(o.data), M, N, K, g, epilogueOf(n, a.act), s);
 }
 
 }  // namespace onestep_cuda

@@ -89,27 +89,25 @@ __global__ void layerNormKernel(const float* __restrict__ x, const float* __rest
 
 Status launchGroupNorm(const onestep_cuda_node& n, cudaStream_t s) {
   const onestep_cuda_tensor& x = n.inputs[0];
-  if (n.inputs[1].dtype != ONESTEP_CUDA_F32 || n.inputs[2].dtype != ONESTEP_CUDA_F32) return Status::fail("group_norm: gamma and beta must be F32");
-  const int64_t B = x.shape[0], C = lastDim(x), G = (int64_t)n.attrs[0];
+  const auto a = attrsOf<onestep::GroupNormAttrs>(n);
+  const int64_t B = x.shape[0], C = lastDim(x), G = a.groups;
   if (B == 0 || C == 0) return Status::ok();
-  if (G <= 0 || C % G) return Status::fail("group_norm: channels must divide into groups");
   if (G > 65535 || B > 65535) return Status::fail("group_norm: too many groups or samples for one grid");
   const int64_t P = numel(x) / (B * C);
   ONESTEP_LAUNCH(groupNormKernel, dim3((unsigned)G, (unsigned)B), kThreads, 0, s)(static_cast<const float*>(x.data), static_cast<const float*>(n.inputs[1].data),
                                                                      static_cast<const float*>(n.inputs[2].data), static_cast<float*>(n.output.data),
-                                                                     P, C, C / G, n.attrs[1], (int)n.attrs[2]);
+                                                                     P, C, C / G, a.eps, (int)a.act);
   return launched("group_norm");
 }
 
 Status launchLayerNorm(const onestep_cuda_node& n, cudaStream_t s) {
   const onestep_cuda_tensor& x = n.inputs[0];
-  if (n.inputs[1].dtype != ONESTEP_CUDA_F32 || n.inputs[2].dtype != ONESTEP_CUDA_F32) return Status::fail("layer_norm: gamma and beta must be F32");
   const int64_t C = lastDim(x), rows = C ? numel(x) / C : 0;
   if (rows == 0) return Status::ok();
   if (rows > 0x7fffffff) return Status::fail("layer_norm: too many rows");
   ONESTEP_LAUNCH(layerNormKernel, (unsigned)rows, kThreads, 0, s)(static_cast<const float*>(x.data), static_cast<const float*>(n.inputs[1].data),
                                                       static_cast<const float*>(n.inputs[2].data), static_cast<float*>(n.output.data), C,
-                                                      n.attrs[0]);
+                                                      attrsOf<onestep::LayerNormAttrs>(n).eps);
   return launched("layer_norm");
 }
 

@@ -44,8 +44,8 @@ typedef struct {
   int64_t shape[ONESTEP_CUDA_MAX_RANK];
 } onestep_cuda_tensor;
 
-/* One graph node, already validated by the addon's shape rules (native/graph/op_table.cc);
- * op is a code of native/graph/op_list.h. */
+/* One graph node, already validated by the addon's op rules (native/graph/op_rules.cc);
+ * op is a code of native/graph/op_defs.h; its attributes are read through that header's typed structs. */
 typedef struct {
   int32_t op;
   int32_t n_inputs;

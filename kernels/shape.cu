@@ -129,7 +129,6 @@ Status launchConcat(const onestep_cuda_node& n, cudaStream_t s) {
 
 Status launchUpsample(const onestep_cuda_node& n, cudaStream_t s) {
   const onestep_cuda_tensor& x = n.inputs[0];
-  if (x.rank != 4) return Status::fail("upsample: x must be [B, H, W, C]");
   return launch("upsample", numel(n.output), upsampleKernel, s, static_cast<const float*>(x.data), static_cast<float*>(n.output.data),
                 x.shape[0], x.shape[1], x.shape[2], x.shape[3], n.output.shape[1], n.output.shape[2]);
 }
@@ -144,9 +143,9 @@ Status launchPermute(const onestep_cuda_node& n, cudaStream_t s) {
     inStride[d] = st;
     st *= x.shape[d];
   }
+  const auto a = attrsOf<onestep::PermuteAttrs>(n);
   for (int d = 0; d < x.rank; ++d) {
-    const int src = (int)n.attrs[1 + d];
-    if (src < 0 || src >= x.rank) return Status::fail("permute: bad permutation");
+    const int src = (int)onestep::permuteAxis(a, d);
     p.outShape[d] = x.shape[src];
     p.inStride[d] = inStride[src];
   }
@@ -156,40 +155,38 @@ Status launchPermute(const onestep_cuda_node& n, cudaStream_t s) {
 
 Status launchSlice(const onestep_cuda_node& n, cudaStream_t s) {
   const onestep_cuda_tensor& x = n.inputs[0];
-  const int axis = (int)n.attrs[0];
-  if (axis < 0 || axis >= x.rank) return Status::fail("slice: bad axis");
+  const auto a = attrsOf<onestep::SliceAttrs>(n);
+  const int axis = (int)a.axis;
   int64_t outer = 1, inner = 1;
   for (int d = 0; d < axis; ++d) outer *= x.shape[d];
   for (int d = axis + 1; d < x.rank; ++d) inner *= x.shape[d];
   return launch("slice", numel(n.output), sliceKernel, s, static_cast<const float*>(x.data), static_cast<float*>(n.output.data), outer,
-                x.shape[axis], (int64_t)n.attrs[1], (int64_t)n.attrs[2], inner);
+                x.shape[axis], a.start, a.length, inner);
 }
 
 Status launchAvgPool(const onestep_cuda_node& n, cudaStream_t s) {
   const onestep_cuda_tensor &x = n.inputs[0], &o = n.output;
-  if (x.rank != 4 || o.rank != 4) return Status::fail("avg_pool: x must be [B, H, W, C]");
   return launch("avg_pool", numel(o), avgPoolKernel, s, static_cast<const float*>(x.data), static_cast<float*>(o.data), x.shape[0],
-                x.shape[1], x.shape[2], x.shape[3], o.shape[1], o.shape[2], (int64_t)n.attrs[0]);
+                x.shape[1], x.shape[2], x.shape[3], o.shape[1], o.shape[2], attrsOf<onestep::AvgPoolAttrs>(n).k);
 }
 
 Status launchEmbedding(const onestep_cuda_node& n, cudaStream_t s) {
   const onestep_cuda_tensor &ids = n.inputs[0], &table = n.inputs[1];
-  if (ids.dtype != ONESTEP_CUDA_I64 || table.rank != 2) return Status::fail("embedding: ids must be I64 and the table [V, C]");
   return launch("embedding", numel(n.output), embeddingKernel, s, static_cast<const int64_t*>(ids.data), static_cast<const void*>(table.data),
                 (int)table.dtype, static_cast<float*>(n.output.data), numel(ids), table.shape[0], table.shape[1]);
 }
 
 Status launchSelectRows(const onestep_cuda_node& n, cudaStream_t s) {
   const onestep_cuda_tensor &x = n.inputs[0], &idx = n.inputs[1];
-  if (x.rank != 3 || idx.dtype != ONESTEP_CUDA_I64) return Status::fail("select_rows: x must be [B, L, C] and index I64");
   return launch("select_rows", numel(n.output), selectRowsKernel, s, static_cast<const float*>(x.data), static_cast<const int64_t*>(idx.data),
                 static_cast<float*>(n.output.data), x.shape[0], x.shape[1], x.shape[2]);
 }
 
 Status launchTimestepEmbedding(const onestep_cuda_node& n, cudaStream_t s) {
-  const int64_t B = n.inputs[0].shape[0], dim = (int64_t)n.attrs[0];
+  const auto a = attrsOf<onestep::TimestepEmbeddingAttrs>(n);
+  const int64_t B = n.inputs[0].shape[0], dim = a.dim;
   return launch("timestep_embedding", B * (dim / 2), timestepEmbeddingKernel, s, static_cast<const float*>(n.inputs[0].data),
-                static_cast<float*>(n.output.data), B, dim, n.attrs[1] != 0, (float)n.attrs[2], (float)n.attrs[3], n.attrs[4] != 0);
+                static_cast<float*>(n.output.data), B, dim, a.flip_sin_to_cos, (float)a.shift, (float)a.scale, a.form == 1);
 }
 
 }  // namespace onestep_cuda

@@ -74,7 +74,10 @@ export interface NativeAddon {
   cudaMemory(): { free: number; total: number };
   cudaAbi: number;
   createGraph(spec: NativeGraphSpec, device?: 'cpu' | 'cuda'): NativeGraph;
-  opTable(): { name: string; minInputs: number; maxInputs: number; attrCount: number }[];
+  /** every op's definition (native/graph/op_defs.h); lib/graph/op_schema.ts is generated from it */
+  opSchema(): { ops: { name: string; inputs: { name: string; required: boolean }[]; attrs: { name: string; kind: string; default: number | null; min?: number; max?: number }[] }[]; acts: string[] };
+  /** the graph's rules for one node: its output shape and multiply-adds [conv, linear, attention QK, attention PV] (throws ERR_ONESTEP_GRAPH) */
+  inferNode(op: number, inputs: ({ dtype: string; shape: readonly number[] } | null)[], attrs: number[]): { shape: number[]; macs: number[]; bytes: number };
   /** [Co, Ci, kh, kw] -> [Co, kh, kw, Ci], same dtype */
   prepareConvWeight(w: NativeTensor): NativeTensor;
   /** prepared [Co, 3, 3, Ci] -> F32 [16, Co, Ci], the Winograd F(2x2, 3x3) transform */

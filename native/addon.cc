@@ -89,7 +89,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterGenerator(env, exports);
   exports.Set("fuseLora", Napi::Function::New(env, FuseLora, "fuseLora"));
   exports.Set("createGraph", Napi::Function::New(env, CreateGraph, "createGraph"));
-  exports.Set("opTable", Napi::Function::New(env, OpTable, "opTable"));
+  exports.Set("opSchema", Napi::Function::New(env, OpSchema, "opSchema"));
+  exports.Set("inferNode", Napi::Function::New(env, InferNode, "inferNode"));
   exports.Set("prepareConvWeight", Napi::Function::New(env, PrepareConvWeight, "prepareConvWeight"));
   exports.Set("prepareWinogradWeight", Napi::Function::New(env, PrepareWinogradWeight, "prepareWinogradWeight"));
   exports.Set("gemmInfo", Napi::Function::New(env, GemmInfo, "gemmInfo"));

@@ -33,7 +33,7 @@ function hasCpuFlag(flag) {
 
 function headers() {
   const dirs = [path.join(root, 'kernels'), path.join(root, 'kernels', 'sim'), path.join(root, 'kernels', 'sim', 'include')];
-  const files = [path.join(root, 'native', 'graph', 'op_list.h'), path.join(root, 'native', 'core', 'half.h')];
+  const files = [path.join(root, 'native', 'graph', 'op_defs.h'), path.join(root, 'native', 'core', 'half.h')];
   for (const d of dirs) for (const f of fs.readdirSync(d)) if (/\.(h|cuh)$/.test(f)) files.push(path.join(d, f));
   return files;
 }

@@ -1,75 +1,37 @@
-// The op table, mirrored from native/graph/op_table.h row by row (test/graph/op_table.test.js
-// checks it against the addon). Order = op code.
+// The op set as TypeScript sees it: names, inputs and attribute schemas come from
+// lib/graph/op_schema.ts, generated from native/graph/op_defs.h (the one definition of every op).
+// Attributes are given by name and encoded here in the schema's order.
+import { Act, OP_NAMES, OP_SCHEMA, type OpAttrs, type OpName } from './op_schema';
 
-export interface OpDef {
-  name: string;
-  minInputs: number;
-  maxInputs: number;
-  attrCount: number;
-}
+export { ACT_NAMES, Act, OP_NAMES, OP_SCHEMA, type AttrSchema, type OpAttrs, type OpName, type OpSchema } from './op_schema';
 
-export const OPS: readonly OpDef[] = [
-  { name: 'linear', minInputs: 2, maxInputs: 4, attrCount: 1 },
-  { name: 'conv2d', minInputs: 2, maxInputs: 4, attrCount: 8 },
-  { name: 'group_norm', minInputs: 3, maxInputs: 3, attrCount: 3 },
-  { name: 'layer_norm', minInputs: 3, maxInputs: 3, attrCount: 1 },
-  { name: 'attention', minInputs: 3, maxInputs: 3, attrCount: 3 },
-  { name: 'add', minInputs: 2, maxInputs: 2, attrCount: 0 },
-  { name: 'mul', minInputs: 2, maxInputs: 2, attrCount: 0 },
-  { name: 'unary', minInputs: 1, maxInputs: 1, attrCount: 7 },
-  { name: 'geglu', minInputs: 1, maxInputs: 1, attrCount: 0 },
-  { name: 'concat', minInputs: 2, maxInputs: 2, attrCount: 0 },
-  { name: 'upsample', minInputs: 1, maxInputs: 1, attrCount: 2 },
-  { name: 'timestep_embedding', minInputs: 1, maxInputs: 1, attrCount: 5 },
-  { name: 'embedding', minInputs: 2, maxInputs: 2, attrCount: 0 },
-  { name: 'select_rows', minInputs: 2, maxInputs: 2, attrCount: 0 },
-  { name: 'permute', minInputs: 1, maxInputs: 1, attrCount: 7 },
-  { name: 'reshape', minInputs: 1, maxInputs: 1, attrCount: 7 },
-  { name: 'slice', minInputs: 1, maxInputs: 1, attrCount: 3 },
-  { name: 'avg_pool', minInputs: 1, maxInputs: 1, attrCount: 1 },
-  { name: 'conv2d_winograd', minInputs: 2, maxInputs: 4, attrCount: 6 },
-  { name: 'scheduler_step', minInputs: 3, maxInputs: 4, attrCount: 1 },
-];
-
-export type OpName =
-  | 'linear'
-  | 'conv2d'
-  | 'group_norm'
-  | 'layer_norm'
-  | 'attention'
-  | 'add'
-  | 'mul'
-  | 'unary'
-  | 'geglu'
-  | 'concat'
-  | 'upsample'
-  | 'timestep_embedding'
-  | 'embedding'
-  | 'select_rows'
-  | 'permute'
-  | 'reshape'
-  | 'slice'
-  | 'avg_pool'
-  | 'conv2d_winograd'
-  | 'scheduler_step';
+const CODES = new Map<string, number>(OP_NAMES.map((n, i) => [n, i]));
 
 export function opCode(name: OpName): number {
-  const i = OPS.findIndex((o) => o.name === name);
-  if (i < 0) throw new Error(`unknown op ${name}`);
+  const i = CODES.get(name);
+  if (i === undefined) throw new Error(`unknown op ${name}`);
   return i;
 }
 
-/** Activations, as native/cpu/activation.h numbers them. */
-export enum Act {
-  None = 0,
-  Silu = 1,
-  Gelu = 2,
-  GeluTanh = 3,
-  QuickGelu = 4,
-  Relu = 5,
-  Tanh = 6,
-  Sigmoid = 7,
-  Exp = 8,
+/**
+ * An op's attributes by name -> the positional array the graph takes (schema order, defaults
+ * filled in). Throws on an unknown name or a missing required attribute; kinds and ranges are
+ * checked natively when the node is made.
+ */
+export function encodeAttrs<K extends OpName>(op: K, attrs: OpAttrs[K]): number[] {
+  const schema = OP_SCHEMA[opCode(op)];
+  const given = attrs as Record<string, number | boolean | undefined>;
+  for (const k of Object.keys(given)) {
+    if (!schema.attrs.some((a) => a.name === k)) throw new Error(`${op}: unknown attribute '${k}' (${schema.attrs.map((a) => a.name).join(', ') || 'none'})`);
+  }
+  return schema.attrs.map((a) => {
+    const v = given[a.name];
+    if (v === undefined) {
+      if (a.default === null) throw new Error(`${op}: attribute '${a.name}' is required`);
+      return a.default;
+    }
+    return typeof v === 'boolean' ? (v ? 1 : 0) : v;
+  });
 }
 
 /** The activation named by a config's hidden_act / act_fn. */

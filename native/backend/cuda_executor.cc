@@ -126,9 +126,9 @@ void forgetDeviceCopies(const void* hostData) {
   }
 }
 
-CudaExecutor::CudaExecutor(const GraphSpec& spec, const std::vector<int32_t>& aliasOf, const std::vector<int64_t>& offset,
-                           size_t arenaBytes)
-    : spec_(spec), aliasOf_(aliasOf) {
+CudaExecutor::CudaExecutor(const GraphSpec& spec, const std::vector<OpCost>& costs, const std::vector<int32_t>& aliasOf,
+                           const std::vector<int64_t>& offset, size_t arenaBytes)
+    : spec_(spec), costs_(costs), aliasOf_(aliasOf) {
   const int32_t nv = (int32_t)spec.values.size();
   for (const GraphNode& n : spec.nodes) {
     check(n.inputs.size() <= ONESTEP_CUDA_MAX_INPUTS && n.attrs.size() <= ONESTEP_CUDA_MAX_ATTRS, "ERR_ONESTEP_GRAPH", opInfo(n.op).name,
@@ -200,10 +200,8 @@ void CudaExecutor::launchNodes(std::vector<NodeProfile>* profile) {
     if (api().run_node(&n, stream_, err, sizeof(err)) != 0) fail("ERR_ONESTEP_CUDA", opInfo(node.op).name, " '", ov.name, "': ", err);
     if (profile) {
       CUDA_CALL("profiling", api().stream_sync(stream_, ERRBUF));
-      std::vector<const Shape*> shapes;
-      for (int32_t id : node.inputs) shapes.push_back(id >= 0 ? &spec_.values[id].shape : nullptr);
       profile->push_back(NodeProfile{opInfo(node.op).name, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
-                                     opFlops(node.op, shapes, ov.shape, node.attrs)});
+                                     costs_[&node - spec_.nodes.data()].flops()});
     }
   }
 }

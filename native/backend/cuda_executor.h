@@ -17,7 +17,8 @@ struct DeviceBuffer;
 class CudaExecutor {
  public:
   // aliasOf / offset / arenaBytes: the graph's storage plan (graph.cc).
-  CudaExecutor(const GraphSpec& spec, const std::vector<int32_t>& aliasOf, const std::vector<int64_t>& offset, size_t arenaBytes);
+  CudaExecutor(const GraphSpec& spec, const std::vector<OpCost>& costs, const std::vector<int32_t>& aliasOf,
+               const std::vector<int64_t>& offset, size_t arenaBytes);
   ~CudaExecutor();
   CudaExecutor(const CudaExecutor&) = delete;
   CudaExecutor& operator=(const CudaExecutor&) = delete;
@@ -29,6 +30,7 @@ class CudaExecutor {
   void launchNodes(std::vector<NodeProfile>* profile);
 
   const GraphSpec& spec_;
+  const std::vector<OpCost>& costs_;
   const std::vector<int32_t>& aliasOf_;
   void* stream_ = nullptr;
   std::shared_ptr<DeviceBuffer> arena_;

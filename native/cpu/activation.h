@@ -4,20 +4,10 @@
 #include <cmath>
 #include <cstdint>
 
+#include "../graph/op_defs.h"  // Act
+
 namespace onestep {
 
-enum class Act : int32_t {
-  None = 0,
-  Silu = 1,
-  Gelu = 2,       // exact (erf), torch's default
-  GeluTanh = 3,   // tanh approximation
-  QuickGelu = 4,  // x * sigmoid(1.702 x), OpenAI CLIP
-  Relu = 5,
-  Tanh = 6,
-  Sigmoid = 7,
-  Exp = 8,
-};
-constexpr int32_t kActCount = 9;
 
 inline float applyAct(Act a, float x) {
   switch (a) {

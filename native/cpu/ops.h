@@ -7,7 +7,7 @@
 
 namespace onestep {
 
-#define ONESTEP_CPU_KERNEL_DECL(id, name, minIn, maxIn, nAttrs) \
+#define ONESTEP_CPU_KERNEL_DECL(id, name) \
   void cpu##id(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out);
 ONESTEP_OP_TABLE(ONESTEP_CPU_KERNEL_DECL)
 #undef ONESTEP_CPU_KERNEL_DECL

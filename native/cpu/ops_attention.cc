@@ -40,9 +40,10 @@ thread_local Scratch tScores;
 void cpuAttention(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out) {
   const Shape &qs = *in[0].shape, &ks = *in[1].shape, &vs = *in[2].shape;
   const int64_t B = qs[0], Nq = qs[1], Nk = ks[1];
-  const int64_t H = (int64_t)node.attrs[0];
-  const float scale = (float)node.attrs[1];
-  const bool causal = node.attrs[2] != 0;
+  const auto at = node.attrsAs<AttentionAttrs>();
+  const int64_t H = at.heads;
+  const float scale = (float)at.scale;
+  const bool causal = at.causal;
   const int64_t D = qs[2] / H, Dv = vs[2] / H;
   const float* q = static_cast<const float*>(in[0].data);
   const float* k = static_cast<const float*>(in[1].data);

@@ -64,9 +64,10 @@ void cpuMul(const GraphNode&, const std::vector<TensorRef>& in, const TensorRef&
 }
 
 void cpuUnary(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out) {
-  const Act act = static_cast<Act>((int)node.attrs[0]);
-  const float a = (float)node.attrs[1], b = (float)node.attrs[2], c = (float)node.attrs[3], d = (float)node.attrs[4];
-  const double lo = node.attrs[5], hi = node.attrs[6];
+  const auto at = node.attrsAs<UnaryAttrs>();
+  const Act act = at.act;
+  const float a = (float)at.a, b = (float)at.b, c = (float)at.c, d = (float)at.d;
+  const double lo = at.lo, hi = at.hi;
   const bool clampIt = std::isfinite(lo) || std::isfinite(hi);
   const float flo = std::isfinite(lo) ? (float)lo : -INFINITY, fhi = std::isfinite(hi) ? (float)hi : INFINITY;
   const float* x = static_cast<const float*>(in[0].data);
@@ -91,7 +92,7 @@ void cpuSchedulerStep(const GraphNode& node, const std::vector<TensorRef>& in, c
   const float* o = static_cast<const float*>(in[1].data);
   const float* c = static_cast<const float*>(in[2].data);
   const float* noise = in.size() > 3 ? static_cast<const float*>(in[3].data) : nullptr;
-  const bool wantDenoised = node.attrs[0] != 0;
+  const bool wantDenoised = node.attrsAs<SchedulerStepAttrs>().select == 1;
   float* y = static_cast<float*>(out.data);
   for (int64_t i = 0; i < n; ++i) {
     const float e = cfg ? c[6] * o[i] + c[7] * o[n + i] : o[i];

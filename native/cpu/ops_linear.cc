@@ -16,7 +16,7 @@ void cpuLinear(const GraphNode& node, const std::vector<TensorRef>& in, const Te
   b.nk = true;
   GemmEpilogue ep;
   ep.bias = in.size() > 2 ? static_cast<const float*>(in[2].data) : nullptr;
-  ep.act = static_cast<Act>((int)node.attrs[0]);
+  ep.act = node.attrsAs<LinearAttrs>().act;
   if (in.size() > 3 && in[3].data) {
     ep.residual = static_cast<const float*>(in[3].data);
     ep.ldr = N;
@@ -28,7 +28,7 @@ void cpuConv2d(const GraphNode& node, const std::vector<TensorRef>& in, const Te
   const Shape& x = *in[0].shape;
   const Shape& w = *in[1].shape;  // [Co, kh, kw, Ci]
   const Shape& o = *out.shape;
-  const auto& a = node.attrs;
+  const auto a = node.attrsAs<Conv2dAttrs>();
   ConvGeom g;
   g.x = static_cast<const float*>(in[0].data);
   g.B = x[0];
@@ -37,11 +37,11 @@ void cpuConv2d(const GraphNode& node, const std::vector<TensorRef>& in, const Te
   g.C = x[3];
   g.kh = w[1];
   g.kw = w[2];
-  g.sh = (int64_t)a[0];
-  g.sw = (int64_t)a[1];
-  g.pt = (int64_t)a[2];
-  g.pl = (int64_t)a[3];
-  g.up = (int64_t)a[6];
+  g.sh = a.stride_h;
+  g.sw = a.stride_w;
+  g.pt = a.pad_top;
+  g.pl = a.pad_left;
+  g.up = a.upsample;
   g.Ho = o[1];
   g.Wo = o[2];
   const int64_t N = w[0], K = w[1] * w[2] * w[3], M = o[0] * o[1] * o[2];
@@ -52,14 +52,14 @@ void cpuConv2d(const GraphNode& node, const std::vector<TensorRef>& in, const Te
   b.nk = true;
   GemmEpilogue ep;
   ep.bias = in.size() > 2 ? static_cast<const float*>(in[2].data) : nullptr;
-  ep.act = static_cast<Act>((int)a[7]);
+  ep.act = a.act;
   if (in.size() > 3 && in[3].data) {
     ep.residual = static_cast<const float*>(in[3].data);
     ep.ldr = N;
   }
   GemmA A;
-  const bool pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.up == 1 && a[2] == 0 && a[3] == 0 &&
-                         a[4] == 0 && a[5] == 0;
+  const bool pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.up == 1 && a.pad_top == 0 && a.pad_left == 0 &&
+                         a.pad_bottom == 0 && a.pad_right == 0;
   if (pointwise) {
     A.data = g.x;
     A.ld = g.C;

@@ -12,9 +12,10 @@ void cpuGroupNorm(const GraphNode& node, const std::vector<TensorRef>& in, const
   const Shape& s = *in[0].shape;
   const int64_t B = s[0], C = s.back();
   const int64_t P = shapeNumel(s) / (B * C);  // pixels per sample
-  const int64_t G = (int64_t)node.attrs[0];
-  const double eps = node.attrs[1];
-  const Act act = static_cast<Act>((int)node.attrs[2]);
+  const auto at = node.attrsAs<GroupNormAttrs>();
+  const int64_t G = at.groups;
+  const double eps = at.eps;
+  const Act act = at.act;
   const int64_t cpg = C / G;
   const float* x = static_cast<const float*>(in[0].data);
   const float* gamma = static_cast<const float*>(in[1].data);
@@ -78,7 +79,7 @@ void cpuGroupNorm(const GraphNode& node, const std::vector<TensorRef>& in, const
 void cpuLayerNorm(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out) {
   const Shape& s = *in[0].shape;
   const int64_t C = s.back(), rows = shapeNumel(s) / C;
-  const double eps = node.attrs[0];
+  const double eps = node.attrsAs<LayerNormAttrs>().eps;
   const float* x = static_cast<const float*>(in[0].data);
   const float* gamma = static_cast<const float*>(in[1].data);
   const float* beta = static_cast<const float*>(in[2].data);

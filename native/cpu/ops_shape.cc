@@ -37,7 +37,8 @@ static inline int64_t nearestSource(int64_t dst, int64_t in, int64_t out) {
 void cpuUpsample(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out) {
   const Shape& s = *in[0].shape;
   const int64_t B = s[0], H = s[1], W = s[2], C = s[3];
-  const int64_t Ho = (int64_t)node.attrs[0], Wo = (int64_t)node.attrs[1];
+  const auto at = node.attrsAs<UpsampleAttrs>();
+  const int64_t Ho = at.out_h, Wo = at.out_w;
   const float* x = static_cast<const float*>(in[0].data);
   float* y = static_cast<float*>(out.data);
   std::vector<int64_t> col(Wo);
@@ -61,8 +62,9 @@ void cpuPermute(const GraphNode& node, const std::vector<TensorRef>& in, const T
     inStride[i] = st;
     st *= s[i];
   }
+  const auto at = node.attrsAs<PermuteAttrs>();
   for (int i = 0; i < r; ++i) {
-    perm[i] = (int64_t)node.attrs[1 + i];
+    perm[i] = permuteAxis(at, i);
     outShape[i] = s[perm[i]];
   }
   const float* x = static_cast<const float*>(in[0].data);
@@ -87,7 +89,7 @@ void cpuPermute(const GraphNode& node, const std::vector<TensorRef>& in, const T
 void cpuAvgPool(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out) {
   const Shape& s = *in[0].shape;
   const Shape& o = *out.shape;
-  const int64_t k = (int64_t)node.attrs[0];
+  const int64_t k = node.attrsAs<AvgPoolAttrs>().k;
   const int64_t W = s[2], C = s[3], Ho = o[1], Wo = o[2];
   const float* x = static_cast<const float*>(in[0].data);
   float* y = static_cast<float*>(out.data);
@@ -115,8 +117,9 @@ void cpuReshape(const GraphNode&, const std::vector<TensorRef>&, const TensorRef
 
 void cpuSlice(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out) {
   const Shape& s = *in[0].shape;
-  const int axis = (int)node.attrs[0];
-  const int64_t start = (int64_t)node.attrs[1], len = (int64_t)node.attrs[2];
+  const auto at = node.attrsAs<SliceAttrs>();
+  const int axis = (int)at.axis;
+  const int64_t start = at.start, len = at.length;
   int64_t outer = 1, inner = 1;
   for (int i = 0; i < axis; ++i) outer *= s[i];
   for (size_t i = axis + 1; i < s.size(); ++i) inner *= s[i];
@@ -168,10 +171,11 @@ void cpuSelectRows(const GraphNode&, const std::vector<TensorRef>& in, const Ten
 // arg = scale * (t * freq_k); out = [sin, cos], or [cos, sin] with flip_sin_to_cos.
 void cpuTimestepEmbedding(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out) {
   const int64_t B = (*in[0].shape)[0];
-  const int64_t dim = (int64_t)node.attrs[0], half = dim / 2;
-  const bool flip = node.attrs[1] != 0;
-  const float shift = (float)node.attrs[2], scale = (float)node.attrs[3];
-  const bool guidanceForm = node.attrs[4] != 0;
+  const auto at = node.attrsAs<TimestepEmbeddingAttrs>();
+  const int64_t dim = at.dim, half = dim / 2;
+  const bool flip = at.flip_sin_to_cos;
+  const float shift = (float)at.shift, scale = (float)at.scale;
+  const bool guidanceForm = at.form == 1;
   const float* t = static_cast<const float*>(in[0].data);
   float* y = static_cast<float*>(out.data);
   const float ln = std::log(10000.0f);

@@ -42,9 +42,9 @@ void cpuConv2dWinograd(const GraphNode& node, const std::vector<TensorRef>& in, 
   const Shape& os = *out.shape;
   const int64_t B = xs[0], H = xs[1], W = xs[2], Ci = xs[3], Co = us[1];
   const int64_t Ho = os[1], Wo = os[2];
-  const auto& a = node.attrs;
-  const int64_t pt = (int64_t)a[0], pl = (int64_t)a[1], up = (int64_t)a[4];
-  const Act act = static_cast<Act>((int)a[5]);
+  const auto a = node.attrsAs<Conv2dWinogradAttrs>();
+  const int64_t pt = a.pad_top, pl = a.pad_left, up = a.upsample;
+  const Act act = a.act;
   const int64_t Hu = H * up, Wu = W * up;
   const float* x = static_cast<const float*>(in[0].data);
   const float* u = static_cast<const float*>(in[1].data);

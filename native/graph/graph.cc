@@ -91,7 +91,9 @@ void Graph::validate() {
     check(!defined[out], "ERR_ONESTEP_GRAPH", "node ", n, ": value ", out, " is computed twice");
     Shape inferred;
     try {
-      inferred = inferShape(node.op, ins, node.attrs);
+      NodeInfo info = inferNode(node.op, ins, node.attrs);
+      inferred = std::move(info.shape);
+      costs_.push_back(info.cost);
     } catch (const Error& e) {
       fail(e.code().c_str(), "node ", n, " ('", values[out].name, "'): ", e.what());
     }
@@ -193,7 +195,7 @@ void Graph::plan() {
 std::vector<Tensor> Graph::run(const std::vector<Tensor>& inputs, std::vector<NodeProfile>* profile, int repeat) {
   std::lock_guard<std::mutex> lock(runMutex_);
   if (device_ == Device::Cuda) {
-    if (!cuda_) cuda_ = std::make_unique<CudaExecutor>(spec_, aliasOf_, offset_, arenaBytes_);
+    if (!cuda_) cuda_ = std::make_unique<CudaExecutor>(spec_, costs_, aliasOf_, offset_, arenaBytes_);
     return cuda_->run(inputs, profile, repeat);
   }
   check(inputs.size() == spec_.inputs.size(), "ERR_ONESTEP_GRAPH", "run: ", inputs.size(), " inputs for ",
@@ -232,10 +234,8 @@ std::vector<Tensor> Graph::run(const std::vector<Tensor>& inputs, std::vector<No
       const auto t0 = std::chrono::steady_clock::now();
       cpuKernel(node.op)(node, in, out);
       const auto t1 = std::chrono::steady_clock::now();
-      std::vector<const Shape*> shapes;
-      for (const TensorRef& r : in) shapes.push_back(r.shape);
       profile->push_back(NodeProfile{opInfo(node.op).name, std::chrono::duration<double>(t1 - t0).count(),
-                                     opFlops(node.op, shapes, ov.shape, node.attrs)});
+                                     costs_[&node - spec_.nodes.data()].flops()});
     } else {
       cpuKernel(node.op)(node, in, out);
     }

@@ -30,8 +30,12 @@ struct GraphValue {
 struct GraphNode {
   Op op = Op::Count;
   std::vector<int32_t> inputs;  // value ids, -1 for an absent optional input
-  std::vector<double> attrs;
+  std::vector<double> attrs;    // validated; read them as attrs<Conv2dAttrs>() etc.
   int32_t output = -1;
+  template <typename T>
+  T attrsAs() const {
+    return T::from(attrs.data());
+  }
 };
 
 struct GraphSpec {
@@ -77,12 +81,15 @@ class Graph {
   Device device() const { return device_; }
   size_t nodeCount() const { return spec_.nodes.size(); }
   const GraphSpec& spec() const { return spec_; }
+  // Each node's cost (op_rules.cc), in node order.
+  const std::vector<OpCost>& costs() const { return costs_; }
 
  private:
   void validate();
   void plan();
 
   GraphSpec spec_;
+  std::vector<OpCost> costs_;
   std::vector<int32_t> aliasOf_;    // value -> the value whose storage it uses (reshape), else itself
   std::vector<int64_t> offset_;     // arena offset in bytes for node values that own storage
   size_t arenaBytes_ = 0;

@@ -13,7 +13,4 @@ using Kernel = void (*)(const GraphNode& node, const std::vector<TensorRef>& in,
 // The CPU kernel of each op, indexed by Op (never null: every op has a CPU twin).
 Kernel cpuKernel(Op op);
 
-// Multiply-adds x 2 of a node, for the profiler's GFLOP/s (0 for data movement).
-double opFlops(Op op, const std::vector<const Shape*>& in, const Shape& out, const std::vector<double>& attrs);
-
 }  // namespace onestep

@@ -3,6 +3,7 @@
 #include "../backend/cuda_loader.h"
 
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -239,19 +240,87 @@ Napi::Value CreateGraph(const Napi::CallbackInfo& info) {
   });
 }
 
-Napi::Value OpTable(const Napi::CallbackInfo& info) {
+Napi::Value OpSchema(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Napi::Array a = Napi::Array::New(env, opCount());
+  static const char* const kKinds[] = {"int", "bool", "act", "real", "bound", "positive"};
+  Napi::Array ops = Napi::Array::New(env, opCount());
   for (int i = 0; i < opCount(); ++i) {
     const OpInfo& o = opInfo(static_cast<Op>(i));
     Napi::Object r = Napi::Object::New(env);
     r.Set("name", o.name);
-    r.Set("minInputs", o.minInputs);
-    r.Set("maxInputs", o.maxInputs);
-    r.Set("attrCount", o.attrCount);
-    a.Set((uint32_t)i, r);
+    Napi::Array ins = Napi::Array::New(env, o.maxInputs);
+    for (int k = 0; k < o.maxInputs; ++k) {
+      Napi::Object d = Napi::Object::New(env);
+      d.Set("name", o.inputs[k].name);
+      d.Set("required", o.inputs[k].required);
+      ins.Set((uint32_t)k, d);
+    }
+    r.Set("inputs", ins);
+    Napi::Array attrs = Napi::Array::New(env, o.attrCount);
+    for (int k = 0; k < o.attrCount; ++k) {
+      const AttrDef& a = o.attrs[k];
+      Napi::Object d = Napi::Object::New(env);
+      d.Set("name", a.name);
+      d.Set("kind", kKinds[(int)a.kind]);
+      d.Set("default", std::isnan(a.dflt) ? env.Null() : Napi::Number::New(env, a.dflt));
+      if (a.kind == AttrKind::Int) {
+        d.Set("min", a.lo);
+        d.Set("max", a.hi);
+      }
+      attrs.Set((uint32_t)k, d);
+    }
+    r.Set("attrs", attrs);
+    ops.Set((uint32_t)i, r);
   }
-  return a;
+  Napi::Array acts = Napi::Array::New(env, kActCount);
+  for (int i = 0; i < kActCount; ++i) acts.Set((uint32_t)i, actName(static_cast<Act>(i)));
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("ops", ops);
+  out.Set("acts", acts);
+  return out;
+}
+
+Napi::Value InferNode(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    requireArgs(info, 3, "inferNode");
+    const Op op = static_cast<Op>(intValue(info[0], "inferNode: op", 0, opCount() - 1));
+    if (!info[1].IsArray() || !info[2].IsArray()) fail("ERR_ONESTEP_ARGUMENT", "inferNode: inputs and attrs must be arrays");
+    Napi::Array ins = info[1].As<Napi::Array>();
+    std::vector<ValueDesc> descs(ins.Length());
+    std::vector<const ValueDesc*> ptrs;
+    for (uint32_t i = 0; i < ins.Length(); ++i) {
+      Napi::Value v = ins.Get(i);
+      if (v.IsNull() || v.IsUndefined()) {
+        ptrs.push_back(nullptr);
+        continue;
+      }
+      if (!v.IsObject()) fail("ERR_ONESTEP_ARGUMENT", "inferNode: inputs[", i, "] must be { dtype, shape } or null");
+      Napi::Object o = v.As<Napi::Object>();
+      if (!o.Get("dtype").IsString()) fail("ERR_ONESTEP_ARGUMENT", "inferNode: inputs[", i, "].dtype must be a string");
+      descs[i] = ValueDesc{parseDType(o.Get("dtype").As<Napi::String>().Utf8Value()), shapeArg(o.Get("shape"), "inferNode: input shape")};
+      ptrs.push_back(&descs[i]);
+    }
+    Napi::Array a = info[2].As<Napi::Array>();
+    std::vector<double> attrs;
+    for (uint32_t k = 0; k < a.Length(); ++k) {
+      if (!a.Get(k).IsNumber()) fail("ERR_ONESTEP_ARGUMENT", "inferNode: attributes must be numbers");
+      attrs.push_back(a.Get(k).As<Napi::Number>().DoubleValue());
+    }
+    const NodeInfo r = inferNode(op, ptrs, attrs);
+    Napi::Env env = info.Env();
+    Napi::Object out = Napi::Object::New(env);
+    Napi::Array shape = Napi::Array::New(env, r.shape.size());
+    for (size_t i = 0; i < r.shape.size(); ++i) shape.Set((uint32_t)i, (double)r.shape[i]);
+    out.Set("shape", shape);
+    Napi::Array macs = Napi::Array::New(env, 4);
+    macs.Set(0u, r.cost.convMacs);
+    macs.Set(1u, r.cost.linearMacs);
+    macs.Set(2u, r.cost.attentionQKMacs);
+    macs.Set(3u, r.cost.attentionPVMacs);
+    out.Set("macs", macs);
+    out.Set("bytes", r.cost.bytes);
+    return out;
+  });
 }
 
 Napi::Value PrepareConvWeight(const Napi::CallbackInfo& info) {

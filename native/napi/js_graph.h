@@ -29,8 +29,12 @@ class JsGraph : public Napi::ObjectWrap<JsGraph> {
 
 // createGraph({ values, consts, nodes, inputs, outputs }) -> Graph
 Napi::Value CreateGraph(const Napi::CallbackInfo& info);
-// opTable() -> [{ name, minInputs, maxInputs, attrCount }] in op-code order
-Napi::Value OpTable(const Napi::CallbackInfo& info);
+// opSchema() -> { ops: [{ name, inputs: [{ name, required }], attrs: [{ name, kind, default, min?, max? }] }]
+// in op-code order, acts: activation names in code order } (native/graph/op_defs.h)
+Napi::Value OpSchema(const Napi::CallbackInfo& info);
+// inferNode(op, inputs: ({ dtype, shape } | null)[], attrs: number[]) -> { shape, macs: [conv, linear,
+// attentionQK, attentionPV], bytes }; throws ERR_ONESTEP_GRAPH as the graph would for that node
+Napi::Value InferNode(const Napi::CallbackInfo& info);
 // prepareConvWeight(w[Co,Ci,kh,kw]) -> [Co,kh,kw,Ci] in the same dtype
 Napi::Value PrepareConvWeight(const Napi::CallbackInfo& info);
 // prepareWinogradWeight(w[Co,3,3,Ci] prepared, any float dtype) -> F32 [16,Co,Ci] = G g G^T

@@ -2,10 +2,12 @@
 // compared with the plain float64 reference in test/helpers/reference_ops.js at a stated per-op
 // tolerance (relative L2). Each backend runs every case: the CPU always; CUDA where a GPU answers
 // (GEMM operands are fp16 there, so GEMM-based ops get an fp16 tolerance), and without one the
-// CUDA suite is one loudly skipped test naming the reason.
+// CUDA suite is one loudly skipped test naming the reason. Every case is registered under the
+// ops it tests (opCase), must really build a node of each, and the last test of each backend
+// fails when an op of the table has no case.
 'use strict';
 const assert = require('assert');
-const { GraphBuilder, Act } = require('../../dist/graph');
+const { GraphBuilder, Act, OP_NAMES } = require('../../dist/graph');
 const { addon } = require('../../dist/native');
 const { decodeToFloat32, encodeFromFloat32 } = require('../../dist/safetensors');
 const ref = require('../helpers/reference_ops');
@@ -27,12 +29,15 @@ function weight(dtype, shape, scale = 0.5) {
   return { t, v: decodeToFloat32(dtype, encodeFromFloat32(dtype, v)), shape };
 }
 
+// the ops the running case's graphs contain (opCase checks its ops are among them)
+let opsBuilt = new Set();
+
 async function run1(backend, build, inputs, builderOptions = {}) {
   const g = new GraphBuilder({ device: backend, ...builderOptions });
   const vals = {};
   for (const [name, { shape, dtype }] of Object.entries(inputs)) vals[name] = g.input(name, shape, dtype || 'F32');
   g.output('y', build(g, vals));
-  const graph = g.build();
+  const graph = build1(g);
   const feed = {};
   for (const [name, { data }] of Object.entries(inputs)) feed[name] = data;
   const out = await graph.run(feed);
@@ -41,6 +46,15 @@ async function run1(backend, build, inputs, builderOptions = {}) {
   out.y.dispose();
   graph.dispose();
   return { y, shape };
+}
+
+const builders = [];
+function build1(g) {
+  builders.push(g);
+  return g.build();
+}
+function collectOps() {
+  for (const g of builders.splice(0)) for (const op of g.nodeOps()) opsBuilt.add(op);
 }
 
 function check(name, got, want, tol) {
@@ -61,9 +75,24 @@ for (const backend of backends) {
     continue;
   }
   const run1On = (build, inputs, builderOptions) => run1(backend, build, inputs, builderOptions);
+  const covered = new Map(); // op -> case titles
+  // it() for a case of these ops: it must build a node of each
+  const opCase = (ops, title, fn) => {
+    for (const op of [].concat(ops)) {
+      if (!OP_NAMES.includes(op)) throw new Error(`parity case '${title}' names an unknown op ${op}`);
+      covered.set(op, [...(covered.get(op) || []), title]);
+    }
+    it(title, async () => {
+      opsBuilt = new Set();
+      builders.length = 0;
+      await fn();
+      collectOps();
+      for (const op of [].concat(ops)) assert.ok(opsBuilt.has(op), `'${title}' is registered for ${op} but built no ${op} node (built: ${[...opsBuilt].join(', ')})`);
+    });
+  };
   describe(`op parity (${backend})`, () => {
     for (const [dtype, tol] of [['F32', 1e-5], ['F16', 1e-5], ['BF16', 1e-5]]) {
-      it(`linear, ${dtype} weights, bias, act, residual, odd sizes`, async () => {
+      opCase('linear', `linear, ${dtype} weights, bias, act, residual, odd sizes`, async () => {
         for (const [M, K, N, act] of [[1, 8, 3, Act.None], [37, 50, 45, Act.Gelu], [77, 64, 33, Act.QuickGelu], [130, 300, 70, Act.Silu]]) {
           const x = X([M, K]);
           const w = weight(dtype, [N, K]);
@@ -75,7 +104,7 @@ for (const backend of backends) {
       });
     }
 
-    it('linear and conv2d with bf16 tensor-core operands (gemmOperand BF16) keep fp32 range: activations beyond fp16 max', async () => {
+    opCase(['linear', 'conv2d'], 'linear and conv2d with bf16 tensor-core operands (gemmOperand BF16) keep fp32 range: activations beyond fp16 max', async () => {
       const tol = backend === 'cuda' ? 1e-2 : 1e-5;  // bf16 operands: 8 significant bits
       const x = X([37, 50], 3e5);
       const w = weight('F32', [45, 50]);
@@ -94,7 +123,7 @@ for (const backend of backends) {
       check('conv2d, bf16 operands', yc, want.y, tol);
     });
 
-    it('linear without bias on a 3-D input', async () => {
+    opCase('linear', 'linear without bias on a 3-D input', async () => {
       const x = X([2, 5, 16]);
       const w = weight('F32', [24, 16]);
       const { y, shape } = await run1On((g, v) => g.linear(v.x, w.t), { x });
@@ -111,7 +140,7 @@ for (const backend of backends) {
       { xs: [1, 4, 4, 40], co: 33, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 1, act: Act.None, residual: true },
     ];
     for (const c of convCases) {
-      it(`conv2d ${c.k}x${c.k} x${JSON.stringify(c.xs)} -> ${c.co}, stride ${c.stride}, pad ${c.pad}, up ${c.up}, ${c.dtype || 'F32'}${c.residual ? ', residual' : ''}`, async () => {
+      opCase('conv2d', `conv2d ${c.k}x${c.k} x${JSON.stringify(c.xs)} -> ${c.co}, stride ${c.stride}, pad ${c.pad}, up ${c.up}, ${c.dtype || 'F32'}${c.residual ? ', residual' : ''}`, async () => {
         const x = X(c.xs);
         const w = weight(c.dtype || 'F32', [c.co, c.xs[3], c.k, c.k], 0.3);
         const prepared = addon().prepareConvWeight(w.t);
@@ -142,7 +171,7 @@ for (const backend of backends) {
       { xs: [1, 6, 6, 48], co: 50, pad: [0, 1, 2, 0], up: 1, act: Act.None, residual: true }, // asymmetric padding
     ];
     for (const c of backend === 'cpu' ? winoCases : []) {
-      it(`conv2d by Winograd F(2x2,3x3) x${JSON.stringify(c.xs)} -> ${c.co}, pad ${c.pad}, up ${c.up}, ${c.dtype || 'F32'}${c.residual ? ', residual' : ''}`, async () => {
+      opCase('conv2d_winograd', `conv2d by Winograd F(2x2,3x3) x${JSON.stringify(c.xs)} -> ${c.co}, pad ${c.pad}, up ${c.up}, ${c.dtype || 'F32'}${c.residual ? ', residual' : ''}`, async () => {
         const x = X(c.xs);
         const w = weight(c.dtype || 'F32', [c.co, c.xs[3], 3, 3], 0.3);
         const u = addon().prepareWinogradWeight(addon().prepareConvWeight(w.t));
@@ -158,11 +187,11 @@ for (const backend of backends) {
       });
     }
 
-    if (backend === 'cpu') it('conv2d picks Winograd for large 3x3 stride-1 convs and matches the direct kernel', async () => {
+    if (backend === 'cpu') opCase(['conv2d', 'conv2d_winograd'], 'conv2d picks Winograd for large 3x3 stride-1 convs and matches the direct kernel', async () => {
       const { setWinogradPolicy, winogradPolicy } = require('../../dist/graph');
       const before = winogradPolicy();
       try {
-        const x = X([1, 34, 33, 32]);
+        const x = X([1, 66, 65, 32]); // 66 x 65 >= 64 x 64 pixels: auto picks Winograd
         const w = weight('F32', [40, 32, 3, 3], 0.2);
         const prepared = addon().prepareConvWeight(w.t);
         const results = {};
@@ -170,7 +199,7 @@ for (const backend of backends) {
           setWinogradPolicy(p);
           const g = new GraphBuilder({ device: backend });
           g.output('y', g.conv2d(g.input('x', x.shape), prepared, undefined, { padding: 1 }));
-          const graph = g.build();
+          const graph = build1(g);
           results[p] = (await graph.run({ x: x.data })).y.toFloat32();
           graph.dispose();
         }
@@ -180,7 +209,7 @@ for (const backend of backends) {
       }
     });
 
-    it('group_norm with and without fused SiLU', async () => {
+    opCase('group_norm', 'group_norm with and without fused SiLU', async () => {
       for (const [xs, groups, act] of [[[2, 4, 3, 16], 4, Act.None], [[1, 8, 8, 32], 8, Act.Silu], [[1, 1, 5, 6], 3, Act.Silu]]) {
         const x = X(xs, 2);
         for (let i = 0; i < x.data.length; i++) x.data[i] += 3; // a mean far from 0
@@ -190,7 +219,7 @@ for (const backend of backends) {
       }
     });
 
-    it('layer_norm', async () => {
+    opCase('layer_norm', 'layer_norm', async () => {
       const x = X([3, 7, 20], 3);
       const gm = weight('F32', [20]), bt = weight('F32', [20]);
       const { y } = await run1On((g, v) => g.layerNorm(v.x, gm.t, bt.t, 1e-5), { x });
@@ -202,7 +231,7 @@ for (const backend of backends) {
     for (const [B, Nq, Nk, H, D, Dv, causal] of [[1, 5, 5, 1, 8, 8, false], [2, 77, 77, 2, 4, 4, true], [1, 130, 77, 4, 16, 16, false],
       [1, 70, 200, 1, 24, 12, false], [2, 96, 77, 2, 40, 40, false], [1, 77, 77, 2, 64, 64, true], [1, 150, 33, 1, 64, 64, false],
       [1, 40, 30, 1, 80, 72, false]]) {
-      it(`attention B${B} Nq${Nq} Nk${Nk} H${H} D${D} Dv${Dv}${causal ? ' causal' : ''}`, async () => {
+      opCase('attention', `attention B${B} Nq${Nq} Nk${Nk} H${H} D${D} Dv${Dv}${causal ? ' causal' : ''}`, async () => {
         const q = X([B, Nq, H * D]), k = X([B, Nk, H * D]), v = X([B, Nk, H * Dv]);
         const scale = 1 / Math.sqrt(D);
         const { y } = await run1On((g, x) => g.attention(x.q, x.k, x.v, H, scale, causal), { q, k, v });
@@ -212,7 +241,7 @@ for (const backend of backends) {
     }
 
     for (const [as, bs] of [[[2, 3, 4, 5], [2, 3, 4, 5]], [[2, 3, 4, 5], [5]], [[2, 3, 4, 5], [2, 1, 1, 5]], [[2, 3, 4, 5], [3, 1, 1]], [[4, 6], [1]]]) {
-      it(`add and mul broadcast ${JSON.stringify(bs)} to ${JSON.stringify(as)}`, async () => {
+      opCase(['add', 'mul'], `add and mul broadcast ${JSON.stringify(bs)} to ${JSON.stringify(as)}`, async () => {
         const a = X(as), b = X(bs);
         for (const op of ['add', 'mul']) {
           const { y } = await run1On((g, v) => g[op](v.a, v.b), { a, b });
@@ -221,7 +250,7 @@ for (const backend of backends) {
       });
     }
 
-    it('unary: every activation, affine and clamp', async () => {
+    opCase('unary', 'unary: every activation, affine and clamp', async () => {
       const x = X([3, 50], 3);
       for (let act = 0; act <= 8; act++) {
         const o = { act, a: 0.7, b: 0.1, c: 1.5, d: -0.2 };
@@ -233,7 +262,7 @@ for (const backend of backends) {
       check('unary clamp', y, ref.unary(x.data, o), 1e-6);
     });
 
-    it('geglu, concat, upsample, permute, reshape, slice', async () => {
+    opCase(['geglu', 'concat', 'upsample', 'permute', 'reshape', 'slice', 'unary'], 'geglu, concat, upsample, permute, reshape, slice', async () => {
       const x = X([2, 3, 10]);
       check('geglu', (await run1On((g, v) => g.geglu(v.x), { x })).y, ref.geglu(x.data, x.shape), 1e-6);
       const a = X([2, 3, 4, 5]), b = X([2, 3, 4, 2]);
@@ -260,7 +289,7 @@ for (const backend of backends) {
       }
     });
 
-    it('avg_pool 2x2 and 3x3 (odd sizes floor)', async () => {
+    opCase('avg_pool', 'avg_pool 2x2 and 3x3 (odd sizes floor)', async () => {
       for (const [xs, k] of [[[2, 8, 6, 5], 2], [[1, 7, 9, 3], 3]]) {
         const x = X(xs);
         const { y, shape } = await run1On((g, v) => g.avgPool(v.x, k), { x });
@@ -269,7 +298,7 @@ for (const backend of backends) {
       }
     });
 
-    it('timestep_embedding (flip, shift, scale)', async () => {
+    opCase('timestep_embedding', 'timestep_embedding (flip, shift, scale)', async () => {
       const t = { shape: [4], data: Float32Array.from([0, 1, 499.5, 999]) };
       for (const [dim, flip, shift, scale, form] of [[320, true, 0, 1, 'timestep'], [256, false, 1, 1, 'guidance'], [16, true, 1, 1000, 'timestep']]) {
         const { y } = await run1On((g, v) => g.timestepEmbedding(v.t, dim, flip, shift, scale, form), { t });
@@ -277,7 +306,7 @@ for (const backend of backends) {
       }
     });
 
-    it('embedding (F16 table) and select_rows', async () => {
+    opCase(['embedding', 'select_rows'], 'embedding (F16 table) and select_rows', async () => {
       const table = weight('F16', [50, 6]);
       const idsArr = [3, 0, 49, 7, 7, 12];
       const ids = { shape: [2, 3], dtype: 'I64', data: BigInt64Array.from(idsArr.map(BigInt)) };
@@ -291,7 +320,7 @@ for (const backend of backends) {
       check('select_rows', s.y, [...x.data.slice(9, 12), ...x.data.slice(12 + 3, 12 + 6)], 0);
     });
 
-    it('a long chain reuses the arena and stays exact', async () => {
+    opCase('linear', 'a long chain reuses the arena and stays exact', async () => {
       const x = X([4, 8, 8, 16]);
       const ws = Array.from({ length: 12 }, () => weight('F32', [16, 16], 0.25));
       const g = new GraphBuilder({ device: backend });
@@ -303,7 +332,7 @@ for (const backend of backends) {
       }
       g.output('y', v);
       g.output('mid', keep[0]);
-      const graph = g.build();
+      const graph = build1(g);
       // 12 tensors of 4 KiB-ish each; with reuse the arena holds only a few at once
       assert.ok(graph.arenaBytes <= 5 * 4 * 8 * 8 * 16 * 4, `arena ${graph.arenaBytes}`);
       const out = await graph.run({ x: x.data });
@@ -320,6 +349,27 @@ for (const backend of backends) {
       const again = await graph.run({ x: x.data });
       assert.deepStrictEqual(Array.from(again.y.toFloat32()), Array.from(out.y.toFloat32()));
       graph.dispose();
+    });
+
+    // x [B, ...] with out [B, ...] or [2B, ...] (guidance), with and without noise, prev and denoised
+    for (const [xs, cfg, noisy] of [[[1, 4, 5, 3], false, false], [[2, 4, 3, 5], true, true], [[3, 7], false, true]]) {
+      opCase('scheduler_step', `scheduler_step x${JSON.stringify(xs)}${cfg ? ', guidance' : ''}${noisy ? ', noise' : ''}`, async () => {
+        const x = X(xs);
+        const out = X([xs[0] * (cfg ? 2 : 1), ...xs.slice(1)]);
+        const coeffs = X([8]);
+        const inputs = { x, out, coeffs };
+        if (noisy) inputs.noise = X(xs);
+        for (const select of ['prev', 'denoised']) {
+          const { y, shape } = await run1On((g, v) => g.schedulerStep(v.x, v.out, v.coeffs, v.noise, select), inputs);
+          assert.deepStrictEqual(shape, xs);
+          check(`scheduler_step ${select}`, y, ref.schedulerStep(x.data, out.data, coeffs.data, noisy ? inputs.noise.data : undefined, select), 1e-6);
+        }
+      });
+    }
+
+    it('every op of the table has a parity case', () => {
+      const missing = OP_NAMES.filter((op) => !covered.has(op) && !(backend !== 'cpu' && op === 'conv2d_winograd'));
+      assert.deepStrictEqual(missing, [], `ops without a parity case on ${backend}: ${missing.join(', ')}`);
     });
   });
 }

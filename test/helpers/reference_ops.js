@@ -250,10 +250,23 @@ function avgPool(x, xs, k) {
 }
 
 /** ||a - b|| / ||b|| */
+// the fused sampler step: out is [B, ...] or, with guidance, [2B, ...] = [uncond; cond]
+function schedulerStep(x, out, c, noise, select) {
+  const n = x.length;
+  const cfg = out.length === 2 * n;
+  const y = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const e = cfg ? c[6] * out[i] + c[7] * out[n + i] : out[i];
+    const d = c[0] * x[i] + c[1] * e;
+    y[i] = select === 'denoised' ? d : c[2] * x[i] + c[3] * e + c[4] * d + (noise ? c[5] * noise[i] : 0);
+  }
+  return y;
+}
+
 function relL2(a, b) {
   let num = 0, den = 0;
   for (let i = 0; i < b.length; i++) { num += (a[i] - b[i]) ** 2; den += b[i] ** 2; }
   return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-30);
 }
 
-module.exports = { ACT, avgPool, linear, conv2d, groupNorm, layerNorm, attention, broadcast, unary, geglu, concat, upsample, resizeNearest, timestepEmbedding, permute, slice, relL2, numel };
+module.exports = { ACT, avgPool, linear, conv2d, groupNorm, layerNorm, attention, broadcast, unary, geglu, concat, upsample, resizeNearest, timestepEmbedding, permute, slice, schedulerStep, relL2, numel };
