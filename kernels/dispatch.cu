@@ -68,8 +68,6 @@ Status runNode(const onestep_cuda_node& n, cudaStream_t s) {
     case ONESTEP_OP_Slice: return launchSlice(n, s);
     case ONESTEP_OP_AvgPool: return launchAvgPool(n, s);
     case ONESTEP_OP_SchedulerStep: return launchSchedulerStep(n, s);
-    case ONESTEP_OP_Conv2dWinograd:
-      return Status::fail("conv2d_winograd is a CPU op (its weight is a CPU Winograd transform); CUDA graphs use conv2d");
     default: return Status::fail(std::string("no CUDA kernel for ") + kNames[n.op]);
   }
 }

@@ -58,7 +58,9 @@ export interface NativeGraphSpec {
 export interface NativeGraph {
   readonly arenaBytes: number;
   readonly nodeCount: number;
-  run(inputs: NativeTensor[], opts?: { profile?: boolean; repeat?: number }): Promise<NativeTensor[] & { profile?: { op: string; seconds: number; flops: number }[] }>;
+  run(inputs: NativeTensor[], opts?: { profile?: boolean; repeat?: number }): Promise<NativeTensor[] & { profile?: { op: string; backend: string; algorithm: string; seconds: number; flops: number }[] }>;
+  /** per node: the backend that runs it and its choice of algorithm */
+  placements(): { op: string; backend: string; algorithm: string; fallback: boolean }[];
   dispose(): void;
 }
 
@@ -73,15 +75,15 @@ export interface NativeAddon {
   /** free and total bytes of the GPU now (throws without a usable CUDA backend) */
   cudaMemory(): { free: number; total: number };
   cudaAbi: number;
-  createGraph(spec: NativeGraphSpec, device?: 'cpu' | 'cuda'): NativeGraph;
+  /** reads the spec at once (malformed objects throw); validates, plans and prepares weights off the JS thread */
+  createGraph(spec: NativeGraphSpec, device?: 'cpu' | 'cuda'): Promise<NativeGraph>;
   /** every op's definition (native/graph/op_defs.h); lib/graph/op_schema.ts is generated from it */
   opSchema(): { ops: { name: string; inputs: { name: string; required: boolean }[]; attrs: { name: string; kind: string; default: number | null; min?: number; max?: number }[] }[]; acts: string[] };
   /** the graph's rules for one node: its output shape and multiply-adds [conv, linear, attention QK, attention PV] (throws ERR_ONESTEP_GRAPH) */
   inferNode(op: number, inputs: ({ dtype: string; shape: readonly number[] } | null)[], attrs: number[]): { shape: number[]; macs: number[]; bytes: number };
-  /** [Co, Ci, kh, kw] -> [Co, kh, kw, Ci], same dtype */
-  prepareConvWeight(w: NativeTensor): NativeTensor;
-  /** prepared [Co, 3, 3, Ci] -> F32 [16, Co, Ci], the Winograd F(2x2, 3x3) transform */
-  prepareWinogradWeight(w: NativeTensor): NativeTensor;
+  /** when the CPU plan runs conv2d by Winograd (native/cpu/cpu_backend.h) */
+  setWinogradPolicy(policy: 'auto' | 'always' | 'never'): void;
+  winogradPolicy(): 'auto' | 'always' | 'never';
   /** base + sum(factor * up @ down), computed in float32 and rounded once to base's dtype */
   fuseLora(base: NativeTensor, parts: { down: NativeTensor; up: NativeTensor; factor: number }[], name: string, dtype?: NativeDType, into?: NativeTensor): NativeTensor;
   gemmInfo(): { kernel: string };

@@ -91,8 +91,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("createGraph", Napi::Function::New(env, CreateGraph, "createGraph"));
   exports.Set("opSchema", Napi::Function::New(env, OpSchema, "opSchema"));
   exports.Set("inferNode", Napi::Function::New(env, InferNode, "inferNode"));
-  exports.Set("prepareConvWeight", Napi::Function::New(env, PrepareConvWeight, "prepareConvWeight"));
-  exports.Set("prepareWinogradWeight", Napi::Function::New(env, PrepareWinogradWeight, "prepareWinogradWeight"));
+  exports.Set("setWinogradPolicy", Napi::Function::New(env, SetWinogradPolicy, "setWinogradPolicy"));
+  exports.Set("winogradPolicy", Napi::Function::New(env, GetWinogradPolicy, "winogradPolicy"));
   exports.Set("gemmInfo", Napi::Function::New(env, GemmInfo, "gemmInfo"));
   exports.Set("gemmSelect", Napi::Function::New(env, GemmSelect, "gemmSelect"));
   exports.Set("gemmBench", Napi::Function::New(env, GemmBench, "gemmBench"));

@@ -153,7 +153,10 @@ async function stage(name, graph, inputs, rows, component) {
   const floorUs = size === 512 && component ? FLOORS.get(component) : undefined;
   // the slowest op kinds, from the profiled run
   const byOp = new Map();
-  for (const p of profile || []) byOp.set(p.op, (byOp.get(p.op) || 0) + p.seconds * 1e3);
+  for (const p of profile || []) {
+    const key = p.algorithm && p.op === 'conv2d' ? `${p.op}/${p.algorithm}` : p.op; // the CPU's conv algorithms apart
+    byOp.set(key, (byOp.get(key) || 0) + p.seconds * 1e3);
+  }
   const top = [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 4).map(([op, t]) => `${op} ${t.toFixed(device === 'cuda' ? 2 : 0)}`).join(', ');
   rows.push({ name, ms, cold, gflops: flops / (ms / 1e3) / 1e9, gflop: flops / 1e9, top, floorMs: floorUs ? floorUs / 1e3 : undefined });
   const rss = (process.memoryUsage().rss / 2 ** 30).toFixed(2);

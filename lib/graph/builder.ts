@@ -5,7 +5,6 @@
 import { ArgumentError, OnestepError, fromNative } from '../errors';
 import { type NativeDType, type NativeGraph, type NativeTensor, addon, callNative } from '../native';
 import { Act, OP_NAMES, type OpAttrs, type OpName, encodeAttrs, opCode } from './ops';
-import { winogradFor } from './winograd';
 
 /** Where a graph runs. */
 export type Device = 'cpu' | 'cuda';
@@ -91,7 +90,7 @@ export class GraphBuilder {
 
   /**
    * dryRun: build() compiles nothing (the graph only describes; used with recording weights).
-   * device: where the graph runs (CUDA graphs use conv2d, never the CPU's Winograd op).
+   * device: where the graph runs.
    * gemmOperand: see GemmOperand.
    */
   constructor(private readonly options: { dryRun?: boolean; device?: Device; gemmOperand?: GemmOperand } = {}) {}
@@ -154,25 +153,14 @@ export class GraphBuilder {
   }
 
   /**
-   * NHWC convolution; w is prepared ([Co, kh, kw, Ci], see prepareConvWeight). A 3x3 stride-1
-   * convolution large enough to pay off runs by Winograd F(2x2, 3x3) (see winogradPolicy).
+   * NHWC convolution; w as checkpoints store it, [Co, Ci, kh, kw]. How it runs (implicit GEMM,
+   * Winograd on the CPU: see winogradPolicy) is the backend's choice when the graph is compiled.
    */
   conv2d(x: Value, w: Value | NativeTensor, bias?: Value | NativeTensor, opts: Conv2dOptions & { name?: string } = {}): Value {
-    if (!(w instanceof Value) && !this.options.dryRun && this.device === 'cpu') {
-      const u = winogradFor(w, x, opts);
-      if (u) return this.conv2dWinograd(x, u, bias, opts);
-    }
     const [sh, sw] = typeof opts.stride === 'number' || opts.stride === undefined ? [opts.stride ?? 1, opts.stride ?? 1] : opts.stride;
     const [pt, pl, pb, pr] = padding(opts.padding);
     const attrs = { stride_h: sh, stride_w: sw, pad_top: pt, pad_left: pl, pad_bottom: pb, pad_right: pr, upsample: opts.upsample, act: opts.act };
     return this.op('conv2d', [x, w, bias, opts.residual], attrs, opts.name);
-  }
-
-  /** A 3x3 stride-1 convolution by Winograd F(2x2, 3x3); u from prepareWinogradWeight ([16, Co, Ci]). */
-  conv2dWinograd(x: Value, u: Value | NativeTensor, bias?: Value | NativeTensor, opts: Omit<Conv2dOptions, 'stride'> & { name?: string } = {}): Value {
-    const [pt, pl, pb, pr] = padding(opts.padding);
-    const attrs = { pad_top: pt, pad_left: pl, pad_bottom: pb, pad_right: pr, upsample: opts.upsample, act: opts.act };
-    return this.op('conv2d_winograd', [x, u, bias, opts.residual], attrs, opts.name);
   }
 
   groupNorm(x: Value, gamma: Value | NativeTensor, beta: Value | NativeTensor, groups: number, eps: number, act: Act = Act.None): Value {
@@ -295,9 +283,16 @@ export class GraphBuilder {
     this.outputList.push({ name, id: v.id });
   }
 
+  /**
+   * Compiles the graph: validation, the backends' plans (algorithms, weights in their own
+   * layouts, uploads) run on a worker thread, never on the JS thread. The CompiledGraph is usable
+   * at once; its first run waits for the compilation (ready() to wait earlier), and a compilation
+   * error rejects that run.
+   */
   build(): CompiledGraph {
     const inputs = this.inputIds.map((id) => ({ name: this.values[id].name, shape: this.values[id].shape, dtype: this.values[id].dtype }));
-    if (this.options.dryRun) return new CompiledGraph(undefined, inputs, this.outputList.map((o) => o.name), this.macs());
+    const outputs = this.outputList.map((o) => o.name);
+    if (this.options.dryRun) return new CompiledGraph(undefined, inputs, outputs, this.macs(), this.nodes.length);
     const spec = {
       values: this.values.map((v) => ({ kind: v.kind, dtype: v.dtype, shape: v.shape, name: v.name, const: v.const })),
       consts: this.consts,
@@ -307,7 +302,7 @@ export class GraphBuilder {
       gemmOperand: this.options.gemmOperand ?? 'F16',
     };
     const native = callNative(() => addon().createGraph(spec, this.device));
-    return new CompiledGraph(native, inputs, this.outputList.map((o) => o.name), this.macs());
+    return new CompiledGraph(native, inputs, outputs, this.macs(), this.nodes.length);
   }
 }
 
@@ -315,52 +310,101 @@ export type GraphInput = NativeTensor | Float32Array | BigInt64Array;
 
 export interface RunProfileEntry {
   op: string;
+  /** the backend that ran the node ('cpu', 'cuda') */
+  backend: string;
+  /** its choice of algorithm ('' where the op has one way), e.g. conv2d: 'winograd', 'implicit_gemm', 'gemm_1x1' */
+  algorithm: string;
   seconds: number;
   flops: number;
 }
 
+/** Where and how a node runs. */
+export interface NodePlacement {
+  op: string;
+  backend: string;
+  algorithm: string;
+  /** the graph's device cannot run it: the CPU does, with the copies planned */
+  fallback: boolean;
+}
+
 export class CompiledGraph {
+  private native: NativeGraph | undefined;
+  private readonly compiling: Promise<NativeGraph> | undefined;
+  private disposed = false;
+
   constructor(
-    private native: NativeGraph | undefined,
+    compiling: Promise<NativeGraph> | undefined,
     readonly inputs: { name: string; shape: number[]; dtype: ValueDType }[],
     readonly outputs: string[],
     /** multiply-accumulates per run, by kind */
     readonly macs: { conv: number; linear: number; attentionQK: number; attentionPV: number; total: number },
-  ) {}
+    /** nodes in the graph */
+    readonly nodeCount: number,
+  ) {
+    if (compiling) {
+      this.compiling = compiling.then((g) => {
+        if (this.disposed) {
+          g.dispose();
+          throw new OnestepError('ERR_ONESTEP_DISPOSED', 'graph was disposed');
+        }
+        this.native = g;
+        return g;
+      });
+      this.compiling.catch(() => undefined); // reported by ready() / run(), never as an unhandled rejection
+    }
+  }
 
+  /** Resolves when the graph is compiled (rejects with the compilation's error). */
+  async ready(): Promise<void> {
+    await this.compiled();
+  }
+
+  private async compiled(): Promise<NativeGraph> {
+    if (this.disposed) throw new OnestepError('ERR_ONESTEP_DISPOSED', 'graph was disposed');
+    if (!this.compiling) throw new OnestepError('ERR_ONESTEP_DISPOSED', 'graph is a dry run (it describes; it does not run)');
+    try {
+      return await this.compiling;
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
+  /** Bytes of its activation arena (0 until compiled). */
   get arenaBytes(): number {
     return this.native?.arenaBytes ?? 0;
   }
 
-  get nodeCount(): number {
-    return this.native?.nodeCount ?? 0;
+  /** Per node, once compiled: the backend that runs it and its algorithm. */
+  async placements(): Promise<NodePlacement[]> {
+    const g = await this.compiled();
+    return callNative(() => g.placements());
   }
 
   /** Runs on a native thread. Inputs by name; plain arrays are copied into native tensors. */
   /** `repeat`: compute the nodes that many times per call (benchmarks: input and output copies once). */
   async run(inputs: Record<string, GraphInput>, opts: { profile?: boolean; repeat?: number } = {}): Promise<Record<string, NativeTensor> & { profile?: RunProfileEntry[] }> {
-    const g = this.native;
-    if (!g) throw new OnestepError('ERR_ONESTEP_DISPOSED', 'graph was disposed (or is a dry run)');
+    for (const k of Object.keys(inputs)) if (!this.inputs.some((d) => d.name === k)) throw new ArgumentError(`graph has no input '${k}'`);
+    for (const d of this.inputs) if (inputs[d.name] === undefined) throw new ArgumentError(`graph input '${d.name}' is missing`);
+    const g = await this.compiled();
+    if (this.disposed) throw new OnestepError('ERR_ONESTEP_DISPOSED', 'graph was disposed');
     const a = addon();
     const owned: NativeTensor[] = [];
-    const args = this.inputs.map((d) => {
-      const v = inputs[d.name];
-      if (v === undefined) throw new ArgumentError(`graph input '${d.name}' is missing`);
-      if (v instanceof Float32Array) {
-        const t = callNative(() => a.tensorFromFloat32(d.dtype as NativeDType, d.shape, v));
-        owned.push(t);
-        return t;
-      }
-      if (v instanceof BigInt64Array) {
-        const t = callNative(() => a.tensorFromBytes('I64', d.shape, v));
-        owned.push(t);
-        return t;
-      }
-      return v;
-    });
-    for (const k of Object.keys(inputs)) if (!this.inputs.some((d) => d.name === k)) throw new ArgumentError(`graph has no input '${k}'`);
     let results: NativeTensor[] & { profile?: RunProfileEntry[] };
     try {
+      const args = this.inputs.map((d) => {
+        const v = inputs[d.name];
+        if (v instanceof Float32Array) {
+          const t = callNative(() => a.tensorFromFloat32(d.dtype as NativeDType, d.shape, v));
+          owned.push(t);
+          return t;
+        }
+        if (v instanceof BigInt64Array) {
+          const t = callNative(() => a.tensorFromBytes('I64', d.shape, v));
+          owned.push(t);
+          return t;
+        }
+        return v;
+      });
       results = await callNativeAsync(() => g.run(args, opts));
     } finally {
       for (const t of owned) t.dispose();
@@ -374,6 +418,7 @@ export class CompiledGraph {
   }
 
   dispose(): void {
+    this.disposed = true;
     this.native?.dispose();
     this.native = undefined;
   }

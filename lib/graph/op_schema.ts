@@ -18,7 +18,7 @@ export enum Act {
 export const ACT_NAMES = ['none', 'silu', 'gelu', 'gelu_tanh', 'quick_gelu', 'relu', 'tanh', 'sigmoid', 'exp'] as const;
 
 /** Op names in op-code order. */
-export const OP_NAMES = ['linear', 'conv2d', 'group_norm', 'layer_norm', 'attention', 'add', 'mul', 'unary', 'geglu', 'concat', 'upsample', 'timestep_embedding', 'embedding', 'select_rows', 'permute', 'reshape', 'slice', 'avg_pool', 'conv2d_winograd', 'scheduler_step'] as const;
+export const OP_NAMES = ['linear', 'conv2d', 'group_norm', 'layer_norm', 'attention', 'add', 'mul', 'unary', 'geglu', 'concat', 'upsample', 'timestep_embedding', 'embedding', 'select_rows', 'permute', 'reshape', 'slice', 'avg_pool', 'scheduler_step'] as const;
 export type OpName = (typeof OP_NAMES)[number];
 
 export type AttrKind = 'int' | 'bool' | 'act' | 'real' | 'bound' | 'positive';
@@ -189,18 +189,6 @@ export const OP_SCHEMA: readonly OpSchema[] = [
     ],
   },
   {
-    name: 'conv2d_winograd',
-    inputs: [{ name: 'x', required: true }, { name: 'u', required: true }, { name: 'bias', required: false }, { name: 'residual', required: false }],
-    attrs: [
-      { name: 'pad_top', kind: 'int', default: 0, min: 0, max: 64 },
-      { name: 'pad_left', kind: 'int', default: 0, min: 0, max: 64 },
-      { name: 'pad_bottom', kind: 'int', default: 0, min: 0, max: 64 },
-      { name: 'pad_right', kind: 'int', default: 0, min: 0, max: 64 },
-      { name: 'upsample', kind: 'int', default: 1, min: 1, max: 8 },
-      { name: 'act', kind: 'act', default: 0 },
-    ],
-  },
-  {
     name: 'scheduler_step',
     inputs: [{ name: 'x', required: true }, { name: 'out', required: true }, { name: 'coeffs', required: true }, { name: 'noise', required: false }],
     attrs: [
@@ -229,6 +217,5 @@ export interface OpAttrs {
   reshape: { rank: number; dim0?: number; dim1?: number; dim2?: number; dim3?: number; dim4?: number; dim5?: number };
   slice: { axis: number; start: number; length: number };
   avg_pool: { k: number };
-  conv2d_winograd: { pad_top?: number; pad_left?: number; pad_bottom?: number; pad_right?: number; upsample?: number; act?: Act };
   scheduler_step: { select?: number };
 }

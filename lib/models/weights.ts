@@ -3,7 +3,7 @@
 // fails with the full key and both shapes. Converted tensors (float32 copies of small vectors,
 // prepared conv kernels) are cached, so graphs for several shapes share them.
 import { WeightError } from '../errors';
-import { type Device, type GemmOperand, GraphBuilder, releaseWinograd } from '../graph';
+import { type Device, type GemmOperand, GraphBuilder } from '../graph';
 import { type NativeDType, type NativeTensor, addon, callNative } from '../native';
 import type { TensorSource } from '../safetensors';
 
@@ -141,13 +141,12 @@ export class Weights {
     });
   }
 
-  /** A convolution kernel [Co, Ci, kh, kw], prepared once as [Co, kh, kw, Ci] in its stored dtype. */
+  /**
+   * A convolution kernel [Co, Ci, kh, kw] as stored (zero-copy): each backend makes its own layout
+   * of it when a graph is compiled, off the JS thread (native/graph/derived.h).
+   */
   conv(name: string, shape: readonly [number, number, number, number]): NativeTensor {
-    return this.cached('conv', this.key(name), () => {
-      const t = this.get(name, shape);
-      if (this.recording) return placeholder([shape[0], shape[2], shape[3], shape[1]], 'F16');
-      return callNative(() => addon().prepareConvWeight(t));
-    });
+    return this.cached('raw', this.key(name), () => this.get(name, shape));
   }
 
   /** Every tensor name of the checkpoint (full keys). */
@@ -168,14 +167,11 @@ export class Weights {
   setOverrides(overrides: Map<string, NativeTensor>): string[] {
     const changed = new Set([...this.store.overrides.keys(), ...overrides.keys()]);
     for (const key of changed) {
-      for (const tag of ['raw', 'f32', 'conv']) {
+      for (const tag of ['raw', 'f32']) {
         const t = this.store.cache.get(`${tag}:${key}`);
         if (!t) continue;
         this.store.cache.delete(`${tag}:${key}`);
-        if (tag !== 'raw') {
-          releaseWinograd(t);
-          t.dispose();
-        }
+        if (tag !== 'raw') t.dispose();
       }
     }
     this.store.overrides = new Map(overrides);
@@ -193,10 +189,7 @@ export class Weights {
    * garbage collector gets to them. Graphs built from these weights must not run afterwards.
    */
   close(): void {
-    for (const t of this.store.cache.values()) {
-      releaseWinograd(t);
-      t.dispose();
-    }
+    for (const t of this.store.cache.values()) t.dispose();
     this.store.cache.clear();
     this.store.checkpoint?.close();
   }

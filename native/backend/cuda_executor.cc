@@ -8,6 +8,7 @@
 #include <tuple>
 
 #include "../core/error.h"
+#include "../graph/derived.h"
 #include "../graph/kernels.h"
 #include "cuda_loader.h"
 
@@ -68,7 +69,7 @@ struct WeightCache {
     std::weak_ptr<DeviceBuffer> buffer;
   };
   std::mutex mutex;
-  std::map<std::tuple<uintptr_t, size_t, int>, Entry> entries;
+  std::map<std::tuple<uintptr_t, size_t, int, bool>, Entry> entries;  // host data, bytes, device dtype, conv relayout
 };
 
 WeightCache& weightCache() {
@@ -76,14 +77,17 @@ WeightCache& weightCache() {
   return *c;
 }
 
-std::shared_ptr<DeviceBuffer> deviceCopy(const Tensor& t, DType want, void* stream) {
+// `convKernel`: t is a conv2d kernel as the graph holds it, [Co, Ci, kh, kw]; the device gets the
+// layout the CUDA kernels read, [Co, kh, kw, Ci] (relaid out on the host for the upload only).
+std::shared_ptr<DeviceBuffer> deviceCopy(const Tensor& src, DType want, void* stream, bool convKernel = false) {
   WeightCache& cache = weightCache();
-  const auto key = std::make_tuple((uintptr_t)t.data(), t.nbytes(), (int)want);
+  const auto key = std::make_tuple((uintptr_t)src.data(), src.nbytes(), (int)want, convKernel);
   std::lock_guard<std::mutex> lock(cache.mutex);
   auto it = cache.entries.find(key);
   if (it != cache.entries.end() && !it->second.owner.expired()) {
     if (auto b = it->second.buffer.lock()) return b;
   }
+  const Tensor t = convKernel ? relayoutConvKernel(src.data(), src.dtype(), src.shape()) : src;
   auto out = allocDevice((size_t)t.numel() * dtypeSize(want), "uploading a weight");
   if (want == t.dtype()) {
     CUDA_CALL("uploading a weight", api().copy_to_device(out->ptr, t.data(), t.nbytes(), stream, ERRBUF));
@@ -93,7 +97,7 @@ std::shared_ptr<DeviceBuffer> deviceCopy(const Tensor& t, DType want, void* stre
     CUDA_CALL("converting a weight", api().convert(out->ptr, (int32_t)want, raw->ptr, (int32_t)t.dtype(), t.numel(), stream, ERRBUF));
     CUDA_CALL("converting a weight", api().stream_sync(stream, ERRBUF));  // raw is freed on return
   }
-  cache.entries[key] = WeightCache::Entry{t.owner(), out};
+  cache.entries[key] = WeightCache::Entry{src.owner(), out};
   return out;
 }
 
@@ -133,7 +137,8 @@ CudaExecutor::CudaExecutor(const GraphSpec& spec, const std::vector<OpCost>& cos
   for (const GraphNode& n : spec.nodes) {
     check(n.inputs.size() <= ONESTEP_CUDA_MAX_INPUTS && n.attrs.size() <= ONESTEP_CUDA_MAX_ATTRS, "ERR_ONESTEP_GRAPH", opInfo(n.op).name,
           ": too many inputs or attributes for the CUDA backend");
-    check(n.op != Op::Conv2dWinograd, "ERR_ONESTEP_GRAPH", "conv2d_winograd is a CPU op; build CUDA graphs with conv2d");
+    check(n.op != Op::Conv2d || spec.values[n.inputs[1]].kind == ValueKind::Const, "ERR_ONESTEP_GRAPH",
+          "conv2d on CUDA needs a constant kernel (a weight)");
   }
   for (const GraphValue& v : spec.values) check(v.shape.size() <= ONESTEP_CUDA_MAX_RANK, "ERR_ONESTEP_GRAPH", "value '", v.name, "' has too many dims for CUDA");
   CUDA_CALL("creating a CUDA stream", api().stream_create(&stream_, ERRBUF));
@@ -141,11 +146,19 @@ CudaExecutor::CudaExecutor(const GraphSpec& spec, const std::vector<OpCost>& cos
     // GEMM and convolution weights as the tensor cores' operand type (fp16, or bf16 where the graph
     // asks for fp32's range), everything else as stored
     const DType gemmDtype = gemmOperandFor(spec.gemmOperand);
-    std::vector<bool> gemmWeight(nv, false);
-    for (const GraphNode& n : spec.nodes)
+    std::vector<bool> gemmWeight(nv, false), convKernel(nv, false);
+    for (const GraphNode& n : spec.nodes) {
       if ((n.op == Op::Linear || n.op == Op::Conv2d) && n.inputs.size() > 1 && n.inputs[1] >= 0) gemmWeight[n.inputs[1]] = true;
+      if (n.op == Op::Conv2d) convKernel[n.inputs[1]] = true;
+    }
+    for (const GraphNode& n : spec.nodes)
+      for (size_t k = 0; k < n.inputs.size(); ++k)
+        check(!(n.inputs[k] >= 0 && convKernel[n.inputs[k]]) || (n.op == Op::Conv2d && k == 1), "ERR_ONESTEP_GRAPH",
+              "a conv2d kernel is used as another input too (the CUDA backend holds it in its own layout)");
     data_.assign(nv, nullptr);
     deviceDtype_.resize(nv);
+    deviceShape_.resize(nv);
+    for (int32_t i = 0; i < nv; ++i) deviceShape_[i] = spec.values[i].shape;
     consts_.resize(nv);
     for (int32_t i = 0; i < nv; ++i) {
       const GraphValue& v = spec.values[i];
@@ -153,8 +166,9 @@ CudaExecutor::CudaExecutor(const GraphSpec& spec, const std::vector<OpCost>& cos
       if (v.kind != ValueKind::Const) continue;
       const Tensor& t = spec.consts[v.constIndex];
       const DType want = gemmWeight[i] && isFloat(t.dtype()) ? gemmDtype : t.dtype();
-      consts_[i] = deviceCopy(t, want, stream_);
+      consts_[i] = deviceCopy(t, want, stream_, convKernel[i]);
       deviceDtype_[i] = want;
+      if (convKernel[i]) deviceShape_[i] = Shape{v.shape[0], v.shape[2], v.shape[3], v.shape[1]};
       data_[i] = consts_[i]->ptr;
     }
     arena_ = allocDevice(arenaBytes, "allocating the activation arena");
@@ -170,6 +184,10 @@ CudaExecutor::CudaExecutor(const GraphSpec& spec, const std::vector<OpCost>& cos
     api().stream_destroy(stream_);
     throw;
   }
+}
+
+std::vector<NodePlacement> CudaExecutor::placements() const {
+  return std::vector<NodePlacement>(spec_.nodes.size(), NodePlacement{"cuda", "", false});
 }
 
 CudaExecutor::~CudaExecutor() {
@@ -189,7 +207,7 @@ void CudaExecutor::launchNodes(std::vector<NodeProfile>* profile) {
     for (size_t k = 0; k < node.inputs.size(); ++k) {
       const int32_t id = node.inputs[k];
       if (id < 0) continue;  // absent optional input: data == NULL
-      describe(n.inputs[k], data_[aliasOf_[id]], deviceDtype_[aliasOf_[id]], spec_.values[id].shape);
+      describe(n.inputs[k], data_[aliasOf_[id]], deviceDtype_[aliasOf_[id]], deviceShape_[id]);
     }
     const GraphValue& ov = spec_.values[node.output];
     describe(n.output, data_[node.output], ov.dtype, ov.shape);
@@ -200,7 +218,8 @@ void CudaExecutor::launchNodes(std::vector<NodeProfile>* profile) {
     if (api().run_node(&n, stream_, err, sizeof(err)) != 0) fail("ERR_ONESTEP_CUDA", opInfo(node.op).name, " '", ov.name, "': ", err);
     if (profile) {
       CUDA_CALL("profiling", api().stream_sync(stream_, ERRBUF));
-      profile->push_back(NodeProfile{opInfo(node.op).name, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+      profile->push_back(NodeProfile{opInfo(node.op).name, "cuda", "",
+                                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
                                      costs_[&node - spec_.nodes.data()].flops()});
     }
   }

@@ -25,6 +25,7 @@ class CudaExecutor {
 
   // Same contract as Graph::run (the caller serialises calls).
   std::vector<Tensor> run(const std::vector<Tensor>& inputs, std::vector<NodeProfile>* profile, int repeat = 1);
+  std::vector<NodePlacement> placements() const;
 
  private:
   void launchNodes(std::vector<NodeProfile>* profile);
@@ -38,6 +39,7 @@ class CudaExecutor {
   std::vector<std::shared_ptr<DeviceBuffer>> inputs_;  // by position in spec.inputs
   std::vector<void*> data_;                            // device address of every value
   std::vector<DType> deviceDtype_;                     // dtype of every value on the device
+  std::vector<Shape> deviceShape_;                     // its shape there (conv kernels: [Co, kh, kw, Ci])
   void* graphExec_ = nullptr;
   bool captureFailed_ = false;
 };

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "error.h"
+#include "aligned.h"
 #include "half.h"
 
 #ifndef _WIN32
@@ -23,32 +24,21 @@ struct AlignedBlock {
   void* ptr;
   explicit AlignedBlock(size_t bytes, bool zero = true) {
     const size_t rounded = ((bytes + 63) / 64) * 64;
-#ifdef _WIN32
-    ptr = _aligned_malloc(rounded ? rounded : 64, 64);
-#else
     // Large blocks (fused weights, arenas): 2 MiB aligned and transparent huge pages where the
     // kernel offers them (THP "madvise" mode), so first touch faults 512x fewer times.
     constexpr size_t kHuge = size_t(2) << 20;
     if (rounded >= 2 * kHuge) {
       const size_t big = (rounded + kHuge - 1) / kHuge * kHuge;
-      ptr = std::aligned_alloc(kHuge, big);
-#ifdef MADV_HUGEPAGE
-      if (ptr) madvise(ptr, big, MADV_HUGEPAGE);
+      ptr = alignedAlloc(kHuge, big);
+#if !defined(_WIN32) && defined(MADV_HUGEPAGE)
+      madvise(ptr, big, MADV_HUGEPAGE);
 #endif
     } else {
-      ptr = std::aligned_alloc(64, rounded ? rounded : 64);
+      ptr = alignedAlloc(64, rounded);
     }
-#endif
-    if (!ptr) throw std::bad_alloc();
     if (zero) std::memset(ptr, 0, rounded ? rounded : 64);
   }
-  ~AlignedBlock() {
-#ifdef _WIN32
-    _aligned_free(ptr);
-#else
-    std::free(ptr);
-#endif
-  }
+  ~AlignedBlock() { alignedFree(ptr); }
 };
 }  // namespace
 

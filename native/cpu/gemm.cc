@@ -13,31 +13,14 @@
 #include "cpu_info.h"
 #include "vecmath.h"
 #include "thread_pool.h"
+#include "../core/aligned.h"
 
 namespace onestep {
 
 namespace {
 
 // ---- per-thread packing buffers -----------------------------------------------------------
-struct AlignedBuffer {
-  float* ptr = nullptr;
-  size_t cap = 0;
-  ~AlignedBuffer() { std::free(ptr); }
-  float* get(size_t n) {
-    if (n > cap) {
-      std::free(ptr);
-      const size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
-      ptr = static_cast<float*>(std::aligned_alloc(64, bytes));
-      if (!ptr) {
-        cap = 0;
-        throw std::bad_alloc();
-      }
-      cap = n;
-    }
-    return ptr;
-  }
-};
-thread_local AlignedBuffer tPackA, tPackB;
+thread_local ScratchBuffer tPackA, tPackB;
 
 // ---- B element loads ----------------------------------------------------------------------
 template <DType T>
@@ -229,7 +212,7 @@ void computeBlock(const GemmKernel& kr, const float* ap, const float* bp, int64_
   }
 }
 
-thread_local AlignedBuffer tSharedB;
+thread_local ScratchBuffer tSharedB;
 
 }  // namespace
 

@@ -69,6 +69,8 @@ int64_t gemmRowBlock();
 const char* gemmKernelName();
 // Forces a kernel ("avx512", "avx2", "generic"); false if this CPU or build cannot run it.
 bool gemmSelectKernel(const char* name);
+// C = A * B^T with B [N, K] in dtype, repeated for `seconds` after a warm-up: GFLOP/s (gemm_bench.cc).
+double gemmBenchmark(int64_t M, int64_t N, int64_t K, DType dtype, double seconds);
 
 // A micro-kernel computes an MR x NR tile: C (ldc) = [C +] Ap (kc x MR, packed) * Bp (kc x NR, packed).
 struct GemmKernel {

@@ -2,7 +2,7 @@
 
 #include <vector>
 
-#include "../backend/cuda_executor.h"
+#include "../graph/derived.h"
 #include "../core/error.h"
 #include "gemm.h"
 #include "thread_pool.h"
@@ -64,7 +64,7 @@ Tensor fuseLora(const Tensor& base, const std::vector<LoraPart>& parts, const st
   if (outDtype != DType::F32) {
     ThreadPool::global().parallelFor(total, 1 << 16, [&](int64_t b, int64_t e, int) { out.copyFromFloat32(b, e - b, w + b); });
   }
-  if (into) forgetDeviceCopies(out.data());  // rewritten in place: GPU copies of it are stale
+  if (into) forgetDerived(out.data());  // rewritten in place: its derived forms and GPU copies are stale
   return out;
 }
 

@@ -12,4 +12,8 @@ namespace onestep {
 ONESTEP_OP_TABLE(ONESTEP_CPU_KERNEL_DECL)
 #undef ONESTEP_CPU_KERNEL_DECL
 
+// conv2d by Winograd F(2x2, 3x3) (an algorithm the CPU plan picks, cpu_backend.cc): in[1] is the
+// transformed kernel u [16, Co, Ci] (F32, winogradWeight); stride 1, 3x3 only.
+void cpuConv2dWinograd(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out);
+
 }  // namespace onestep

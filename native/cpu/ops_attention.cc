@@ -10,29 +10,13 @@
 #include "gemm.h"
 #include "vecmath.h"
 #include "ops.h"
+#include "../core/aligned.h"
 #include "thread_pool.h"
 
 namespace onestep {
 
 namespace {
-struct Scratch {
-  float* p = nullptr;
-  size_t cap = 0;
-  ~Scratch() { std::free(p); }
-  float* get(size_t n) {
-    if (n > cap) {
-      std::free(p);
-      p = static_cast<float*>(std::aligned_alloc(64, ((n * 4 + 63) / 64) * 64));
-      if (!p) {
-        cap = 0;
-        throw std::bad_alloc();
-      }
-      cap = n;
-    }
-    return p;
-  }
-};
-thread_local Scratch tScores;
+thread_local ScratchBuffer tScores;
 }  // namespace
 
 // K and V of every (batch, head) are packed once, then query tiles run in parallel:
@@ -53,9 +37,8 @@ void cpuAttention(const GraphNode& node, const std::vector<TensorRef>& in, const
 
   const size_t kSize = gemmPackedBSize(D, Nk), vSize = gemmPackedBSize(Nk, Dv);
   const size_t per = ((kSize + vSize + 15) / 16) * 16;
-  float* packed = static_cast<float*>(std::aligned_alloc(64, per * (size_t)(B * H) * sizeof(float)));
-  if (!packed) throw std::bad_alloc();
-  std::unique_ptr<float, void (*)(void*)> guard(packed, std::free);
+  AlignedArray<float> packedBlock = alignedArray<float>(per * (size_t)(B * H));
+  float* packed = packedBlock.get();
   pool.parallelFor(B * H * 2, 1, [&](int64_t begin, int64_t end, int) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t bh = t / 2, b = bh / H, h = bh % H;

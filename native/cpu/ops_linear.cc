@@ -26,7 +26,7 @@ void cpuLinear(const GraphNode& node, const std::vector<TensorRef>& in, const Te
 
 void cpuConv2d(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out) {
   const Shape& x = *in[0].shape;
-  const Shape& w = *in[1].shape;  // [Co, kh, kw, Ci]
+  const Shape& w = *in[1].shape;  // [Co, kh, kw, Ci]: the CPU plan's relayout of the graph's [Co, Ci, kh, kw]
   const Shape& o = *out.shape;
   const auto a = node.attrsAs<Conv2dAttrs>();
   ConvGeom g;

@@ -1,4 +1,4 @@
-// conv2d_winograd: a 3x3 stride-1 convolution by Winograd F(2x2, 3x3). Tiles of 2x2 outputs are
+// conv2d by Winograd F(2x2, 3x3), for 3x3 stride-1 convolutions (the CPU plan's choice). Tiles of 2x2 outputs are
 // processed in blocks: input transform into a per-thread buffer, 16 GEMMs against the
 // transformed weights (packed once per call and shared), output transform with the fused
 // bias / activation / residual. 2.25x fewer multiplies than the direct convolution.
@@ -12,28 +12,12 @@
 #include "ops.h"
 #include "thread_pool.h"
 #include "winograd.h"
+#include "../core/aligned.h"
 
 namespace onestep {
 
 namespace {
-struct Buf {
-  float* p = nullptr;
-  size_t cap = 0;
-  ~Buf() { std::free(p); }
-  float* get(size_t n) {
-    if (n > cap) {
-      std::free(p);
-      p = static_cast<float*>(std::aligned_alloc(64, ((n * 4 + 63) / 64) * 64));
-      if (!p) {
-        cap = 0;
-        throw std::bad_alloc();
-      }
-      cap = n;
-    }
-    return p;
-  }
-};
-thread_local Buf tV, tM;
+thread_local ScratchBuffer tV, tM;
 }  // namespace
 
 void cpuConv2dWinograd(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out) {
@@ -42,7 +26,7 @@ void cpuConv2dWinograd(const GraphNode& node, const std::vector<TensorRef>& in, 
   const Shape& os = *out.shape;
   const int64_t B = xs[0], H = xs[1], W = xs[2], Ci = xs[3], Co = us[1];
   const int64_t Ho = os[1], Wo = os[2];
-  const auto a = node.attrsAs<Conv2dWinogradAttrs>();
+  const auto a = node.attrsAs<Conv2dAttrs>();
   const int64_t pt = a.pad_top, pl = a.pad_left, up = a.upsample;
   const Act act = a.act;
   const int64_t Hu = H * up, Wu = W * up;
@@ -56,9 +40,8 @@ void cpuConv2dWinograd(const GraphNode& node, const std::vector<TensorRef>& in, 
 
   // the 16 transformed weight matrices, packed once for this call
   const size_t per = (gemmPackedBSize(Ci, Co) + 15) / 16 * 16;
-  float* packed = static_cast<float*>(std::aligned_alloc(64, per * 16 * sizeof(float)));
-  if (!packed) throw std::bad_alloc();
-  std::unique_ptr<float, void (*)(void*)> guard(packed, std::free);
+  AlignedArray<float> packedBlock = alignedArray<float>(per * 16);
+  float* packed = packedBlock.get();
   pool.parallelFor(16, 1, [&](int64_t begin, int64_t end, int) {
     for (int64_t xi = begin; xi < end; ++xi) {
       GemmB g;

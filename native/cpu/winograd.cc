@@ -3,7 +3,11 @@
 #include <algorithm>
 #include <cstring>
 
+#include <vector>
+
+#include "../core/error.h"
 #include "cpu_info.h"
+#include "thread_pool.h"
 #include "vecmath.h"
 
 namespace onestep {
@@ -67,22 +71,32 @@ const WinogradKernels& winogradKernels() {
   return *k;
 }
 
-void winogradWeightTransform(const float* g, int64_t Co, int64_t Ci, float* u) {
+Tensor winogradWeight(const Tensor& w) {
+  const Shape& s = w.shape();
+  check(s.size() == 4 && s[2] == 3 && s[3] == 3, "ERR_ONESTEP_INTERNAL", "Winograd weights need a 3x3 kernel [Co, Ci, 3, 3], got ",
+        shapeString(s));
+  const int64_t Co = s[0], Ci = s[1];
+  Tensor out = Tensor::uninitialized(DType::F32, Shape{16, Co, Ci});
+  float* u = reinterpret_cast<float*>(out.mutableData());
   // G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]; U = G g G^T, computed in double
   const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
-  for (int64_t o = 0; o < Co; ++o)
-    for (int64_t c = 0; c < Ci; ++c) {
-      double k[3][3];
-      for (int y = 0; y < 3; ++y)
-        for (int x = 0; x < 3; ++x) k[y][x] = g[((o * 3 + y) * 3 + x) * Ci + c];
-      for (int i = 0; i < 4; ++i)
-        for (int j = 0; j < 4; ++j) {
-          double s = 0;
-          for (int y = 0; y < 3; ++y)
-            for (int x = 0; x < 3; ++x) s += G[i][y] * k[y][x] * G[j][x];
-          u[((int64_t)(i * 4 + j) * Co + o) * Ci + c] = (float)s;
-        }
+  ThreadPool::global().parallelFor(Co, 1, [&](int64_t begin, int64_t end, int) {
+    std::vector<float> g((size_t)(Ci * 9));
+    for (int64_t o = begin; o < end; ++o) {
+      w.copyToFloat32(o * Ci * 9, Ci * 9, g.data());
+      for (int64_t c = 0; c < Ci; ++c) {
+        const float* k = g.data() + c * 9;
+        for (int i = 0; i < 4; ++i)
+          for (int j = 0; j < 4; ++j) {
+            double acc = 0;
+            for (int y = 0; y < 3; ++y)
+              for (int x = 0; x < 3; ++x) acc += G[i][y] * (double)k[y * 3 + x] * G[j][x];
+            u[((int64_t)(i * 4 + j) * Co + o) * Ci + c] = (float)acc;
+          }
+      }
     }
+  });
+  return out;
 }
 
 }  // namespace onestep

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "../core/tensor.h"
 #include "activation.h"
 
 namespace onestep {
@@ -27,8 +28,7 @@ struct WinogradKernels {
 const WinogradKernels& winogradKernels();
 const WinogradKernels* winogradKernelsAvx512();  // nullptr where not compiled
 
-// g [Co, 3, 3, Ci] (the prepared conv layout, any float dtype read as float32 by the caller)
-// -> u [16, Co, Ci] = G g G^T.
-void winogradWeightTransform(const float* g, int64_t Co, int64_t Ci, float* u);
+// A 3x3 kernel as stored, g [Co, Ci, 3, 3] (F32, F16 or BF16) -> F32 u [16, Co, Ci] = G g G^T.
+Tensor winogradWeight(const Tensor& w);
 
 }  // namespace onestep

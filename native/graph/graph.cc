@@ -9,6 +9,8 @@
 
 #include "../backend/cuda_executor.h"
 #include "../core/error.h"
+#include "../core/aligned.h"
+#include "../cpu/cpu_backend.h"
 #include "kernels.h"
 
 namespace onestep {
@@ -18,9 +20,11 @@ constexpr size_t kAlign = 64;
 size_t alignUp(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
 std::shared_ptr<void> allocArena(size_t bytes) {
-  void* p = std::aligned_alloc(kAlign, std::max<size_t>(kAlign, alignUp(bytes)));
-  if (!p) fail("ERR_ONESTEP_OUT_OF_MEMORY", "cannot allocate the ", bytes, "-byte activation arena");
-  return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+  try {
+    return std::shared_ptr<void>(alignedAlloc(kAlign, std::max<size_t>(kAlign, alignUp(bytes))), AlignedFree{});
+  } catch (const std::bad_alloc&) {
+    fail("ERR_ONESTEP_OUT_OF_MEMORY", "cannot allocate the ", bytes, "-byte activation arena");
+  }
 }
 }  // namespace
 
@@ -29,9 +33,32 @@ int64_t TensorRef::numel() const { return shape ? shapeNumel(*shape) : 0; }
 Graph::Graph(GraphSpec spec, Device device) : spec_(std::move(spec)), device_(device) {
   validate();
   plan();
-  if (device_ == Device::Cuda)
-    for (const GraphNode& n : spec_.nodes)
-      check(n.op != Op::Conv2dWinograd, "ERR_ONESTEP_GRAPH", "conv2d_winograd is a CPU op; a CUDA graph uses conv2d");
+}
+
+void Graph::prepare() {
+  std::lock_guard<std::mutex> lock(runMutex_);
+  prepareLocked();
+}
+
+void Graph::prepareLocked() {
+  if (device_ == Device::Cuda) {
+    if (!cuda_) cuda_ = std::make_unique<CudaExecutor>(spec_, costs_, aliasOf_, offset_, arenaBytes_);
+    return;
+  }
+  if (!cpu_) {
+    std::vector<size_t> all(spec_.nodes.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+    cpu_ = std::make_unique<CpuPlan>(spec_, all);
+  }
+}
+
+std::vector<NodePlacement> Graph::placements() {
+  std::lock_guard<std::mutex> lock(runMutex_);
+  prepareLocked();
+  if (cuda_) return cuda_->placements();
+  std::vector<NodePlacement> out;
+  for (size_t i = 0; i < spec_.nodes.size(); ++i) out.push_back(NodePlacement{"cpu", cpu_->step(i).algorithm, false});
+  return out;
 }
 
 Graph::~Graph() = default;
@@ -194,10 +221,8 @@ void Graph::plan() {
 
 std::vector<Tensor> Graph::run(const std::vector<Tensor>& inputs, std::vector<NodeProfile>* profile, int repeat) {
   std::lock_guard<std::mutex> lock(runMutex_);
-  if (device_ == Device::Cuda) {
-    if (!cuda_) cuda_ = std::make_unique<CudaExecutor>(spec_, costs_, aliasOf_, offset_, arenaBytes_);
-    return cuda_->run(inputs, profile, repeat);
-  }
+  prepareLocked();
+  if (cuda_) return cuda_->run(inputs, profile, repeat);
   check(inputs.size() == spec_.inputs.size(), "ERR_ONESTEP_GRAPH", "run: ", inputs.size(), " inputs for ",
         spec_.inputs.size());
   const int32_t nv = (int32_t)spec_.values.size();
@@ -230,14 +255,15 @@ std::vector<Tensor> Graph::run(const std::vector<Tensor>& inputs, std::vector<No
     const GraphValue& ov = spec_.values[node.output];
     if (node.op == Op::Reshape) continue;  // a view: nothing to compute
     TensorRef out{data[node.output], ov.dtype, &ov.shape};
+    const size_t index = (size_t)(&node - spec_.nodes.data());
     if (profile) {
       const auto t0 = std::chrono::steady_clock::now();
-      cpuKernel(node.op)(node, in, out);
+      cpu_->run(index, spec_, in, out);
       const auto t1 = std::chrono::steady_clock::now();
-      profile->push_back(NodeProfile{opInfo(node.op).name, std::chrono::duration<double>(t1 - t0).count(),
-                                     costs_[&node - spec_.nodes.data()].flops()});
+      profile->push_back(NodeProfile{opInfo(node.op).name, "cpu", cpu_->step(index).algorithm,
+                                     std::chrono::duration<double>(t1 - t0).count(), costs_[index].flops()});
     } else {
-      cpuKernel(node.op)(node, in, out);
+      cpu_->run(index, spec_, in, out);
     }
   }
   std::vector<Tensor> results;

@@ -59,13 +59,23 @@ struct TensorRef {
 
 struct NodeProfile {
   std::string op;
+  const char* backend = "";    // which backend ran it ("cpu", "cuda")
+  const char* algorithm = "";  // the backend's choice for it ("" where the op has one way)
   double seconds = 0;
   double flops = 0;
+};
+
+// Where a node runs, and how: the planned backend's choice.
+struct NodePlacement {
+  const char* backend = "";
+  const char* algorithm = "";
+  bool fallback = false;  // the graph's device could not run it; the CPU does
 };
 
 enum class Device : int32_t { Cpu = 0, Cuda = 1 };
 
 class CudaExecutor;
+class CpuPlan;
 
 class Graph {
  public:
@@ -76,6 +86,12 @@ class Graph {
   // Serialised per graph: concurrent calls wait for each other. `repeat` > 1 computes the nodes
   // that many times between binding the inputs and copying the outputs (benchmarks).
   std::vector<Tensor> run(const std::vector<Tensor>& inputs, std::vector<NodeProfile>* profile = nullptr, int repeat = 1);
+
+  // The backends' plans: algorithms, derived weights (and, on CUDA, the upload). Done once, on
+  // the thread that compiles the graph; run() does it if it was not.
+  void prepare();
+  // After prepare(): where and how each node runs.
+  std::vector<NodePlacement> placements();
 
   size_t arenaBytes() const { return arenaBytes_; }
   Device device() const { return device_; }
@@ -96,7 +112,9 @@ class Graph {
   std::mutex runMutex_;
   std::shared_ptr<void> arena_;
   Device device_ = Device::Cpu;
-  std::unique_ptr<CudaExecutor> cuda_;  // made on the first run of a CUDA graph
+  std::unique_ptr<CpuPlan> cpu_;        // a CPU graph's plan
+  std::unique_ptr<CudaExecutor> cuda_;  // a CUDA graph's executor
+  void prepareLocked();
 };
 
 }  // namespace onestep

@@ -56,15 +56,16 @@
   X(Reshape, "reshape")                       \
   X(Slice, "slice")                           \
   X(AvgPool, "avg_pool")                      \
-  X(Conv2dWinograd, "conv2d_winograd")        \
   X(SchedulerStep, "scheduler_step")
 
 /* linear: x[..., K] @ w[N, K]^T (+ bias[N]) -> act -> (+ residual[..., N]) */
 #define ONESTEP_IN_Linear(I) I(x, 1) I(w, 1) I(bias, 0) I(residual, 0)
 #define ONESTEP_AT_Linear(A) A(ActFn, act, 0, 0, 0)
 
-/* conv2d: NHWC x[B, H, W, Ci], w[Co, kh, kw, Ci]; the input nearest-upsampled by `upsample`
- * first (fused), zero-padded, then bias, act, residual as linear */
+/* conv2d: NHWC x[B, H, W, Ci], w[Co, Ci, kh, kw] as checkpoints store it (each backend makes its
+ * own layout of it); the input nearest-upsampled by `upsample` first (fused), zero-padded, then
+ * bias, act, residual as linear. How it is computed (implicit GEMM, Winograd, a library call) is
+ * the backend's choice. */
 #define ONESTEP_IN_Conv2d(I) I(x, 1) I(w, 1) I(bias, 0) I(residual, 0)
 #define ONESTEP_AT_Conv2d(A)                                                                          \
   A(Int, stride_h, 1, 1, 64) A(Int, stride_w, 1, 1, 64) A(Int, pad_top, 0, 0, 64) A(Int, pad_left, 0, 0, 64) \
@@ -140,12 +141,6 @@
 /* avg_pool: NHWC k x k windows with stride k (floor) */
 #define ONESTEP_IN_AvgPool(I) I(x, 1)
 #define ONESTEP_AT_AvgPool(A) A(Int, k, ONESTEP_REQUIRED, 1, 64)
-
-/* conv2d_winograd: a 3x3 stride-1 conv2d by Winograd F(2x2, 3x3); u[16, Co, Ci] (F32) */
-#define ONESTEP_IN_Conv2dWinograd(I) I(x, 1) I(u, 1) I(bias, 0) I(residual, 0)
-#define ONESTEP_AT_Conv2dWinograd(A)                                                                             \
-  A(Int, pad_top, 0, 0, 64) A(Int, pad_left, 0, 0, 64) A(Int, pad_bottom, 0, 0, 64) A(Int, pad_right, 0, 0, 64) \
-  A(Int, upsample, 1, 1, 8) A(ActFn, act, 0, 0, 0)
 
 /* scheduler_step: the fused sampler step. x[B, ...], out[B or 2B, ...], coeffs[8], noise[B, ...]?
  * e = out, or with 2B (guidance, [uncond; cond]) e = c6 * out[:B] + c7 * out[B:];

@@ -97,7 +97,7 @@ void checkAttrs(const OpInfo& op, const std::vector<double>& a) {
   }
 }
 
-// Shared by linear, conv2d and conv2d_winograd: bias [N] and residual shaped like the output.
+// Shared by linear and conv2d: bias [N] and residual shaped like the output.
 void biasAndResidual(const Ctx& c, int64_t n, const Shape& out) {
   c.f32(2);
   c.shapeIs(2, Shape{n});
@@ -128,29 +128,14 @@ Shape ruleConv2d(const Ctx& c, const Conv2dAttrs& a, OpCost& cost) {
   c.floatWeight(1);
   const Shape &x = c.shape(0), &w = c.shape(1);
   c.require(x.size() == 4, "x must be NHWC [B, H, W, C], got " + shapeString(x));
-  c.require(w.size() == 4, "w must be [Co, kh, kw, Ci], got " + shapeString(w));
-  c.require(w[3] == x[3], "x " + shapeString(x) + " does not match w " + shapeString(w) + " ([Co, kh, kw, Ci]): w expects " +
-                              std::to_string(w[3]) + " input channels, x has " + std::to_string(x[3]));
+  c.require(w.size() == 4, "w must be [Co, Ci, kh, kw], got " + shapeString(w));
+  c.require(w[1] == x[3], "x " + shapeString(x) + " does not match w " + shapeString(w) + " ([Co, Ci, kh, kw]): w expects " +
+                              std::to_string(w[1]) + " input channels, x has " + std::to_string(x[3]));
   const int64_t hIn = x[1] * a.upsample + a.pad_top + a.pad_bottom, wIn = x[2] * a.upsample + a.pad_left + a.pad_right;
-  c.require(hIn >= w[1] && wIn >= w[2], "kernel " + shapeString(w) + " larger than the padded input");
-  Shape out{x[0], (hIn - w[1]) / a.stride_h + 1, (wIn - w[2]) / a.stride_w + 1, w[0]};
+  c.require(hIn >= w[2] && wIn >= w[3], "kernel " + shapeString(w) + " larger than the padded input");
+  Shape out{x[0], (hIn - w[2]) / a.stride_h + 1, (wIn - w[3]) / a.stride_w + 1, w[0]};
   biasAndResidual(c, w[0], out);
   cost.convMacs = numelOf(out) * (double)(w[1] * w[2] * w[3]);
-  return out;
-}
-
-Shape ruleConv2dWinograd(const Ctx& c, const Conv2dWinogradAttrs& a, OpCost& cost) {
-  c.f32(0);
-  c.f32(1);
-  const Shape &x = c.shape(0), &u = c.shape(1);
-  c.require(x.size() == 4, "x must be NHWC [B, H, W, C], got " + shapeString(x));
-  c.require(u.size() == 3 && u[0] == 16, "u must be [16, Co, Ci], got " + shapeString(u));
-  c.require(u[2] == x[3], "x " + shapeString(x) + " does not match u " + shapeString(u) + " ([16, Co, Ci])");
-  const int64_t hIn = x[1] * a.upsample + a.pad_top + a.pad_bottom, wIn = x[2] * a.upsample + a.pad_left + a.pad_right;
-  c.require(hIn >= 3 && wIn >= 3, "a 3x3 kernel is larger than the padded input");
-  Shape out{x[0], hIn - 2, wIn - 2, u[1]};
-  biasAndResidual(c, u[1], out);
-  cost.convMacs = numelOf(out) * 9.0 * (double)u[2];  // counted as the direct convolution it computes
   return out;
 }
 

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "../cpu/gemm.h"
-#include "../cpu/winograd.h"
+#include "../cpu/cpu_backend.h"
 #include "addon_data.h"
 #include "js_tensor.h"
 #include "util.h"
@@ -126,6 +126,8 @@ class RunWorker : public Napi::AsyncWorker {
         for (size_t i = 0; i < profileData_.size(); ++i) {
           Napi::Object p = Napi::Object::New(env);
           p.Set("op", profileData_[i].op);
+          p.Set("backend", profileData_[i].backend);
+          p.Set("algorithm", profileData_[i].algorithm);
           p.Set("seconds", profileData_[i].seconds);
           p.Set("flops", profileData_[i].flops);
           prof.Set((uint32_t)i, p);
@@ -151,7 +153,81 @@ class RunWorker : public Napi::AsyncWorker {
   std::string code_, message_;
 };
 
+// Builds a Graph (validation, storage plan) and prepares it (the backends' plans) off the JS thread.
+class CompileWorker : public Napi::AsyncWorker {
+ public:
+  CompileWorker(Napi::Env env, GraphSpec spec, Device device)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), spec_(std::move(spec)), device_(device) {}
+
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      graph_ = std::make_shared<Graph>(std::move(spec_), device_);
+      graph_->prepare();
+    } catch (const Error& e) {
+      code_ = e.code();
+      message_ = e.what();
+    } catch (const std::bad_alloc&) {
+      code_ = "ERR_ONESTEP_OUT_OF_MEMORY";
+      message_ = "out of host memory while compiling the graph";
+    } catch (const std::exception& e) {
+      code_ = "ERR_ONESTEP_INTERNAL";
+      message_ = std::string("internal error: ") + e.what();
+    }
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (!code_.empty()) {
+      deferred_.Reject(makeError(env, code_, message_));
+      return;
+    }
+    try {
+      deferred_.Resolve(JsGraph::Wrap(env, std::move(graph_)));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+  }
+
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  GraphSpec spec_;
+  Device device_;
+  std::shared_ptr<Graph> graph_;
+  std::string code_, message_;
+};
+
 }  // namespace
+
+Napi::Object JsGraph::Wrap(Napi::Env env, std::shared_ptr<Graph> graph) {
+  Napi::Object obj = addonData(env).graphCtor.New({constructToken(env)});
+  JsGraph* self = Napi::ObjectWrap<JsGraph>::Unwrap(obj);
+  self->reported_ = (int64_t)graph->arenaBytes();
+  Napi::MemoryManagement::AdjustExternalMemory(env, self->reported_);
+  self->graph_ = std::move(graph);
+  return obj;
+}
+
+Napi::Value JsGraph::Placements(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    if (!graph_) fail("ERR_ONESTEP_DISPOSED", "graph was disposed");
+    const std::vector<NodePlacement> p = graph_->placements();
+    Napi::Env env = info.Env();
+    Napi::Array out = Napi::Array::New(env, p.size());
+    for (size_t i = 0; i < p.size(); ++i) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("op", opInfo(graph_->spec().nodes[i].op).name);
+      o.Set("backend", p[i].backend);
+      o.Set("algorithm", p[i].algorithm);
+      o.Set("fallback", p[i].fallback);
+      out.Set((uint32_t)i, o);
+    }
+    return out;
+  });
+}
 
 Napi::Function JsGraph::Define(Napi::Env env) {
   Napi::Function f = DefineClass(env, "Graph",
@@ -160,6 +236,7 @@ Napi::Function JsGraph::Define(Napi::Env env) {
                                      InstanceAccessor<&JsGraph::ArenaBytes>("arenaBytes"),
                                      InstanceAccessor<&JsGraph::NodeCount>("nodeCount"),
                                      InstanceMethod<&JsGraph::Dispose>("dispose"),
+                                     InstanceMethod<&JsGraph::Placements>("placements"),
                                  });
   addonData(env).graphCtor = Napi::Persistent(f);
   return f;
@@ -230,13 +307,12 @@ Napi::Value CreateGraph(const Napi::CallbackInfo& info) {
         check(d == "cpu", "ERR_ONESTEP_ARGUMENT", "createGraph: device must be 'cpu' or 'cuda', got '", d, "'");
       }
     }
-    auto graph = std::make_shared<Graph>(parseSpec(info[0].As<Napi::Object>()), device);
-    Napi::Object obj = addonData(info.Env()).graphCtor.New({constructToken(info.Env())});
-    JsGraph* self = Napi::ObjectWrap<JsGraph>::Unwrap(obj);
-    self->reported_ = (int64_t)graph->arenaBytes();
-    Napi::MemoryManagement::AdjustExternalMemory(info.Env(), self->reported_);
-    self->graph_ = std::move(graph);
-    return obj;
+    // reading the JS objects is all that happens here; validation, planning, derived weights and
+    // uploads run on a worker thread
+    auto* worker = new CompileWorker(info.Env(), parseSpec(info[0].As<Napi::Object>()), device);
+    Napi::Promise p = worker->promise();
+    worker->Queue();
+    return p;
   });
 }
 
@@ -323,42 +399,21 @@ Napi::Value InferNode(const Napi::CallbackInfo& info) {
   });
 }
 
-Napi::Value PrepareConvWeight(const Napi::CallbackInfo& info) {
+Napi::Value SetWinogradPolicy(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
-    requireArgs(info, 1, "prepareConvWeight");
-    const Tensor& w = JsTensor::FromValue(info[0], "prepareConvWeight: w");
-    const Shape& s = w.shape();
-    check(s.size() == 4, "ERR_ONESTEP_SHAPE", "prepareConvWeight: w must be [Co, Ci, kh, kw], got ", shapeString(s));
-    check(w.dtype() != DType::I64, "ERR_ONESTEP_DTYPE", "prepareConvWeight: w must be a float tensor");
-    const int64_t co = s[0], ci = s[1], kh = s[2], kw = s[3];
-    Tensor out = Tensor::empty(w.dtype(), Shape{co, kh, kw, ci});
-    const size_t es = dtypeSize(w.dtype());
-    const uint8_t* src = w.data();
-    uint8_t* dst = out.mutableData();
-    for (int64_t o = 0; o < co; ++o)
-      for (int64_t c = 0; c < ci; ++c)
-        for (int64_t y = 0; y < kh; ++y)
-          for (int64_t x = 0; x < kw; ++x)
-            std::memcpy(dst + (((o * kh + y) * kw + x) * ci + c) * es, src + (((o * ci + c) * kh + y) * kw + x) * es, es);
-    w.releaseMappedPages();  // the original layout is not read again
-    return JsTensor::Wrap(info.Env(), std::move(out));
+    requireArgs(info, 1, "setWinogradPolicy");
+    const std::string p = stringArg(info, 0, "setWinogradPolicy");
+    if (p == "auto") setWinogradPolicy(WinogradPolicy::Auto);
+    else if (p == "always") setWinogradPolicy(WinogradPolicy::Always);
+    else if (p == "never") setWinogradPolicy(WinogradPolicy::Never);
+    else fail("ERR_ONESTEP_ARGUMENT", "setWinogradPolicy: policy must be 'auto', 'always' or 'never', got '", p, "'");
+    return info.Env().Undefined();
   });
 }
 
-Napi::Value PrepareWinogradWeight(const Napi::CallbackInfo& info) {
-  return guard(info.Env(), [&]() -> Napi::Value {
-    requireArgs(info, 1, "prepareWinogradWeight");
-    const Tensor& w = JsTensor::FromValue(info[0], "prepareWinogradWeight: w");
-    const Shape& s = w.shape();
-    check(s.size() == 4 && s[1] == 3 && s[2] == 3, "ERR_ONESTEP_SHAPE",
-          "prepareWinogradWeight: w must be a prepared 3x3 kernel [Co, 3, 3, Ci], got ", shapeString(s));
-    check(w.dtype() != DType::I64, "ERR_ONESTEP_DTYPE", "prepareWinogradWeight: w must be a float tensor");
-    std::vector<float> g((size_t)w.numel());
-    w.copyToFloat32(g.data());
-    Tensor out = Tensor::empty(DType::F32, Shape{16, s[0], s[3]});
-    winogradWeightTransform(g.data(), s[0], s[3], reinterpret_cast<float*>(out.mutableData()));
-    return JsTensor::Wrap(info.Env(), std::move(out));
-  });
+Napi::Value GetWinogradPolicy(const Napi::CallbackInfo& info) {
+  static const char* const kNames[] = {"auto", "always", "never"};
+  return Napi::String::New(info.Env(), kNames[(int)winogradPolicy()]);
 }
 
 Napi::Value GemmInfo(const Napi::CallbackInfo& info) {
@@ -379,30 +434,9 @@ Napi::Value GemmBench(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     requireArgs(info, 5, "gemmBench");
     const int64_t M = (int64_t)indexArg(info[0], "M"), N = (int64_t)indexArg(info[1], "N"), K = (int64_t)indexArg(info[2], "K");
-    check(M > 0 && N > 0 && K > 0 && M * K < (1LL << 31) && N * K < (1LL << 31) && M * N < (1LL << 31),
-          "ERR_ONESTEP_ARGUMENT", "gemmBench: sizes out of range");
     const DType dt = parseDType(stringArg(info, 3, "gemmBench"));
-    const double seconds = info[4].As<Napi::Number>().DoubleValue();
-    std::vector<float> a((size_t)(M * K)), c((size_t)(M * N));
-    for (size_t i = 0; i < a.size(); ++i) a[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
-    Tensor b = Tensor::empty(dt, Shape{N, K});
-    std::vector<float> bf((size_t)(N * K));
-    for (size_t i = 0; i < bf.size(); ++i) bf[i] = (float)((i * 40503u) % 1000) / 1000.0f - 0.5f;
-    b.copyFromFloat32(bf.data());
-    GemmB gb;
-    gb.data = b.data();
-    gb.dtype = dt;
-    gb.ld = K;
-    gemm(M, N, K, a.data(), K, gb, c.data(), N, GemmEpilogue{});
-    int iters = 0;
-    const auto t0 = std::chrono::steady_clock::now();
-    double elapsed = 0;
-    do {
-      gemm(M, N, K, a.data(), K, gb, c.data(), N, GemmEpilogue{});
-      ++iters;
-      elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    } while (elapsed < seconds);
-    return Napi::Number::New(info.Env(), 2.0 * (double)M * (double)N * (double)K * iters / elapsed / 1e9);
+    if (!info[4].IsNumber()) fail("ERR_ONESTEP_ARGUMENT", "gemmBench: seconds must be a number");
+    return Napi::Number::New(info.Env(), gemmBenchmark(M, N, K, dt, info[4].As<Napi::Number>().DoubleValue()));
   });
 }
 

@@ -21,13 +21,21 @@ class JsGraph : public Napi::ObjectWrap<JsGraph> {
   Napi::Value ArenaBytes(const Napi::CallbackInfo& info);
   Napi::Value NodeCount(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
-  friend Napi::Value CreateGraph(const Napi::CallbackInfo& info);
+  Napi::Value Placements(const Napi::CallbackInfo& info);
+
+ public:
+  // A JS Graph holding `graph` (on the JS thread).
+  static Napi::Object Wrap(Napi::Env env, std::shared_ptr<Graph> graph);
+
+ private:
 
   std::shared_ptr<Graph> graph_;
   int64_t reported_ = 0;
 };
 
-// createGraph({ values, consts, nodes, inputs, outputs }) -> Graph
+// createGraph({ values, consts, nodes, inputs, outputs }, device?) -> Promise<Graph>: the spec is read
+// at once (malformed objects throw); validation, planning and weight preparation run off the JS
+// thread (errors reject)
 Napi::Value CreateGraph(const Napi::CallbackInfo& info);
 // opSchema() -> { ops: [{ name, inputs: [{ name, required }], attrs: [{ name, kind, default, min?, max? }] }]
 // in op-code order, acts: activation names in code order } (native/graph/op_defs.h)
@@ -35,10 +43,9 @@ Napi::Value OpSchema(const Napi::CallbackInfo& info);
 // inferNode(op, inputs: ({ dtype, shape } | null)[], attrs: number[]) -> { shape, macs: [conv, linear,
 // attentionQK, attentionPV], bytes }; throws ERR_ONESTEP_GRAPH as the graph would for that node
 Napi::Value InferNode(const Napi::CallbackInfo& info);
-// prepareConvWeight(w[Co,Ci,kh,kw]) -> [Co,kh,kw,Ci] in the same dtype
-Napi::Value PrepareConvWeight(const Napi::CallbackInfo& info);
-// prepareWinogradWeight(w[Co,3,3,Ci] prepared, any float dtype) -> F32 [16,Co,Ci] = G g G^T
-Napi::Value PrepareWinogradWeight(const Napi::CallbackInfo& info);
+// setWinogradPolicy('auto' | 'always' | 'never') / winogradPolicy(): the CPU plan's conv2d choice
+Napi::Value SetWinogradPolicy(const Napi::CallbackInfo& info);
+Napi::Value GetWinogradPolicy(const Napi::CallbackInfo& info);
 // gemmInfo() -> { kernel }, gemmSelect(name) -> boolean, gemmBench(M, N, K, dtype, seconds) -> GFLOP/s
 Napi::Value GemmInfo(const Napi::CallbackInfo& info);
 Napi::Value GemmSelect(const Napi::CallbackInfo& info);

@@ -54,7 +54,7 @@ async function main() {
     report('gemm', `${M}x${K}x${N}`, ms, 2 * M * K * N);
   }
   for (const [H, W, Ci, Co] of shapes.conv) {
-    const w = addon().prepareConvWeight(rand([Co, Ci, 3, 3], 'F16', 1 / Math.sqrt(9 * Ci)));
+    const w = rand([Co, Ci, 3, 3], 'F16', 1 / Math.sqrt(9 * Ci));
     const ms = await timeGraph((g, v) => g.conv2d(v.x, w, undefined, { padding: 1 }), { x: rand([1, H, W, Ci]) });
     report('conv3x3', `${H}x${W}x${Ci}->${Co}`, ms, 2 * H * W * Ci * Co * 9);
   }

@@ -34,6 +34,13 @@ describe('pipelines: LoRA', function () {
     await pipe.setLoraScales({ lcm: 0.25 });
     const quarter = await rgb(pipe);
     assert.ok(!quarter.equals(fused));
+    // re-fused in place: nothing derived from the old weights survives (conv kernel layouts, Winograd forms)
+    const fresh = await loadPipeline(sd15(), { loras: [{ path: lora('sd15_lora_kohya_full'), name: 'lcm', scale: 0.25 }, { path: lora('sd15_lora_kohya_te'), scale: 0.8 }] });
+    try {
+      assert.ok((await rgb(fresh)).equals(quarter), 'scale 0.25 by re-fusion: the image of a pipeline loaded at 0.25');
+    } finally {
+      fresh.dispose();
+    }
     await pipe.setLoraScales({ lcm: 1 });
     assert.ok((await rgb(pipe)).equals(fused), 'back to scale 1: the same image');
 

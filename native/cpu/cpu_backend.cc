@@ -1,0 +1,89 @@
+#include "cpu_backend.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "../core/error.h"
+#include "../graph/derived.h"
+#include "ops.h"
+#include "winograd.h"
+
+namespace onestep {
+
+namespace {
+
+std::atomic<int> gPolicy{[] {
+  const char* e = std::getenv("ONESTEP_WINOGRAD");
+  if (e && std::strcmp(e, "always") == 0) return (int)WinogradPolicy::Always;
+  if (e && std::strcmp(e, "never") == 0) return (int)WinogradPolicy::Never;
+  return (int)WinogradPolicy::Auto;
+}()};
+
+bool useWinograd(const GraphSpec& spec, const GraphNode& n) {
+  const WinogradPolicy p = winogradPolicy();
+  if (p == WinogradPolicy::Never) return false;
+  const Shape& x = spec.values[n.inputs[0]].shape;
+  const Shape& w = spec.values[n.inputs[1]].shape;  // [Co, Ci, kh, kw]
+  const auto a = n.attrsAs<Conv2dAttrs>();
+  if (w[2] != 3 || w[3] != 3 || a.stride_h != 1 || a.stride_w != 1) return false;
+  if (p == WinogradPolicy::Always) return true;
+  const int64_t pixels = x[1] * a.upsample * x[2] * a.upsample;
+  return w[0] >= 32 && w[1] >= 32 && pixels >= 64 * 64;
+}
+
+CpuStep planConv2d(const GraphSpec& spec, const GraphNode& n) {
+  CpuStep s;
+  s.replaced.resize(n.inputs.size());
+  const GraphValue& w = spec.values[n.inputs[1]];
+  const bool constant = w.kind == ValueKind::Const;
+  const Tensor* src = constant ? &spec.consts[w.constIndex] : nullptr;
+  if (constant && useWinograd(spec, n)) {
+    s.kernel = &cpuConv2dWinograd;
+    s.algorithm = "winograd";
+    s.replaced[1] = derivedConstant(*src, "winograd_f2x2_3x3", [](const Tensor& t) { return winogradWeight(t); });
+    return s;
+  }
+  const auto a = n.attrsAs<Conv2dAttrs>();
+  const bool pointwise = w.shape[2] == 1 && w.shape[3] == 1 && a.stride_h == 1 && a.stride_w == 1 && a.upsample == 1 &&
+                         a.pad_top == 0 && a.pad_left == 0 && a.pad_bottom == 0 && a.pad_right == 0;
+  s.kernel = &cpuConv2d;
+  s.algorithm = pointwise ? "gemm_1x1" : "implicit_gemm";
+  if (constant) s.replaced[1] = convKernelOhwi(*src);
+  else s.relayoutWeight = true;
+  return s;
+}
+
+}  // namespace
+
+WinogradPolicy winogradPolicy() { return (WinogradPolicy)gPolicy.load(); }
+void setWinogradPolicy(WinogradPolicy p) { gPolicy.store((int)p); }
+
+CpuPlan::CpuPlan(const GraphSpec& spec, const std::vector<size_t>& nodes) : steps_(spec.nodes.size()) {
+  for (size_t i : nodes) {
+    const GraphNode& n = spec.nodes[i];
+    if (n.op == Op::Conv2d) {
+      steps_[i] = planConv2d(spec, n);
+    } else {
+      steps_[i].kernel = cpuKernel(n.op);
+      steps_[i].algorithm = n.op == Op::Linear ? "gemm" : "";
+    }
+  }
+}
+
+void CpuPlan::run(size_t node, const GraphSpec& spec, std::vector<TensorRef>& in, const TensorRef& out) const {
+  const CpuStep& s = steps_[node];
+  for (size_t k = 0; k < s.replaced.size(); ++k)
+    if (s.replaced[k]) in[k] = TensorRef{const_cast<uint8_t*>(s.replaced[k]->data()), s.replaced[k]->dtype(), &s.replaced[k]->shape()};
+  if (s.relayoutWeight) {
+    // a kernel computed by the graph: this run's values, relaid out (uncached: they change)
+    Tensor t = relayoutConvKernel(in[1].data, in[1].dtype, *in[1].shape);
+    in[1] = TensorRef{t.mutableData(), t.dtype(), &t.shape()};
+    s.kernel(spec.nodes[node], in, out);
+    return;
+  }
+  s.kernel(spec.nodes[node], in, out);
+}
+
+}  // namespace onestep

@@ -1,0 +1,50 @@
+// The CPU backend: it runs every op (the fallback of every other backend). Its plan chooses, per
+// node, the algorithm and the derived constants its kernel reads (native/graph/derived.h):
+//   conv2d  Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions large enough to pay off (policy
+//           below), else a GEMM: pointwise for 1x1 / stride 1 / unpadded, implicit GEMM otherwise
+//           (the receptive field gathered while packing), on the kernel relaid out as [Co, kh, kw, Ci]
+//   linear  packed GEMM on the weight as stored (F32 / F16 / BF16, converted while packing)
+//   others  their one kernel
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+#include "../graph/graph.h"
+#include "../graph/kernels.h"
+
+namespace onestep {
+
+// When conv2d runs by Winograd: 'auto' (default; env ONESTEP_WINOGRAD) for 3x3 stride-1 convs with
+// at least 32 channels in and out on 64x64 inputs or larger (after any fused upsampling; below that
+// the direct kernel is as fast and needs no extra weights), 'always' for every 3x3 stride-1 conv,
+// 'never'. Read when a graph is planned.
+enum class WinogradPolicy : int { Auto = 0, Always = 1, Never = 2 };
+WinogradPolicy winogradPolicy();
+void setWinogradPolicy(WinogradPolicy p);
+
+// One node as the CPU runs it.
+struct CpuStep {
+  Kernel kernel = nullptr;
+  const char* algorithm = "";
+  // by input index: the derived constant the kernel reads instead of the graph's value (or null)
+  std::vector<std::shared_ptr<const Tensor>> replaced;
+  bool relayoutWeight = false;  // conv2d by GEMM on a computed (non-constant) kernel: relaid out per run
+};
+
+class CpuPlan {
+ public:
+  // Plans `nodes` (indices into spec.nodes) of a validated graph.
+  CpuPlan(const GraphSpec& spec, const std::vector<size_t>& nodes);
+
+  bool has(size_t node) const { return node < steps_.size() && steps_[node].kernel != nullptr; }
+  const CpuStep& step(size_t node) const { return steps_[node]; }
+  // Runs one planned node: `in` are the graph's inputs of the node (entries may be replaced).
+  void run(size_t node, const GraphSpec& spec, std::vector<TensorRef>& in, const TensorRef& out) const;
+
+ private:
+  std::vector<CpuStep> steps_;  // by node index
+};
+
+}  // namespace onestep
