@@ -9,6 +9,7 @@
 //    (sample, head, query), fp32 throughout, keys visited one by one.
 #include <mma.h>
 
+#include <algorithm>
 #include <cfloat>
 
 #include "ops.cuh"
@@ -186,17 +187,31 @@ __global__ void __launch_bounds__(128) flashKernel(const float* __restrict__ q, 
 
 }  // namespace
 
+Status attentionLimits(const onestep_cuda_node& n) {
+  const onestep_cuda_tensor &q = n.inputs[0], &v = n.inputs[2];
+  const int64_t B = q.shape[0], Nq = q.shape[1], H = attrsOf<onestep::AttentionAttrs>(n).heads;
+  const int64_t D = q.shape[2] / H, Dv = v.shape[2] / H;
+  if (D > 32 * kMaxPerLane || Dv > 32 * kMaxPerLane)
+    return Status::fail("attention: head size " + std::to_string(std::max(D, Dv)) + " is above the CUDA kernel's " + std::to_string(32 * kMaxPerLane));
+  if (D <= kFlashMaxD && Dv <= kFlashMaxD) {
+    if ((Nq + kFlashRows - 1) / kFlashRows > 0x7fffffff || B * H > 65535) return Status::fail("attention: too many queries or heads for one grid");
+  } else if ((B * H * Nq + kWarps - 1) / kWarps > 0x7fffffff) {
+    return Status::fail("attention: too many queries for one grid");
+  }
+  return Status::ok();
+}
+
 Status launchAttention(const onestep_cuda_node& n, cudaStream_t s) {
   const onestep_cuda_tensor &q = n.inputs[0], &k = n.inputs[1], &v = n.inputs[2];
   const auto a = attrsOf<onestep::AttentionAttrs>(n);
   const int64_t B = q.shape[0], Nq = q.shape[1], Nk = k.shape[1], H = a.heads;
   const int64_t D = q.shape[2] / H, Dv = v.shape[2] / H;
-  if (D > 32 * kMaxPerLane || Dv > 32 * kMaxPerLane) return Status::fail("attention: head size above 512 is not supported by the CUDA kernel");
+  const Status fits = attentionLimits(n);
+  if (!fits.good()) return fits;
   const int64_t rows = B * H * Nq;
   if (rows == 0) return Status::ok();
   if (D <= kFlashMaxD && Dv <= kFlashMaxD) {
     const int64_t tiles = (Nq + kFlashRows - 1) / kFlashRows;
-    if (tiles > 0x7fffffff || B * H > 65535) return Status::fail("attention: too many queries or heads for one grid");
     const int Dp = (int)((D + 15) / 16 * 16), Dvp = (int)((Dv + 15) / 16 * 16);
     ONESTEP_LAUNCH(flashKernel, dim3((unsigned)tiles, (unsigned)(B * H)), 128, 0, s)(
         static_cast<const float*>(q.data), static_cast<const float*>(k.data), static_cast<const float*>(v.data),
@@ -204,7 +219,6 @@ Status launchAttention(const onestep_cuda_node& n, cudaStream_t s) {
     return launched("attention");
   }
   const int64_t blocks = (rows + kWarps - 1) / kWarps;
-  if (blocks > 0x7fffffff) return Status::fail("attention: too many queries for one grid");
   ONESTEP_LAUNCH(attentionKernel, (unsigned)blocks, kWarps * 32, 0, s)(static_cast<const float*>(q.data), static_cast<const float*>(k.data),
                                                             static_cast<const float*>(v.data), static_cast<float*>(n.output.data), B, Nq, Nk, H,
                                                             D, Dv, (float)a.scale, a.causal);

@@ -178,6 +178,13 @@ int runNode(const onestep_cuda_node* node, void* s, char* err, size_t errlen) {
   return report(onestep_cuda::runNode(*node, (cudaStream_t)s), err, errlen);
 }
 
+int supportsNode(const onestep_cuda_node* node, char* why, size_t whylen) {
+  const onestep_cuda::Status st = node ? onestep_cuda::supportsNode(*node) : onestep_cuda::Status::fail("supports_node: null node");
+  if (st.good()) return 1;
+  report(st, why, whylen);
+  return 0;
+}
+
 int captureBegin(void* s, char* err, size_t errlen) {
   return report(onestep_cuda::cudaStatus(cudaStreamBeginCapture((cudaStream_t)s, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture"),
                 err, errlen);
@@ -206,7 +213,7 @@ void graphDestroy(void* exec) {
 
 const onestep_cuda_api kApi = {ONESTEP_CUDA_ABI, buildInfo,  probe,        deviceInfo,  deviceAlloc, deviceRelease, memInfo,
                                streamCreate,     streamDestroy, streamSync, copyToDevice, copyToHost, convert,     runNode,
-                               captureBegin,     captureEnd, graphLaunch,  graphDestroy};
+                               supportsNode,     captureBegin,     captureEnd, graphLaunch,  graphDestroy};
 
 }  // namespace
 

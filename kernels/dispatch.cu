@@ -1,6 +1,7 @@
 // run_node: a node (validated by the addon's op rules, native/graph/op_rules.cc) to its op
 // family's launcher. The entry point asserts, cheaply, the invariants of the C ABI every launcher
 // relies on (op code, arities from op_defs.h, ranks, storage); the op's meaning is not re-checked.
+// supports_node: whether an op has a launcher here and its kernels take the node (their limits).
 #include "ops.cuh"
 
 namespace onestep_cuda {
@@ -27,7 +28,8 @@ const char* const kNames[] = {
 #undef ONESTEP_OP_NAME
 };
 
-Status checkNode(const onestep_cuda_node& n) {
+// The ABI invariants: op code, arities, ranks, the F32 output; with `data`, the storage too.
+Status checkNode(const onestep_cuda_node& n, bool data) {
   if (n.op < 0 || n.op >= ONESTEP_OP_COUNT) return Status::fail("unknown op code " + std::to_string(n.op));
   const Row& r = kRows[n.op];
   const std::string name = kNames[n.op];
@@ -36,40 +38,66 @@ Status checkNode(const onestep_cuda_node& n) {
   for (int i = 0; i < n.n_inputs; ++i) {
     const onestep_cuda_tensor& t = n.inputs[i];
     if (t.rank < 0 || t.rank > ONESTEP_CUDA_MAX_RANK) return Status::fail(name + ": input " + std::to_string(i) + " has a bad rank");
-    if (!t.data && i < r.minInputs && numel(t) > 0) return Status::fail(name + ": input " + std::to_string(i) + " has no data");
+    if (data && !t.data && i < r.minInputs && numel(t) > 0) return Status::fail(name + ": input " + std::to_string(i) + " has no data");
   }
   if (n.output.rank < 0 || n.output.rank > ONESTEP_CUDA_MAX_RANK || n.output.dtype != ONESTEP_CUDA_F32) return Status::fail(name + ": the output must be F32");
-  if (!n.output.data && numel(n.output) > 0) return Status::fail(name + ": the output has no storage");
+  if (data && !n.output.data && numel(n.output) > 0) return Status::fail(name + ": the output has no storage");
   return Status::ok();
+}
+
+Status viewNode(const onestep_cuda_node&, cudaStream_t) { return Status::ok(); }  // reshape: the executor aliases the storage
+
+// Each op's launcher and, where its kernels cannot take every valid node, their limits. An op
+// missing here has no CUDA kernel: the addon runs it on the CPU.
+struct Route {
+  int op;
+  Status (*launch)(const onestep_cuda_node&, cudaStream_t);
+  Status (*limits)(const onestep_cuda_node&);
+};
+const Route kRoutes[] = {
+    {ONESTEP_OP_Linear, launchLinear, linearLimits},
+    {ONESTEP_OP_Conv2d, launchConv2d, conv2dLimits},
+    {ONESTEP_OP_GroupNorm, launchGroupNorm, groupNormLimits},
+    {ONESTEP_OP_LayerNorm, launchLayerNorm, layerNormLimits},
+    {ONESTEP_OP_Attention, launchAttention, attentionLimits},
+    {ONESTEP_OP_Add, launchAdd, nullptr},
+    {ONESTEP_OP_Mul, launchMul, nullptr},
+    {ONESTEP_OP_Unary, launchUnary, nullptr},
+    {ONESTEP_OP_Geglu, launchGeglu, nullptr},
+    {ONESTEP_OP_Concat, launchConcat, nullptr},
+    {ONESTEP_OP_Upsample, launchUpsample, nullptr},
+    {ONESTEP_OP_TimestepEmbedding, launchTimestepEmbedding, nullptr},
+    {ONESTEP_OP_Embedding, launchEmbedding, nullptr},
+    {ONESTEP_OP_SelectRows, launchSelectRows, nullptr},
+    {ONESTEP_OP_Permute, launchPermute, nullptr},
+    {ONESTEP_OP_Reshape, viewNode, nullptr},
+    {ONESTEP_OP_Slice, launchSlice, nullptr},
+    {ONESTEP_OP_AvgPool, launchAvgPool, nullptr},
+    {ONESTEP_OP_SchedulerStep, launchSchedulerStep, nullptr},
+};
+
+const Route* routeOf(int op) {
+  for (const Route& r : kRoutes)
+    if (r.op == op) return &r;
+  return nullptr;
 }
 
 }  // namespace
 
-Status runNode(const onestep_cuda_node& n, cudaStream_t s) {
-  Status st = checkNode(n);
+Status supportsNode(const onestep_cuda_node& n) {
+  Status st = checkNode(n, false);
   if (!st.good()) return st;
-  switch (n.op) {
-    case ONESTEP_OP_Linear: return launchLinear(n, s);
-    case ONESTEP_OP_Conv2d: return launchConv2d(n, s);
-    case ONESTEP_OP_GroupNorm: return launchGroupNorm(n, s);
-    case ONESTEP_OP_LayerNorm: return launchLayerNorm(n, s);
-    case ONESTEP_OP_Attention: return launchAttention(n, s);
-    case ONESTEP_OP_Add: return launchAdd(n, s);
-    case ONESTEP_OP_Mul: return launchMul(n, s);
-    case ONESTEP_OP_Unary: return launchUnary(n, s);
-    case ONESTEP_OP_Geglu: return launchGeglu(n, s);
-    case ONESTEP_OP_Concat: return launchConcat(n, s);
-    case ONESTEP_OP_Upsample: return launchUpsample(n, s);
-    case ONESTEP_OP_TimestepEmbedding: return launchTimestepEmbedding(n, s);
-    case ONESTEP_OP_Embedding: return launchEmbedding(n, s);
-    case ONESTEP_OP_SelectRows: return launchSelectRows(n, s);
-    case ONESTEP_OP_Permute: return launchPermute(n, s);
-    case ONESTEP_OP_Reshape: return Status::ok();  // a view: the executor aliases the storage
-    case ONESTEP_OP_Slice: return launchSlice(n, s);
-    case ONESTEP_OP_AvgPool: return launchAvgPool(n, s);
-    case ONESTEP_OP_SchedulerStep: return launchSchedulerStep(n, s);
-    default: return Status::fail(std::string("no CUDA kernel for ") + kNames[n.op]);
-  }
+  const Route* r = routeOf(n.op);
+  if (!r) return Status::fail(std::string("no CUDA kernel for ") + kNames[n.op]);
+  return r->limits ? r->limits(n) : Status::ok();
+}
+
+Status runNode(const onestep_cuda_node& n, cudaStream_t s) {
+  Status st = checkNode(n, true);
+  if (!st.good()) return st;
+  const Route* r = routeOf(n.op);
+  if (!r) return Status::fail(std::string("no CUDA kernel for ") + kNames[n.op]);
+  return r->launch(n, s);
 }
 
 }  // namespace onestep_cuda

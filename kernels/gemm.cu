@@ -146,14 +146,20 @@ int ccMajor() {
   return major;
 }
 
+// What the GEMM kernel cannot take: an M x N grid beyond CUDA's limits, bf16 before Ampere.
+Status gemmLimits(const char* op, const onestep_cuda_tensor& w, int64_t M, int64_t N) {
+  const int64_t gy = (M + BM - 1) / BM, gx = (N + BN - 1) / BN;
+  if (gy > 65535 || gx > 0x7fffffff) return Status::fail(std::string(op) + ": the GEMM (" + std::to_string(M) + " x " + std::to_string(N) + ") is too large for one grid");
+  if (w.dtype == ONESTEP_CUDA_BF16 && ccMajor() < 8) return Status::fail(std::string(op) + ": bf16 tensor-core operands need compute capability 8.0 or newer");
+  return Status::ok();
+}
+
 Status run(bool conv, const float* x, const onestep_cuda_tensor& w, float* y, int64_t M, int64_t N, int64_t K, const ConvMap& g,
            const Epilogue& ep, cudaStream_t s) {
   if (M == 0 || N == 0) return Status::ok();
   const int64_t gy = (M + BM - 1) / BM, gx = (N + BN - 1) / BN;
-  if (gy > 65535 || gx > 0x7fffffff) return Status::fail("gemm: the problem is too large for one grid");
   const dim3 grid((unsigned)gx, (unsigned)gy);
   const bool bf16 = w.dtype == ONESTEP_CUDA_BF16;
-  if (bf16 && ccMajor() < 8) return Status::fail("bf16 tensor-core operands need compute capability 8.0 or newer");
   const auto kernel = conv ? (bf16 ? gemmKernel<true, __nv_bfloat16> : gemmKernel<true, half>)
                             : (bf16 ? gemmKernel<false, __nv_bfloat16> : gemmKernel<false, half>);
   ONESTEP_LAUNCH(kernel, grid, kThreads, 0, s)(x, w.data, w.dtype, y, M, N, K, g, ep);
@@ -170,12 +176,29 @@ Epilogue epilogueOf(const onestep_cuda_node& n, onestep::Act act) {
 
 }  // namespace
 
+Status linearLimits(const onestep_cuda_node& n) {
+  const int64_t N = n.inputs[1].shape[0];
+  return gemmLimits("linear", n.inputs[1], numel(n.output) / (N ? N : 1), N);
+}
+
 Status launchLinear(const onestep_cuda_node& n, cudaStream_t s) {
   const onestep_cuda_tensor &x = n.inputs[0], &w = n.inputs[1];
   const int64_t N = w.shape[0], K = w.shape[1];
   const int64_t M = numel(n.output) / (N ? N : 1);
+  const Status fits = linearLimits(n);
+  if (!fits.good()) return fits;
   return run(false, static_cast<const float*>(x.data), w, static_cast<float*>(n.output.data), M, N, K, ConvMap{},
              epilogueOf(n, attrsOf<onestep::LinearAttrs>(n).act), s);
+}
+
+// the kernel as the device holds it: [Co, kh, kw, Ci]
+Status conv2dLimits(const onestep_cuda_node& n) {
+  const onestep_cuda_tensor &x = n.inputs[0], &w = n.inputs[1], &o = n.output;
+  const int64_t up = attrsOf<onestep::Conv2dAttrs>(n).upsample;
+  const int64_t N = w.shape[0], K = w.shape[1] * w.shape[2] * w.shape[3], M = o.shape[0] * o.shape[1] * o.shape[2];
+  if (M >= 0x7fffffff || K >= 0x7fffffff || x.shape[0] * x.shape[1] >= 0x7fffffff || x.shape[1] * up >= 0x7fffffff || x.shape[2] * up >= 0x7fffffff)
+    return Status::fail("conv2d: sizes beyond 2^31 are not supported by the CUDA kernel");
+  return gemmLimits("conv2d", w, M, N);
 }
 
 Status launchConv2d(const onestep_cuda_node& n, cudaStream_t s) {
@@ -183,8 +206,8 @@ Status launchConv2d(const onestep_cuda_node& n, cudaStream_t s) {
   const auto a = attrsOf<onestep::Conv2dAttrs>(n);
   const int64_t N = w.shape[0], K = w.shape[1] * w.shape[2] * w.shape[3], M = o.shape[0] * o.shape[1] * o.shape[2];
   const int64_t up = a.upsample;
-  if (M >= 0x7fffffff || K >= 0x7fffffff || x.shape[0] * x.shape[1] >= 0x7fffffff || x.shape[1] * up >= 0x7fffffff || x.shape[2] * up >= 0x7fffffff)
-    return Status::fail("conv2d: sizes beyond 2^31 are not supported by the CUDA kernel");
+  const Status fits = conv2dLimits(n);
+  if (!fits.good()) return fits;
   ConvMap g{(int)x.shape[1], (int)x.shape[2], (int)x.shape[3], (int)o.shape[1], (int)o.shape[2], (int)w.shape[1],
             (int)w.shape[2],   (int)a.stride_h, (int)a.stride_w, (int)a.pad_top, (int)a.pad_left, (int)up};
   const bool pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.up == 1 && a.pad_top == 0 && a.pad_left == 0 &&

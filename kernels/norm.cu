@@ -87,12 +87,19 @@ __global__ void layerNormKernel(const float* __restrict__ x, const float* __rest
 
 }  // namespace
 
+Status groupNormLimits(const onestep_cuda_node& n) {
+  if (attrsOf<onestep::GroupNormAttrs>(n).groups > 65535 || n.inputs[0].shape[0] > 65535)
+    return Status::fail("group_norm: too many groups or samples for one grid");
+  return Status::ok();
+}
+
 Status launchGroupNorm(const onestep_cuda_node& n, cudaStream_t s) {
   const onestep_cuda_tensor& x = n.inputs[0];
   const auto a = attrsOf<onestep::GroupNormAttrs>(n);
   const int64_t B = x.shape[0], C = lastDim(x), G = a.groups;
   if (B == 0 || C == 0) return Status::ok();
-  if (G > 65535 || B > 65535) return Status::fail("group_norm: too many groups or samples for one grid");
+  const Status fits = groupNormLimits(n);
+  if (!fits.good()) return fits;
   const int64_t P = numel(x) / (B * C);
   ONESTEP_LAUNCH(groupNormKernel, dim3((unsigned)G, (unsigned)B), kThreads, 0, s)(static_cast<const float*>(x.data), static_cast<const float*>(n.inputs[1].data),
                                                                      static_cast<const float*>(n.inputs[2].data), static_cast<float*>(n.output.data),
@@ -100,11 +107,18 @@ Status launchGroupNorm(const onestep_cuda_node& n, cudaStream_t s) {
   return launched("group_norm");
 }
 
+Status layerNormLimits(const onestep_cuda_node& n) {
+  const int64_t C = lastDim(n.inputs[0]);
+  if (C && numel(n.inputs[0]) / C > 0x7fffffff) return Status::fail("layer_norm: too many rows for one grid");
+  return Status::ok();
+}
+
 Status launchLayerNorm(const onestep_cuda_node& n, cudaStream_t s) {
   const onestep_cuda_tensor& x = n.inputs[0];
   const int64_t C = lastDim(x), rows = C ? numel(x) / C : 0;
   if (rows == 0) return Status::ok();
-  if (rows > 0x7fffffff) return Status::fail("layer_norm: too many rows");
+  const Status fits = layerNormLimits(n);
+  if (!fits.good()) return fits;
   ONESTEP_LAUNCH(layerNormKernel, (unsigned)rows, kThreads, 0, s)(static_cast<const float*>(x.data), static_cast<const float*>(n.inputs[1].data),
                                                       static_cast<const float*>(n.inputs[2].data), static_cast<float*>(n.output.data), C,
                                                       attrsOf<onestep::LayerNormAttrs>(n).eps);

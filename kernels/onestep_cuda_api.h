@@ -15,7 +15,7 @@
 extern "C" {
 #endif
 
-#define ONESTEP_CUDA_ABI 2
+#define ONESTEP_CUDA_ABI 3
 
 /* Element types: the addon's DType values. */
 #define ONESTEP_CUDA_F32 0
@@ -80,6 +80,9 @@ typedef struct {
 
   /* Launches one node's kernels on `stream` (nothing waits). */
   int (*run_node)(const onestep_cuda_node* node, void* stream, char* err, size_t errlen);
+  /* Whether run_node can run this node (asked once per node when a graph is planned; data
+   * pointers may be NULL): 1 yes, 0 no with the reason in why (the node then runs elsewhere). */
+  int (*supports_node)(const onestep_cuda_node* node, char* why, size_t whylen);
 
   /* CUDA graphs: everything launched on `stream` between begin and end is captured, then
    * replayed by launch. */

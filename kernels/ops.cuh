@@ -1,5 +1,8 @@
 // The launchers of each op family (one .cu file each); dispatch.cu routes a node to its launcher.
-// A launcher checks what its kernels assume of the node, then launches on `stream`.
+// A family whose kernels cannot take every valid node has a `...Limits` function beside its
+// launcher: what the kernels cannot do, as a failed Status naming it (from shapes, dtypes and
+// attributes only: it is asked at plan time, without data, and such a node runs on the CPU); the
+// launcher calls it too.
 #pragma once
 
 #include "common.cuh"
@@ -7,12 +10,17 @@
 namespace onestep_cuda {
 
 // gemm.cu: linear and conv2d (implicit GEMM on NHWC), tensor cores, fused epilogue
+Status linearLimits(const onestep_cuda_node& n);
 Status launchLinear(const onestep_cuda_node& n, cudaStream_t s);
+Status conv2dLimits(const onestep_cuda_node& n);
 Status launchConv2d(const onestep_cuda_node& n, cudaStream_t s);
 // attention.cu
+Status attentionLimits(const onestep_cuda_node& n);
 Status launchAttention(const onestep_cuda_node& n, cudaStream_t s);
 // norm.cu
+Status groupNormLimits(const onestep_cuda_node& n);
 Status launchGroupNorm(const onestep_cuda_node& n, cudaStream_t s);
+Status layerNormLimits(const onestep_cuda_node& n);
 Status launchLayerNorm(const onestep_cuda_node& n, cudaStream_t s);
 // elementwise.cu
 Status launchAdd(const onestep_cuda_node& n, cudaStream_t s);
@@ -29,8 +37,9 @@ Status launchAvgPool(const onestep_cuda_node& n, cudaStream_t s);
 Status launchEmbedding(const onestep_cuda_node& n, cudaStream_t s);
 Status launchSelectRows(const onestep_cuda_node& n, cudaStream_t s);
 Status launchTimestepEmbedding(const onestep_cuda_node& n, cudaStream_t s);
-// dispatch.cu: checks a node and calls its launcher
+// dispatch.cu: checks a node and calls its launcher; whether a node has one that takes it
 Status runNode(const onestep_cuda_node& n, cudaStream_t s);
+Status supportsNode(const onestep_cuda_node& n);
 // convert.cu
 Status launchConvert(void* dst, int dstDtype, const void* src, int srcDtype, int64_t n, cudaStream_t s);
 

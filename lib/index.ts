@@ -16,6 +16,7 @@ export {
 } from './errors';
 export { type CudaInfo, type Info, formatInfo, info } from './info';
 export type { NativeTensor } from './native';
+export type { GraphFallback } from './graph';
 export {
   Checkpoint,
   type CheckpointOptions,

@@ -13,6 +13,8 @@ export interface NativeTensor {
   readonly nbytes: number;
   /** A copy of the values converted to float32. */
   toFloat32(): Float32Array;
+  /** one image of a decoded [B, 3, H, W] F32 tensor as RGB bytes (diffusers' postprocess), its [0, 1] image into `unit` if given */
+  toRgb8(batchIndex: number, unit?: Float32Array): Uint8Array;
   /** A copy of the raw little-endian bytes. */
   bytes(): Buffer;
   /** Releases the memory now instead of at garbage collection. */
@@ -60,7 +62,7 @@ export interface NativeGraph {
   readonly nodeCount: number;
   run(inputs: NativeTensor[], opts?: { profile?: boolean; repeat?: number }): Promise<NativeTensor[] & { profile?: { op: string; backend: string; algorithm: string; seconds: number; flops: number }[] }>;
   /** per node: the backend that runs it and its choice of algorithm */
-  placements(): { op: string; backend: string; algorithm: string; fallback: boolean }[];
+  placements(): { op: string; backend: string; algorithm: string; fallback: boolean; reason?: string }[];
   dispose(): void;
 }
 

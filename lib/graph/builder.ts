@@ -2,6 +2,7 @@
 // thread. Every node is checked, and its output shape given, by the graph's own rules
 // (native/graph/op_rules.cc through addon.inferNode): this file knows no op's shape rule. Model code uses one GraphBuilder per
 // (model, batch, height, width) and keeps the compiled graph.
+import { AsyncLocalStorage } from 'async_hooks';
 import { ArgumentError, OnestepError, fromNative } from '../errors';
 import { type NativeDType, type NativeGraph, type NativeTensor, addon, callNative } from '../native';
 import { Act, OP_NAMES, type OpAttrs, type OpName, encodeAttrs, opCode } from './ops';
@@ -78,6 +79,9 @@ export interface Conv2dOptions {
   residual?: Value;
 }
 
+/** inferNode's answers by node kind (see GraphBuilder.op); never mutated once stored */
+const inferred = new Map<string, { shape: number[]; macs: number[] }>();
+
 export class GraphBuilder {
   private readonly values: ValueRecord[] = [];
   private readonly consts: NativeTensor[] = [];
@@ -92,8 +96,9 @@ export class GraphBuilder {
    * dryRun: build() compiles nothing (the graph only describes; used with recording weights).
    * device: where the graph runs.
    * gemmOperand: see GemmOperand.
+   * label: what the graph computes, in reports (e.g. the weights' label: 'unet /models/x/unet').
    */
-  constructor(private readonly options: { dryRun?: boolean; device?: Device; gemmOperand?: GemmOperand } = {}) {}
+  constructor(private readonly options: { dryRun?: boolean; device?: Device; gemmOperand?: GemmOperand; label?: string } = {}) {}
 
   get device(): Device {
     return this.options.device ?? 'cpu';
@@ -132,11 +137,19 @@ export class GraphBuilder {
     let info: { shape: number[]; macs: number[] };
     try {
       encoded = encodeAttrs(op, attrs);
-      info = addon().inferNode(opCode(op), ins.map((v) => v ?? null), encoded);
+      // the rule is a pure function of the op, its inputs' dtypes and shapes and its attributes:
+      // asked once per distinct node (a UNet repeats a few hundred kinds; describing stays cheap)
+      const key = `${op}|${encoded.join(',')}|${ins.map((v) => (v ? `${v.dtype}${v.shape.join('x')}` : '-')).join(';')}`;
+      info = inferred.get(key) as typeof info;
+      if (!info) {
+        info = addon().inferNode(opCode(op), ins.map((v) => v ?? null), encoded);
+        if (inferred.size >= 50000) inferred.clear();
+        inferred.set(key, info);
+      }
     } catch (e) {
       throw new GraphError((e as Error).message);
     }
-    const v = this.addValue({ kind: 2, dtype: 'F32', shape: info.shape, name: name ?? `${op}_${this.autoName++}` });
+    const v = this.addValue({ kind: 2, dtype: 'F32', shape: [...info.shape], name: name ?? `${op}_${this.autoName++}` });
     this.nodes.push({ op: opCode(op), inputs: ins.map((x) => (x ? x.id : -1)), attrs: encoded, output: v.id });
     const m = this.macCount;
     m.conv += info.macs[0];
@@ -292,7 +305,8 @@ export class GraphBuilder {
   build(): CompiledGraph {
     const inputs = this.inputIds.map((id) => ({ name: this.values[id].name, shape: this.values[id].shape, dtype: this.values[id].dtype }));
     const outputs = this.outputList.map((o) => o.name);
-    if (this.options.dryRun) return new CompiledGraph(undefined, inputs, outputs, this.macs(), this.nodes.length);
+    const about = { label: this.options.label ?? 'graph', device: this.device };
+    if (this.options.dryRun) return new CompiledGraph(undefined, inputs, outputs, this.macs(), this.nodes.length, about);
     const spec = {
       values: this.values.map((v) => ({ kind: v.kind, dtype: v.dtype, shape: v.shape, name: v.name, const: v.const })),
       consts: this.consts,
@@ -302,8 +316,42 @@ export class GraphBuilder {
       gemmOperand: this.options.gemmOperand ?? 'F16',
     };
     const native = callNative(() => addon().createGraph(spec, this.device));
-    return new CompiledGraph(native, inputs, outputs, this.macs(), this.nodes.length);
+    return new CompiledGraph(native, inputs, outputs, this.macs(), this.nodes.length, about);
   }
+}
+
+/** Nodes of a graph that its device does not run (the CPU does), grouped by op and reason. */
+export interface GraphFallback {
+  /** the graph's label (e.g. 'unet /models/sd-turbo/unet') */
+  graph: string;
+  op: string;
+  /** how many of its nodes */
+  nodes: number;
+  /** the device backend's words (e.g. 'attention: head size 520 is above the CUDA kernel's 512') */
+  reason: string;
+}
+
+const fallbackListeners = new AsyncLocalStorage<(fallbacks: readonly GraphFallback[]) => void>();
+
+/**
+ * Runs `fn`; each graph with fallback nodes that runs inside it (across awaits) reports them to
+ * `listener` (once per run of that graph). How a generation learns what ran on the CPU.
+ */
+export function withFallbackReports<T>(listener: (fallbacks: readonly GraphFallback[]) => void, fn: () => T): T {
+  return fallbackListeners.run(listener, fn);
+}
+
+function groupFallbacks(label: string, placements: NodePlacement[]): GraphFallback[] {
+  const groups = new Map<string, GraphFallback>();
+  for (const p of placements) {
+    if (!p.fallback) continue;
+    const reason = p.reason ?? '';
+    const key = `${p.op}\u0000${reason}`;
+    const g = groups.get(key);
+    if (g) g.nodes++;
+    else groups.set(key, { graph: label, op: p.op, nodes: 1, reason });
+  }
+  return [...groups.values()];
 }
 
 export type GraphInput = NativeTensor | Float32Array | BigInt64Array;
@@ -325,10 +373,13 @@ export interface NodePlacement {
   algorithm: string;
   /** the graph's device cannot run it: the CPU does, with the copies planned */
   fallback: boolean;
+  /** why it fell back (the device backend's words) */
+  reason?: string;
 }
 
 export class CompiledGraph {
   private native: NativeGraph | undefined;
+  private fallbackList: readonly GraphFallback[] = [];
   private readonly compiling: Promise<NativeGraph> | undefined;
   private disposed = false;
 
@@ -340,6 +391,7 @@ export class CompiledGraph {
     readonly macs: { conv: number; linear: number; attentionQK: number; attentionPV: number; total: number },
     /** nodes in the graph */
     readonly nodeCount: number,
+    about: { label: string; device: Device } = { label: 'graph', device: 'cpu' },
   ) {
     if (compiling) {
       this.compiling = compiling.then((g) => {
@@ -348,6 +400,8 @@ export class CompiledGraph {
           throw new OnestepError('ERR_ONESTEP_DISPOSED', 'graph was disposed');
         }
         this.native = g;
+        // a CPU graph runs everything itself; elsewhere the nodes its device does not run
+        if (about.device !== 'cpu') this.fallbackList = Object.freeze(groupFallbacks(about.label, callNative(() => g.placements())));
         return g;
       });
       this.compiling.catch(() => undefined); // reported by ready() / run(), never as an unhandled rejection
@@ -374,6 +428,11 @@ export class CompiledGraph {
     return this.native?.arenaBytes ?? 0;
   }
 
+  /** Once compiled: the nodes its device does not run, grouped by op and reason ([] on the CPU). */
+  get fallbacks(): readonly GraphFallback[] {
+    return this.fallbackList;
+  }
+
   /** Per node, once compiled: the backend that runs it and its algorithm. */
   async placements(): Promise<NodePlacement[]> {
     const g = await this.compiled();
@@ -387,6 +446,7 @@ export class CompiledGraph {
     for (const d of this.inputs) if (inputs[d.name] === undefined) throw new ArgumentError(`graph input '${d.name}' is missing`);
     const g = await this.compiled();
     if (this.disposed) throw new OnestepError('ERR_ONESTEP_DISPOSED', 'graph was disposed');
+    if (this.fallbackList.length) fallbackListeners.getStore()?.(this.fallbackList);
     const a = addon();
     const owned: NativeTensor[] = [];
     let results: NativeTensor[] & { profile?: RunProfileEntry[] };

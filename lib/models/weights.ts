@@ -29,7 +29,7 @@ function placeholder(shape: readonly number[], dtype: NativeDType): NativeTensor
   const fail = (): never => {
     throw new WeightError('', 'recording-mode weights hold no data');
   };
-  return { dtype, shape: [...shape], nbytes: 0, toFloat32: fail, bytes: fail, dispose: () => undefined };
+  return { dtype, shape: [...shape], nbytes: 0, toFloat32: fail, toRgb8: fail, bytes: fail, dispose: () => undefined };
 }
 
 export class Weights {
@@ -62,7 +62,7 @@ export class Weights {
 
   /** A graph builder for these weights (a dry run in recording mode). */
   builder(options: { gemmOperand?: GemmOperand } = {}): GraphBuilder {
-    return new GraphBuilder({ dryRun: this.recording, device: this.store.device, ...options });
+    return new GraphBuilder({ dryRun: this.recording, device: this.store.device, label: this.store.label, ...options });
   }
 
   private get checkpoint(): TensorSource {

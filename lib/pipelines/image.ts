@@ -44,22 +44,6 @@ export class GeneratedImage {
   }
 }
 
-/** diffusers' postprocess for one image: clamp(x / 2 + 0.5, 0, 1) then round(x * 255). */
-export function toRgb(decoded: Float32Array, batchIndex: number, height: number, width: number): { unit: Float32Array; rgb: Uint8Array } {
-  const plane = height * width;
-  const base = batchIndex * 3 * plane;
-  const unit = new Float32Array(3 * plane);
-  const rgb = new Uint8Array(3 * plane);
-  for (let c = 0; c < 3; c++) {
-    for (let i = 0; i < plane; i++) {
-      const v = Math.min(Math.max(Math.fround(Math.fround(decoded[base + c * plane + i] / 2) + 0.5), 0), 1);
-      unit[c * plane + i] = v;
-      rgb[i * 3 + c] = Math.round(v * 255);
-    }
-  }
-  return { unit, rgb };
-}
-
 export interface InputImage {
   width: number;
   height: number;

@@ -2,6 +2,7 @@
 // step (their residuals summed into the UNet), the UNet, and the fused scheduler step. Built once
 // per shape and set of active ControlNets; a ControlNet outside its window is not in the graph.
 import type { CompiledGraph, GraphBuilder, Value } from '../graph';
+import { describeYielding } from '../graph/describe';
 import type { ControlNetModel } from '../models/controlnet/controlnet';
 import type { UNetExtras } from '../models/unet/encoder';
 import type { UNet2DConditionModel, UNetResiduals } from '../models/unet/unet';
@@ -34,7 +35,10 @@ function batchConcat(g: GraphBuilder, a: Value, b: Value): Value {
 /** The conditional half of a [2B, ...] batch (torch's chunk(2)[1]). */
 const condHalf = (g: GraphBuilder, x: Value, batch: number): Value => g.slice(x, 0, batch, batch);
 
-export function buildStepGraph(unet: UNet2DConditionModel, controlNets: readonly ControlNetModel[], key: StepGraphKey): CompiledGraph {
+/** Lets the event loop run between the description's large parts (each stays a few milliseconds). */
+const yieldLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+export async function buildStepGraph(unet: UNet2DConditionModel, controlNets: readonly ControlNetModel[], key: StepGraphKey): Promise<CompiledGraph> {
   const c = unet.config;
   const g = unet.weights.builder(); // on the UNet's device
   const C = c.inChannels;
@@ -72,7 +76,8 @@ export function buildStepGraph(unet: UNet2DConditionModel, controlNets: readonly
     }
     const cnRows = cnX.shape[0];
     if (key.trace) g.output('controlnet_sample', cnX);
-    key.controls.forEach((slot, k) => {
+    for (const [k, slot] of key.controls.entries()) {
+      await yieldLoop();
       const cn = controlNets[slot];
       const cond = g.input(`control${k}_cond`, [cnRows, cn.config.conditioningChannels, 8 * key.h, 8 * key.w]);
       const scales = g.input(`control${k}_scales`, [cn.numResiduals]);
@@ -85,15 +90,18 @@ export function buildStepGraph(unet: UNet2DConditionModel, controlNets: readonly
       const pad = (v: Value) => (half ? batchConcat(g, g.affine(v, 0), v) : v);
       const mine = { down: r.down.map(pad), mid: pad(r.mid) };
       // MultiControlNet: the residuals summed, in order
-      residuals = residuals ? { down: residuals.down.map((d, j) => g.add(d, mine.down[j])), mid: g.add(residuals.mid, mine.mid) } : mine;
-    });
+      const sum: UNetResiduals | undefined = residuals;
+      residuals = sum ? { down: sum.down.map((d, j) => g.add(d, mine.down[j])), mid: g.add(sum.mid, mine.mid) } : mine;
+    }
   }
-  const out = unet.describe(g, x, t, context, extras, residuals);
+  await yieldLoop();
+  const out = await describeYielding(unet.describeParts(g, x, t, context, extras, residuals));
   g.output('prev', g.schedulerStep(latents, out, coeffs, noise, 'prev'));
   g.output('denoised', g.schedulerStep(latents, out, coeffs, noise, 'denoised'));
   if (key.trace) {
     g.output('unet_sample', x);
     g.output('unet_out', out);
   }
+  await yieldLoop();
   return g.build();
 }

@@ -6,7 +6,8 @@ import type { Json } from '../models/config';
 import type { ComponentPlan, HeaderIndex, Target } from './types';
 import { hasPrefix, indices, shapeOf, under } from './util';
 
-const RESNET: Record<string, string> = {
+/** A resnet's inner module names, original -> diffusers. */
+export const RESNET_PARTS: Record<string, string> = {
   'in_layers.0': 'norm1',
   'in_layers.2': 'conv1',
   'emb_layers.1': 'time_emb_proj',
@@ -14,6 +15,37 @@ const RESNET: Record<string, string> = {
   'out_layers.3': 'conv2',
   skip_connection: 'conv_shortcut',
 };
+
+export type OriginalBlockKind = 'input' | 'middle' | 'output';
+
+/**
+ * The one mapping of the original UNet's block numbering to diffusers' modules, with L resnets
+ * per level: `input_blocks.N.S`, `middle_block.S` (N unused), `output_blocks.N.S`, and the module
+ * name after them when it is a sampler's ('op' of a downsampler, 'conv' of an upsampler). Returns
+ * the diffusers module (dotted), whether its inner names are a resnet's (RESNET_PARTS), and
+ * whether `tail` was part of it; undefined for a block diffusers has no module for. The single-file
+ * loader, the ControlNet's and kohya's SDXL LoRA names all go through it.
+ */
+export function originalBlock(kind: OriginalBlockKind, n: number, sub: number, L: number, tail = ''): { module: string; resnet: boolean; tail: boolean } | undefined {
+  if (kind === 'middle') {
+    if (sub === 0 || sub === 2) return { module: `mid_block.resnets.${sub / 2}`, resnet: true, tail: false };
+    return sub === 1 ? { module: 'mid_block.attentions.0', resnet: false, tail: false } : undefined;
+  }
+  if (kind === 'input') {
+    if (n === 0) return sub === 0 ? { module: 'conv_in', resnet: false, tail: false } : undefined;
+    const level = Math.floor((n - 1) / (L + 1));
+    const idx = (n - 1) % (L + 1);
+    if (idx === L) return sub === 0 && tail === 'op' ? { module: `down_blocks.${level}.downsamplers.0.conv`, resnet: false, tail: true } : undefined;
+    if (sub > 1) return undefined;
+    return { module: `down_blocks.${level}.${sub === 0 ? 'resnets' : 'attentions'}.${idx}`, resnet: sub === 0, tail: false };
+  }
+  const level = Math.floor(n / (L + 1));
+  const idx = n % (L + 1);
+  // an up level's last block ends in its upsampler: output_blocks.N.1.conv (no attention) or .2.conv
+  if ((sub === 1 || sub === 2) && tail === 'conv') return idx === L ? { module: `up_blocks.${level}.upsamplers.0.conv`, resnet: false, tail: true } : undefined;
+  if (sub > 1) return undefined;
+  return { module: `up_blocks.${level}.${sub === 0 ? 'resnets' : 'attentions'}.${idx}`, resnet: sub === 0, tail: false };
+}
 
 export interface UNetStructure {
   levels: number;
@@ -81,27 +113,29 @@ export function moduleTable(s: UNetStructure, decoder = true): [string, string, 
     ['time_embedding.linear_2', 'time_embed.2', false],
     ['add_embedding.linear_1', 'label_emb.0.0', false],
     ['add_embedding.linear_2', 'label_emb.0.2', false],
-    ['conv_in', 'input_blocks.0.0', false],
-    ['mid_block.resnets.0', 'middle_block.0', true],
-    ['mid_block.attentions.0', 'middle_block.1', false],
-    ['mid_block.resnets.1', 'middle_block.2', true],
   ];
   if (decoder) t.push(['conv_norm_out', 'out.0', false], ['conv_out', 'out.2', false]);
+  // every block the structure has, named by originalBlock
+  const add = (kind: OriginalBlockKind, n: number, sub: number, tail = '') => {
+    const b = originalBlock(kind, n, sub, L, tail) as { module: string; resnet: boolean };
+    const at = kind === 'middle' ? `middle_block.${sub}` : `${kind}_blocks.${n}.${sub}`;
+    t.push([b.module, tail ? `${at}.${tail}` : at, b.resnet]);
+  };
+  add('input', 0, 0);
+  for (const sub of [0, 1, 2]) add('middle', 0, sub);
   for (let i = 0; i < s.levels; i++) {
     for (let j = 0; j < L; j++) {
-      const b = (L + 1) * i + j + 1;
-      t.push([`down_blocks.${i}.resnets.${j}`, `input_blocks.${b}.0`, true]);
-      if (s.attention[i]) t.push([`down_blocks.${i}.attentions.${j}`, `input_blocks.${b}.1`, false]);
+      add('input', (L + 1) * i + j + 1, 0);
+      if (s.attention[i]) add('input', (L + 1) * i + j + 1, 1);
     }
-    if (i < s.levels - 1) t.push([`down_blocks.${i}.downsamplers.0.conv`, `input_blocks.${(L + 1) * (i + 1)}.0.op`, false]);
+    if (i < s.levels - 1) add('input', (L + 1) * (i + 1), 0, 'op');
     if (!decoder) continue;
     const upAttn = s.attention[s.levels - 1 - i];
     for (let j = 0; j <= L; j++) {
-      const b = (L + 1) * i + j;
-      t.push([`up_blocks.${i}.resnets.${j}`, `output_blocks.${b}.0`, true]);
-      if (upAttn) t.push([`up_blocks.${i}.attentions.${j}`, `output_blocks.${b}.1`, false]);
+      add('output', (L + 1) * i + j, 0);
+      if (upAttn) add('output', (L + 1) * i + j, 1);
     }
-    if (i < s.levels - 1) t.push([`up_blocks.${i}.upsamplers.0.conv`, `output_blocks.${(L + 1) * i + L}.${upAttn ? 2 : 1}.conv`, false]);
+    if (i < s.levels - 1) add('output', (L + 1) * i + L, upAttn ? 2 : 1, 'conv');
   }
   return t;
 }
@@ -119,9 +153,9 @@ export function mapByTable(h: HeaderIndex, p: string, table: [string, string, bo
       if (!m) continue;
       let inner = parts.slice(n).join('.');
       if (m[1]) {
-        const r = Object.keys(RESNET).find((k) => inner.startsWith(`${k}.`));
+        const r = Object.keys(RESNET_PARTS).find((k) => inner.startsWith(`${k}.`));
         if (!r) break;
-        inner = `${RESNET[r]}${inner.slice(r.length)}`;
+        inner = `${RESNET_PARTS[r]}${inner.slice(r.length)}`;
       }
       tensors.set(`${m[0]}.${inner}`, { key: `${p}${rest}` });
       break;

@@ -2,6 +2,8 @@
 // `</w>`, the lowest-ranked adjacent pair is merged everywhere (left to right, non-overlapping) until
 // no ranked pair is left.
 
+import { StringTable } from './string_table';
+
 export const END_OF_WORD = '</w>';
 
 /** Pieces that the references' BPE cache returns unchanged (no `</w>`). */
@@ -14,7 +16,7 @@ const PRESET: ReadonlyMap<string, readonly string[]> = new Map([
 const pairKey = (a: string, b: string): string => `${a} ${b}`;
 
 export class BytePairEncoder {
-  private readonly ranks = new Map<string, number>();
+  private readonly ranks: StringTable;
   private readonly cache = new Map<string, readonly string[]>();
 
   /**
@@ -26,7 +28,7 @@ export class BytePairEncoder {
     merges: ReadonlyArray<readonly [string, string]>,
     private readonly cacheSize = 65536,
   ) {
-    merges.forEach(([a, b], rank) => this.ranks.set(pairKey(a, b), rank));
+    this.ranks = new StringTable(merges.map(([a, b], rank) => [pairKey(a, b), rank] as const));
   }
 
   get numMerges(): number {

@@ -3,6 +3,7 @@
 // differences from the OpenAI reference, ftfy and the HF fast tokenizer.
 import { TokenizerError } from '../errors';
 import { BytePairEncoder } from './bpe';
+import { StringTable } from './string_table';
 import { fromByteLevel, toByteLevel } from './bytes';
 import { WHITE_SPACE, hfCleanText } from './clean';
 import {
@@ -116,8 +117,11 @@ export class CLIPTokenizer {
   readonly padTokenId: number;
   readonly modelMaxLength: number;
 
-  private readonly encoder: Map<string, number>;
-  private readonly decoder = new Map<number, string>();
+  private readonly encoder: StringTable;
+  /** id -> entry of `encoder` (-1: none; a Map where ids are sparse); a later duplicate id wins, as {v: k} */
+  private readonly entryOfId: Int32Array | Map<number, number>;
+  /** id -> token where an added token took the id */
+  private readonly decoderAdded = new Map<number, string>();
   private readonly bpe: BytePairEncoder;
   /** Every added token (special or not) -> id; these are split out before any cleaning. */
   private readonly added = new Map<string, number>();
@@ -128,8 +132,16 @@ export class CLIPTokenizer {
   private readonly cleanUpSpaces: boolean;
 
   private constructor(spec: TokenizerSpec) {
-    this.encoder = spec.vocab;
-    for (const [token, id] of spec.vocab) this.decoder.set(id, token); // later duplicates win, as {v: k}
+    this.encoder = new StringTable(spec.vocab);
+    let maxId = -1;
+    for (const id of spec.vocab.values()) maxId = Math.max(maxId, id);
+    const dense = maxId < 2 * this.encoder.size + 4096;
+    const byId = dense ? new Int32Array(maxId + 1).fill(-1) : new Map<number, number>();
+    for (let e = 0; e < this.encoder.size; e++) {
+      if (byId instanceof Map) byId.set(this.encoder.valueAt(e), e);
+      else byId[this.encoder.valueAt(e)] = e;
+    }
+    this.entryOfId = byId;
     this.bpe = new BytePairEncoder(spec.merges);
     this.modelMaxLength = spec.modelMaxLength ?? DEFAULT_MODEL_MAX_LENGTH;
     this.cleanUpSpaces = spec.cleanUpTokenizationSpaces ?? false;
@@ -142,7 +154,7 @@ export class CLIPTokenizer {
       let id = this.added.get(content) ?? fixedId ?? this.encoder.get(content);
       if (id === undefined) id = nextId++;
       this.added.set(content, id);
-      if (!this.decoder.has(id) || fixedId !== undefined) this.decoder.set(id, content);
+      if (this.tokenOf(id) === undefined || fixedId !== undefined) this.decoderAdded.set(id, content);
       if (special) {
         this.specialIds.add(id);
         this.plainAdded.delete(content);
@@ -235,6 +247,14 @@ export class CLIPTokenizer {
     return new CLIPTokenizer(spec);
   }
 
+  private tokenOf(id: number): string | undefined {
+    const added = this.decoderAdded.get(id);
+    if (added !== undefined) return added;
+    const byId = this.entryOfId;
+    const e = byId instanceof Map ? byId.get(id) : Number.isInteger(id) && id >= 0 && id < byId.length ? byId[id] : undefined;
+    return e !== undefined && e >= 0 ? this.encoder.keyAt(e) : undefined;
+  }
+
   /** Entries in the vocabulary plus added tokens that are not in it. */
   get vocabSize(): number {
     let n = this.encoder.size;
@@ -249,7 +269,7 @@ export class CLIPTokenizer {
 
   /** The token of an id, or undefined. */
   idToToken(id: number): string | undefined {
-    return this.decoder.get(id);
+    return this.tokenOf(id);
   }
 
   /** BPE tokens of the prompt (added tokens as their content), without BOS / EOS. */
@@ -335,7 +355,7 @@ export class CLIPTokenizer {
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
       if (typeof id !== 'number' || !Number.isInteger(id)) throw new TokenizerError(`ids[${i}] is not an integer: ${String(id)}`);
-      const token = this.decoder.get(id);
+      const token = this.tokenOf(id);
       if (token === undefined) throw new TokenizerError(`ids[${i}] = ${id} is not in the vocabulary`);
       if (skip && this.specialIds.has(id)) continue;
       if (this.plainAdded.has(token)) {

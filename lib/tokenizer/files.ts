@@ -75,8 +75,8 @@ export function vocabFromObject(data: Record<string, unknown> | Map<string, unkn
   const vocab = new Map<string, number>();
   const entries: Iterable<[string, unknown]> = data instanceof Map ? data.entries() : Object.entries(data);
   for (const [token, id] of entries) {
-    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) {
-      throw new TokenizerError(`${file}: id of token ${JSON.stringify(token)} must be a non-negative integer, got ${describe(id)}`);
+    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0 || id > 0x7fffffff) {
+      throw new TokenizerError(`${file}: id of token ${JSON.stringify(token)} must be an integer in [0, 2^31), got ${describe(id)}`);
     }
     if (token === '') throw new TokenizerError(`${file}: empty token in vocabulary`);
     vocab.set(token, id);

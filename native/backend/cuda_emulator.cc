@@ -3,8 +3,11 @@
 // replays them). Selected by ONESTEP_CUDA_EMULATE=1, it lets CI exercise everything on the host
 // side of the CUDA path (the executor: weight upload and conversion, arena binding, graph
 // capture and replay, index checks, errors) without a GPU. It says nothing about the kernels.
+// ONESTEP_CUDA_EMULATE_WITHOUT=op,op,... leaves those ops out of the table (supports_node says no),
+// so that the executor's fallback to the CPU can be tested on any graph.
 #include "cuda_emulator.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -40,8 +43,44 @@ void writeError(char* err, size_t errlen, const std::string& msg) {
 
 const char* buildInfo() { return "emulated on the CPU (ONESTEP_CUDA_EMULATE=1)"; }
 
-int probe(int* count, char*, size_t) {
+// The ops left out (ONESTEP_CUDA_EMULATE_WITHOUT), or the problem with that variable.
+struct Without {
+  std::vector<bool> left;
+  std::string problem;
+};
+
+const Without& without() {
+  static const Without w = [] {
+    Without r;
+    r.left.assign((size_t)Op::Count, false);
+    const char* env = std::getenv("ONESTEP_CUDA_EMULATE_WITHOUT");
+    std::string list = env ? env : "";
+    size_t at = 0;
+    while (at <= list.size() && !list.empty()) {
+      const size_t comma = std::min(list.find(',', at), list.size());
+      const std::string name = list.substr(at, comma - at);
+      at = comma + 1;
+      if (name.empty()) continue;
+      int found = -1;
+      for (int i = 0; i < (int)Op::Count; ++i)
+        if (name == opInfo((Op)i).name) found = i;
+      if (found < 0) {
+        r.problem = "ONESTEP_CUDA_EMULATE_WITHOUT: no op named '" + name + "'";
+        break;
+      }
+      r.left[found] = true;
+    }
+    return r;
+  }();
+  return w;
+}
+
+int probe(int* count, char* err, size_t errlen) {
   if (count) *count = 1;
+  if (!without().problem.empty()) {
+    writeError(err, errlen, without().problem);
+    return 1;
+  }
   return 0;
 }
 
@@ -147,6 +186,10 @@ int runNode(const onestep_cuda_node* n, void* s, char* err, size_t errlen) {
     return 1;
   }
   if (n->op == (int)Op::Reshape) return 0;
+  if (without().left[n->op]) {
+    writeError(err, errlen, std::string(opInfo((Op)n->op).name) + " was run, but it is left out of the emulated table");
+    return 1;
+  }
   auto r = record(*n);
   EmuStream* st = static_cast<EmuStream*>(s);
   if (st && st->capturing) {
@@ -154,6 +197,18 @@ int runNode(const onestep_cuda_node* n, void* s, char* err, size_t errlen) {
     return 0;
   }
   return execute(*r, err, errlen);
+}
+
+int supportsNode(const onestep_cuda_node* n, char* why, size_t whylen) {
+  if (!n || n->op < 0 || n->op >= (int)Op::Count) {
+    writeError(why, whylen, "supports_node: bad node");
+    return 0;
+  }
+  if (without().left[n->op]) {
+    writeError(why, whylen, std::string(opInfo((Op)n->op).name) + " is left out of the emulated table (ONESTEP_CUDA_EMULATE_WITHOUT)");
+    return 0;
+  }
+  return 1;
 }
 
 int captureBegin(void* s, char*, size_t) {
@@ -182,7 +237,7 @@ void graphDestroy(void* g) { delete static_cast<EmuGraph*>(g); }
 
 const onestep_cuda_api kEmulated = {ONESTEP_CUDA_ABI, buildInfo,   probe,   deviceInfo,   emuAlloc,     emuRelease,  memInfo,
                                     streamCreate,     streamDestroy, streamSync, copy,     copy,         convert,     runNode,
-                                    captureBegin,     captureEnd,  graphLaunch, graphDestroy};
+                                    supportsNode,     captureBegin,     captureEnd,  graphLaunch, graphDestroy};
 
 }  // namespace
 

@@ -1,5 +1,6 @@
 #include "cuda_executor.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -7,7 +8,9 @@
 #include <string>
 #include <tuple>
 
+#include "../core/aligned.h"
 #include "../core/error.h"
+#include "../cpu/cpu_backend.h"
 #include "../graph/derived.h"
 #include "../graph/kernels.h"
 #include "cuda_loader.h"
@@ -132,43 +135,85 @@ void forgetDeviceCopies(const void* hostData) {
 
 CudaExecutor::CudaExecutor(const GraphSpec& spec, const std::vector<OpCost>& costs, const std::vector<int32_t>& aliasOf,
                            const std::vector<int64_t>& offset, size_t arenaBytes)
-    : spec_(spec), costs_(costs), aliasOf_(aliasOf) {
+    : spec_(spec), costs_(costs), aliasOf_(aliasOf), offset_(offset) {
   const int32_t nv = (int32_t)spec.values.size();
-  for (const GraphNode& n : spec.nodes) {
-    check(n.inputs.size() <= ONESTEP_CUDA_MAX_INPUTS && n.attrs.size() <= ONESTEP_CUDA_MAX_ATTRS, "ERR_ONESTEP_GRAPH", opInfo(n.op).name,
-          ": too many inputs or attributes for the CUDA backend");
-    check(n.op != Op::Conv2d || spec.values[n.inputs[1]].kind == ValueKind::Const, "ERR_ONESTEP_GRAPH",
-          "conv2d on CUDA needs a constant kernel (a weight)");
+  const size_t nn = spec.nodes.size();
+  inputPosition_.assign(nv, -1);
+  for (size_t i = 0; i < spec.inputs.size(); ++i) inputPosition_[spec.inputs[i]] = (int)i;
+
+  // what the executor cannot hand the library: those nodes run on the CPU
+  fallback_.assign(nn, "");
+  std::vector<int> otherUses(nv, 0);
+  for (const GraphNode& n : spec.nodes)
+    for (size_t k = 0; k < n.inputs.size(); ++k)
+      if (n.inputs[k] >= 0 && !(n.op == Op::Conv2d && k == 1)) ++otherUses[n.inputs[k]];
+  for (size_t i = 0; i < nn; ++i) {
+    const GraphNode& n = spec.nodes[i];
+    if (n.op == Op::Reshape) continue;  // a view on either side
+    bool rankOk = spec.values[n.output].shape.size() <= ONESTEP_CUDA_MAX_RANK;
+    for (int32_t id : n.inputs) rankOk = rankOk && (id < 0 || spec.values[id].shape.size() <= ONESTEP_CUDA_MAX_RANK);
+    if (n.inputs.size() > ONESTEP_CUDA_MAX_INPUTS || n.attrs.size() > ONESTEP_CUDA_MAX_ATTRS)
+      fallback_[i] = "more inputs or attributes than the CUDA table carries";
+    else if (!rankOk)
+      fallback_[i] = "a tensor of more than " + std::to_string(ONESTEP_CUDA_MAX_RANK) + " dims";
+    else if (n.op == Op::Conv2d && spec.values[n.inputs[1]].kind != ValueKind::Const)
+      fallback_[i] = "its kernel is computed by the graph (the CUDA kernels read weights relaid out when uploaded)";
+    else if (n.op == Op::Conv2d && otherUses[n.inputs[1]] > 0)
+      fallback_[i] = "its kernel is also read by another node (the CUDA backend holds kernels in its own layout)";
   }
-  for (const GraphValue& v : spec.values) check(v.shape.size() <= ONESTEP_CUDA_MAX_RANK, "ERR_ONESTEP_GRAPH", "value '", v.name, "' has too many dims for CUDA");
+
   CUDA_CALL("creating a CUDA stream", api().stream_create(&stream_, ERRBUF));
   try {
     // GEMM and convolution weights as the tensor cores' operand type (fp16, or bf16 where the graph
     // asks for fp32's range), everything else as stored
     const DType gemmDtype = gemmOperandFor(spec.gemmOperand);
     std::vector<bool> gemmWeight(nv, false), convKernel(nv, false);
-    for (const GraphNode& n : spec.nodes) {
-      if ((n.op == Op::Linear || n.op == Op::Conv2d) && n.inputs.size() > 1 && n.inputs[1] >= 0) gemmWeight[n.inputs[1]] = true;
+    for (size_t i = 0; i < nn; ++i) {
+      const GraphNode& n = spec.nodes[i];
+      if (!fallback_[i].empty()) continue;
+      if ((n.op == Op::Linear || n.op == Op::Conv2d) && n.inputs.size() > 1 && n.inputs[1] >= 0 &&
+          spec.values[n.inputs[1]].kind == ValueKind::Const)
+        gemmWeight[n.inputs[1]] = true;
       if (n.op == Op::Conv2d) convKernel[n.inputs[1]] = true;
     }
-    for (const GraphNode& n : spec.nodes)
-      for (size_t k = 0; k < n.inputs.size(); ++k)
-        check(!(n.inputs[k] >= 0 && convKernel[n.inputs[k]]) || (n.op == Op::Conv2d && k == 1), "ERR_ONESTEP_GRAPH",
-              "a conv2d kernel is used as another input too (the CUDA backend holds it in its own layout)");
     data_.assign(nv, nullptr);
     deviceDtype_.resize(nv);
     deviceShape_.resize(nv);
-    for (int32_t i = 0; i < nv; ++i) deviceShape_[i] = spec.values[i].shape;
+    for (int32_t i = 0; i < nv; ++i) {
+      const GraphValue& v = spec.values[i];
+      deviceShape_[i] = v.shape;
+      deviceDtype_[i] = v.kind == ValueKind::Const && gemmWeight[i] && isFloat(v.dtype) ? gemmDtype : v.dtype;
+      if (convKernel[i]) deviceShape_[i] = Shape{v.shape[0], v.shape[2], v.shape[3], v.shape[1]};
+    }
+
+    // the library's word on the rest (asked without data: shapes, dtypes and attributes)
+    onestep_cuda_node desc;
+    for (size_t i = 0; i < nn; ++i) {
+      const GraphNode& n = spec.nodes[i];
+      if (n.op == Op::Reshape || !fallback_[i].empty()) continue;
+      std::memset(&desc, 0, sizeof(desc));
+      desc.op = (int32_t)n.op;
+      desc.n_inputs = (int32_t)n.inputs.size();
+      for (size_t k = 0; k < n.inputs.size(); ++k)
+        if (n.inputs[k] >= 0) describe(desc.inputs[k], nullptr, deviceDtype_[aliasOf_[n.inputs[k]]], deviceShape_[n.inputs[k]]);
+      describe(desc.output, nullptr, spec.values[n.output].dtype, spec.values[n.output].shape);
+      desc.n_attrs = (int32_t)n.attrs.size();
+      for (size_t k = 0; k < n.attrs.size(); ++k) desc.attrs[k] = n.attrs[k];
+      char why[512] = {0};
+      if (api().supports_node(&desc, why, sizeof(why)) != 1) fallback_[i] = why[0] ? why : "the CUDA backend does not run it";
+    }
+
+    // uploads: what device nodes read
+    std::vector<bool> deviceReads(nv, false);
+    for (size_t i = 0; i < nn; ++i)
+      if (fallback_[i].empty() && spec.nodes[i].op != Op::Reshape)
+        for (int32_t id : spec.nodes[i].inputs)
+          if (id >= 0) deviceReads[aliasOf_[id]] = true;
     consts_.resize(nv);
     for (int32_t i = 0; i < nv; ++i) {
       const GraphValue& v = spec.values[i];
-      deviceDtype_[i] = v.dtype;
-      if (v.kind != ValueKind::Const) continue;
-      const Tensor& t = spec.consts[v.constIndex];
-      const DType want = gemmWeight[i] && isFloat(t.dtype()) ? gemmDtype : t.dtype();
-      consts_[i] = deviceCopy(t, want, stream_, convKernel[i]);
-      deviceDtype_[i] = want;
-      if (convKernel[i]) deviceShape_[i] = Shape{v.shape[0], v.shape[2], v.shape[3], v.shape[1]};
+      if (v.kind != ValueKind::Const || !deviceReads[i]) continue;
+      consts_[i] = deviceCopy(spec.consts[v.constIndex], deviceDtype_[i], stream_, convKernel[i]);
       data_[i] = consts_[i]->ptr;
     }
     arena_ = allocDevice(arenaBytes, "allocating the activation arena");
@@ -176,31 +221,136 @@ CudaExecutor::CudaExecutor(const GraphSpec& spec, const std::vector<OpCost>& cos
       if (offset[i] >= 0) data_[i] = static_cast<uint8_t*>(arena_->ptr) + offset[i];
     for (int32_t id : spec.inputs) {
       const GraphValue& v = spec.values[id];
-      inputs_.push_back(allocDevice((size_t)shapeNumel(v.shape) * dtypeSize(v.dtype), "allocating graph inputs"));
-      data_[id] = inputs_.back()->ptr;
+      inputs_.push_back(deviceReads[id] ? allocDevice((size_t)shapeNumel(v.shape) * dtypeSize(v.dtype), "allocating graph inputs") : nullptr);
+      if (inputs_.back()) data_[id] = inputs_.back()->ptr;
     }
+    planPlacement(arenaBytes);
     CUDA_CALL("uploading weights", api().stream_sync(stream_, ERRBUF));
   } catch (...) {
+    for (Segment& seg : segments_)
+      if (seg.exec) api().graph_destroy(seg.exec);
     api().stream_destroy(stream_);
     throw;
   }
 }
 
+// Segments of consecutive device / CPU nodes and the copies between them: a value crosses to the
+// other side once, before the first segment there that reads it.
+void CudaExecutor::planPlacement(size_t arenaBytes) {
+  const int32_t nv = (int32_t)spec_.values.size();
+  std::vector<bool> onHost(nv, false), onDevice(nv, false);
+  for (int32_t i = 0; i < nv; ++i) {
+    const ValueKind k = spec_.values[i].kind;
+    if (k == ValueKind::Const) onHost[i] = true, onDevice[i] = consts_[i] != nullptr;
+    if (k == ValueKind::Input) onHost[i] = true, onDevice[i] = inputs_[inputPosition_[i]] != nullptr;
+  }
+  std::vector<size_t> cpuNodes;
+  for (size_t i = 0; i < spec_.nodes.size(); ++i) {
+    const GraphNode& n = spec_.nodes[i];
+    if (n.op == Op::Reshape) continue;
+    const bool cpu = !fallback_[i].empty();
+    if (segments_.empty() || segments_.back().onCpu != cpu) {
+      segments_.emplace_back();
+      segments_.back().onCpu = cpu;
+    }
+    Segment& seg = segments_.back();
+    seg.nodes.push_back(i);
+    if (cpu) cpuNodes.push_back(i);
+    for (int32_t id : n.inputs) {
+      if (id < 0) continue;
+      const int32_t r = aliasOf_[id];
+      if (cpu && !onHost[r]) {
+        seg.toHost.push_back(r);
+        onHost[r] = true;
+      } else if (!cpu && !onDevice[r]) {
+        check(spec_.values[r].kind == ValueKind::Node, "ERR_ONESTEP_GRAPH", "value '", spec_.values[r].name, "' is not on the GPU");
+        seg.toDevice.push_back(r);
+        onDevice[r] = true;
+      }
+    }
+    onHost[n.output] = cpu;
+    onDevice[n.output] = !cpu;
+  }
+  for (int32_t id : spec_.outputs) outputOnHost_.push_back(onHost[aliasOf_[id]]);
+  if (cpuNodes.empty()) return;
+  cpu_ = std::make_unique<CpuPlan>(spec_, cpuNodes);
+  try {
+    host_ = std::shared_ptr<void>(alignedAlloc(64, std::max<size_t>(64, arenaBytes)), AlignedFree{});
+  } catch (const std::bad_alloc&) {
+    fail("ERR_ONESTEP_OUT_OF_MEMORY", "cannot allocate the ", arenaBytes, "-byte host mirror of the activation arena");
+  }
+}
+
 std::vector<NodePlacement> CudaExecutor::placements() const {
-  return std::vector<NodePlacement>(spec_.nodes.size(), NodePlacement{"cuda", "", false});
+  std::vector<NodePlacement> out;
+  for (size_t i = 0; i < spec_.nodes.size(); ++i) {
+    if (fallback_[i].empty()) out.push_back(NodePlacement{"cuda", "", false, ""});
+    else out.push_back(NodePlacement{"cpu", cpu_->step(i).algorithm, true, fallback_[i]});
+  }
+  return out;
 }
 
 CudaExecutor::~CudaExecutor() {
-  if (graphExec_) api().graph_destroy(graphExec_);
+  for (Segment& seg : segments_)
+    if (seg.exec) api().graph_destroy(seg.exec);
   char err[256] = {0};
   api().stream_sync(stream_, err, sizeof(err));
   api().stream_destroy(stream_);
 }
 
-void CudaExecutor::launchNodes(std::vector<NodeProfile>* profile) {
+void* CudaExecutor::hostData(int32_t id, const std::vector<Tensor>& inputs) const {
+  const int32_t r = aliasOf_[id];
+  const GraphValue& v = spec_.values[r];
+  if (v.kind == ValueKind::Const) return const_cast<uint8_t*>(spec_.consts[v.constIndex].data());
+  if (v.kind == ValueKind::Input) return const_cast<uint8_t*>(inputs[inputPosition_[r]].data());
+  return static_cast<uint8_t*>(host_.get()) + offset_[r];
+}
+
+void CudaExecutor::copyAcross(const Segment& seg, const std::vector<Tensor>& inputs, std::vector<NodeProfile>* profile) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto bytes = [&](int32_t r) { return (size_t)shapeNumel(spec_.values[r].shape) * dtypeSize(spec_.values[r].dtype); };
+  double moved = 0;
+  for (int32_t r : seg.toHost) {
+    CUDA_CALL("copying to the CPU fallback", api().copy_to_host(hostData(r, inputs), data_[r], bytes(r), stream_, ERRBUF));
+    moved += (double)bytes(r);
+  }
+  for (int32_t r : seg.toDevice) {
+    CUDA_CALL("copying from the CPU fallback", api().copy_to_device(data_[r], hostData(r, inputs), bytes(r), stream_, ERRBUF));
+    moved += (double)bytes(r);
+  }
+  // the CPU waits for the device: for what it reads, and so that no pending copy still reads
+  // host memory its nodes overwrite
+  if (seg.onCpu) CUDA_CALL("waiting for the GPU", api().stream_sync(stream_, ERRBUF));
+  if (profile && (moved > 0 || seg.onCpu)) {
+    if (!seg.onCpu) CUDA_CALL("profiling", api().stream_sync(stream_, ERRBUF));
+    profile->push_back(NodeProfile{"copy", "cuda", seg.onCpu ? "to_host" : "to_device",
+                                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 0});
+  }
+}
+
+void CudaExecutor::runCpu(const Segment& seg, const std::vector<Tensor>& inputs, std::vector<NodeProfile>* profile) {
+  std::vector<TensorRef> in;
+  for (size_t index : seg.nodes) {
+    const GraphNode& node = spec_.nodes[index];
+    in.clear();
+    for (int32_t id : node.inputs) {
+      if (id < 0) in.push_back(TensorRef{});
+      else in.push_back(TensorRef{hostData(id, inputs), spec_.values[id].dtype, &spec_.values[id].shape});
+    }
+    const GraphValue& ov = spec_.values[node.output];
+    const TensorRef out{hostData(node.output, inputs), ov.dtype, &ov.shape};
+    const auto t0 = std::chrono::steady_clock::now();
+    cpu_->run(index, spec_, in, out);
+    if (profile)
+      profile->push_back(NodeProfile{opInfo(node.op).name, "cpu", cpu_->step(index).algorithm,
+                                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), costs_[index].flops()});
+  }
+}
+
+void CudaExecutor::launchDevice(const Segment& seg, std::vector<NodeProfile>* profile) {
   onestep_cuda_node n;
-  for (const GraphNode& node : spec_.nodes) {
-    if (node.op == Op::Reshape) continue;  // a view: aliased storage
+  for (size_t index : seg.nodes) {
+    const GraphNode& node = spec_.nodes[index];
     std::memset(&n, 0, sizeof(n));
     n.op = (int32_t)node.op;
     n.n_inputs = (int32_t)node.inputs.size();
@@ -219,8 +369,7 @@ void CudaExecutor::launchNodes(std::vector<NodeProfile>* profile) {
     if (profile) {
       CUDA_CALL("profiling", api().stream_sync(stream_, ERRBUF));
       profile->push_back(NodeProfile{opInfo(node.op).name, "cuda", "",
-                                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
-                                     costs_[&node - spec_.nodes.data()].flops()});
+                                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), costs_[index].flops()});
     }
   }
 }
@@ -233,14 +382,12 @@ std::vector<Tensor> CudaExecutor::run(const std::vector<Tensor>& inputs, std::ve
           dtypeName(v.dtype), shapeString(v.shape), ", got ", dtypeName(inputs[i].dtype()), shapeString(inputs[i].shape()));
   }
   // index inputs are checked here: a kernel cannot throw (the CPU kernels' checks, same messages)
-  std::vector<int> position(spec_.values.size(), -1);
-  for (size_t i = 0; i < spec_.inputs.size(); ++i) position[spec_.inputs[i]] = (int)i;
   for (const GraphNode& node : spec_.nodes) {
     const bool emb = node.op == Op::Embedding, sel = node.op == Op::SelectRows;
     if (!emb && !sel) continue;
     const int32_t idxId = emb ? node.inputs[0] : node.inputs[1];
-    if (position[idxId] < 0) continue;
-    const Tensor& t = inputs[position[idxId]];
+    if (inputPosition_[idxId] < 0) continue;
+    const Tensor& t = inputs[inputPosition_[idxId]];
     const int64_t* ids = reinterpret_cast<const int64_t*>(t.data());
     const Shape& table = spec_.values[node.inputs[emb ? 1 : 0]].shape;
     const int64_t limit = emb ? table[0] : table[1];
@@ -249,43 +396,55 @@ std::vector<Tensor> CudaExecutor::run(const std::vector<Tensor>& inputs, std::ve
             " is outside [0, ", limit, ")");
   }
   for (size_t i = 0; i < inputs.size(); ++i)
-    CUDA_CALL("copying inputs to the GPU", api().copy_to_device(data_[spec_.inputs[i]], inputs[i].data(), inputs[i].nbytes(), stream_, ERRBUF));
+    if (inputs_[i])
+      CUDA_CALL("copying inputs to the GPU", api().copy_to_device(inputs_[i]->ptr, inputs[i].data(), inputs[i].nbytes(), stream_, ERRBUF));
 
-  if (profile) {
-    launchNodes(profile);
-  } else {
-    if (!graphExec_ && !captureFailed_) {
-      char err[512] = {0};
-      if (api().capture_begin(stream_, err, sizeof(err)) == 0) {
-        try {
-          launchNodes(nullptr);
-        } catch (...) {
-          void* discard = nullptr;
-          api().capture_end(stream_, &discard, err, sizeof(err));
-          if (discard) api().graph_destroy(discard);
-          throw;
-        }
-        if (api().capture_end(stream_, &graphExec_, err, sizeof(err)) != 0) {
-          graphExec_ = nullptr;
-          captureFailed_ = true;  // run node by node from now on
-        }
-      } else {
-        captureFailed_ = true;
+  for (int rep = 0; rep < std::max(1, repeat); ++rep) {
+    for (Segment& seg : segments_) {
+      copyAcross(seg, inputs, profile);
+      if (seg.onCpu) {
+        runCpu(seg, inputs, profile);
+        continue;
       }
+      if (profile) {
+        launchDevice(seg, profile);
+        continue;
+      }
+      if (!seg.exec && !captureFailed_) {
+        char err[512] = {0};
+        if (api().capture_begin(stream_, err, sizeof(err)) == 0) {
+          try {
+            launchDevice(seg, nullptr);
+          } catch (...) {
+            void* discard = nullptr;
+            api().capture_end(stream_, &discard, err, sizeof(err));
+            if (discard) api().graph_destroy(discard);
+            throw;
+          }
+          if (api().capture_end(stream_, &seg.exec, err, sizeof(err)) != 0) {
+            seg.exec = nullptr;
+            captureFailed_ = true;  // run node by node from now on
+          }
+        } else {
+          captureFailed_ = true;
+        }
+      }
+      if (seg.exec) CUDA_CALL("launching the CUDA graph", api().graph_launch(seg.exec, stream_, ERRBUF));
+      else launchDevice(seg, nullptr);
     }
-    for (int rep = 0; rep < std::max(1, repeat); ++rep) {
-      if (graphExec_) CUDA_CALL("launching the CUDA graph", api().graph_launch(graphExec_, stream_, ERRBUF));
-      else launchNodes(nullptr);
-    }
+    if (profile) break;  // a profile is one pass
   }
   std::vector<Tensor> results;
-  for (int32_t id : spec_.outputs) {
-    const GraphValue& v = spec_.values[id];
-    Tensor t = Tensor::empty(v.dtype, v.shape);
-    CUDA_CALL("copying outputs from the GPU", api().copy_to_host(t.mutableData(), data_[aliasOf_[id]], t.nbytes(), stream_, ERRBUF));
-    results.push_back(std::move(t));
+  for (size_t k = 0; k < spec_.outputs.size(); ++k) {
+    const GraphValue& v = spec_.values[spec_.outputs[k]];
+    results.push_back(Tensor::empty(v.dtype, v.shape));
+    if (!outputOnHost_[k])
+      CUDA_CALL("copying outputs from the GPU",
+                api().copy_to_host(results.back().mutableData(), data_[aliasOf_[spec_.outputs[k]]], results.back().nbytes(), stream_, ERRBUF));
   }
   CUDA_CALL("running the graph on the GPU", api().stream_sync(stream_, ERRBUF));
+  for (size_t k = 0; k < spec_.outputs.size(); ++k)
+    if (outputOnHost_[k] && results[k].nbytes()) std::memcpy(results[k].mutableData(), hostData(spec_.outputs[k], inputs), results[k].nbytes());
   return results;
 }
 

@@ -1,11 +1,19 @@
 // Running a validated, planned graph on the GPU through the CUDA backend library's C table:
 // constants (weights) uploaded once per process and shared between graphs (GEMM / conv weights
 // as fp16, the rest as stored), activations in one device arena laid out by the graph's plan,
-// one stream per graph, and the node sequence captured once as a CUDA graph and replayed.
+// one stream per graph, and each run of device nodes captured once as a CUDA graph and replayed.
+//
+// Per-node fallback: a node the library does not support (supports_node says why: no kernel for
+// the op, or beyond its kernel's limits) or that the executor cannot hand it (a conv2d whose kernel
+// is computed, or also read as another input) runs on the CPU backend, with its own plan. The graph
+// is cut into segments of consecutive device / CPU nodes; the copies between them are planned once
+// (each value crosses at most once each way, only where it is read on the other side), into a host
+// mirror of the arena at the same offsets (so the graph's lifetime plan holds there too).
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "../graph/graph.h"
@@ -28,19 +36,37 @@ class CudaExecutor {
   std::vector<NodePlacement> placements() const;
 
  private:
-  void launchNodes(std::vector<NodeProfile>* profile);
+  struct Segment {
+    bool onCpu = false;
+    std::vector<size_t> nodes;      // node indices, in order (no reshapes: views)
+    std::vector<int32_t> toHost;    // storage roots copied to the host mirror before it
+    std::vector<int32_t> toDevice;  // storage roots copied to the device arena before it
+    void* exec = nullptr;           // its captured CUDA graph (device segments)
+  };
+
+  void planPlacement(size_t arenaBytes);
+  void launchDevice(const Segment& seg, std::vector<NodeProfile>* profile);
+  void runCpu(const Segment& seg, const std::vector<Tensor>& inputs, std::vector<NodeProfile>* profile);
+  void copyAcross(const Segment& seg, const std::vector<Tensor>& inputs, std::vector<NodeProfile>* profile);
+  void* hostData(int32_t id, const std::vector<Tensor>& inputs) const;
 
   const GraphSpec& spec_;
   const std::vector<OpCost>& costs_;
   const std::vector<int32_t>& aliasOf_;
+  const std::vector<int64_t>& offset_;
   void* stream_ = nullptr;
   std::shared_ptr<DeviceBuffer> arena_;
-  std::vector<std::shared_ptr<DeviceBuffer>> consts_;  // by value id (null when not a constant)
-  std::vector<std::shared_ptr<DeviceBuffer>> inputs_;  // by position in spec.inputs
+  std::vector<std::shared_ptr<DeviceBuffer>> consts_;  // by value id (null when not a constant on the device)
+  std::vector<std::shared_ptr<DeviceBuffer>> inputs_;  // by position in spec.inputs (null when no device node reads it)
   std::vector<void*> data_;                            // device address of every value
   std::vector<DType> deviceDtype_;                     // dtype of every value on the device
   std::vector<Shape> deviceShape_;                     // its shape there (conv kernels: [Co, kh, kw, Ci])
-  void* graphExec_ = nullptr;
+  std::vector<std::string> fallback_;                  // by node: why it runs on the CPU ("" on the device)
+  std::vector<int> inputPosition_;                     // by value id: its position in spec.inputs, or -1
+  std::vector<Segment> segments_;
+  std::vector<bool> outputOnHost_;                     // by output: read from the host mirror
+  std::unique_ptr<class CpuPlan> cpu_;                 // the fallback nodes' plan
+  std::shared_ptr<void> host_;                         // the host mirror of the arena (with fallbacks)
   bool captureFailed_ = false;
 };
 

@@ -86,6 +86,12 @@ const CudaStatus& loadCudaBackend(const std::string& libraryPath) {
     char err[64] = {0};
     api->device_info(0, &info, err, sizeof(err));
     gStatus.devices.push_back(CudaDevice{0, info.name, info.total_memory, info.free_memory, info.cc_major, info.cc_minor, info.multiprocessors});
+    char msg[256] = {0};
+    int count = 0;
+    if (api->probe(&count, msg, sizeof(msg)) != 0) {
+      gStatus.reason = msg;
+      return gStatus;
+    }
     gStatus.usable = true;
     gApi = api;
     return gStatus;

@@ -57,7 +57,7 @@ std::vector<NodePlacement> Graph::placements() {
   prepareLocked();
   if (cuda_) return cuda_->placements();
   std::vector<NodePlacement> out;
-  for (size_t i = 0; i < spec_.nodes.size(); ++i) out.push_back(NodePlacement{"cpu", cpu_->step(i).algorithm, false});
+  for (size_t i = 0; i < spec_.nodes.size(); ++i) out.push_back(NodePlacement{"cpu", cpu_->step(i).algorithm, false, ""});
   return out;
 }
 

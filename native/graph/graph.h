@@ -70,6 +70,7 @@ struct NodePlacement {
   const char* backend = "";
   const char* algorithm = "";
   bool fallback = false;  // the graph's device could not run it; the CPU does
+  std::string reason;     // why it fell back (the device backend's words)
 };
 
 enum class Device : int32_t { Cpu = 0, Cuda = 1 };

@@ -89,6 +89,24 @@ Napi::Object makeError(Napi::Env env, const std::string& code, const std::string
   return err.Value();
 }
 
+// Runs `work` on a worker thread, keeping what it throws as an error code and message for OnOK
+// (nothing may throw across the thread boundary).
+template <typename F>
+void captureError(std::string& code, std::string& message, const char* doing, F&& work) {
+  try {
+    work();
+  } catch (const Error& e) {
+    code = e.code();
+    message = e.what();
+  } catch (const std::bad_alloc&) {
+    code = "ERR_ONESTEP_OUT_OF_MEMORY";
+    message = std::string("out of host memory while ") + doing;
+  } catch (const std::exception& e) {
+    code = "ERR_ONESTEP_INTERNAL";
+    message = std::string("internal error: ") + e.what();
+  }
+}
+
 class RunWorker : public Napi::AsyncWorker {
  public:
   RunWorker(Napi::Env env, std::shared_ptr<Graph> graph, std::vector<Tensor> inputs, bool profile, int repeat)
@@ -98,18 +116,7 @@ class RunWorker : public Napi::AsyncWorker {
   Napi::Promise promise() { return deferred_.Promise(); }
 
   void Execute() override {
-    try {
-      outputs_ = graph_->run(inputs_, profile_ ? &profileData_ : nullptr, repeat_);
-    } catch (const Error& e) {
-      code_ = e.code();
-      message_ = e.what();
-    } catch (const std::bad_alloc&) {
-      code_ = "ERR_ONESTEP_OUT_OF_MEMORY";
-      message_ = "out of host memory while running the graph";
-    } catch (const std::exception& e) {
-      code_ = "ERR_ONESTEP_INTERNAL";
-      message_ = std::string("internal error: ") + e.what();
-    }
+    captureError(code_, message_, "running the graph", [&] { outputs_ = graph_->run(inputs_, profile_ ? &profileData_ : nullptr, repeat_); });
   }
 
   void OnOK() override {
@@ -162,19 +169,10 @@ class CompileWorker : public Napi::AsyncWorker {
   Napi::Promise promise() { return deferred_.Promise(); }
 
   void Execute() override {
-    try {
+    captureError(code_, message_, "compiling the graph", [&] {
       graph_ = std::make_shared<Graph>(std::move(spec_), device_);
       graph_->prepare();
-    } catch (const Error& e) {
-      code_ = e.code();
-      message_ = e.what();
-    } catch (const std::bad_alloc&) {
-      code_ = "ERR_ONESTEP_OUT_OF_MEMORY";
-      message_ = "out of host memory while compiling the graph";
-    } catch (const std::exception& e) {
-      code_ = "ERR_ONESTEP_INTERNAL";
-      message_ = std::string("internal error: ") + e.what();
-    }
+    });
   }
 
   void OnOK() override {
@@ -223,6 +221,7 @@ Napi::Value JsGraph::Placements(const Napi::CallbackInfo& info) {
       o.Set("backend", p[i].backend);
       o.Set("algorithm", p[i].algorithm);
       o.Set("fallback", p[i].fallback);
+      if (p[i].fallback) o.Set("reason", p[i].reason);
       out.Set((uint32_t)i, o);
     }
     return out;

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "../core/image.h"
 #include "addon_data.h"
 #include "util.h"
 
@@ -19,6 +20,7 @@ Napi::Function JsTensor::Define(Napi::Env env) {
                                      InstanceAccessor<&JsTensor::Nbytes>("nbytes"),
                                      InstanceMethod<&JsTensor::ToFloat32>("toFloat32"),
                                      InstanceMethod<&JsTensor::Bytes>("bytes"),
+                                     InstanceMethod<&JsTensor::ToRgb8>("toRgb8"),
                                      InstanceMethod<&JsTensor::Dispose>("dispose"),
                                  });
   addonData(env).tensorCtor = Napi::Persistent(f);
@@ -86,6 +88,28 @@ Napi::Value JsTensor::Bytes(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     const Tensor& t = live();
     return Napi::Buffer<uint8_t>::Copy(info.Env(), t.data(), t.nbytes());
+  });
+}
+
+// toRgb8(batchIndex, unit?: Float32Array) -> Uint8Array: one image of a decoded [B, 3, H, W]
+// tensor as RGB bytes (and its [0, 1] image into `unit`, 3 * H * W floats)
+Napi::Value JsTensor::ToRgb8(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    requireArgs(info, 1, "toRgb8");
+    check(info[0].IsNumber(), "ERR_ONESTEP_ARGUMENT", "toRgb8: the batch index must be a number");
+    const Tensor& t = live();
+    const size_t bytes = (size_t)rgb8Bytes(t);
+    float* unit = nullptr;
+    if (info.Length() > 1 && !info[1].IsUndefined()) {
+      check(info[1].IsTypedArray() && info[1].As<Napi::TypedArray>().TypedArrayType() == napi_float32_array, "ERR_ONESTEP_ARGUMENT",
+            "toRgb8: unit must be a Float32Array");
+      Napi::Float32Array u = info[1].As<Napi::Float32Array>();
+      check(u.ElementLength() == bytes, "ERR_ONESTEP_ARGUMENT", "toRgb8: unit holds ", u.ElementLength(), " floats, the image ", bytes);
+      unit = u.Data();
+    }
+    Napi::Uint8Array out = Napi::Uint8Array::New(info.Env(), bytes);
+    decodedToRgb8(t, info[0].As<Napi::Number>().Int64Value(), out.Data(), unit);
+    return out;
   });
 }
 

@@ -24,6 +24,7 @@ class JsTensor : public Napi::ObjectWrap<JsTensor> {
   Napi::Value Nbytes(const Napi::CallbackInfo& info);
   Napi::Value ToFloat32(const Napi::CallbackInfo& info);
   Napi::Value Bytes(const Napi::CallbackInfo& info);
+  Napi::Value ToRgb8(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   const Tensor& live() const;
   void release();

@@ -91,6 +91,91 @@ for (const mode of modes) {
       assert.ok(o.maxDiffVsCpu <= 8, `fp16 GPU weights vs the CPU: max pixel difference ${o.maxDiffVsCpu}`);
     });
 
+    if (!mode.simulated) {
+      // per-node fallback: the table is told to leave an op out (supports_node says no); its nodes
+      // run on the CPU backend with the copies planned, the goldens still pass, and it is reported
+      const without = { ONESTEP_CUDA_EMULATE_WITHOUT: 'group_norm' };
+
+      it('an op left out of the table runs on the CPU: every network golden still passes', () => {
+        const folders = ['golden', 'sizes', 'controlnet'];
+        const r = node(['dist/golden/cli.js', ...folders.map((f) => path.join(fixturesDir, f)), '--device', 'cuda', '--quiet'], without);
+        assert.strictEqual(r.status, 0, r.stdout + r.stderr);
+        const listed = folders.reduce((n, f) => n + Object.keys(JSON.parse(fs.readFileSync(fixture(f, 'index.json'), 'utf8'))).length, 0);
+        assert.match(r.stdout, new RegExp(`golden: ${listed} passed, 0 failed`), r.stdout);
+      });
+
+      it('... the same image as with the whole table, and onProgress, the warnings and placements() say which nodes fell back', () => {
+        const script = `
+          const { loadPipeline } = require('.');
+          (async () => {
+            const model = ${JSON.stringify(fixture('models', 'tiny-sd15'))};
+            const pipe = await loadPipeline(model, { device: 'cuda' });
+            const events = [], warned = [];
+            const [img] = await pipe.generate({ prompt: 'a cat', seed: 7, steps: 2, scheduler: 'lcm', guidanceScale: 1,
+              onProgress: (e) => events.push(e), onWarning: (w) => warned.push(w) });
+            const last = events[events.length - 1];
+            console.log(JSON.stringify({ rgb: Buffer.from(img.rgb).toString('base64'), fallbacks: last.fallbacks || [], warnings: img.warnings, warned }));
+            await pipe.dispose();
+          })().catch((e) => { console.error(e); process.exit(1); });`;
+        const run = (extra) => {
+          const r = node(['-e', script], extra);
+          assert.strictEqual(r.status, 0, r.stderr);
+          return JSON.parse(r.stdout.trim().split('\n').pop());
+        };
+        const whole = run({});
+        const part = run(without);
+        assert.deepStrictEqual(whole.fallbacks, []);
+        assert.deepStrictEqual(whole.warnings, []);
+        // the emulated table runs the CPU kernels too: the same bytes, whichever side ran group_norm
+        assert.strictEqual(part.rgb, whole.rgb);
+        const graphs = part.fallbacks.map((f) => f.graph.split(' ')[0]).sort();
+        assert.deepStrictEqual(graphs, ['unet', 'vae'], JSON.stringify(part.fallbacks));
+        for (const f of part.fallbacks) {
+          assert.strictEqual(f.op, 'group_norm');
+          assert.ok(f.nodes > 0);
+          assert.match(f.reason, /left out of the emulated table/);
+        }
+        assert.strictEqual(part.warnings.length, 2, part.warnings.join('\n'));
+        assert.deepStrictEqual(part.warned, part.warnings);
+        assert.match(part.warnings[0], /\d+ group_norm nodes ran on the CPU \(group_norm is left out/);
+      });
+
+      it('the op parity suite passes with ops left out (their nodes placed on the CPU)', () => {
+        const mocha = require.resolve('mocha/bin/mocha.js');
+        const r = node([mocha, '--no-config', '--timeout', '120000', 'test/graph/parity.test.js'], { ONESTEP_CUDA_EMULATE_WITHOUT: 'linear,attention,group_norm,add,scheduler_step' });
+        assert.strictEqual(r.status, 0, r.stdout + r.stderr);
+        assert.ok(r.stdout.includes('op parity (cuda)'), r.stdout);
+        assert.match(r.stdout, /\d+ passing/);
+        assert.doesNotMatch(r.stdout, /failing|pending/);
+      });
+
+      it('placements() name the backend of each node; an unknown op in ONESTEP_CUDA_EMULATE_WITHOUT makes CUDA unusable, naming it', () => {
+        const script = `
+          const { GraphBuilder } = require('./dist/graph');
+          const { addon } = require('./dist/native');
+          (async () => {
+            const g = new GraphBuilder({ device: 'cuda' });
+            const x = g.input('x', [1, 2, 2, 4]);
+            const one = addon().tensorFromFloat32('F32', [4], new Float32Array(4).fill(1));
+            const zero = addon().tensorFromFloat32('F32', [4], new Float32Array(4));
+            g.output('y', g.unary(g.groupNorm(x, one, zero, 2, 1e-5), { a: 2 }));
+            const graph = g.build();
+            const out = await graph.run({ x: Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]) });
+            const p = await graph.placements();
+            console.log(JSON.stringify({ y: Array.from(out.y.toFloat32()).slice(0, 4), p }));
+          })().catch((e) => { console.error(e); process.exit(1); });`;
+        const r = node(['-e', script], without);
+        assert.strictEqual(r.status, 0, r.stderr);
+        const o = JSON.parse(r.stdout.trim().split('\n').pop());
+        assert.deepStrictEqual(o.p.map((q) => [q.op, q.backend, q.fallback]), [['group_norm', 'cpu', true], ['unary', 'cuda', false]]);
+        assert.ok(o.y.every(Number.isFinite) && o.y.some((v) => v !== 0));
+        const bad = node(['-e', "console.log(JSON.stringify(require('.').info().backends.cuda))"], { ONESTEP_CUDA_EMULATE_WITHOUT: 'group_nrom' });
+        const c = JSON.parse(bad.stdout);
+        assert.strictEqual(c.usable, false);
+        assert.match(c.reason, /no op named 'group_nrom'/);
+      });
+    }
+
     if (mode.simulated) {
       it('GPU out-of-memory is a typed error, and the process carries on on the CPU', () => {
         const script = `

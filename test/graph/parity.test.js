@@ -16,6 +16,10 @@ const { Rng } = require('../helpers/random');
 const { info } = require('../..');
 
 const cuda = info().backends.cuda;
+// the emulated CUDA table (the CPU kernels behind it) and the ops it is told to leave out, which
+// must then run on the CPU (ONESTEP_CUDA_EMULATE_WITHOUT)
+const emulatedTable = /emulated on the CPU/.test(cuda.buildInfo || '');
+const leftOut = new Set((emulatedTable && process.env.ONESTEP_CUDA_EMULATE_WITHOUT ? process.env.ONESTEP_CUDA_EMULATE_WITHOUT : '').split(',').filter(Boolean));
 const backends = ['cpu', 'cuda'];
 const rng = new Rng();
 // tolerance on a backend: fp16 tensor-core operands (GEMM, attention) on CUDA
@@ -44,6 +48,7 @@ async function run1(backend, build, inputs, builderOptions = {}) {
   const y = out.y.toFloat32();
   const shape = out.y.shape;
   const placements = await graph.placements();
+  for (const p of placements) if (backend === 'cuda' && leftOut.has(p.op)) assert.ok(p.fallback && p.backend === 'cpu', `${p.op} is left out of the table but ran on ${p.backend}`);
   out.y.dispose();
   graph.dispose();
   return { y, shape, placements };
@@ -204,6 +209,21 @@ for (const backend of backends) {
       }
     });
 
+    // a conv2d whose kernel the graph computes: the CPU relays it out per run; CUDA runs the node on
+    // the CPU (its kernels read weights relaid out at upload), its inputs and output crossing over
+    // from and to the device nodes around it
+    opCase(['conv2d', 'unary'], 'conv2d on a computed kernel, between other nodes', async () => {
+      const x = X([1, 6, 5, 8]), w = X([7, 8, 3, 3], 0.3);
+      const b = weight('F32', [7]);
+      const { y, placements } = await run1On((g, v) => g.unary(g.conv2d(v.x, g.unary(v.w, { a: 0.5, b: 0.1 }), b.t, { padding: 1 }), { act: Act.Silu }), { x, w });
+      const conv = ref.conv2d(x.data, x.shape, ref.unary(w.data, { a: 0.5, b: 0.1 }), w.shape, b.v, { pad: [1, 1, 1, 1] });
+      check('conv2d on a computed kernel', y, ref.unary(conv.y, { act: Act.Silu }), 1e-5);
+      const c = placements.find((p) => p.op === 'conv2d');
+      if (backend === 'cuda') assert.ok(c.fallback && c.backend === 'cpu' && /kernel is computed/.test(c.reason), JSON.stringify(c));
+      else assert.strictEqual(c.algorithm, 'implicit_gemm');
+      for (const p of placements.filter((q) => q.op === 'unary')) assert.strictEqual(p.backend, backend === 'cuda' && leftOut.has('unary') ? 'cpu' : backend);
+    });
+
     opCase('group_norm', 'group_norm with and without fused SiLU', async () => {
       for (const [xs, groups, act] of [[[2, 4, 3, 16], 4, Act.None], [[1, 8, 8, 32], 8, Act.Silu], [[1, 1, 5, 6], 3, Act.Silu]]) {
         const x = X(xs, 2);
@@ -234,6 +254,19 @@ for (const backend of backends) {
         check('attention', y, ref.attention(q.data, q.shape, k.data, k.shape, v.data, v.shape, H, scale, causal), tolFor(backend, 1e-5, D <= 64));
       });
     }
+
+    // beyond the CUDA kernel (head size 512): the node runs on the CPU there, and says why
+    opCase('attention', 'attention with a head size of 520 (beyond the CUDA kernel)', async () => {
+      const [B, Nq, Nk, H, D] = [1, 9, 7, 2, 520];
+      const q = X([B, Nq, H * D]), k = X([B, Nk, H * D]), v = X([B, Nk, H * D]);
+      const scale = 1 / Math.sqrt(D);
+      const { y, placements } = await run1On((g, x) => g.attention(x.q, x.k, x.v, H, scale, false), { q, k, v });
+      check('attention D520', y, ref.attention(q.data, q.shape, k.data, k.shape, v.data, v.shape, H, scale, false), 1e-5);
+      const a = placements.find((p) => p.op === 'attention');
+      if (backend === 'cuda' && !emulatedTable) assert.ok(a.fallback && /head size 520/.test(a.reason), JSON.stringify(a));
+      if (backend === 'cuda' && emulatedTable) assert.strictEqual(a.fallback, leftOut.has('attention'));
+      if (backend === 'cpu') assert.ok(!a.fallback && a.backend === 'cpu');
+    });
 
     for (const [as, bs] of [[[2, 3, 4, 5], [2, 3, 4, 5]], [[2, 3, 4, 5], [5]], [[2, 3, 4, 5], [2, 1, 1, 5]], [[2, 3, 4, 5], [3, 1, 1]], [[4, 6], [1]]]) {
       opCase(['add', 'mul'], `add and mul broadcast ${JSON.stringify(bs)} to ${JSON.stringify(as)}`, async () => {

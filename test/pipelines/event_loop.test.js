@@ -87,6 +87,7 @@ describe('the event loop during a first generate at a new shape', function () {
     assert.strictEqual(r.status, 0, r.stderr);
     const runs = JSON.parse(r.stdout.trim().split('\n').pop());
     assert.strictEqual(runs.length, shapes.length);
+    console.log(`      max event-loop delay: ${runs.map((x) => `${x.width}x${x.height} ${x.maxMs.toFixed(1)} ms (of a ${x.ms} ms generate)`).join(', ')}`);
     for (const { width, height, got, ms, maxMs } of runs) {
       assert.deepStrictEqual(got, [width, height]);
       assert.ok(ms > 4 * LIMIT_MS, `the generate took ${ms} ms: too short to tell`);

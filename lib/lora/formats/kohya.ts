@@ -2,6 +2,7 @@
 // lora_te2_* + `.lora_down.weight`, `.lora_up.weight`, `.alpha`. Module names are the model's module
 // paths with '.' -> '_' (resolved against the model's own modules), or, for SDXL files from kohya's
 // SDXL trainer, the original (sgm) UNet block names, mapped as diffusers does.
+import { type OriginalBlockKind, RESNET_PARTS, originalBlock } from '../../single_file/unet';
 import { type ConvertResult, type LoraComponent, type LoraFormat, type LoraModule, type LoraTarget, skipKeys } from '../types';
 
 const PREFIXES: [string, LoraComponent][] = [
@@ -13,48 +14,23 @@ const PREFIXES: [string, LoraComponent][] = [
 
 const flat = (m: string) => m.replace(/\./g, '_');
 
-/** sgm resnet-internal names -> diffusers */
-const RESNET_PARTS: [string, string][] = [
-  ['in_layers_2', 'conv1'],
-  ['out_layers_3', 'conv2'],
-  ['emb_layers_1', 'time_emb_proj'],
-  ['skip_connection', 'conv_shortcut'],
-];
-
-/** input_blocks_N_M_rest / middle_block_M_rest / output_blocks_N_M_rest -> flattened diffusers name. */
+/**
+ * input_blocks_N_M_rest / middle_block_M_rest / output_blocks_N_M_rest -> the flattened diffusers
+ * name, by the single-file loader's mapping of the original UNet (lib/single_file/unet.ts).
+ */
 export function sgmToDiffusers(name: string, L: number): string | undefined {
-  let m = /^input_blocks_(\d+)_(\d+)_(.+)$/.exec(name);
-  let prefix: string;
-  let rest: string;
-  if (m) {
-    const n = Number(m[1]);
-    const sub = Number(m[2]);
-    rest = m[3];
-    if (n === 0) return undefined;
-    const level = Math.floor((n - 1) / (L + 1));
-    const idx = (n - 1) % (L + 1);
-    if (idx === L) {
-      if (rest !== 'op') return undefined;
-      return `down_blocks_${level}_downsamplers_0_conv`;
-    }
-    prefix = sub === 0 ? `down_blocks_${level}_resnets_${idx}` : `down_blocks_${level}_attentions_${idx}`;
-  } else if ((m = /^middle_block_(\d+)_(.+)$/.exec(name))) {
-    const sub = Number(m[1]);
-    rest = m[2];
-    prefix = sub === 0 ? 'mid_block_resnets_0' : sub === 1 ? 'mid_block_attentions_0' : 'mid_block_resnets_1';
-  } else if ((m = /^output_blocks_(\d+)_(\d+)_(.+)$/.exec(name))) {
-    const n = Number(m[1]);
-    const sub = Number(m[2]);
-    rest = m[3];
-    const level = Math.floor(n / (L + 1));
-    const idx = n % (L + 1);
-    if (sub === 2 || (sub === 1 && rest === 'conv')) return rest === 'conv' ? `up_blocks_${level}_upsamplers_0_conv` : undefined;
-    prefix = sub === 0 ? `up_blocks_${level}_resnets_${idx}` : `up_blocks_${level}_attentions_${idx}`;
-  } else {
-    return undefined;
+  const m = /^(?:(input|output)_blocks_(\d+)|middle_block)_(\d+)_(.+)$/.exec(name);
+  if (!m) return undefined;
+  const kind: OriginalBlockKind = m[1] === 'input' ? 'input' : m[1] === 'output' ? 'output' : 'middle';
+  let rest = m[4];
+  const block = originalBlock(kind, Number(m[2] ?? 0), Number(m[3]), L, rest);
+  if (!block) return undefined;
+  if (block.tail) return flat(block.module);
+  if (block.resnet) {
+    const part = Object.keys(RESNET_PARTS).find((k) => rest === flat(k));
+    if (part) rest = RESNET_PARTS[part];
   }
-  for (const [from, to] of RESNET_PARTS) if (rest === from) rest = to;
-  return `${prefix}_${rest}`;
+  return `${flat(block.module)}_${rest}`;
 }
 
 export const kohyaFormat: LoraFormat = {

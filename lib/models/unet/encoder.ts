@@ -4,6 +4,7 @@
 // a 1x1 "zero conv" on every skip and on the mid output). Activations are NHWC.
 import { ArgumentError } from '../../errors';
 import { Act, type GraphBuilder, type Value } from '../../graph';
+import { type Description, describeNow } from '../../graph/describe';
 import { downsample, resnet, timestepEmbedding, transformer2d } from '../blocks';
 import type { Weights } from '../weights';
 import type { UNetEncoderConfig } from './config';
@@ -41,6 +42,11 @@ export function textEmbedsDim(c: UNetEncoderConfig): number {
  * conditioning embedding, NHWC) is added to conv_in's output.
  */
 export function describeEncoder(g: GraphBuilder, w: Weights, c: UNetEncoderConfig, x: Value, t: Value, context: Value, extras: UNetExtras, addToConvIn?: Value): EncoderOutput {
+  return describeNow(encoderParts(g, w, c, x, t, context, extras, addToConvIn));
+}
+
+/** describeEncoder as a description that pauses after each down block (see lib/graph/describe.ts). */
+export function* encoderParts(g: GraphBuilder, w: Weights, c: UNetEncoderConfig, x: Value, t: Value, context: Value, extras: UNetExtras, addToConvIn?: Value): Description<EncoderOutput> {
   const [B] = x.shape;
   const ch0 = c.blockOutChannels[0];
   const tembDim = ch0 * 4;
@@ -71,7 +77,8 @@ export function describeEncoder(g: GraphBuilder, w: Weights, c: UNetEncoderConfi
   // 3. down
   const skips: Value[] = [x];
   let outCh = ch0;
-  c.downBlockTypes.forEach((type, i) => {
+  for (const [i, type] of c.downBlockTypes.entries()) {
+    yield;
     const inCh = outCh;
     outCh = c.blockOutChannels[i];
     const blk = w.scope(`down_blocks.${i}`);
@@ -84,9 +91,10 @@ export function describeEncoder(g: GraphBuilder, w: Weights, c: UNetEncoderConfi
       x = downsample(g, blk.scope('downsamplers.0'), x, outCh, c.downsamplePadding);
       skips.push(x);
     }
-  });
+  }
 
   // 4. mid
+  yield;
   const top = c.blockOutChannels[c.blockOutChannels.length - 1];
   const mid = w.scope('mid_block');
   x = res(mid.scope('resnets.0'), x, top, top, c.midBlockScale);

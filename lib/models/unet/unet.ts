@@ -6,8 +6,9 @@ import { Act, type CompiledGraph, type GraphBuilder, type Value, type Device } f
 import type { NativeTensor } from '../../native';
 import { Checkpoint, type TensorSource } from '../../safetensors';
 import type { Json } from '../config';
+import { type Description, describeNow } from '../../graph/describe';
 import { resnet, transformer2d, upsample } from '../blocks';
-import { type UNetExtras, describeEncoder, textEmbedsDim } from './encoder';
+import { type UNetExtras, encoderParts, textEmbedsDim } from './encoder';
 import { Weights } from '../weights';
 import { type UNetConfig, parseUNetConfig, readUNetConfig } from './config';
 
@@ -107,11 +108,16 @@ export class UNet2DConditionModel {
    * -> the model output [B, C_out, H, W] (NCHW). Pipelines build it into their step graphs.
    */
   describe(g: GraphBuilder, sample: Value, t: Value, context: Value, extras: UNetExtras = {}, residuals?: UNetResiduals): Value {
+    return describeNow(this.describeParts(g, sample, t, context, extras, residuals));
+  }
+
+  /** describe() as a description that pauses between blocks (see lib/graph/describe.ts). */
+  *describeParts(g: GraphBuilder, sample: Value, t: Value, context: Value, extras: UNetExtras = {}, residuals?: UNetResiduals): Description<Value> {
     const c = this.config;
     const w = this.w;
     const ch0 = c.blockOutChannels[0];
     const tembDim = ch0 * 4;
-    const enc = describeEncoder(g, w, c, g.toNHWC(sample), t, context, extras);
+    const enc = yield* encoderParts(g, w, c, g.toNHWC(sample), t, context, extras);
     const { temb } = enc;
     const skips = enc.skips;
     let x = enc.mid;
@@ -130,7 +136,8 @@ export class UNet2DConditionModel {
     const revHeads = [...c.heads].reverse();
     const revLayers = [...c.layersPerBlock].reverse();
     let prevOut = rev[0];
-    c.upBlockTypes.forEach((type, i) => {
+    for (const [i, type] of c.upBlockTypes.entries()) {
+      yield;
       const out = rev[i];
       const inCh = rev[Math.min(i + 1, rev.length - 1)];
       const blk = w.scope(`up_blocks.${i}`);
@@ -147,7 +154,7 @@ export class UNet2DConditionModel {
       const next = skips[skips.length - 1];
       if (i < rev.length - 1) x = upsample(g, blk.scope('upsamplers.0'), x, out, [next.shape[1], next.shape[2]]);
       prevOut = out;
-    });
+    }
 
     // 6. out
     x = g.groupNorm(x, w.f32('conv_norm_out.weight', [ch0]), w.f32('conv_norm_out.bias', [ch0]), c.groups, c.eps, Act.Silu);
