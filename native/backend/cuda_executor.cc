@@ -127,10 +127,7 @@ void describe(onestep_cuda_tensor& t, void* data, DType dtype, const Shape& shap
 void forgetDeviceCopies(const void* hostData) {
   WeightCache& cache = weightCache();
   std::lock_guard<std::mutex> lock(cache.mutex);
-  for (auto it = cache.entries.begin(); it != cache.entries.end();) {
-    if (std::get<0>(it->first) == (uintptr_t)hostData) it = cache.entries.erase(it);
-    else ++it;
-  }
+  eraseEntriesOf(cache.entries, hostData);
 }
 
 CudaExecutor::CudaExecutor(const GraphSpec& spec, const std::vector<OpCost>& costs, const std::vector<int32_t>& aliasOf,

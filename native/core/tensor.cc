@@ -24,18 +24,12 @@ struct AlignedBlock {
   void* ptr;
   explicit AlignedBlock(size_t bytes, bool zero = true) {
     const size_t rounded = ((bytes + 63) / 64) * 64;
-    // Large blocks (fused weights, arenas): 2 MiB aligned and transparent huge pages where the
-    // kernel offers them (THP "madvise" mode), so first touch faults 512x fewer times.
-    constexpr size_t kHuge = size_t(2) << 20;
-    if (rounded >= 2 * kHuge) {
-      const size_t big = (rounded + kHuge - 1) / kHuge * kHuge;
-      ptr = alignedAlloc(kHuge, big);
-#if !defined(_WIN32) && defined(MADV_HUGEPAGE)
-      madvise(ptr, big, MADV_HUGEPAGE);
-#endif
-    } else {
-      ptr = alignedAlloc(64, rounded);
-    }
+    // No transparent-huge-page advice: where the kernel's THP defrag mode is "madvise" (common),
+    // first touch of an advised block compacts memory synchronously, which migrates other pages
+    // of the process (the JS thread's heap among them) and stalled the event loop for 20-120 ms
+    // while a real-size UNet's weight forms were made; without it the first (cold) UNet run is
+    // 0.8-1.5 s faster and warm runs are the same (docs/PERFORMANCE.md).
+    ptr = alignedAlloc(64, rounded);
     if (zero) std::memset(ptr, 0, rounded ? rounded : 64);
   }
   ~AlignedBlock() { alignedFree(ptr); }

@@ -71,10 +71,7 @@ void forgetDerived(const void* data) {
   Cache& c = cache();
   {
     std::lock_guard<std::mutex> lock(c.mutex);
-    for (auto it = c.entries.begin(); it != c.entries.end();) {
-      if (std::get<0>(it->first) == (uintptr_t)data) it = c.entries.erase(it);
-      else ++it;
-    }
+    eraseEntriesOf(c.entries, data);
   }
   forgetDeviceCopies(data);
 }

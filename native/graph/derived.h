@@ -6,7 +6,10 @@
 // Made on the thread that plans the graph (never the JS thread).
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <iterator>
+#include <tuple>
 #include <memory>
 
 #include "../core/tensor.h"
@@ -22,6 +25,13 @@ std::shared_ptr<const Tensor> derivedConstant(const Tensor& src, const char* for
 // Drops the cached forms of the tensor whose data starts at `data` (it was rewritten in place);
 // graphs already holding a form keep it, later plans make it again. Also drops GPU copies.
 void forgetDerived(const void* data);
+
+// Drops the entries of a cache keyed by tuples that start with a source's address (the derived
+// forms here, the CUDA executor's device copies) for the source at `data`. The caller holds its lock.
+template <typename Entries>
+void eraseEntriesOf(Entries& entries, const void* data) {
+  for (auto it = entries.begin(); it != entries.end();) it = std::get<0>(it->first) == (uintptr_t)data ? entries.erase(it) : std::next(it);
+}
 
 // A convolution kernel as the checkpoint stores it, [Co, Ci, kh, kw], relaid out as [Co, kh, kw, Ci]
 // in its own dtype (the layout the CPU's implicit GEMM and the CUDA kernels read), cached as above.

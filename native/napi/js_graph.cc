@@ -89,34 +89,32 @@ Napi::Object makeError(Napi::Env env, const std::string& code, const std::string
   return err.Value();
 }
 
-// Runs `work` on a worker thread, keeping what it throws as an error code and message for OnOK
-// (nothing may throw across the thread boundary).
-template <typename F>
-void captureError(std::string& code, std::string& message, const char* doing, F&& work) {
-  try {
-    work();
-  } catch (const Error& e) {
-    code = e.code();
-    message = e.what();
-  } catch (const std::bad_alloc&) {
-    code = "ERR_ONESTEP_OUT_OF_MEMORY";
-    message = std::string("out of host memory while ") + doing;
-  } catch (const std::exception& e) {
-    code = "ERR_ONESTEP_INTERNAL";
-    message = std::string("internal error: ") + e.what();
-  }
-}
-
-class RunWorker : public Napi::AsyncWorker {
+// An AsyncWorker that settles a promise: work() runs off the JS thread (what it throws becomes the
+// rejection, with its code: nothing may throw across the thread boundary), result() makes the
+// resolution back on it.
+class PromiseWorker : public Napi::AsyncWorker {
  public:
-  RunWorker(Napi::Env env, std::shared_ptr<Graph> graph, std::vector<Tensor> inputs, bool profile, int repeat)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), graph_(std::move(graph)),
-        inputs_(std::move(inputs)), profile_(profile), repeat_(repeat) {}
-
+  PromiseWorker(Napi::Env env, const char* doing) : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), doing_(doing) {}
   Napi::Promise promise() { return deferred_.Promise(); }
 
+ protected:
+  virtual void work() = 0;
+  virtual Napi::Value result(Napi::Env env) = 0;
+
+ private:
   void Execute() override {
-    captureError(code_, message_, "running the graph", [&] { outputs_ = graph_->run(inputs_, profile_ ? &profileData_ : nullptr, repeat_); });
+    try {
+      work();
+    } catch (const Error& e) {
+      code_ = e.code();
+      message_ = e.what();
+    } catch (const std::bad_alloc&) {
+      code_ = "ERR_ONESTEP_OUT_OF_MEMORY";
+      message_ = std::string("out of host memory while ") + doing_;
+    } catch (const std::exception& e) {
+      code_ = "ERR_ONESTEP_INTERNAL";
+      message_ = std::string("internal error: ") + e.what();
+    }
   }
 
   void OnOK() override {
@@ -126,22 +124,7 @@ class RunWorker : public Napi::AsyncWorker {
       return;
     }
     try {
-      Napi::Array outs = Napi::Array::New(env, outputs_.size());
-      for (size_t i = 0; i < outputs_.size(); ++i) outs.Set((uint32_t)i, JsTensor::Wrap(env, std::move(outputs_[i])));
-      if (profile_) {
-        Napi::Array prof = Napi::Array::New(env, profileData_.size());
-        for (size_t i = 0; i < profileData_.size(); ++i) {
-          Napi::Object p = Napi::Object::New(env);
-          p.Set("op", profileData_[i].op);
-          p.Set("backend", profileData_[i].backend);
-          p.Set("algorithm", profileData_[i].algorithm);
-          p.Set("seconds", profileData_[i].seconds);
-          p.Set("flops", profileData_[i].flops);
-          prof.Set((uint32_t)i, p);
-        }
-        outs.Set("profile", prof);
-      }
-      deferred_.Resolve(outs);
+      deferred_.Resolve(result(env));
     } catch (const Napi::Error& e) {
       deferred_.Reject(e.Value());
     }
@@ -149,53 +132,62 @@ class RunWorker : public Napi::AsyncWorker {
 
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
- private:
   Napi::Promise::Deferred deferred_;
+  const char* doing_;
+  std::string code_, message_;
+};
+
+class RunWorker : public PromiseWorker {
+ public:
+  RunWorker(Napi::Env env, std::shared_ptr<Graph> graph, std::vector<Tensor> inputs, bool profile, int repeat)
+      : PromiseWorker(env, "running the graph"), graph_(std::move(graph)), inputs_(std::move(inputs)), profile_(profile), repeat_(repeat) {}
+
+ private:
+  void work() override { outputs_ = graph_->run(inputs_, profile_ ? &profileData_ : nullptr, repeat_); }
+
+  Napi::Value result(Napi::Env env) override {
+    Napi::Array outs = Napi::Array::New(env, outputs_.size());
+    for (size_t i = 0; i < outputs_.size(); ++i) outs.Set((uint32_t)i, JsTensor::Wrap(env, std::move(outputs_[i])));
+    if (profile_) {
+      Napi::Array prof = Napi::Array::New(env, profileData_.size());
+      for (size_t i = 0; i < profileData_.size(); ++i) {
+        Napi::Object p = Napi::Object::New(env);
+        p.Set("op", profileData_[i].op);
+        p.Set("backend", profileData_[i].backend);
+        p.Set("algorithm", profileData_[i].algorithm);
+        p.Set("seconds", profileData_[i].seconds);
+        p.Set("flops", profileData_[i].flops);
+        prof.Set((uint32_t)i, p);
+      }
+      outs.Set("profile", prof);
+    }
+    return outs;
+  }
+
   std::shared_ptr<Graph> graph_;
   std::vector<Tensor> inputs_;
   bool profile_;
   int repeat_;
   std::vector<Tensor> outputs_;
   std::vector<NodeProfile> profileData_;
-  std::string code_, message_;
 };
 
 // Builds a Graph (validation, storage plan) and prepares it (the backends' plans) off the JS thread.
-class CompileWorker : public Napi::AsyncWorker {
+class CompileWorker : public PromiseWorker {
  public:
-  CompileWorker(Napi::Env env, GraphSpec spec, Device device)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), spec_(std::move(spec)), device_(device) {}
-
-  Napi::Promise promise() { return deferred_.Promise(); }
-
-  void Execute() override {
-    captureError(code_, message_, "compiling the graph", [&] {
-      graph_ = std::make_shared<Graph>(std::move(spec_), device_);
-      graph_->prepare();
-    });
-  }
-
-  void OnOK() override {
-    Napi::Env env = Env();
-    if (!code_.empty()) {
-      deferred_.Reject(makeError(env, code_, message_));
-      return;
-    }
-    try {
-      deferred_.Resolve(JsGraph::Wrap(env, std::move(graph_)));
-    } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
-    }
-  }
-
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+  CompileWorker(Napi::Env env, GraphSpec spec, Device device) : PromiseWorker(env, "compiling the graph"), spec_(std::move(spec)), device_(device) {}
 
  private:
-  Napi::Promise::Deferred deferred_;
+  void work() override {
+    graph_ = std::make_shared<Graph>(std::move(spec_), device_);
+    graph_->prepare();
+  }
+
+  Napi::Value result(Napi::Env env) override { return JsGraph::Wrap(env, std::move(graph_)); }
+
   GraphSpec spec_;
   Device device_;
   std::shared_ptr<Graph> graph_;
-  std::string code_, message_;
 };
 
 }  // namespace

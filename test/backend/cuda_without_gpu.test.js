@@ -44,23 +44,29 @@ for (const mode of modes) {
       assert.match(JSON.stringify(c), mode.device);
     });
 
-    it('the op parity suite passes on device cuda', () => {
+    // the op parity suite, its CUDA part run (not skipped), all passing
+    const parityPasses = (extraEnv = {}) => {
       const mocha = require.resolve('mocha/bin/mocha.js');
-      const r = node([mocha, '--no-config', '--timeout', '120000', 'test/graph/parity.test.js']);
+      const r = node([mocha, '--no-config', '--timeout', '120000', 'test/graph/parity.test.js'], extraEnv);
       assert.strictEqual(r.status, 0, r.stdout + r.stderr);
       const cudaPart = r.stdout.slice(r.stdout.indexOf('op parity (cuda)'));
       assert.ok(r.stdout.includes('op parity (cuda)') && !/SKIPPED/.test(cudaPart), r.stdout);
       assert.match(r.stdout, /\d+ passing/);
       assert.doesNotMatch(r.stdout, /failing|pending/);
-    });
+    };
 
-    it('every network golden (golden/, sizes/, controlnet/) passes with --device cuda at its fp16 tolerance', () => {
+    it('the op parity suite passes on device cuda', () => parityPasses());
+
+    // every case of the network golden folders passes with --device cuda (at its fp16 tolerance)
+    const goldensPass = (extraEnv = {}) => {
       const folders = ['golden', 'sizes', 'controlnet'];
-      const r = node(['dist/golden/cli.js', ...folders.map((f) => path.join(fixturesDir, f)), '--device', 'cuda', '--quiet']);
+      const r = node(['dist/golden/cli.js', ...folders.map((f) => path.join(fixturesDir, f)), '--device', 'cuda', '--quiet'], extraEnv);
       assert.strictEqual(r.status, 0, r.stdout + r.stderr);
       const listed = folders.reduce((n, f) => n + Object.keys(JSON.parse(fs.readFileSync(fixture(f, 'index.json'), 'utf8'))).length, 0);
       assert.match(r.stdout, new RegExp(`golden: ${listed} passed, 0 failed`), r.stdout);
-    });
+    };
+
+    it('every network golden (golden/, sizes/, controlnet/) passes with --device cuda at its fp16 tolerance', () => goldensPass());
 
     it('a pipeline on device cuda: LoRA scale changes reach the GPU copies of re-fused weights', () => {
       const script = `
@@ -96,13 +102,7 @@ for (const mode of modes) {
       // run on the CPU backend with the copies planned, the goldens still pass, and it is reported
       const without = { ONESTEP_CUDA_EMULATE_WITHOUT: 'group_norm' };
 
-      it('an op left out of the table runs on the CPU: every network golden still passes', () => {
-        const folders = ['golden', 'sizes', 'controlnet'];
-        const r = node(['dist/golden/cli.js', ...folders.map((f) => path.join(fixturesDir, f)), '--device', 'cuda', '--quiet'], without);
-        assert.strictEqual(r.status, 0, r.stdout + r.stderr);
-        const listed = folders.reduce((n, f) => n + Object.keys(JSON.parse(fs.readFileSync(fixture(f, 'index.json'), 'utf8'))).length, 0);
-        assert.match(r.stdout, new RegExp(`golden: ${listed} passed, 0 failed`), r.stdout);
-      });
+      it('an op left out of the table runs on the CPU: every network golden still passes', () => goldensPass(without));
 
       it('... the same image as with the whole table, and onProgress, the warnings and placements() say which nodes fell back', () => {
         const script = `
@@ -140,14 +140,8 @@ for (const mode of modes) {
         assert.match(part.warnings[0], /\d+ group_norm nodes ran on the CPU \(group_norm is left out/);
       });
 
-      it('the op parity suite passes with ops left out (their nodes placed on the CPU)', () => {
-        const mocha = require.resolve('mocha/bin/mocha.js');
-        const r = node([mocha, '--no-config', '--timeout', '120000', 'test/graph/parity.test.js'], { ONESTEP_CUDA_EMULATE_WITHOUT: 'linear,attention,group_norm,add,scheduler_step' });
-        assert.strictEqual(r.status, 0, r.stdout + r.stderr);
-        assert.ok(r.stdout.includes('op parity (cuda)'), r.stdout);
-        assert.match(r.stdout, /\d+ passing/);
-        assert.doesNotMatch(r.stdout, /failing|pending/);
-      });
+      it('the op parity suite passes with ops left out (their nodes placed on the CPU)', () =>
+        parityPasses({ ONESTEP_CUDA_EMULATE_WITHOUT: 'linear,attention,group_norm,add,scheduler_step' }));
 
       it('placements() name the backend of each node; an unknown op in ONESTEP_CUDA_EMULATE_WITHOUT makes CUDA unusable, naming it', () => {
         const script = `
