@@ -83,7 +83,7 @@ const { CLIPTextModel } = require(path.join(dist, 'models', 'clip', 'text_encode
 const { UNet2DConditionModel } = require(path.join(dist, 'models', 'unet', 'unet.js'));
 const { AutoencoderKL } = require(path.join(dist, 'models', 'vae', 'autoencoder_kl.js'));
 const { AutoencoderTiny } = require(path.join(dist, 'models', 'vae', 'autoencoder_tiny.js'));
-const { makeRandomModel, makeRandomControlNet } = require('./make-random-model.js');
+const { ensureRandomModel, makeRandomControlNet } = require('./make-random-model.js');
 const { ControlNetModel } = require(path.join(dist, 'models', 'controlnet', 'controlnet.js'));
 
 const modelName = opt('model', 'sd_turbo');
@@ -97,16 +97,7 @@ const skip = new Set((opt('skip', '') || '').split(',').filter(Boolean));
 for (const s of skip) if (!STAGES.includes(s)) usage(`--skip takes ${STAGES.join(', ')}, got '${s}'`);
 const cacheDir = path.join(root, '.cache', 'random-models');
 
-function ensureModel(config) {
-  const dir = path.join(cacheDir, config);
-  if (!fs.existsSync(path.join(dir, 'RANDOM_WEIGHTS.txt'))) {
-    console.log(`bench: writing the random-weight ${config} model to ${path.relative(root, dir)} (once; reused by later runs; delete the folder to free the space)`);
-    makeRandomModel({ config, out: dir, log: (l) => console.log(l) });
-  } else {
-    console.log(`bench: reusing ${path.relative(root, dir)}`);
-  }
-  return dir;
-}
+const ensureModel = (config) => ensureRandomModel(config, cacheDir, (l) => console.log(`bench: ${l.replace(root + path.sep, '')}`));
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 

@@ -167,7 +167,22 @@ function makeRandomModel({ config, base, out, seed = 0, dtype = 'F16', configsDi
   return components;
 }
 
-module.exports = { makeRandomModel, makeRandomControlNet };
+/**
+ * The benchmarks' random-weight model `config` under `cacheDir` (written once, then reused; delete
+ * the folder to free the space). Returns its folder.
+ */
+function ensureRandomModel(config, cacheDir, log = console.log) {
+  const dir = path.join(cacheDir, config);
+  if (!fs.existsSync(path.join(dir, 'RANDOM_WEIGHTS.txt'))) {
+    log(`writing the random-weight ${config} model to ${dir} (once; reused by later runs; delete the folder to free the space)`);
+    makeRandomModel({ config, out: dir, log });
+  } else {
+    log(`reusing ${dir}`);
+  }
+  return dir;
+}
+
+module.exports = { makeRandomModel, makeRandomControlNet, ensureRandomModel };
 
 if (require.main === module) {
   const args = process.argv.slice(2);
