@@ -55,6 +55,39 @@ CpuStep planConv2d(const GraphSpec& spec, const GraphNode& n) {
   return s;
 }
 
+// linear on a constant weight: packed once in the micro-kernel's layout (a derived form, shared by
+// every graph using the weight), where the kernel reads that form (gemmPrepackDtype)
+CpuStep planLinear(const GraphSpec& spec, const GraphNode& n) {
+  CpuStep s;
+  s.kernel = cpuKernel(n.op);
+  s.algorithm = "gemm";
+  const GraphValue& w = spec.values[n.inputs[1]];
+  static const bool enabled = [] {
+    const char* e = std::getenv("ONESTEP_GEMM_PREPACK");
+    return !(e && std::strcmp(e, "0") == 0);
+  }();
+  const DType as = gemmPrepackDtype(w.dtype);
+  if (!enabled || w.kind != ValueKind::Const || as == DType::I64) return s;
+  const int64_t N = w.shape[0], K = w.shape[1];
+  const int kernel = gemmPrepackKernel();
+  const std::string form = std::string("gemm_prepacked_") + std::to_string(kernel) + "_" + dtypeName(as);
+  s.replaced.resize(n.inputs.size());
+  s.replaced[1] = derivedConstant(spec.consts[w.constIndex], form.c_str(), [&](const Tensor& t) {
+    Tensor out = Tensor::uninitialized(as, Shape{(int64_t)gemmPrepackElems(K, N)});
+    GemmB b;
+    b.data = t.data();
+    b.dtype = t.dtype();
+    b.ld = K;
+    b.nk = true;
+    gemmPrepackB(b, K, N, as, out.mutableData());
+    t.releaseMappedPages();  // the checkpoint's layout is not read again by this form
+    return out;
+  });
+  s.packedB = PrepackedB{s.replaced[1]->data(), as, K, N, kernel};
+  s.algorithm = "gemm_prepacked";
+  return s;
+}
+
 }  // namespace
 
 WinogradPolicy winogradPolicy() { return (WinogradPolicy)gPolicy.load(); }
@@ -65,9 +98,10 @@ CpuPlan::CpuPlan(const GraphSpec& spec, const std::vector<size_t>& nodes) : step
     const GraphNode& n = spec.nodes[i];
     if (n.op == Op::Conv2d) {
       steps_[i] = planConv2d(spec, n);
+    } else if (n.op == Op::Linear) {
+      steps_[i] = planLinear(spec, n);
     } else {
       steps_[i].kernel = cpuKernel(n.op);
-      steps_[i].algorithm = n.op == Op::Linear ? "gemm" : "";
     }
   }
 }
@@ -76,6 +110,10 @@ void CpuPlan::run(size_t node, const GraphSpec& spec, std::vector<TensorRef>& in
   const CpuStep& s = steps_[node];
   for (size_t k = 0; k < s.replaced.size(); ++k)
     if (s.replaced[k]) in[k] = TensorRef{const_cast<uint8_t*>(s.replaced[k]->data()), s.replaced[k]->dtype(), &s.replaced[k]->shape()};
+  if (s.packedB.data) {
+    cpuLinearPrepacked(spec.nodes[node], in, out, s.packedB);
+    return;
+  }
   if (s.relayoutWeight) {
     // a kernel computed by the graph: this run's values, relaid out (uncached: they change)
     Tensor t = relayoutConvKernel(in[1].data, in[1].dtype, *in[1].shape);

@@ -3,7 +3,9 @@
 //   conv2d  Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions large enough to pay off (policy
 //           below), else a GEMM: pointwise for 1x1 / stride 1 / unpadded, implicit GEMM otherwise
 //           (the receptive field gathered while packing), on the kernel relaid out as [Co, kh, kw, Ci]
-//   linear  packed GEMM on the weight as stored (F32 / F16 / BF16, converted while packing)
+//   linear  GEMM on the weight packed once at plan time in the micro-kernel's layout (F16 weights
+//           stay F16, converted in registers; ONESTEP_GEMM_PREPACK=0 turns it off), else packed per
+//           call (BF16 weights, or F16 ones where the kernel has no half-precision variant)
 //   others  their one kernel
 #pragma once
 
@@ -13,6 +15,7 @@
 
 #include "../graph/graph.h"
 #include "../graph/kernels.h"
+#include "gemm.h"
 
 namespace onestep {
 
@@ -31,6 +34,7 @@ struct CpuStep {
   // by input index: the derived constant the kernel reads instead of the graph's value (or null)
   std::vector<std::shared_ptr<const Tensor>> replaced;
   bool relayoutWeight = false;  // conv2d by GEMM on a computed (non-constant) kernel: relaid out per run
+  PrepackedB packedB;           // linear on a weight packed at plan time (packedB.data set; kept alive by `replaced`)
 };
 
 class CpuPlan {

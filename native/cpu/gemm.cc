@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <new>
 #include <string>
@@ -157,18 +158,28 @@ void applyEpilogue(const GemmEpilogue& ep, float* c, int64_t ldc, int64_t m0, in
 // ---- portable micro-kernel ------------------------------------------------------------------
 constexpr int kGenMR = 4;
 constexpr int kGenNR = 16;
-void microGeneric(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, bool accumulate) {
+inline float panelValue(const float* p, int64_t i) { return p[i]; }
+inline float panelValue(const uint16_t* p, int64_t i) { return halfToFloat(p[i]); }
+template <typename BT>
+void microGenericT(int64_t kc, const float* ap, const BT* bp, float* c, int64_t ldc, bool accumulate) {
   float acc[kGenMR][kGenNR] = {};
   for (int64_t k = 0; k < kc; ++k) {
     const float* a = ap + k * kGenMR;
-    const float* b = bp + k * kGenNR;
+    float b[kGenNR];
+    for (int j = 0; j < kGenNR; ++j) b[j] = panelValue(bp, k * kGenNR + j);
     for (int i = 0; i < kGenMR; ++i)
       for (int j = 0; j < kGenNR; ++j) acc[i][j] += a[i] * b[j];
   }
   for (int i = 0; i < kGenMR; ++i)
     for (int j = 0; j < kGenNR; ++j) c[i * ldc + j] = accumulate ? c[i * ldc + j] + acc[i][j] : acc[i][j];
 }
-const GemmKernel kGeneric = {"generic", kGenMR, kGenNR, 256, 64, microGeneric, nullptr, nullptr};
+void microGeneric(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, bool accumulate) {
+  microGenericT(kc, ap, bp, c, ldc, accumulate);
+}
+void microGenericH(int64_t kc, const float* ap, const uint16_t* bp, float* c, int64_t ldc, bool accumulate) {
+  microGenericT(kc, ap, bp, c, ldc, accumulate);
+}
+const GemmKernel kGeneric = {"generic", kGenMR, kGenNR, 256, 64, microGeneric, microGenericH, nullptr, nullptr, nullptr};
 
 std::atomic<const GemmKernel*> gKernel{nullptr};
 
@@ -188,7 +199,15 @@ const GemmKernel* pickKernel() {
 }
 
 // Runs the micro-kernels over rows [m0, m0+mc) and B panels [p0, p1) of one packed depth block.
-void computeBlock(const GemmKernel& kr, const float* ap, const float* bp, int64_t kc, int64_t m0, int64_t mc,
+inline void microOf(const GemmKernel& kr, int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, bool acc) {
+  kr.micro(kc, ap, bp, c, ldc, acc);
+}
+inline void microOf(const GemmKernel& kr, int64_t kc, const float* ap, const uint16_t* bp, float* c, int64_t ldc, bool acc) {
+  kr.microH(kc, ap, bp, c, ldc, acc);
+}
+
+template <typename BT>
+void computeBlock(const GemmKernel& kr, const float* ap, const BT* bp, int64_t kc, int64_t m0, int64_t mc,
                   int64_t n0, int64_t ncur, int64_t p0, int64_t p1, float* C, int64_t ldc, bool first, bool last,
                   const GemmEpilogue& ep) {
   const int mr = kr.mr, nr = kr.nr;
@@ -200,11 +219,11 @@ void computeBlock(const GemmKernel& kr, const float* ap, const float* bp, int64_
       const int64_t i = ip * mr, h = std::min<int64_t>(mr, mc - i);
       float* c = C + (m0 + i) * ldc + n0 + j;
       if (h == mr && w == nr) {
-        kr.micro(kc, ap + ip * kc * mr, bp + jp * kc * nr, c, ldc, !first);
+        microOf(kr, kc, ap + ip * kc * mr, bp + jp * kc * nr, c, ldc, !first);
       } else {
         if (!first)
           for (int64_t r = 0; r < h; ++r) std::memcpy(edge + r * nr, c + r * ldc, w * sizeof(float));
-        kr.micro(kc, ap + ip * kc * mr, bp + jp * kc * nr, edge, nr, !first);
+        microOf(kr, kc, ap + ip * kc * mr, bp + jp * kc * nr, edge, nr, !first);
         for (int64_t r = 0; r < h; ++r) std::memcpy(c + r * ldc, edge + r * nr, w * sizeof(float));
       }
       if (last) applyEpilogue(ep, c, ldc, m0 + i, n0 + j, h, w);
@@ -257,6 +276,128 @@ void gemmPackedB(int64_t M, int64_t N, int64_t K, const GemmA& A, const float* p
       computeBlock(kr, ap, packedB + k0 * panels * kr.nr, kc, m0, mcur, 0, N, 0, panels, C, ldc, k0 == 0, k0 + kc >= K, ep);
     }
   }
+}
+
+namespace {
+const GemmKernel* kernelById(int id) {
+  const GemmKernel* k = id == 2 ? gemmKernelAvx512() : id == 1 ? gemmKernelAvx2() : &kGeneric;
+  check(k != nullptr, "ERR_ONESTEP_INTERNAL", "gemm: weights packed for a kernel this build lacks");
+  return k;
+}
+}  // namespace
+
+int gemmPrepackKernel() {
+  const GemmKernel* k = pickKernel();
+  return k == gemmKernelAvx512() ? 2 : k == gemmKernelAvx2() ? 1 : 0;
+}
+
+DType gemmPrepackDtype(DType weight) {
+  if (weight == DType::F32) return DType::F32;
+  if (weight == DType::F16 && pickKernel()->microH) return DType::F16;
+  return DType::I64;
+}
+
+size_t gemmPrepackElems(int64_t K, int64_t N) { return gemmPackedBSize(K, N); }
+
+void gemmPrepackB(const GemmB& B, int64_t K, int64_t N, DType as, void* out) {
+  const GemmKernel& kr = *pickKernel();
+  const int nr = kr.nr;
+  const int64_t panels = (N + nr - 1) / nr, blocks = (std::max<int64_t>(K, 1) + kr.kc - 1) / kr.kc;
+  check(as == DType::F32 || (as == DType::F16 && B.dtype == DType::F16 && kr.microH), "ERR_ONESTEP_INTERNAL", "gemm: cannot prepack ",
+        dtypeName(B.dtype), " weights as ", dtypeName(as));
+  ThreadPool::global().parallelFor(blocks * panels, 1, [&](int64_t begin, int64_t end, int) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t k0 = (t / panels) * kr.kc, p = t % panels;
+      const int64_t kc = std::min<int64_t>(kr.kc, K - k0), w = std::min<int64_t>(nr, N - p * nr);
+      const int64_t at = k0 * panels * nr + p * kc * nr;
+      if (as == DType::F32) {
+        packB(kr, B, k0, kc, p * nr, w, static_cast<float*>(out) + at);
+        continue;
+      }
+      // F16 panels: the weight's own half values, transposed into the panel layout
+      const uint16_t* src = static_cast<const uint16_t*>(B.data);
+      uint16_t* dst = static_cast<uint16_t*>(out) + at;
+      if (B.nk && kr.packBnkH) {
+        kr.packBnkH(src + p * nr * B.ld + k0, B.ld, w, kc, dst);
+        continue;
+      }
+      for (int64_t j = 0; j < nr; ++j) {  // a row of the [N][K] weight at a time: read in order
+        const int64_t n = p * nr + j;
+        if (j >= w) {
+          for (int64_t k = 0; k < kc; ++k) dst[k * nr + j] = 0;
+        } else if (B.nk) {
+          const uint16_t* row = src + n * B.ld + k0;
+          for (int64_t k = 0; k < kc; ++k) dst[k * nr + j] = row[k];
+        } else {
+          for (int64_t k = 0; k < kc; ++k) dst[k * nr + j] = src[(k0 + k) * B.ld + n];
+        }
+      }
+    }
+  });
+}
+
+void gemmPrepacked(int64_t M, const GemmA& A, const PrepackedB& B, float* C, int64_t ldc, const GemmEpilogue& ep, bool parallel) {
+  const int64_t N = B.N, K = B.K;
+  if (M <= 0 || N <= 0) return;
+  check(!ep.accumulate, "ERR_ONESTEP_INTERNAL", "gemmPrepacked: accumulate is not supported");
+  const GemmKernel& kr = *kernelById(B.kernel);
+  check(B.dtype == DType::F32 || (B.dtype == DType::F16 && kr.microH), "ERR_ONESTEP_INTERNAL", "gemmPrepacked: bad panel dtype");
+  if (K == 0) {
+    for (int64_t i = 0; i < M; ++i) {
+      std::memset(C + i * ldc, 0, N * sizeof(float));
+      applyEpilogue(ep, C + i * ldc, ldc, i, 0, 1, N);
+    }
+    return;
+  }
+  ThreadPool& pool = ThreadPool::global();
+  const int threads = parallel ? pool.size() : 1;
+  const int mr = kr.mr, nr = kr.nr;
+  const int64_t panels = (N + nr - 1) / nr;
+  // one task: rows [m0, m0+mcur) x panels [p0, p1) over the depth blocks [kb0, kb1)
+  auto task = [&](int64_t m0, int64_t mcur, int64_t p0, int64_t p1, int64_t kb0, int64_t kb1) {
+    for (int64_t kb = kb0; kb < kb1; ++kb) {
+      const int64_t k0 = kb * kr.kc, kc = std::min<int64_t>(kr.kc, K - k0);
+      float* ap = tPackA.get((size_t)(((mcur + mr - 1) / mr) * mr * kc));
+      packA(kr, A, m0, mcur, k0, kc, ap);
+      const int64_t at = k0 * panels * nr;
+      if (B.dtype == DType::F16)
+        computeBlock(kr, ap, static_cast<const uint16_t*>(B.data) + at, kc, m0, mcur, 0, N, p0, p1, C, ldc, k0 == 0, k0 + kc >= K, ep);
+      else
+        computeBlock(kr, ap, static_cast<const float*>(B.data) + at, kc, m0, mcur, 0, N, p0, p1, C, ldc, k0 == 0, k0 + kc >= K, ep);
+    }
+  };
+  const int64_t blocks = (K + kr.kc - 1) / kr.kc;
+  auto run = [&](int64_t n, const std::function<void(int64_t, int64_t, int)>& f) {
+    if (threads > 1) pool.parallelFor(n, 1, f);
+    else f(0, n, 0);
+  };
+  if (M <= kr.mc) {
+    // few rows (a text encoder's 77): one row block, threads split the panels (each reads its own
+    // part of B) and run every depth block themselves: one pass, no barrier between blocks
+    const int64_t mc = (M + mr - 1) / mr * mr;
+    const int64_t chunks = std::min<int64_t>(panels, 4 * threads);
+    run(chunks, [&](int64_t begin, int64_t end, int) {
+      for (int64_t ch = begin; ch < end; ++ch) {
+        const int64_t p0 = panels * ch / chunks, p1 = panels * (ch + 1) / chunks;
+        if (p1 > p0) task(0, std::min(mc, M), p0, p1, 0, blocks);
+      }
+    });
+    return;
+  }
+  // many rows: depth block by depth block, the block's panels shared by all row blocks (as gemm()
+  // with its packing pass gone)
+  int64_t mc = kr.mc;
+  if (threads > 1 && (M + mc - 1) / mc < threads) mc = std::max<int64_t>(mr, ((M + threads - 1) / threads + mr - 1) / mr * mr);
+  const int64_t mBlocks = (M + mc - 1) / mc;
+  const int64_t chunks = std::min<int64_t>(panels, std::max<int64_t>(1, (2 * threads + mBlocks - 1) / mBlocks));
+  for (int64_t kb = 0; kb < blocks; ++kb)
+    run(mBlocks * chunks, [&](int64_t begin, int64_t end, int) {
+      for (int64_t t = begin; t < end; ++t) {
+        const int64_t ib = t / chunks, ch = t % chunks;
+        const int64_t m0 = ib * mc, p0 = panels * ch / chunks, p1 = panels * (ch + 1) / chunks;
+        if (p1 > p0) task(m0, std::min(mc, M - m0), p0, p1, kb, kb + 1);
+      }
+    });
 }
 
 int64_t gemmRowBlock() { return 4 * pickKernel()->mr; }

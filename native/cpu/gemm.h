@@ -62,6 +62,28 @@ void gemmPackB(const GemmB& B, int64_t K, int64_t N, float* out);
 // C = epilogue(alpha * A * B) with B from gemmPackB; single-threaded.
 void gemmPackedB(int64_t M, int64_t N, int64_t K, const GemmA& A, const float* packedB, float* C, int64_t ldc,
                  const GemmEpilogue& ep);
+// ---- B packed once, at plan time (a weight) --------------------------------------------------
+// The layout of the kernel in use (kc-deep blocks of nr-wide panels, as gemmPackB), stored as F16
+// for F16 weights where the kernel has a half-precision micro-kernel (the panels converted in
+// registers: the weight's own bytes, read once per product, never re-packed), else as F32.
+struct PrepackedB {
+  const void* data = nullptr;
+  DType dtype = DType::F32;  // of the panels: F32 or F16
+  int64_t K = 0, N = 0;
+  int kernel = 0;            // the micro-kernel it was packed for (gemmPrepackKernel)
+};
+// The panels' dtype for a weight of `weight` dtype, or DType::I64 where prepacking does not pay
+// (BF16 weights, or F16 ones on a kernel without a half-precision variant: packed per call).
+DType gemmPrepackDtype(DType weight);
+// The kernel in use, as PrepackedB::kernel.
+int gemmPrepackKernel();
+// Elements (of the panels' dtype) of B [K x N] prepacked.
+size_t gemmPrepackElems(int64_t K, int64_t N);
+// Packs B for the kernel in use into `out` (gemmPrepackElems elements of `as`), in parallel.
+void gemmPrepackB(const GemmB& B, int64_t K, int64_t N, DType as, void* out);
+// C = epilogue(A * B) with a prepacked B (ep.accumulate unsupported); one parallel pass.
+void gemmPrepacked(int64_t M, const GemmA& A, const PrepackedB& B, float* C, int64_t ldc, const GemmEpilogue& ep, bool parallel = true);
+
 // Rows per block that suit the micro-kernel in use (a multiple of its MR).
 int64_t gemmRowBlock();
 
@@ -80,12 +102,16 @@ struct GemmKernel {
   int kc;  // depth of one packed block
   int mc;  // rows of A per packed block (a multiple of mr)
   void (*micro)(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, bool accumulate);
+  // The same with F16 B panels (nullptr: none; then F16 weights are packed per call).
+  void (*microH)(int64_t kc, const float* ap, const uint16_t* bp, float* c, int64_t ldc, bool accumulate);
   // Optional SIMD packing (nullptr = portable loops):
   // dst[k * mr + i] = rows[i][k] for i < h (zero for h <= i < mr, and for a null row), k < run.
   void (*packRows)(const float* const* rows, int64_t h, int64_t run, float* dst);
   // One B panel from [N][K] storage: dst[k * nr + j] = B[j][k] for j < w (zero beyond), k < kc;
   // `b` points at row 0, column k0, rows `ld` elements apart.
   void (*packBnk)(const void* b, DType dtype, int64_t ld, int64_t w, int64_t kc, float* dst);
+  // The same from F16 storage into an F16 panel (prepacking; nullptr = portable loops).
+  void (*packBnkH)(const uint16_t* b, int64_t ld, int64_t w, int64_t kc, uint16_t* dst);
 };
 
 const GemmKernel* gemmKernelGeneric();

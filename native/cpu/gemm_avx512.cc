@@ -31,7 +31,12 @@ constexpr int NR = 32;
     c##i##1 = _mm512_fmadd_ps(x, b1, c##i##1);      \
   }
 
-void microAvx512(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, bool accumulate) {
+inline __m512 loadPanel(const float* p) { return _mm512_load_ps(p); }
+inline __m512 loadPanel(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+
+// B panels in F32, or F16 converted in registers (the weight's own precision: exact)
+template <typename BT>
+void microAvx512T(int64_t kc, const float* ap, const BT* bp, float* c, int64_t ldc, bool accumulate) {
   __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps(), c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
   __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps(), c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps();
   __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps(), c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();
@@ -40,8 +45,8 @@ void microAvx512(int64_t kc, const float* ap, const float* bp, float* c, int64_t
   __m512 c100 = _mm512_setzero_ps(), c101 = _mm512_setzero_ps(), c110 = _mm512_setzero_ps(), c111 = _mm512_setzero_ps();
   __m512 c120 = _mm512_setzero_ps(), c121 = _mm512_setzero_ps(), c130 = _mm512_setzero_ps(), c131 = _mm512_setzero_ps();
   for (int64_t k = 0; k < kc; ++k) {
-    const __m512 b0 = _mm512_load_ps(bp + k * NR);
-    const __m512 b1 = _mm512_load_ps(bp + k * NR + 16);
+    const __m512 b0 = loadPanel(bp + k * NR);
+    const __m512 b1 = loadPanel(bp + k * NR + 16);
     const float* a = ap + k * MR;
     _mm_prefetch(reinterpret_cast<const char*>(bp + (k + 8) * NR), _MM_HINT_T0);
     ONESTEP_ROW(0) ONESTEP_ROW(1) ONESTEP_ROW(2) ONESTEP_ROW(3) ONESTEP_ROW(4) ONESTEP_ROW(5) ONESTEP_ROW(6)
@@ -60,6 +65,13 @@ void microAvx512(int64_t kc, const float* ap, const float* bp, float* c, int64_t
   }
 }
 #undef ONESTEP_ROW
+
+void microAvx512(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, bool accumulate) {
+  microAvx512T(kc, ap, bp, c, ldc, accumulate);
+}
+void microAvx512H(int64_t kc, const float* ap, const uint16_t* bp, float* c, int64_t ldc, bool accumulate) {
+  microAvx512T(kc, ap, bp, c, ldc, accumulate);
+}
 
 // In-register 16 x 16 transpose: r[c] lane l <- r[l] lane c.
 inline void transpose16(__m512 r[16]) {
@@ -128,7 +140,26 @@ void packBnkAvx512(const void* b, DType dt, int64_t ld, int64_t w, int64_t kc, f
   }
 }
 
-const GemmKernel kAvx512 = {"avx512", MR, NR, 384, 112, microAvx512, packRowsAvx512, packBnkAvx512};
+// One 32-column F16 panel from F16 [N][K] storage: transposed as floats, stored back as halves
+// (exact: every value came from a half).
+void packBnkHAvx512(const uint16_t* b, int64_t ld, int64_t w, int64_t kc, uint16_t* dst) {
+  __m512 r[16];
+  for (int half = 0; half < 2; ++half) {
+    for (int64_t k = 0; k < kc; k += 16) {
+      const int64_t n = std::min<int64_t>(16, kc - k);
+      const __mmask16 m = (__mmask16)((1u << n) - 1);
+      for (int j = 0; j < 16; ++j) {
+        const int64_t col = half * 16 + j;
+        r[j] = col < w ? load16(b + col * ld + k, DType::F16, m) : _mm512_setzero_ps();
+      }
+      transpose16(r);
+      for (int64_t kk = 0; kk < n; ++kk)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + (k + kk) * NR + half * 16), _mm512_cvtps_ph(r[kk], _MM_FROUND_TO_NEAREST_INT));
+    }
+  }
+}
+
+const GemmKernel kAvx512 = {"avx512", MR, NR, 384, 112, microAvx512, microAvx512H, packRowsAvx512, packBnkAvx512, packBnkHAvx512};
 
 }  // namespace
 

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "../graph/graph.h"
+#include "gemm.h"
 
 namespace onestep {
 
@@ -15,5 +16,7 @@ ONESTEP_OP_TABLE(ONESTEP_CPU_KERNEL_DECL)
 // conv2d by Winograd F(2x2, 3x3) (an algorithm the CPU plan picks, cpu_backend.cc): in[1] is the
 // transformed kernel u [16, Co, Ci] (F32, winogradWeight); stride 1, 3x3 only.
 void cpuConv2dWinograd(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out);
+// linear with its weight prepacked by the CPU plan (in[1] is not read)
+void cpuLinearPrepacked(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out, const PrepackedB& w);
 
 }  // namespace onestep

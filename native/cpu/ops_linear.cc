@@ -5,6 +5,19 @@
 
 namespace onestep {
 
+namespace {
+GemmEpilogue linearEpilogue(const GraphNode& node, const std::vector<TensorRef>& in, int64_t N) {
+  GemmEpilogue ep;
+  ep.bias = in.size() > 2 ? static_cast<const float*>(in[2].data) : nullptr;
+  ep.act = node.attrsAs<LinearAttrs>().act;
+  if (in.size() > 3 && in[3].data) {
+    ep.residual = static_cast<const float*>(in[3].data);
+    ep.ldr = N;
+  }
+  return ep;
+}
+}  // namespace
+
 void cpuLinear(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out) {
   const Shape& w = *in[1].shape;
   const int64_t N = w[0], K = w[1];
@@ -14,14 +27,14 @@ void cpuLinear(const GraphNode& node, const std::vector<TensorRef>& in, const Te
   b.dtype = in[1].dtype;
   b.ld = K;
   b.nk = true;
-  GemmEpilogue ep;
-  ep.bias = in.size() > 2 ? static_cast<const float*>(in[2].data) : nullptr;
-  ep.act = node.attrsAs<LinearAttrs>().act;
-  if (in.size() > 3 && in[3].data) {
-    ep.residual = static_cast<const float*>(in[3].data);
-    ep.ldr = N;
-  }
-  gemm(M, N, K, static_cast<const float*>(in[0].data), K, b, static_cast<float*>(out.data), N, ep);
+  gemm(M, N, K, static_cast<const float*>(in[0].data), K, b, static_cast<float*>(out.data), N, linearEpilogue(node, in, N));
+}
+
+void cpuLinearPrepacked(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out, const PrepackedB& w) {
+  GemmA a;
+  a.data = static_cast<const float*>(in[0].data);
+  a.ld = w.K;
+  gemmPrepacked(out.numel() / w.N, a, w, static_cast<float*>(out.data), w.N, linearEpilogue(node, in, w.N));
 }
 
 void cpuConv2d(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out) {

@@ -99,13 +99,20 @@ for (const backend of backends) {
   describe(`op parity (${backend})`, () => {
     for (const [dtype, tol] of [['F32', 1e-5], ['F16', 1e-5], ['BF16', 1e-5]]) {
       opCase('linear', `linear, ${dtype} weights, bias, act, residual, odd sizes`, async () => {
-        for (const [M, K, N, act] of [[1, 8, 3, Act.None], [37, 50, 45, Act.Gelu], [77, 64, 33, Act.QuickGelu], [130, 300, 70, Act.Silu]]) {
+        // few rows and many (the prepacked GEMM's two schedules), depths over several packed blocks
+        for (const [M, K, N, act] of [[1, 8, 3, Act.None], [37, 50, 45, Act.Gelu], [77, 64, 33, Act.QuickGelu], [130, 300, 70, Act.Silu],
+          [20, 900, 100, Act.None], [260, 1000, 50, Act.Relu]]) {
           const x = X([M, K]);
           const w = weight(dtype, [N, K]);
           const b = weight('F32', [N]);
           const r = X([M, N]);
-          const { y } = await run1On((g, v) => g.linear(v.x, w.t, b.t, { act, residual: v.r }), { x, r });
+          const { y, placements } = await run1On((g, v) => g.linear(v.x, w.t, b.t, { act, residual: v.r }), { x, r });
           check(`linear ${M}x${K}x${N}`, y, ref.linear(x.data, x.shape, w.v, w.shape, b.v, act, r.data), tolFor(backend, tol, true));
+          // the CPU packs F32 weights, and F16 ones where its micro-kernel reads half panels, once at plan time
+          if (backend === 'cpu') {
+            const prepacked = dtype === 'F32' || (dtype === 'F16' && addon().gemmInfo().kernel !== 'avx2');
+            assert.strictEqual(placements[0].algorithm, prepacked ? 'gemm_prepacked' : 'gemm');
+          }
         }
       });
     }
