@@ -121,8 +121,10 @@ inline __m512 load16(const void* p, DType dt, __mmask16 m) {
   }
 }
 
-// One 32-column B panel from [N][K] storage (F32, F16 or BF16), converted and transposed.
-void packBnkAvx512(const void* b, DType dt, int64_t ld, int64_t w, int64_t kc, float* dst) {
+// One 32-column B panel from [N][K] storage (F32, F16 or BF16), converted to float and transposed
+// 16 x 16 at a time; put(k, half, v) stores row k's half (16 columns).
+template <typename Put>
+void transposePanel(const void* b, DType dt, int64_t ld, int64_t w, int64_t kc, Put put) {
   const int64_t es = dt == DType::F32 ? 4 : 2;
   const uint8_t* base = static_cast<const uint8_t*>(b);
   __m512 r[16];
@@ -135,28 +137,20 @@ void packBnkAvx512(const void* b, DType dt, int64_t ld, int64_t w, int64_t kc, f
         r[j] = col < w ? load16(base + (col * ld + k) * es, dt, m) : _mm512_setzero_ps();
       }
       transpose16(r);
-      for (int64_t kk = 0; kk < n; ++kk) _mm512_store_ps(dst + (k + kk) * NR + half * 16, r[kk]);
+      for (int64_t kk = 0; kk < n; ++kk) put(k + kk, half, r[kk]);
     }
   }
 }
 
-// One 32-column F16 panel from F16 [N][K] storage: transposed as floats, stored back as halves
-// (exact: every value came from a half).
+void packBnkAvx512(const void* b, DType dt, int64_t ld, int64_t w, int64_t kc, float* dst) {
+  transposePanel(b, dt, ld, w, kc, [&](int64_t k, int half, __m512 v) { _mm512_store_ps(dst + k * NR + half * 16, v); });
+}
+
+// F16 storage into an F16 panel: stored back as halves (exact: every value came from a half)
 void packBnkHAvx512(const uint16_t* b, int64_t ld, int64_t w, int64_t kc, uint16_t* dst) {
-  __m512 r[16];
-  for (int half = 0; half < 2; ++half) {
-    for (int64_t k = 0; k < kc; k += 16) {
-      const int64_t n = std::min<int64_t>(16, kc - k);
-      const __mmask16 m = (__mmask16)((1u << n) - 1);
-      for (int j = 0; j < 16; ++j) {
-        const int64_t col = half * 16 + j;
-        r[j] = col < w ? load16(b + col * ld + k, DType::F16, m) : _mm512_setzero_ps();
-      }
-      transpose16(r);
-      for (int64_t kk = 0; kk < n; ++kk)
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + (k + kk) * NR + half * 16), _mm512_cvtps_ph(r[kk], _MM_FROUND_TO_NEAREST_INT));
-    }
-  }
+  transposePanel(b, DType::F16, ld, w, kc, [&](int64_t k, int half, __m512 v) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + k * NR + half * 16), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+  });
 }
 
 const GemmKernel kAvx512 = {"avx512", MR, NR, 384, 112, microAvx512, microAvx512H, packRowsAvx512, packBnkAvx512, packBnkHAvx512};
