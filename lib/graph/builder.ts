@@ -364,6 +364,8 @@ export interface RunProfileEntry {
   algorithm: string;
   seconds: number;
   flops: number;
+  /** CPU time of the process (all threads) while it ran, on the CPU backend: cpuSeconds / seconds is how many cores it kept busy */
+  cpuSeconds?: number;
 }
 
 /** Where and how a node runs. */

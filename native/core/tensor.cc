@@ -21,18 +21,41 @@ namespace {
 constexpr int64_t kMaxSafeInteger = (int64_t(1) << 53) - 1;
 
 struct AlignedBlock {
-  void* ptr;
+  void* ptr = nullptr;
+  size_t mapped = 0;  // bytes mapped directly (large blocks), else 0
   explicit AlignedBlock(size_t bytes, bool zero = true) {
     const size_t rounded = ((bytes + 63) / 64) * 64;
-    // No transparent-huge-page advice: where the kernel's THP defrag mode is "madvise" (common),
-    // first touch of an advised block compacts memory synchronously, which migrates other pages
-    // of the process (the JS thread's heap among them) and stalled the event loop for 20-120 ms
-    // while a real-size UNet's weight forms were made; without it the first (cold) UNet run is
-    // 0.8-1.5 s faster and warm runs are the same (docs/PERFORMANCE.md).
+#ifndef _WIN32
+    // Large blocks (weights' derived forms, fused weights) are mapped from the OS and unmapped when
+    // freed. Through malloc, glibc's dynamic mmap threshold serves them from its heaps after the
+    // first large free, and a released model's 1.4 GB of packed weights stayed resident.
+    // No transparent-huge-page advice: where the THP defrag mode is "madvise" (common), first
+    // touch of an advised block compacts memory synchronously, which migrates other pages of the
+    // process (the JS thread's heap among them): it stalled the event loop for 20-120 ms while a
+    // real-size UNet's weight forms were made, and the cold UNet run was 0.8-1.5 s slower.
+    if (rounded >= kMapped) {
+      void* p = mmap(nullptr, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) throw std::bad_alloc();
+      ptr = p;
+      mapped = rounded;
+      return;  // anonymous pages read as zeros
+    }
+#endif
     ptr = alignedAlloc(64, rounded);
     if (zero) std::memset(ptr, 0, rounded ? rounded : 64);
   }
-  ~AlignedBlock() { alignedFree(ptr); }
+  ~AlignedBlock() {
+#ifndef _WIN32
+    if (mapped) {
+      munmap(ptr, mapped);
+      return;
+    }
+#endif
+    alignedFree(ptr);
+  }
+  AlignedBlock(const AlignedBlock&) = delete;
+  AlignedBlock& operator=(const AlignedBlock&) = delete;
+  static constexpr size_t kMapped = size_t(1) << 20;
 };
 }  // namespace
 

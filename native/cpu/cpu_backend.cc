@@ -33,6 +33,51 @@ bool useWinograd(const GraphSpec& spec, const GraphNode& n) {
   return w[0] >= 32 && w[1] >= 32 && pixels >= 64 * 64;
 }
 
+bool prepackEnabled() {
+  static const bool enabled = [] {
+    const char* e = std::getenv("ONESTEP_GEMM_PREPACK");
+    return !(e && std::strcmp(e, "0") == 0);
+  }();
+  return enabled;
+}
+
+// A constant GEMM weight [N][K] packed once in the micro-kernel's layout (a derived form, shared by
+// every graph using the weight), where the kernel reads that form (gemmPrepackDtype); `matrix`
+// makes the [N][K] matrix from the weight (conv kernels: relaid out as [Co, kh, kw, Ci]).
+bool prepack(CpuStep& s, const Tensor& src, int64_t N, int64_t K, const char* what, Tensor (*matrix)(const Tensor&)) {
+  const DType as = gemmPrepackDtype(src.dtype());
+  if (!prepackEnabled() || as == DType::I64) return false;
+  const int kernel = gemmPrepackKernel();
+  const std::string form = std::string("gemm_prepacked_") + what + "_" + std::to_string(kernel) + "_" + dtypeName(as);
+  s.replaced[1] = derivedConstant(src, form.c_str(), [&](const Tensor& t) {
+    const Tensor m = matrix ? matrix(t) : t;
+    Tensor out = Tensor::uninitialized(as, Shape{(int64_t)gemmPrepackElems(K, N)});
+    GemmB b;
+    b.data = m.data();
+    b.dtype = m.dtype();
+    b.ld = K;
+    b.nk = true;
+    gemmPrepackB(b, K, N, as, out.mutableData());
+    t.releaseMappedPages();  // the checkpoint's layout is not read again by this form
+    return out;
+  });
+  s.packedB = PrepackedB{s.replaced[1]->data(), as, K, N, kernel};
+  return true;
+}
+
+Tensor ohwi(const Tensor& t) { return relayoutConvKernel(t.data(), t.dtype(), t.shape()); }
+
+CpuStep planLinear(const GraphSpec& spec, const GraphNode& n) {
+  CpuStep s;
+  s.kernel = cpuKernel(n.op);
+  s.algorithm = "gemm";
+  const GraphValue& w = spec.values[n.inputs[1]];
+  if (w.kind != ValueKind::Const) return s;
+  s.replaced.resize(n.inputs.size());
+  if (prepack(s, spec.consts[w.constIndex], w.shape[0], w.shape[1], "linear", nullptr)) s.algorithm = "gemm_prepacked";
+  return s;
+}
+
 CpuStep planConv2d(const GraphSpec& spec, const GraphNode& n) {
   CpuStep s;
   s.replaced.resize(n.inputs.size());
@@ -50,41 +95,8 @@ CpuStep planConv2d(const GraphSpec& spec, const GraphNode& n) {
                          a.pad_top == 0 && a.pad_left == 0 && a.pad_bottom == 0 && a.pad_right == 0;
   s.kernel = &cpuConv2d;
   s.algorithm = pointwise ? "gemm_1x1" : "implicit_gemm";
-  if (constant) s.replaced[1] = convKernelOhwi(*src);
-  else s.relayoutWeight = true;
-  return s;
-}
-
-// linear on a constant weight: packed once in the micro-kernel's layout (a derived form, shared by
-// every graph using the weight), where the kernel reads that form (gemmPrepackDtype)
-CpuStep planLinear(const GraphSpec& spec, const GraphNode& n) {
-  CpuStep s;
-  s.kernel = cpuKernel(n.op);
-  s.algorithm = "gemm";
-  const GraphValue& w = spec.values[n.inputs[1]];
-  static const bool enabled = [] {
-    const char* e = std::getenv("ONESTEP_GEMM_PREPACK");
-    return !(e && std::strcmp(e, "0") == 0);
-  }();
-  const DType as = gemmPrepackDtype(w.dtype);
-  if (!enabled || w.kind != ValueKind::Const || as == DType::I64) return s;
-  const int64_t N = w.shape[0], K = w.shape[1];
-  const int kernel = gemmPrepackKernel();
-  const std::string form = std::string("gemm_prepacked_") + std::to_string(kernel) + "_" + dtypeName(as);
-  s.replaced.resize(n.inputs.size());
-  s.replaced[1] = derivedConstant(spec.consts[w.constIndex], form.c_str(), [&](const Tensor& t) {
-    Tensor out = Tensor::uninitialized(as, Shape{(int64_t)gemmPrepackElems(K, N)});
-    GemmB b;
-    b.data = t.data();
-    b.dtype = t.dtype();
-    b.ld = K;
-    b.nk = true;
-    gemmPrepackB(b, K, N, as, out.mutableData());
-    t.releaseMappedPages();  // the checkpoint's layout is not read again by this form
-    return out;
-  });
-  s.packedB = PrepackedB{s.replaced[1]->data(), as, K, N, kernel};
-  s.algorithm = "gemm_prepacked";
+  if (!constant) s.relayoutWeight = true;
+  else if (!prepack(s, *src, w.shape[0], w.shape[1] * w.shape[2] * w.shape[3], "conv", &ohwi)) s.replaced[1] = convKernelOhwi(*src);
   return s;
 }
 
@@ -111,7 +123,9 @@ void CpuPlan::run(size_t node, const GraphSpec& spec, std::vector<TensorRef>& in
   for (size_t k = 0; k < s.replaced.size(); ++k)
     if (s.replaced[k]) in[k] = TensorRef{const_cast<uint8_t*>(s.replaced[k]->data()), s.replaced[k]->dtype(), &s.replaced[k]->shape()};
   if (s.packedB.data) {
-    cpuLinearPrepacked(spec.nodes[node], in, out, s.packedB);
+    const GraphNode& n = spec.nodes[node];
+    if (n.op == Op::Conv2d) cpuConv2dPrepacked(n, in, out, s.packedB, spec.values[n.inputs[1]].shape);
+    else cpuLinearPrepacked(n, in, out, s.packedB);
     return;
   }
   if (s.relayoutWeight) {

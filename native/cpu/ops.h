@@ -18,5 +18,7 @@ ONESTEP_OP_TABLE(ONESTEP_CPU_KERNEL_DECL)
 void cpuConv2dWinograd(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out);
 // linear with its weight prepacked by the CPU plan (in[1] is not read)
 void cpuLinearPrepacked(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out, const PrepackedB& w);
+// conv2d by GEMM with its kernel prepacked by the CPU plan (`kernel`: the graph's [Co, Ci, kh, kw])
+void cpuConv2dPrepacked(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out, const PrepackedB& w, const Shape& kernel);
 
 }  // namespace onestep

@@ -37,19 +37,28 @@ void cpuLinearPrepacked(const GraphNode& node, const std::vector<TensorRef>& in,
   gemmPrepacked(out.numel() / w.N, a, w, static_cast<float*>(out.data), w.N, linearEpilogue(node, in, w.N));
 }
 
-void cpuConv2d(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out) {
+namespace {
+// A convolution as one GEMM: rows = output pixels (gathered from the NHWC input while packing, or
+// the input itself for a pointwise conv), columns = output channels, depth = (ky, kx, ci).
+struct ConvGemm {
+  ConvGeom g;
+  GemmA A;
+  GemmEpilogue ep;
+  int64_t M = 0, N = 0, K = 0;
+};
+
+void setUpConv(ConvGemm& c, const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out, int64_t Co, int64_t kh, int64_t kw) {
   const Shape& x = *in[0].shape;
-  const Shape& w = *in[1].shape;  // [Co, kh, kw, Ci]: the CPU plan's relayout of the graph's [Co, Ci, kh, kw]
   const Shape& o = *out.shape;
   const auto a = node.attrsAs<Conv2dAttrs>();
-  ConvGeom g;
+  ConvGeom& g = c.g;
   g.x = static_cast<const float*>(in[0].data);
   g.B = x[0];
   g.H = x[1];
   g.W = x[2];
   g.C = x[3];
-  g.kh = w[1];
-  g.kw = w[2];
+  g.kh = kh;
+  g.kw = kw;
   g.sh = a.stride_h;
   g.sw = a.stride_w;
   g.pt = a.pad_top;
@@ -57,29 +66,42 @@ void cpuConv2d(const GraphNode& node, const std::vector<TensorRef>& in, const Te
   g.up = a.upsample;
   g.Ho = o[1];
   g.Wo = o[2];
-  const int64_t N = w[0], K = w[1] * w[2] * w[3], M = o[0] * o[1] * o[2];
+  c.N = Co;
+  c.K = kh * kw * g.C;
+  c.M = o[0] * o[1] * o[2];
+  c.ep.bias = in.size() > 2 ? static_cast<const float*>(in[2].data) : nullptr;
+  c.ep.act = a.act;
+  if (in.size() > 3 && in[3].data) {
+    c.ep.residual = static_cast<const float*>(in[3].data);
+    c.ep.ldr = Co;
+  }
+  const bool pointwise = kh == 1 && kw == 1 && g.sh == 1 && g.sw == 1 && g.up == 1 && a.pad_top == 0 && a.pad_left == 0 &&
+                         a.pad_bottom == 0 && a.pad_right == 0;
+  if (pointwise) {
+    c.A.data = g.x;
+    c.A.ld = g.C;
+  } else {
+    c.A.conv = &c.g;
+  }
+}
+}  // namespace
+
+void cpuConv2d(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out) {
+  const Shape& w = *in[1].shape;  // [Co, kh, kw, Ci]: the CPU plan's relayout of the graph's [Co, Ci, kh, kw]
+  ConvGemm c;
+  setUpConv(c, node, in, out, w[0], w[1], w[2]);
   GemmB b;
   b.data = in[1].data;
   b.dtype = in[1].dtype;
-  b.ld = K;
+  b.ld = c.K;
   b.nk = true;
-  GemmEpilogue ep;
-  ep.bias = in.size() > 2 ? static_cast<const float*>(in[2].data) : nullptr;
-  ep.act = a.act;
-  if (in.size() > 3 && in[3].data) {
-    ep.residual = static_cast<const float*>(in[3].data);
-    ep.ldr = N;
-  }
-  GemmA A;
-  const bool pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.up == 1 && a.pad_top == 0 && a.pad_left == 0 &&
-                         a.pad_bottom == 0 && a.pad_right == 0;
-  if (pointwise) {
-    A.data = g.x;
-    A.ld = g.C;
-  } else {
-    A.conv = &g;
-  }
-  gemm(M, N, K, A, b, static_cast<float*>(out.data), N, ep);
+  gemm(c.M, c.N, c.K, c.A, b, static_cast<float*>(out.data), c.N, c.ep);
+}
+
+void cpuConv2dPrepacked(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out, const PrepackedB& w, const Shape& kernel) {
+  ConvGemm c;
+  setUpConv(c, node, in, out, kernel[0], kernel[2], kernel[3]);
+  gemmPrepacked(c.M, c.A, w, static_cast<float*>(out.data), c.N, c.ep);
 }
 
 }  // namespace onestep

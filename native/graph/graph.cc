@@ -6,6 +6,7 @@
 #include <cstring>
 #include <map>
 #include <new>
+#include <time.h>
 
 #include "../backend/cuda_executor.h"
 #include "../core/error.h"
@@ -27,6 +28,16 @@ std::shared_ptr<void> allocArena(size_t bytes) {
   }
 }
 }  // namespace
+
+double processCpuSeconds() {
+#if defined(_WIN32)
+  return -1;
+#else
+  timespec ts{};
+  if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return -1;
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+#endif
+}
 
 int64_t TensorRef::numel() const { return shape ? shapeNumel(*shape) : 0; }
 
@@ -257,11 +268,12 @@ std::vector<Tensor> Graph::run(const std::vector<Tensor>& inputs, std::vector<No
     TensorRef out{data[node.output], ov.dtype, &ov.shape};
     const size_t index = (size_t)(&node - spec_.nodes.data());
     if (profile) {
+      const double c0 = processCpuSeconds();
       const auto t0 = std::chrono::steady_clock::now();
       cpu_->run(index, spec_, in, out);
       const auto t1 = std::chrono::steady_clock::now();
       profile->push_back(NodeProfile{opInfo(node.op).name, "cpu", cpu_->step(index).algorithm,
-                                     std::chrono::duration<double>(t1 - t0).count(), costs_[index].flops()});
+                                     std::chrono::duration<double>(t1 - t0).count(), costs_[index].flops(), processCpuSeconds() - c0});
     } else {
       cpu_->run(index, spec_, in, out);
     }

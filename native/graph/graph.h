@@ -63,7 +63,11 @@ struct NodeProfile {
   const char* algorithm = "";  // the backend's choice for it ("" where the op has one way)
   double seconds = 0;
   double flops = 0;
+  double cpuSeconds = -1;  // CPU time of the process while it ran (CPU nodes; -1 where not measured)
 };
+
+// Process CPU time in seconds (all threads), for profiles.
+double processCpuSeconds();
 
 // Where a node runs, and how: the planned backend's choice.
 struct NodePlacement {

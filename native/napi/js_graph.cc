@@ -157,6 +157,7 @@ class RunWorker : public PromiseWorker {
         p.Set("algorithm", profileData_[i].algorithm);
         p.Set("seconds", profileData_[i].seconds);
         p.Set("flops", profileData_[i].flops);
+        if (profileData_[i].cpuSeconds >= 0) p.Set("cpuSeconds", profileData_[i].cpuSeconds);
         prof.Set((uint32_t)i, p);
       }
       outs.Set("profile", prof);
