@@ -179,7 +179,7 @@ void microGeneric(int64_t kc, const float* ap, const float* bp, float* c, int64_
 void microGenericH(int64_t kc, const float* ap, const uint16_t* bp, float* c, int64_t ldc, bool accumulate) {
   microGenericT(kc, ap, bp, c, ldc, accumulate);
 }
-const GemmKernel kGeneric = {"generic", kGenMR, kGenNR, 256, 64, microGeneric, microGenericH, nullptr, nullptr, nullptr};
+const GemmKernel kGeneric = {"generic", kGenMR, kGenNR, 256, 64, microGeneric, microGenericH, 0, nullptr, nullptr, nullptr, nullptr, nullptr};
 
 std::atomic<const GemmKernel*> gKernel{nullptr};
 
@@ -205,6 +205,15 @@ inline void microOf(const GemmKernel& kr, int64_t kc, const float* ap, const flo
 inline void microOf(const GemmKernel& kr, int64_t kc, const float* ap, const uint16_t* bp, float* c, int64_t ldc, bool acc) {
   kr.microH(kc, ap, bp, c, ldc, acc);
 }
+// a panel of h rows: the low-rows kernel where it covers them (into a buffer of nr-wide rows)
+inline void microRowsOf(const GemmKernel& kr, int64_t h, int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, bool acc) {
+  if (h <= kr.mrLow && kr.microLow) kr.microLow(kc, ap, bp, c, ldc, acc);
+  else kr.micro(kc, ap, bp, c, ldc, acc);
+}
+inline void microRowsOf(const GemmKernel& kr, int64_t h, int64_t kc, const float* ap, const uint16_t* bp, float* c, int64_t ldc, bool acc) {
+  if (h <= kr.mrLow && kr.microLowH) kr.microLowH(kc, ap, bp, c, ldc, acc);
+  else kr.microH(kc, ap, bp, c, ldc, acc);
+}
 
 template <typename BT>
 void computeBlock(const GemmKernel& kr, const float* ap, const BT* bp, int64_t kc, int64_t m0, int64_t mc,
@@ -223,7 +232,7 @@ void computeBlock(const GemmKernel& kr, const float* ap, const BT* bp, int64_t k
       } else {
         if (!first)
           for (int64_t r = 0; r < h; ++r) std::memcpy(edge + r * nr, c + r * ldc, w * sizeof(float));
-        microOf(kr, kc, ap + ip * kc * mr, bp + jp * kc * nr, edge, nr, !first);
+        microRowsOf(kr, h, kc, ap + ip * kc * mr, bp + jp * kc * nr, edge, nr, !first);
         for (int64_t r = 0; r < h; ++r) std::memcpy(c + r * ldc, edge + r * nr, w * sizeof(float));
       }
       if (last) applyEpilogue(ep, c, ldc, m0 + i, n0 + j, h, w);

@@ -104,6 +104,11 @@ struct GemmKernel {
   void (*micro)(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, bool accumulate);
   // The same with F16 B panels (nullptr: none; then F16 weights are packed per call).
   void (*microH)(int64_t kc, const float* ap, const uint16_t* bp, float* c, int64_t ldc, bool accumulate);
+  // A panel of at most mrLow rows (the last of M = 77, say): computes mrLow rows only, reading A
+  // with the full panel's stride mr (mrLow 0: none; the full kernel runs on the zero-padded rows).
+  int mrLow;
+  void (*microLow)(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, bool accumulate);
+  void (*microLowH)(int64_t kc, const float* ap, const uint16_t* bp, float* c, int64_t ldc, bool accumulate);
   // Optional SIMD packing (nullptr = portable loops):
   // dst[k * mr + i] = rows[i][k] for i < h (zero for h <= i < mr, and for a null row), k < run.
   void (*packRows)(const float* const* rows, int64_t h, int64_t run, float* dst);

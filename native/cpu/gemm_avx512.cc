@@ -69,6 +69,40 @@ void microAvx512T(int64_t kc, const float* ap, const BT* bp, float* c, int64_t l
 void microAvx512(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, bool accumulate) {
   microAvx512T(kc, ap, bp, c, ldc, accumulate);
 }
+
+// R < MR rows of a panel packed MR rows wide (its last rows are padding)
+template <int R, typename BT>
+void microRowsT(int64_t kc, const float* ap, const BT* bp, float* c, int64_t ldc, bool accumulate) {
+  __m512 acc0[R], acc1[R];
+  for (int i = 0; i < R; ++i) acc0[i] = acc1[i] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m512 b0 = loadPanel(bp + k * NR);
+    const __m512 b1 = loadPanel(bp + k * NR + 16);
+    const float* a = ap + k * MR;
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i) {
+      const __m512 x = _mm512_set1_ps(a[i]);
+      acc0[i] = _mm512_fmadd_ps(x, b0, acc0[i]);
+      acc1[i] = _mm512_fmadd_ps(x, b1, acc1[i]);
+    }
+  }
+  for (int i = 0; i < R; ++i) {
+    float* row = c + i * ldc;
+    if (accumulate) {
+      acc0[i] = _mm512_add_ps(acc0[i], _mm512_loadu_ps(row));
+      acc1[i] = _mm512_add_ps(acc1[i], _mm512_loadu_ps(row + 16));
+    }
+    _mm512_storeu_ps(row, acc0[i]);
+    _mm512_storeu_ps(row + 16, acc1[i]);
+  }
+}
+constexpr int kLowRows = MR / 2;
+void microLowAvx512(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, bool accumulate) {
+  microRowsT<kLowRows>(kc, ap, bp, c, ldc, accumulate);
+}
+void microLowAvx512H(int64_t kc, const float* ap, const uint16_t* bp, float* c, int64_t ldc, bool accumulate) {
+  microRowsT<kLowRows>(kc, ap, bp, c, ldc, accumulate);
+}
 void microAvx512H(int64_t kc, const float* ap, const uint16_t* bp, float* c, int64_t ldc, bool accumulate) {
   microAvx512T(kc, ap, bp, c, ldc, accumulate);
 }
@@ -153,7 +187,8 @@ void packBnkHAvx512(const uint16_t* b, int64_t ld, int64_t w, int64_t kc, uint16
   });
 }
 
-const GemmKernel kAvx512 = {"avx512", MR, NR, 384, 112, microAvx512, microAvx512H, packRowsAvx512, packBnkAvx512, packBnkHAvx512};
+const GemmKernel kAvx512 = {"avx512",       MR,           NR,           384,          112, microAvx512, microAvx512H, kLowRows, microLowAvx512,
+                             microLowAvx512H, packRowsAvx512, packBnkAvx512, packBnkHAvx512};
 
 }  // namespace
 

@@ -113,30 +113,38 @@ describe('graph executor', () => {
     parallel.forEach((r, i) => assert.deepStrictEqual(Array.from(r.y.toFloat32()), serial[i]));
   });
 
-  it('the weight forms a plan makes are returned to the OS when the last graph using them goes', async () => {
-    // 24 F32 weights of 4 MB: their prepacked forms (every GEMM kernel packs F32 weights at plan
-    // time) are ~100 MB made when the graph compiles
-    const rss = () => process.memoryUsage().rss / 2 ** 20;
-    const weights = Array.from({ length: 24 }, () => addon().randomTensor('F32', [1024, 1024], 7, 0, 0.05));
-    const build = () => {
-      const b = new GraphBuilder();
-      let x = b.input('x', [4, 1024]);
-      for (const w of weights) x = b.linear(x, w);
-      b.output('y', x);
-      return b.build();
-    };
-    const before = rss();
-    const g1 = build();
-    const g2 = build(); // a second graph shares the forms
-    await g1.run({ x: rng.float32Array(4 * 1024) });
-    await g2.run({ x: rng.float32Array(4 * 1024) });
-    const held = rss();
-    g1.dispose();
-    const one = rss();
-    g2.dispose();
-    await new Promise((r) => setTimeout(r, 50));
-    const after = rss();
-    for (const w of weights) w.dispose();
+  it('the weight forms a plan makes are returned to the OS when the last graph using them goes', () => {
+    // in a process of its own (this one's RSS moves with every earlier test): 24 F32 weights of
+    // 4 MB, whose prepacked forms (every GEMM kernel packs F32 weights at plan time) are ~100 MB
+    const script = `
+      const { GraphBuilder } = require('./dist/graph');
+      const { addon } = require('./dist/native');
+      const rss = () => process.memoryUsage().rss / 2 ** 20;
+      (async () => {
+        const weights = Array.from({ length: 24 }, (_, i) => addon().randomTensor('F32', [1024, 1024], i, 0, 0.05));
+        const build = () => {
+          const b = new GraphBuilder();
+          let x = b.input('x', [4, 1024]);
+          for (const w of weights) x = b.linear(x, w);
+          b.output('y', x);
+          return b.build();
+        };
+        const x = new Float32Array(4 * 1024).fill(0.5);
+        const before = rss();
+        const g1 = build();
+        const g2 = build(); // a second graph shares the forms
+        await g1.run({ x });
+        await g2.run({ x });
+        const held = rss();
+        g1.dispose();
+        const one = rss();
+        g2.dispose();
+        await new Promise((r) => setTimeout(r, 50));
+        console.log(JSON.stringify({ before, held, one, after: rss() }));
+      })().catch((e) => { console.error(e); process.exit(1); });`;
+    const r = require('child_process').spawnSync(process.execPath, ['-e', script], { cwd: require('path').join(__dirname, '..', '..'), encoding: 'utf8' });
+    assert.strictEqual(r.status, 0, r.stderr);
+    const { before, held, one, after } = JSON.parse(r.stdout.trim().split('\n').pop());
     assert.ok(held - before > 60, `the forms took ${(held - before).toFixed(0)} MB`);
     assert.ok(held - one < 20, `the forms were freed while a graph still used them (${(held - one).toFixed(0)} MB)`);
     assert.ok(held - after > 60, `only ${(held - after).toFixed(0)} of ${(held - before).toFixed(0)} MB came back after both graphs were disposed`);
