@@ -22,7 +22,7 @@ const { spawnSync } = require('child_process');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const { parseArgs } = require('util');
+const { scriptOptions } = require('./script-options.js');
 
 const USAGE = `usage: npm run bench:peers -- [options]
   --model NAME        sd_turbo (default), sd21_base, sd15, lcm_dreamshaper_v7 (random weights, as npm run bench)
@@ -36,43 +36,17 @@ const USAGE = `usage: npm run bench:peers -- [options]
   --ort-version V     onnxruntime-node version (default 1.31.1)
   --json FILE         also write the results as JSON`;
 
-let parsed;
-try {
-  parsed = parseArgs({
-    options: {
-      model: { type: 'string' },
-      size: { type: 'string' },
-      rounds: { type: 'string' },
-      threads: { type: 'string' },
-      stages: { type: 'string' },
-      'diffusers-src': { type: 'string' },
-      python: { type: 'string' },
-      'ort-version': { type: 'string' },
-      json: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    strict: true,
-    allowPositionals: false,
-  }).values;
-} catch (e) {
-  console.error(`bench:peers: ${e.message}\n\n${USAGE}`);
-  process.exit(2);
-}
-if (parsed.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-const usage = (msg) => {
-  console.error(`bench:peers: ${msg}\n\n${USAGE}`);
-  process.exit(2);
-};
-const intOpt = (name, dflt, min, step = 1) => {
-  const v = parsed[name];
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (!/^\d+$/.test(v) || n < min || n % step) usage(`--${name} must be an integer >= ${min}${step > 1 ? ` and a multiple of ${step}` : ''}, got '${v}'`);
-  return n;
-};
+const { parsed, usage, intOpt } = scriptOptions('bench:peers', USAGE, {
+  model: { type: 'string' },
+  size: { type: 'string' },
+  rounds: { type: 'string' },
+  threads: { type: 'string' },
+  stages: { type: 'string' },
+  'diffusers-src': { type: 'string' },
+  python: { type: 'string' },
+  'ort-version': { type: 'string' },
+  json: { type: 'string' },
+});
 const MODELS = ['sd_turbo', 'sd21_base', 'sd15', 'lcm_dreamshaper_v7'];
 const STAGES = ['text', 'unet', 'vae', 'taesd'];
 const modelName = parsed.model ?? 'sd_turbo';

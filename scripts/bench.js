@@ -14,7 +14,7 @@ const os = require('os');
 const path = require('path');
 const { spawnSync } = require('child_process');
 
-const { parseArgs } = require('util');
+const { scriptOptions } = require('./script-options.js');
 
 const USAGE = `usage: npm run bench -- [options]   (or npx onestep bench [options])
 
@@ -32,44 +32,17 @@ const USAGE = `usage: npm run bench -- [options]   (or npx onestep bench [option
   --gemm           also run scripts/bench-gemm.js
   -h, --help       this text (nothing is written)`;
 
-let parsed;
-try {
-  parsed = parseArgs({
-    args: process.argv.slice(2),
-    options: {
-      model: { type: 'string' },
-      size: { type: 'string' },
-      runs: { type: 'string' },
-      steps: { type: 'string' },
-      threads: { type: 'string' },
-      skip: { type: 'string' },
-      device: { type: 'string' },
-      gemm: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    strict: true,
-    allowPositionals: false,
-  }).values;
-} catch (e) {
-  console.error(`bench: ${e.message}\n\n${USAGE}`);
-  process.exit(2);
-}
-if (parsed.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
+const { parsed, usage, intOpt } = scriptOptions('bench', USAGE, {
+  model: { type: 'string' },
+  size: { type: 'string' },
+  runs: { type: 'string' },
+  steps: { type: 'string' },
+  threads: { type: 'string' },
+  skip: { type: 'string' },
+  device: { type: 'string' },
+  gemm: { type: 'boolean' },
+});
 const MODELS = ['sd_turbo', 'sd21_base', 'sd15', 'lcm_dreamshaper_v7', 'sdxl_turbo', 'sdxl_base'];
-const usage = (msg) => {
-  console.error(`bench: ${msg}\n\n${USAGE}`);
-  process.exit(2);
-};
-const intOpt = (name, dflt, min, step = 1) => {
-  const v = parsed[name];
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (!/^\d+$/.test(v) || n < min || n % step) usage(`--${name} must be an integer >= ${min}${step > 1 ? ` and a multiple of ${step}` : ''}, got '${v}'`);
-  return n;
-};
 const opt = (name, dflt) => parsed[name] ?? dflt;
 const args = process.argv.slice(2);
 if (parsed.model !== undefined && !MODELS.includes(parsed.model)) usage(`--model must be one of ${MODELS.join(', ')}, got '${parsed.model}'`);
