@@ -55,6 +55,8 @@ export interface NativeGraphSpec {
   outputs: number[];
   /** CUDA: the dtype GEMM and convolution weights are uploaded as, and their operands rounded to */
   gemmOperand?: 'F16' | 'BF16';
+  /** CPU: GEMMs on constant weights with bf16 operands (float32 accumulation), or float32 */
+  cpuGemmOperand?: 'F32' | 'BF16';
 }
 
 export interface NativeGraph {
@@ -88,9 +90,13 @@ export interface NativeAddon {
   winogradPolicy(): 'auto' | 'always' | 'never';
   /** base + sum(factor * up @ down), computed in float32 and rounded once to base's dtype */
   fuseLora(base: NativeTensor, parts: { down: NativeTensor; up: NativeTensor; factor: number }[], name: string, dtype?: NativeDType, into?: NativeTensor): NativeTensor;
-  gemmInfo(): { kernel: string };
+  /** kernel: the float32 micro-kernel; bf16Kernel: the bf16 one, null where the CPU has none */
+  gemmInfo(): { kernel: string; bf16Kernel: string | null };
   gemmSelect(kernel: string): boolean;
-  gemmBench(M: number, N: number, K: number, dtype: NativeDType, seconds: number): number;
+  /** forces a bf16 kernel ('amx_bf16', 'avx512_bf16', 'generic'; 'none': as without bf16; 'auto': the default); false where it cannot run */
+  gemmSelectBf16(kernel: string): boolean;
+  /** GFLOP/s of C = A B^T ([M x K] x [N x K]): 'packed' packs B per call (default), 'prepacked' and 'bf16' as a graph's plan does */
+  gemmBench(M: number, N: number, K: number, dtype: NativeDType, seconds: number, schedule?: 'packed' | 'prepacked' | 'bf16'): number;
 }
 
 const packageRoot = path.resolve(__dirname, '..');

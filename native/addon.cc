@@ -95,6 +95,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("winogradPolicy", Napi::Function::New(env, GetWinogradPolicy, "winogradPolicy"));
   exports.Set("gemmInfo", Napi::Function::New(env, GemmInfo, "gemmInfo"));
   exports.Set("gemmSelect", Napi::Function::New(env, GemmSelect, "gemmSelect"));
+  exports.Set("gemmSelectBf16", Napi::Function::New(env, GemmSelectBf16, "gemmSelectBf16"));
   exports.Set("gemmBench", Napi::Function::New(env, GemmBench, "gemmBench"));
   return exports;
 }

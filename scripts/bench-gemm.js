@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // GEMM micro-benchmark at UNet / text-encoder shapes: onestep's CPU GEMM against numpy's matmul
 // (OpenBLAS) on the same machine, measured alternately so machine noise hits both alike.
-//   node scripts/bench-gemm.js [--seconds 0.5] [--rounds 3] [--dtype F32|F16|BF16] [--coretype SkylakeX]
+//   node scripts/bench-gemm.js [--seconds 0.5] [--rounds 3] [--dtype F32|F16|BF16] [--schedule packed|prepacked|bf16] [--coretype SkylakeX]
+// --schedule: B packed per call (packed, default), once as a graph's plan does (prepacked), or as
+// bf16 panels with bf16 operands (bf16: precision 'bf16'; CPUs with AVX512_BF16 or AMX-BF16).
 // OPENBLAS_CORETYPE (default SkylakeX where the CPU has AVX-512) is set for the numpy child only:
 // some OpenBLAS builds detect such CPUs as a generic core and run ~4x slower unless told.
 'use strict';
@@ -17,6 +19,11 @@ const opt = (name, dflt) => {
 const seconds = Number(opt('seconds', 0.5));
 const rounds = Number(opt('rounds', 3));
 const dtype = opt('dtype', 'F32');
+const schedule = opt('schedule', 'packed');
+if (!['packed', 'prepacked', 'bf16'].includes(schedule)) {
+  console.error(`bench-gemm: --schedule must be packed, prepacked or bf16, got '${schedule}'`);
+  process.exit(2);
+}
 const a = addon();
 const avx512 = a.cpuInfo().simd.includes('avx512f');
 const coretype = opt('coretype', process.env.OPENBLAS_CORETYPE || (avx512 ? 'SkylakeX' : ''));
@@ -47,14 +54,14 @@ print(2*${m}*${n}*${k}*r/(time.perf_counter()-t)/1e9)`;
 }
 
 let npAvailable = spawnSync('python3', ['-c', 'import numpy'], { stdio: 'ignore' }).status === 0;
-console.log(`gemm: onestep ${a.gemmInfo().kernel} kernel, ${a.cpuInfo().threads} threads, B in ${dtype}; numpy OpenBLAS${coretype ? ` (OPENBLAS_CORETYPE=${coretype})` : ''}${npAvailable ? '' : ' unavailable'}`);
+console.log(`gemm: onestep ${schedule === 'bf16' ? a.gemmInfo().bf16Kernel : a.gemmInfo().kernel} kernel (${schedule}), ${a.cpuInfo().threads} threads, B in ${dtype}; numpy OpenBLAS${coretype ? ` (OPENBLAS_CORETYPE=${coretype})` : ''}${npAvailable ? '' : ' unavailable'}`);
 console.log('   M     N      K  onestep GFLOP/s  numpy GFLOP/s  ratio  shape');
 const ratios = [];
 for (const [m, n, k, what] of SHAPES) {
   let ours = 0;
   let np = 0;
   for (let r = 0; r < rounds; r++) {
-    ours = Math.max(ours, a.gemmBench(m, n, k, dtype, seconds));
+    ours = Math.max(ours, a.gemmBench(m, n, k, dtype, seconds, schedule));
     if (npAvailable) np = Math.max(np, numpyBench(m, n, k));
   }
   const ratio = npAvailable ? ours / np : NaN;

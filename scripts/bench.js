@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // npm run bench: per-stage latency of real-size random-weight models, on the CPU or the GPU.
 //   node scripts/bench.js [--model sd_turbo] [--size 512] [--runs 3] [--threads N] [--gemm] [--skip vae]
-//                         [--device cpu|cuda] [--steps N]
+//                         [--device cpu|cuda] [--precision fp32|bf16] [--steps N]
 // On cuda each stage also reports achieved TFLOP/s, the ratio to its floor in
 // ../shared/fixtures/configs/cost_table.md (512x512 rows), and GPU memory in use.
 // Stages: text encoder (77 tokens), one UNet step, VAE decoder, TAESD decoder. Each stage runs
@@ -29,6 +29,8 @@ const USAGE = `usage: npm run bench -- [options]   (or npx onestep bench [option
                    random-weight ControlNet made for the model's UNet, written once to
                    .cache/random-models/NAME-controlnet)
   --device DEV     cpu (default) or cuda
+  --precision P    fp32 (default) or bf16: the CPU's GEMMs on weights with bf16 operands
+                   (CPUs with AVX512_BF16 or AMX-BF16)
   --gemm           also run scripts/bench-gemm.js
   -h, --help       this text (nothing is written)`;
 
@@ -40,6 +42,7 @@ const { parsed, usage, intOpt } = scriptOptions('bench', USAGE, {
   threads: { type: 'string' },
   skip: { type: 'string' },
   device: { type: 'string' },
+  precision: { type: 'string' },
   gemm: { type: 'boolean' },
 });
 const MODELS = ['sd_turbo', 'sd21_base', 'sd15', 'lcm_dreamshaper_v7', 'sdxl_turbo', 'sdxl_base'];
@@ -62,6 +65,8 @@ const { ControlNetModel } = require(path.join(dist, 'models', 'controlnet', 'con
 const modelName = opt('model', 'sd_turbo');
 const device = opt('device', 'cpu');
 if (!['cpu', 'cuda'].includes(device)) usage(`--device must be cpu or cuda, got '${device}'`);
+const precision = opt('precision', 'fp32');
+if (!['fp32', 'bf16'].includes(precision)) usage(`--precision must be fp32 or bf16, got '${precision}'`);
 const STAGES = ['text', 'unet', 'controlnet', 'vae', 'taesd'];
 const size = intOpt('size', 512, 8, 8);
 const runs = intOpt('runs', 3, 1);
@@ -136,13 +141,15 @@ async function stage(name, graph, inputs, rows, component) {
 async function main() {
   const a = addon();
   const cpu = a.cpuInfo();
-  console.log(`bench: ${os.cpus()[0].model}, ${cpu.threads} threads, simd ${cpu.simd.join(' ')}, gemm kernel ${a.gemmInfo().kernel}, node ${process.versions.node}`);
+  const gi = a.gemmInfo();
+  if (precision === 'bf16' && !gi.bf16Kernel) throw new Error('--precision bf16: this CPU has neither AVX512_BF16 nor AMX-BF16');
+  console.log(`bench: ${os.cpus()[0].model}, ${cpu.threads} threads, simd ${cpu.simd.join(' ')}, gemm kernel ${precision === 'bf16' ? `${gi.bf16Kernel} (precision bf16)` : gi.kernel}, node ${process.versions.node}`);
   if (device === 'cuda') {
     const st = a.cudaStatus(require(path.join(dist, 'native.js')).cudaLibraryPath());
     if (!st.usable) throw new Error(`--device cuda: ${st.reason}`);
     console.log(`bench: device cuda: ${st.devices.map((d) => `${d.name} (cc ${d.computeCapability})`).join(', ')}; ${st.buildInfo}`);
   }
-  const dev = { device };
+  const dev = { device, precision };
   const comp = COMPONENTS[modelName] || {};
   const dir = ensureModel(modelName);
   const taesdDir = ensureModel(modelName.startsWith('sdxl') ? 'taesdxl' : 'taesd');
@@ -220,7 +227,7 @@ async function main() {
   const total = (names) => rows.filter((r) => names.some((n) => r.name.startsWith(n))).reduce((s, r) => s + (r.name.startsWith('UNet step (') ? steps : 1) * r.ms, 0);
   const unit = device === 'cuda' ? [1, 'ms'] : [1e3, 's'];
   const fmt = (ms) => `${(ms / unit[0]).toFixed(2)} ${unit[1]}`;
-  console.log(`${modelName} ${steps} step${steps === 1 ? '' : 's'} ${size}x${size} on ${device}: ${fmt(total(['text', 'UNet step (', 'VAE']))} with the VAE, ${fmt(total(['text', 'UNet step (', 'TAESD']))} with TAESD (sum of warm stages)`);
+  console.log(`${modelName} ${steps} step${steps === 1 ? '' : 's'} ${size}x${size} on ${device}${precision === 'bf16' ? ' (bf16)' : ''}: ${fmt(total(['text', 'UNet step (', 'VAE']))} with the VAE, ${fmt(total(['text', 'UNet step (', 'TAESD']))} with TAESD (sum of warm stages)`);
   console.log(`peak RSS ${(process.resourceUsage().maxRSS / 1024 / 1024).toFixed(2)} GiB`);
 
   if (args.includes('--gemm')) spawnSync(process.execPath, [path.join(__dirname, 'bench-gemm.js')], { stdio: 'inherit' });

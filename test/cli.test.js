@@ -145,6 +145,22 @@ describe('CLI: reproducible outputs, errors before the work', function () {
     assert.match(run(['info', plain]).stdout, /no generation parameters/);
   });
 
+  it('--precision bf16: recorded in the PNG, and the remake command carries it; a bad value is refused before loading', () => {
+    const { addon } = require('../dist/native');
+    // where this CPU has no bf16 kernel, the portable one (the same arithmetic)
+    const env = { env: { ...process.env, ...(addon().gemmInfo().bf16Kernel ? {} : { ONESTEP_GEMM_BF16_KERNEL: 'generic' }) } };
+    const out = path.join(dir, 'bf16.png');
+    const r = run(['generate', '-m', model(), '-p', 'a fox', '--seed', '5', '--precision', 'bf16', '-o', out, '-q'], env);
+    assert.strictEqual(r.status, 0, r.stderr);
+    const info = run(['info', out]);
+    assert.match(info.stdout, /Precision: bf16/);
+    assert.match(info.stdout, /remake: .*--seed 5 .*--precision bf16/);
+    const bad = run(['generate', '-m', model(), '-p', 'x', '--precision', 'fp16']);
+    assert.strictEqual(bad.status, 2);
+    assert.match(bad.stderr, /--precision must be fp32 or bf16/);
+    assert.doesNotMatch(bad.stderr, /loading/);
+  });
+
   it('a prompt past the 77-token window: one warning line naming how many tokens were dropped', () => {
     const long = `a lighthouse ${Array.from({ length: 90 }, (_, i) => `w${i}`).join(' ')}`;
     const r = run(['generate', '-m', model(), '-p', long, '-o', path.join(dir, 'long.png')]);

@@ -1,11 +1,13 @@
 #!/usr/bin/env node
-// npm run golden -- PATH... [--device cpu|cuda] [--filter REGEX] [--single-file FILE[=MODEL]]... [--quiet]
+// npm run golden -- PATH... [--device cpu|cuda] [--precision fp32|bf16] [--filter REGEX] [--single-file FILE[=MODEL]]... [--quiet]
 import * as path from 'path';
+import { PRECISIONS, type Precision } from '../graph';
 import { formatResult, runGolden } from './runner';
 
 export async function main(argv: string[]): Promise<number> {
   const paths: string[] = [];
   let device: 'cpu' | 'cuda' = 'cpu';
+  let precision: Precision = 'fp32';
   let filter: RegExp | undefined;
   let quiet = false;
   let singleFiles: Record<string, string> | undefined;
@@ -18,6 +20,13 @@ export async function main(argv: string[]): Promise<number> {
         return 2;
       }
       device = d;
+    } else if (a === '--precision') {
+      const p = argv[++i];
+      if (!(PRECISIONS as readonly string[]).includes(p)) {
+        console.error(`--precision must be ${PRECISIONS.join(' or ')}, got ${p}`);
+        return 2;
+      }
+      precision = p as Precision;
     } else if (a === '--filter') {
       filter = new RegExp(argv[++i] ?? '');
     } else if (a === '--single-file') {
@@ -34,7 +43,7 @@ export async function main(argv: string[]): Promise<number> {
     } else if (a === '--quiet') {
       quiet = true;
     } else if (a === '-h' || a === '--help') {
-      console.log('usage: npm run golden -- PATH... [--device cpu|cuda] [--filter REGEX] [--single-file FILE[=MODEL]]... [--quiet]');
+      console.log('usage: npm run golden -- PATH... [--device cpu|cuda] [--precision fp32|bf16] [--filter REGEX] [--single-file FILE[=MODEL]]... [--quiet]');
       return 0;
     } else {
       paths.push(a);
@@ -46,6 +55,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const s = await runGolden(paths, {
     device,
+    precision,
     filter,
     singleFiles,
     onResult: (r) => {

@@ -2,6 +2,7 @@
 // it, and reports one line per case. Works on any folder laid out like ../shared/fixtures.
 import * as fs from 'fs';
 import * as path from 'path';
+import type { Precision } from '../graph';
 import { FIXTURE_FOLDERS, FIXTURE_FOLDER_NAMES } from './folders';
 import { kinds } from './kinds';
 import type { CaseResult, FixtureContext, GoldenKind } from './types';
@@ -10,6 +11,8 @@ export { FIXTURE_FOLDERS, FIXTURE_FOLDER_NAMES } from './folders';
 
 export interface RunOptions {
   device?: 'cpu' | 'cuda';
+  /** the CPU backend's GEMM arithmetic (default 'fp32') */
+  precision?: Precision;
   /** Only cases whose "<kind> <name>" matches. */
   filter?: RegExp;
   /** Called for every case as soon as it is known. */
@@ -115,7 +118,7 @@ export async function runGolden(paths: string[], options: RunOptions = {}): Prom
         continue;
       }
       if (options.singleFiles && kind.kind !== 'network') continue;
-      const ctx: FixtureContext = { root: loc.root, device: options.device ?? 'cpu', singleFiles: options.singleFiles };
+      const ctx: FixtureContext = { root: loc.root, device: options.device ?? 'cpu', precision: options.precision ?? 'fp32', singleFiles: options.singleFiles };
       let results: CaseResult[];
       try {
         results = await kind.run(abs, ctx);

@@ -1,4 +1,5 @@
 // The golden runner's contract with each fixture kind (tokenizer, rng, schedulers, networks, ...).
+import type { Precision } from '../graph';
 
 export type CaseStatus = 'PASS' | 'FAIL' | 'TODO';
 
@@ -16,10 +17,13 @@ export interface CaseResult {
   detail?: string;
 }
 
+/** Also the target every model of a case is loaded for (a ModelTarget). */
 export interface FixtureContext {
   /** The folder laid out like ../shared/fixtures (holding models/, golden/, tokenizer/, ...). */
   root: string;
   device: 'cpu' | 'cuda';
+  /** the CPU backend's GEMM arithmetic (bf16 cases are held to a bf16 tolerance) */
+  precision: Precision;
   /** model name -> a single-file checkpoint that stands in for models/<name> (only those models' goldens run) */
   singleFiles?: Record<string, string>;
 }

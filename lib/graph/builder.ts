@@ -15,6 +15,21 @@ export type Device = 'cpu' | 'cuda';
  * VAEs such as SDXL's). Accumulation is float32 either way; activations are stored as float32.
  */
 export type GemmOperand = 'F16' | 'BF16';
+/**
+ * The arithmetic of a CPU graph's products: 'fp32' (default), or 'bf16' — the GEMMs on weights
+ * (linear layers, convolutions, Winograd's transformed products) and attention's Q K^T and P V
+ * take bf16 operands (weights kept as bf16 panels, activations rounded as they are packed) and
+ * accumulate in float32 (AVX512_BF16 or AMX-BF16; docs/PERFORMANCE.md gives speed and fidelity).
+ * Norms, softmax, the Winograd transforms and the scheduler step stay float32.
+ */
+export type Precision = 'fp32' | 'bf16';
+export const PRECISIONS: readonly Precision[] = ['fp32', 'bf16'];
+
+/** The bf16 kernel this CPU runs, or why it has none (precision 'bf16' needs one). */
+export function bf16Support(): { kernel: string } | { reason: string } {
+  const kernel = addon().gemmInfo().bf16Kernel;
+  return kernel ? { kernel } : { reason: "this CPU has neither AVX512_BF16 nor AMX-BF16 (precision 'bf16' needs one; 'fp32' runs everywhere)" };
+}
 
 export type ValueDType = 'F32' | 'F16' | 'BF16' | 'I64';
 
@@ -96,9 +111,11 @@ export class GraphBuilder {
    * dryRun: build() compiles nothing (the graph only describes; used with recording weights).
    * device: where the graph runs.
    * gemmOperand: see GemmOperand.
+   * precision: the CPU backend's GEMM arithmetic (see Precision; a CUDA graph's nodes that fall
+   * back to the CPU use it too).
    * label: what the graph computes, in reports (e.g. the weights' label: 'unet /models/x/unet').
    */
-  constructor(private readonly options: { dryRun?: boolean; device?: Device; gemmOperand?: GemmOperand; label?: string } = {}) {}
+  constructor(private readonly options: { dryRun?: boolean; device?: Device; gemmOperand?: GemmOperand; precision?: Precision; label?: string } = {}) {}
 
   get device(): Device {
     return this.options.device ?? 'cpu';
@@ -314,6 +331,7 @@ export class GraphBuilder {
       inputs: this.inputIds,
       outputs: this.outputList.map((o) => o.id),
       gemmOperand: this.options.gemmOperand ?? 'F16',
+      cpuGemmOperand: this.options.precision === 'bf16' ? ('BF16' as const) : ('F32' as const),
     };
     const native = callNative(() => addon().createGraph(spec, this.device));
     return new CompiledGraph(native, inputs, outputs, this.macs(), this.nodes.length, about);

@@ -3,7 +3,7 @@
 // fails with the full key and both shapes. Converted tensors (float32 copies of small vectors,
 // prepared conv kernels) are cached, so graphs for several shapes share them.
 import { WeightError } from '../errors';
-import { type Device, type GemmOperand, GraphBuilder } from '../graph';
+import { type Device, type GemmOperand, GraphBuilder, type Precision } from '../graph';
 import { type NativeDType, type NativeTensor, addon, callNative } from '../native';
 import type { TensorSource } from '../safetensors';
 
@@ -21,6 +21,8 @@ class Store {
     readonly recorded?: Map<string, number[]>,
     /** where the model's graphs run */
     readonly device: Device = 'cpu',
+    /** the CPU arithmetic of its GEMMs */
+    readonly precision: Precision = 'fp32',
   ) {}
 }
 
@@ -32,14 +34,25 @@ function placeholder(shape: readonly number[], dtype: NativeDType): NativeTensor
   return { dtype, shape: [...shape], nbytes: 0, toFloat32: fail, toRgb8: fail, bytes: fail, dispose: () => undefined };
 }
 
+/** Where a model's graphs run, and with what arithmetic on the CPU. */
+export interface ModelTarget {
+  device?: Device;
+  precision?: Precision;
+}
+
+/** How a model is loaded from a folder: the weight variant to prefer, and its target. */
+export interface ModelLoadOptions extends ModelTarget {
+  variant?: string;
+}
+
 export class Weights {
   private constructor(
     private readonly store: Store,
     readonly prefix: string,
   ) {}
 
-  static of(checkpoint: TensorSource, label: string, device: Device = 'cpu'): Weights {
-    return new Weights(new Store(checkpoint, label, undefined, device), '');
+  static of(checkpoint: TensorSource, label: string, target: ModelTarget = {}): Weights {
+    return new Weights(new Store(checkpoint, label, undefined, target.device ?? 'cpu', target.precision ?? 'fp32'), '');
   }
 
   /**
@@ -62,7 +75,7 @@ export class Weights {
 
   /** A graph builder for these weights (a dry run in recording mode). */
   builder(options: { gemmOperand?: GemmOperand } = {}): GraphBuilder {
-    return new GraphBuilder({ dryRun: this.recording, device: this.store.device, label: this.store.label, ...options });
+    return new GraphBuilder({ dryRun: this.recording, device: this.store.device, precision: this.store.precision, label: this.store.label, ...options });
   }
 
   private get checkpoint(): TensorSource {

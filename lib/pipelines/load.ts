@@ -5,7 +5,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { ArgumentError, ConfigError, DeviceError, FileNotFoundError } from '../errors';
 import { resolveModel } from '../hub';
-import type { Device } from '../graph';
+import { type Device, PRECISIONS, type Precision, bf16Support } from '../graph';
 import { info } from '../info';
 import { CLIPTextModel } from '../models/clip/text_encoder';
 import { readJsonFile } from '../models/config';
@@ -31,8 +31,15 @@ import { type Decoder, Pipeline, type PipelineDefaults, type PipelineKind } from
 export interface LoadOptions {
   /** 'cpu', 'cuda' (the CUDA backend, not yet validated on a GPU: docs/CUDA.md), or 'auto' (default; the CPU for now) */
   device?: 'auto' | 'cpu' | 'cuda';
-  /** set by loadPipeline: the device resolved from `device` */
-  resolvedDevice?: Device;
+  /**
+   * The CPU's arithmetic (see Precision): 'fp32' (default) or 'bf16' (CPUs with AVX512_BF16 or
+   * AMX-BF16: weights kept as bf16, bf16 operands, float32 accumulation; faster, and images within
+   * ~4e-3 relative L2 of fp32's — docs/PERFORMANCE.md). A CPU without bf16 refuses it (DeviceError).
+   * CUDA graphs choose their own operand types, so 'bf16' with device 'cuda' is an ArgumentError.
+   */
+  precision?: Precision;
+  /** set by loadPipeline: the device and precision resolved from `device` and `precision` */
+  resolved?: { device: Device; precision: Precision };
   /** weight variant to prefer, e.g. 'fp16' */
   variant?: string;
   /** the sampler to use by default instead of the one in scheduler_config.json */
@@ -153,6 +160,18 @@ export function resolveModelFolder(idOrDir: string, options: LoadOptions & { pur
  */
 const AUTO_USES_CUDA = false;
 
+/** The precision asked for, checked against the device and this CPU before anything loads. */
+function resolvePrecision(precision: LoadOptions['precision'], device: Device): Precision {
+  if (precision === undefined) return 'fp32';
+  if (!PRECISIONS.includes(precision)) throw new ArgumentError(`precision must be ${PRECISIONS.map((p) => `'${p}'`).join(' or ')}, got ${JSON.stringify(precision)}`);
+  if (precision === 'bf16') {
+    if (device === 'cuda') throw new ArgumentError("precision 'bf16' is the CPU backend's; CUDA graphs run fp16 (bf16 where a model needs fp32's range) on their own");
+    const bf16 = bf16Support();
+    if ('reason' in bf16) throw new DeviceError(`precision 'bf16': ${bf16.reason}`);
+  }
+  return precision;
+}
+
 function resolveDevice(device: LoadOptions['device']): Device {
   if (device === undefined || device === 'auto') return AUTO_USES_CUDA && info().backends.cuda.usable ? 'cuda' : 'cpu';
   if (device === 'cpu') return 'cpu';
@@ -195,12 +214,12 @@ async function loadDecoder(family: 'sd' | 'sdxl', own: OwnVae, o: LoadOptions): 
   if (o.taesd) {
     const id = typeof o.taesd === 'string' ? o.taesd : TAESD_REPOS[family];
     const folder = await resolveModelFolder(id, { ...o, purpose: 'taesd' });
-    return { decoder: { kind: 'tiny', model: AutoencoderTiny.fromPretrained(folder, { variant: o.variant, device: o.resolvedDevice }) } };
+    return { decoder: { kind: 'tiny', model: AutoencoderTiny.fromPretrained(folder, { variant: o.variant, ...o.resolved }) } };
   }
   const ownKL = (): AutoencoderKL | undefined => {
     if (own.model) return own.model();
     if (own.dir && fs.existsSync(path.join(own.dir, 'config.json')) && readJsonFile(path.join(own.dir, 'config.json'))._class_name === 'AutoencoderKL') {
-      return AutoencoderKL.fromPretrained(own.dir, { variant: o.variant, device: o.resolvedDevice });
+      return AutoencoderKL.fromPretrained(own.dir, { variant: o.variant, ...o.resolved });
     }
     return undefined;
   };
@@ -208,10 +227,10 @@ async function loadDecoder(family: 'sd' | 'sdxl', own: OwnVae, o: LoadOptions): 
   if (!vaeDir) return { decoder: { kind: 'kl', model: ownKL() as AutoencoderKL } };
   const cls = readJsonFile(path.join(vaeDir, 'config.json'))._class_name;
   if (cls === 'ConsistencyDecoderVAE') {
-    return { decoder: { kind: 'consistency', model: ConsistencyDecoderVAE.fromPretrained(vaeDir, { variant: o.variant, device: o.resolvedDevice }) }, encoder: ownKL() };
+    return { decoder: { kind: 'consistency', model: ConsistencyDecoderVAE.fromPretrained(vaeDir, { variant: o.variant, ...o.resolved }) }, encoder: ownKL() };
   }
-  if (cls === 'AutoencoderTiny') return { decoder: { kind: 'tiny', model: AutoencoderTiny.fromPretrained(vaeDir, { variant: o.variant, device: o.resolvedDevice }) } };
-  return { decoder: { kind: 'kl', model: AutoencoderKL.fromPretrained(vaeDir, { variant: o.variant, device: o.resolvedDevice }) } };
+  if (cls === 'AutoencoderTiny') return { decoder: { kind: 'tiny', model: AutoencoderTiny.fromPretrained(vaeDir, { variant: o.variant, ...o.resolved }) } };
+  return { decoder: { kind: 'kl', model: AutoencoderKL.fromPretrained(vaeDir, { variant: o.variant, ...o.resolved }) } };
 }
 
 /** What a checkpoint gives, before the family's recipe is applied. */
@@ -232,7 +251,7 @@ interface Loaded {
 async function fromFolder(dir: string, options: LoadOptions, id = dir): Promise<Loaded> {
   const indexFile = path.join(dir, 'model_index.json');
   const index = readJsonFile(indexFile, 'model_index.json');
-  const v = { variant: options.variant, device: options.resolvedDevice };
+  const v = { variant: options.variant, ...options.resolved };
   const two = index.text_encoder_2 !== undefined && index.text_encoder_2 !== null;
   const names = two ? ['', '_2'] : [''];
   return {
@@ -300,11 +319,11 @@ async function fromSingleFile(file: string, options: LoadOptions): Promise<Loade
     cls: sf.pipelineClass,
     clsSource: configDir ? path.join(configDir, 'model_index.json') : `${sf.family.name} defaults`,
     forceZerosForEmptyPrompt: sf.forceZerosForEmptyPrompt,
-    unet: UNet2DConditionModel.fromSource(c.unet!.config, c.unet!.source, `${label} (unet)`, options.resolvedDevice),
+    unet: UNet2DConditionModel.fromSource(c.unet!.config, c.unet!.source, `${label} (unet)`, options.resolved),
     schedulerConfig: sf.schedulerConfig,
     tokenizers: await Promise.all(encoders.map(async (n) => CLIPTokenizer.fromPretrained(await tokenizerDir(n === 'text_encoder' ? 'tokenizer' : 'tokenizer_2')))),
-    textEncoders: encoders.map((n) => CLIPTextModel.fromSource(c[n]!.config, c[n]!.source, `${label} (${n})`, options.resolvedDevice)),
-    vae: { model: () => AutoencoderKL.fromSource(c.vae!.config, c.vae!.source, `${label} (vae)`, options.resolvedDevice) },
+    textEncoders: encoders.map((n) => CLIPTextModel.fromSource(c[n]!.config, c[n]!.source, `${label} (${n})`, options.resolved)),
+    vae: { model: () => AutoencoderKL.fromSource(c.vae!.config, c.vae!.source, `${label} (vae)`, options.resolved) },
   };
 }
 
@@ -313,7 +332,8 @@ export async function loadPipeline(idOrDir: string, options: LoadOptions = {}): 
   if (options.pipelineClass !== undefined && !pipelineClassInfo(options.pipelineClass)) {
     throw new ArgumentError(`pipelineClass '${options.pipelineClass}' is not supported (supported: ${Object.keys(PIPELINE_CLASSES).join(', ')})`);
   }
-  options = { ...options, resolvedDevice: resolveDevice(options.device) };
+  const device = resolveDevice(options.device);
+  options = { ...options, resolved: { device, precision: resolvePrecision(options.precision, device) } };
   if (/\.(ckpt|pt|pth|bin)$/i.test(idOrDir) && fs.existsSync(idOrDir)) {
     throw new ArgumentError(`${idOrDir}: pickle checkpoints can run code when loaded and are not read; convert it to .safetensors`);
   }
@@ -340,9 +360,9 @@ export async function loadPipeline(idOrDir: string, options: LoadOptions = {}): 
   if (options.scheduler) defaults.scheduler = options.scheduler;
   const loadControlNet = async (id: string, o: { variant?: string; config?: string }) => {
     // the original single-file layout (control_*.safetensors), else a diffusers folder or repo id
-    if (isSingleFile(id)) return openControlNetFile(id, { config: o.config, device: options.resolvedDevice });
+    if (isSingleFile(id)) return openControlNetFile(id, { config: o.config, ...options.resolved });
     const dir = await resolveModelFolder(id, { ...options, variant: o.variant ?? options.variant, purpose: 'controlnet' });
-    return ControlNetModel.fromPretrained(dir, { variant: o.variant ?? options.variant, device: options.resolvedDevice });
+    return ControlNetModel.fromPretrained(dir, { variant: o.variant ?? options.variant, ...options.resolved });
   };
   const controlNets: { name: string; model: ControlNetModel }[] = [];
   let pipe: Pipeline;
@@ -359,6 +379,7 @@ export async function loadPipeline(idOrDir: string, options: LoadOptions = {}): 
       encoder,
       defaults,
       forceZerosForEmptyPrompt: sdxl ? loaded.forceZerosForEmptyPrompt : false,
+      precision: options.resolved?.precision,
       controlNets,
       loadControlNet,
     });

@@ -30,6 +30,8 @@ export interface GenerationParams {
   /** the batch the image was drawn in (one generator for the whole batch, as diffusers) */
   batchSize: number;
   batchIndex: number;
+  /** the CPU's GEMM arithmetic where it was not fp32 ('bf16': the image differs slightly from fp32's) */
+  precision?: string;
   /** e.g. 'onestep 0.1.0' */
   version: string;
 }
@@ -59,6 +61,7 @@ export function formatParameters(p: GenerationParams): string {
   // as the web UIs' ControlNet extension writes it: one "ControlNet i" entry per unit
   (p.controlnets ?? []).forEach((c, i) => pairs.push([`ControlNet ${i}`, `Model: ${c.name}, Weight: ${c.scale}, Guidance Start: ${c.start}, Guidance End: ${c.end}${c.guessMode ? ', Control Mode: guess' : ''}`]));
   if (p.batchSize > 1) pairs.push(['Batch size', p.batchSize], ['Batch pos', p.batchIndex]);
+  if (p.precision) pairs.push(['Precision', p.precision]);
   pairs.push(['RNG', 'CPU'], ['Version', p.version]);
   const lines = [p.prompt];
   if (p.negativePrompt) lines.push(`Negative prompt: ${p.negativePrompt}`);

@@ -3,7 +3,7 @@
 // scheduler step), decoding and 8-bit output. It follows the diffusers pipelines' arithmetic and
 // their order of random draws, so a seed gives diffusers' image.
 import { AbortError, ArgumentError, DisposedError } from '../errors';
-import { type CompiledGraph, type GraphFallback, withFallbackReports } from '../graph';
+import { type CompiledGraph, type GraphFallback, type Precision, withFallbackReports } from '../graph';
 import type { ControlNetModel } from '../models/controlnet/controlnet';
 import type { UNet2DConditionModel } from '../models/unet/unet';
 import type { AutoencoderKL } from '../models/vae/autoencoder_kl';
@@ -52,6 +52,8 @@ export interface PipelineParts {
   forceZerosForEmptyPrompt: boolean;
   /** ControlNets loaded with the pipeline, by the name they were asked for */
   controlNets?: { name: string; model: ControlNetModel }[];
+  /** the CPU's GEMM arithmetic its networks were loaded with (default 'fp32') */
+  precision?: Precision;
   /** loads a ControlNet folder or repo id on the UNet's device (lib/pipelines/load.ts) */
   loadControlNet?: (idOrDir: string, options: { variant?: string; config?: string }) => Promise<ControlNetModel>;
 }
@@ -349,6 +351,11 @@ export class Pipeline {
 
   get kind(): PipelineKind {
     return this.parts.kind;
+  }
+
+  /** The CPU's GEMM arithmetic (LoadOptions.precision). */
+  get precision(): Precision {
+    return this.parts.precision ?? 'fp32';
   }
 
   get defaults(): PipelineDefaults {
@@ -698,6 +705,7 @@ export class Pipeline {
           controlnets: job.controls.length ? job.controls.map((c) => ({ name: this.controlNetNameList[c.slot], scale: c.scale, start: c.start, end: c.end, guessMode: c.guessMode })) : undefined,
           batchSize: batch,
           batchIndex: b,
+          precision: this.precision === 'fp32' ? undefined : this.precision,
           version: `onestep ${version}`,
         };
         images.push(new GeneratedImage(width, height, rgb, lat, params, job.warnings));

@@ -1,6 +1,7 @@
 // npx onestep serve -m MODEL: the page and the APIs on 127.0.0.1 until SIGINT / SIGTERM.
 import { parseArgs } from 'util';
 import { type ArgSpec, normalizeArgs, parseArgsOptions } from '../cli_args';
+import { PRECISIONS, type Precision } from '../graph';
 import { DEFAULT_LIMITS, DEFAULT_PORT, type ServerLimits } from './options';
 import type { GenerationEvent } from './service';
 import type { RequestEvent } from './server';
@@ -29,6 +30,7 @@ export const SERVE_USAGE = `usage: onestep serve -m MODEL [options]
       --config DIR|REPO   single files: the diffusers folder / repo with the model's configs and tokenizers
       --prediction TYPE   single files: epsilon | v_prediction
       --device DEV        auto | cpu | cuda
+      --precision P       fp32 (default) | bf16 (the CPU's GEMMs with bf16 operands; CPUs with AVX512_BF16 or AMX-BF16)
   -q, --quiet             no request log`;
 
 class UsageError extends Error {}
@@ -60,6 +62,7 @@ const SERVE_ARGS = {
   config: { type: 'string' },
   prediction: { type: 'string' },
   device: { type: 'string' },
+  precision: { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
   help: { type: 'boolean', short: 'h' },
 } satisfies Record<string, ArgSpec>;
@@ -80,6 +83,7 @@ export async function serveMain(argv: string[]): Promise<number> {
     }
     if (!values.model) throw new UsageError('--model (-m) is required');
     if (values.device && !['auto', 'cpu', 'cuda'].includes(values.device)) throw new UsageError('--device must be auto, cpu or cuda');
+    if (values.precision && !(PRECISIONS as readonly string[]).includes(values.precision)) throw new UsageError(`--precision must be ${PRECISIONS.join(' or ')}`);
     if (values.prediction && !['epsilon', 'v_prediction'].includes(values.prediction)) throw new UsageError('--prediction must be epsilon or v_prediction');
   } catch (e) {
     console.error(`onestep serve: ${(e as Error).message}`);
@@ -117,6 +121,7 @@ export async function serveMain(argv: string[]): Promise<number> {
     limits,
     load: {
       device: values.device as 'auto' | 'cpu' | 'cuda' | undefined,
+      precision: values.precision as Precision | undefined,
       variant: values.variant,
       config: values.config,
       prediction: values.prediction as 'epsilon' | 'v_prediction' | undefined,

@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { ConfigError, FileNotFoundError } from '../errors';
 import { type Json, readJsonFile } from '../models/config';
-import { type Device } from '../graph';
+import type { ModelTarget } from '../models/weights';
 import { ControlNetModel } from '../models/controlnet/controlnet';
 import { SafetensorsFile, type TensorMeta } from '../safetensors';
 import { RenamedSource } from './source';
@@ -69,7 +69,7 @@ function defaultHeads(derived: Json): number | number[] {
  * its config.json, for what the weights cannot tell (heads; the family's usual values otherwise),
  * checked against what they do tell.
  */
-export function openControlNetFile(file: string, options: { config?: string; device?: Device } = {}): ControlNetModel {
+export function openControlNetFile(file: string, options: { config?: string } & ModelTarget = {}): ControlNetModel {
   if (!fs.existsSync(file)) throw new FileNotFoundError(file, 'ControlNet file');
   const st = SafetensorsFile.open(file);
   let plan: ComponentPlan;
@@ -102,7 +102,7 @@ export function openControlNetFile(file: string, options: { config?: string; dev
   if (config.addition_embed_type === 'text_time' && config.addition_time_embed_dim === undefined) config.addition_time_embed_dim = 256; // SDXL's
   const source = new RenamedSource(st, plan.tensors, `${file} (controlnet)`);
   try {
-    return ControlNetModel.fromSource(config, source, path.basename(file), options.device);
+    return ControlNetModel.fromSource(config, source, path.basename(file), options);
   } catch (e) {
     source.close();
     throw e;

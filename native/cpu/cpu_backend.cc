@@ -46,19 +46,34 @@ bool prepackEnabled() {
 // makes the [N][K] matrix from the weight (conv kernels: relaid out as [Co, kh, kw, Ci]).
 bool prepack(CpuStep& s, const Tensor& src, int64_t N, int64_t K, const char* what, Tensor (*matrix)(const Tensor&)) {
   const DType as = gemmPrepackDtype(src.dtype());
-  if (!prepackEnabled() || as == DType::I64) return false;
-  const int kernel = gemmPrepackKernel();
-  const std::string form = std::string("gemm_prepacked_") + what + "_" + std::to_string(kernel) + "_" + dtypeName(as);
-  s.replaced[1] = derivedConstant(src, form.c_str(), [&](const Tensor& t) {
+  auto pack = [&](const Tensor& t, auto&& into) {
     const Tensor m = matrix ? matrix(t) : t;
-    Tensor out = Tensor::uninitialized(as, Shape{(int64_t)gemmPrepackElems(K, N)});
     GemmB b;
     b.data = m.data();
     b.dtype = m.dtype();
     b.ld = K;
     b.nk = true;
-    gemmPrepackB(b, K, N, as, out.mutableData());
+    into(b);
     t.releaseMappedPages();  // the checkpoint's layout is not read again by this form
+  };
+  if (s.bf16) {
+    // bf16 panels (every bf16 kernel's layout): prepacked whatever the switch says, the weights'
+    // float32 form is never made
+    const std::string form = std::string("gemm_prepacked_bf16_") + what;
+    s.replaced[1] = derivedConstant(src, form.c_str(), [&](const Tensor& t) {
+      Tensor out = Tensor::uninitialized(DType::BF16, Shape{(int64_t)gemmPrepackBf16Elems(K, N)});
+      pack(t, [&](const GemmB& b) { gemmPrepackBf16(b, K, N, reinterpret_cast<uint16_t*>(out.mutableData())); });
+      return out;
+    });
+    s.packedB = PrepackedB{s.replaced[1]->data(), DType::BF16, K, N, 0};
+    return true;
+  }
+  if (!prepackEnabled() || as == DType::I64) return false;
+  const int kernel = gemmPrepackKernel();
+  const std::string form = std::string("gemm_prepacked_") + what + "_" + std::to_string(kernel) + "_" + dtypeName(as);
+  s.replaced[1] = derivedConstant(src, form.c_str(), [&](const Tensor& t) {
+    Tensor out = Tensor::uninitialized(as, Shape{(int64_t)gemmPrepackElems(K, N)});
+    pack(t, [&](const GemmB& b) { gemmPrepackB(b, K, N, as, out.mutableData()); });
     return out;
   });
   s.packedB = PrepackedB{s.replaced[1]->data(), as, K, N, kernel};
@@ -69,32 +84,35 @@ Tensor ohwi(const Tensor& t) { return relayoutConvKernel(t.data(), t.dtype(), t.
 
 CpuStep planLinear(const GraphSpec& spec, const GraphNode& n) {
   CpuStep s;
+  s.bf16 = spec.cpuGemmOperand == DType::BF16;
   s.kernel = cpuKernel(n.op);
   s.algorithm = "gemm";
   const GraphValue& w = spec.values[n.inputs[1]];
   if (w.kind != ValueKind::Const) return s;
   s.replaced.resize(n.inputs.size());
-  if (prepack(s, spec.consts[w.constIndex], w.shape[0], w.shape[1], "linear", nullptr)) s.algorithm = "gemm_prepacked";
+  if (prepack(s, spec.consts[w.constIndex], w.shape[0], w.shape[1], "linear", nullptr)) s.algorithm = s.bf16 ? "gemm_bf16" : "gemm_prepacked";
   return s;
 }
 
 CpuStep planConv2d(const GraphSpec& spec, const GraphNode& n) {
   CpuStep s;
+  s.bf16 = spec.cpuGemmOperand == DType::BF16;
   s.replaced.resize(n.inputs.size());
   const GraphValue& w = spec.values[n.inputs[1]];
   const bool constant = w.kind == ValueKind::Const;
   const Tensor* src = constant ? &spec.consts[w.constIndex] : nullptr;
   if (constant && useWinograd(spec, n)) {
     s.kernel = &cpuConv2dWinograd;
-    s.algorithm = "winograd";
-    s.replaced[1] = derivedConstant(*src, "winograd_f2x2_3x3", [](const Tensor& t) { return winogradWeight(t); });
+    s.algorithm = s.bf16 ? "winograd_bf16" : "winograd";
+    if (s.bf16) s.replaced[1] = derivedConstant(*src, "winograd_f2x2_3x3_bf16", [](const Tensor& t) { return winogradWeightBf16(t); });
+    else s.replaced[1] = derivedConstant(*src, "winograd_f2x2_3x3", [](const Tensor& t) { return winogradWeight(t); });
     return s;
   }
   const auto a = n.attrsAs<Conv2dAttrs>();
   const bool pointwise = w.shape[2] == 1 && w.shape[3] == 1 && a.stride_h == 1 && a.stride_w == 1 && a.upsample == 1 &&
                          a.pad_top == 0 && a.pad_left == 0 && a.pad_bottom == 0 && a.pad_right == 0;
   s.kernel = &cpuConv2d;
-  s.algorithm = pointwise ? "gemm_1x1" : "implicit_gemm";
+  s.algorithm = pointwise ? (s.bf16 && constant ? "gemm_1x1_bf16" : "gemm_1x1") : (s.bf16 && constant ? "implicit_gemm_bf16" : "implicit_gemm");
   if (!constant) s.relayoutWeight = true;
   else if (!prepack(s, *src, w.shape[0], w.shape[1] * w.shape[2] * w.shape[3], "conv", &ohwi)) s.replaced[1] = convKernelOhwi(*src);
   return s;
@@ -112,6 +130,10 @@ CpuPlan::CpuPlan(const GraphSpec& spec, const std::vector<size_t>& nodes) : step
       steps_[i] = planConv2d(spec, n);
     } else if (n.op == Op::Linear) {
       steps_[i] = planLinear(spec, n);
+    } else if (n.op == Op::Attention && spec.cpuGemmOperand == DType::BF16) {
+      steps_[i].kernel = &cpuAttentionBf16;
+      steps_[i].algorithm = "bf16";
+      steps_[i].bf16 = true;
     } else {
       steps_[i].kernel = cpuKernel(n.op);
     }

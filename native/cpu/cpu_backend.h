@@ -6,7 +6,11 @@
 //   linear  GEMM on the weight packed once at plan time in the micro-kernel's layout (F16 weights
 //           stay F16, converted in registers; ONESTEP_GEMM_PREPACK=0 turns it off), else packed per
 //           call (BF16 weights, or F16 ones where the kernel has no half-precision variant)
+//   attention  one kernel (packed K and V, query tiles)
 //   others  their one kernel
+// A graph of precision 'bf16' (GraphSpec::cpuGemmOperand BF16) runs the GEMMs on constant weights
+// (linear, conv2d: GEMMs and Winograd's 16 products) and attention's two products with bf16
+// operands and float32 accumulation, the weights packed once as bf16 panels (gemm_bf16.cc).
 #pragma once
 
 #include <cstddef>
@@ -34,6 +38,7 @@ struct CpuStep {
   // by input index: the derived constant the kernel reads instead of the graph's value (or null)
   std::vector<std::shared_ptr<const Tensor>> replaced;
   bool relayoutWeight = false;  // conv2d by GEMM on a computed (non-constant) kernel: relaid out per run
+  bool bf16 = false;            // the graph's cpuGemmOperand is BF16: bf16 operands (constant weights packed as bf16)
   PrepackedB packedB;           // linear on a weight packed at plan time (packedB.data set; kept alive by `replaced`)
 };
 

@@ -2,6 +2,10 @@
 
 #include <thread>
 
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#endif
+
 namespace onestep {
 
 namespace {
@@ -19,6 +23,16 @@ CpuInfo detect() {
   if (__builtin_cpu_supports("avx512f")) info.simd.push_back("avx512f");
   if (__builtin_cpu_supports("avx512bw")) info.simd.push_back("avx512bw");
   if (__builtin_cpu_supports("avx512vl")) info.simd.push_back("avx512vl");
+  // bf16 (CPUID leaf 7: subleaf 1 EAX bit 5 AVX512_BF16; subleaf 0 EDX bits 22, 24 AMX-BF16,
+  // AMX-TILE), only where the OS keeps the AVX-512 state (the AMX tile state is asked for at use)
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (__builtin_cpu_supports("avx512f")) {
+    if (__get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5))) info.simd.push_back("avx512bf16");
+    if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+      if (d & (1u << 22)) info.simd.push_back("amx_bf16");
+      if (d & (1u << 24)) info.simd.push_back("amx_tile");
+    }
+  }
 #elif defined(__aarch64__)
   info.simd.push_back("neon");
 #endif

@@ -12,6 +12,7 @@
 #include "../core/error.h"
 #include "../core/half.h"
 #include "cpu_info.h"
+#include "gemm_internal.h"
 #include "vecmath.h"
 #include "thread_pool.h"
 #include "../core/aligned.h"
@@ -93,49 +94,21 @@ void packRowsGeneric(const float* const* rows, int64_t h, int64_t run, int mr, f
   }
 }
 
-// Packs A[m0:m0+mc, k0:k0+kc] into panels of MR rows: out[panel][k][MR], zero-padded. For a
-// convolution, row m = output pixel, k = (ky, kx, ci): runs of ci are contiguous in the NHWC
-// input, and padding rows read as zeros.
+// Packs A[m0:m0+mc, k0:k0+kc] into panels of MR rows: out[panel][k][MR], zero-padded (padding
+// rows of a convolution read as zeros).
 void packA(const GemmKernel& kr, const GemmA& A, int64_t m0, int64_t mc, int64_t k0, int64_t kc, float* out) {
   const int mr = kr.mr;
-  const float* rows[32];
-  auto pack = [&](int64_t h, int64_t run, float* dst) {
-    if (kr.packRows) kr.packRows(rows, h, run, dst);
-    else packRowsGeneric(rows, h, run, mr, dst);
-  };
   for (int64_t p = 0; p < mc; p += mr) {
     const int64_t h = std::min<int64_t>(mr, mc - p);
     float* dst = out + (p / mr) * kc * mr;
-    if (!A.conv) {
-      for (int64_t i = 0; i < h; ++i) rows[i] = A.data + (m0 + p + i) * A.ld + k0;
-      pack(h, kc, dst);
-      continue;
-    }
-    const ConvGeom& g = *A.conv;
-    const int64_t Hu = g.H * g.up, Wu = g.W * g.up;
-    int64_t oxs[32], oys[32], bs[32];
-    for (int64_t i = 0; i < h; ++i) {
-      const int64_t m = m0 + p + i;
-      oxs[i] = m % g.Wo;
-      oys[i] = (m / g.Wo) % g.Ho;
-      bs[i] = m / (g.Wo * g.Ho);
-    }
-    int64_t k = k0;
-    while (k < k0 + kc) {
-      const int64_t tap = k / g.C, ci = k % g.C;
-      const int64_t run = std::min(g.C - ci, k0 + kc - k);
-      const int64_t ky = tap / g.kw, kx = tap % g.kw;
-      for (int64_t i = 0; i < h; ++i) {
-        const int64_t iy = oys[i] * g.sh + ky - g.pt, ix = oxs[i] * g.sw + kx - g.pl;
-        rows[i] = (iy < 0 || iy >= Hu || ix < 0 || ix >= Wu)
-                      ? nullptr
-                      : g.x + ((bs[i] * g.H + iy / g.up) * g.W + ix / g.up) * g.C + ci;
-      }
-      pack(h, run, dst + (k - k0) * mr);
-      k += run;
-    }
+    forEachRowRun(A, m0 + p, h, k0, kc, [&](const float* const* rows, int64_t run, int64_t off) {
+      if (kr.packRows) kr.packRows(rows, h, run, dst + off * mr);
+      else packRowsGeneric(rows, h, run, mr, dst + off * mr);
+    });
   }
 }
+
+}  // namespace
 
 void applyEpilogue(const GemmEpilogue& ep, float* c, int64_t ldc, int64_t m0, int64_t n0, int64_t h, int64_t w) {
   if (ep.alpha == 1.0f && !ep.bias && ep.act == Act::None && !ep.residual) return;
@@ -154,6 +127,8 @@ void applyEpilogue(const GemmEpilogue& ep, float* c, int64_t ldc, int64_t m0, in
     }
   }
 }
+
+namespace {
 
 // ---- portable micro-kernel ------------------------------------------------------------------
 constexpr int kGenMR = 4;
@@ -349,6 +324,7 @@ void gemmPrepacked(int64_t M, const GemmA& A, const PrepackedB& B, float* C, int
   const int64_t N = B.N, K = B.K;
   if (M <= 0 || N <= 0) return;
   check(!ep.accumulate, "ERR_ONESTEP_INTERNAL", "gemmPrepacked: accumulate is not supported");
+  if (B.dtype == DType::BF16) return gemmPrepackedBf16(M, A, B, C, ldc, ep, parallel);
   const GemmKernel& kr = *kernelById(B.kernel);
   check(B.dtype == DType::F32 || (B.dtype == DType::F16 && kr.microH), "ERR_ONESTEP_INTERNAL", "gemmPrepacked: bad panel dtype");
   if (K == 0) {
@@ -358,8 +334,6 @@ void gemmPrepacked(int64_t M, const GemmA& A, const PrepackedB& B, float* C, int
     }
     return;
   }
-  ThreadPool& pool = ThreadPool::global();
-  const int threads = parallel ? pool.size() : 1;
   const int mr = kr.mr, nr = kr.nr;
   const int64_t panels = (N + nr - 1) / nr;
   // one task: rows [m0, m0+mcur) x panels [p0, p1) over the depth blocks [kb0, kb1)
@@ -375,12 +349,17 @@ void gemmPrepacked(int64_t M, const GemmA& A, const PrepackedB& B, float* C, int
         computeBlock(kr, ap, static_cast<const float*>(B.data) + at, kc, m0, mcur, 0, N, p0, p1, C, ldc, k0 == 0, k0 + kc >= K, ep);
     }
   };
-  const int64_t blocks = (K + kr.kc - 1) / kr.kc;
+  splitPrepacked(M, panels, (K + kr.kc - 1) / kr.kc, kr.mc, mr, parallel, task);
+}
+
+void splitPrepacked(int64_t M, int64_t panels, int64_t blocks, int64_t mcDefault, int mr, bool parallel, const PrepackedTask& task) {
+  ThreadPool& pool = ThreadPool::global();
+  const int threads = parallel ? pool.size() : 1;
   auto run = [&](int64_t n, const std::function<void(int64_t, int64_t, int)>& f) {
     if (threads > 1) pool.parallelFor(n, 1, f);
     else f(0, n, 0);
   };
-  if (M <= kr.mc) {
+  if (M <= mcDefault) {
     // few rows (a text encoder's 77): one row block, threads split the panels (each reads its own
     // part of B) and run every depth block themselves: one pass, no barrier between blocks
     const int64_t mc = (M + mr - 1) / mr * mr;
@@ -395,7 +374,7 @@ void gemmPrepacked(int64_t M, const GemmA& A, const PrepackedB& B, float* C, int
   }
   // many rows: depth block by depth block, the block's panels shared by all row blocks (as gemm()
   // with its packing pass gone)
-  int64_t mc = kr.mc;
+  int64_t mc = mcDefault;
   if (threads > 1 && (M + mc - 1) / mc < threads) mc = std::max<int64_t>(mr, ((M + threads - 1) / threads + mr - 1) / mr * mr);
   const int64_t mBlocks = (M + mc - 1) / mc;
   const int64_t chunks = std::min<int64_t>(panels, std::max<int64_t>(1, (2 * threads + mBlocks - 1) / mBlocks));

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "../core/dtype.h"
 #include "activation.h"
@@ -68,7 +69,7 @@ void gemmPackedB(int64_t M, int64_t N, int64_t K, const GemmA& A, const float* p
 // registers: the weight's own bytes, read once per product, never re-packed), else as F32.
 struct PrepackedB {
   const void* data = nullptr;
-  DType dtype = DType::F32;  // of the panels: F32 or F16
+  DType dtype = DType::F32;  // of the panels: F32 or F16 (gemmPrepackB), or BF16 (gemmPrepackBf16)
   int64_t K = 0, N = 0;
   int kernel = 0;            // the micro-kernel it was packed for (gemmPrepackKernel)
 };
@@ -84,6 +85,21 @@ void gemmPrepackB(const GemmB& B, int64_t K, int64_t N, DType as, void* out);
 // C = epilogue(A * B) with a prepacked B (ep.accumulate unsupported); one parallel pass.
 void gemmPrepacked(int64_t M, const GemmA& A, const PrepackedB& B, float* C, int64_t ldc, const GemmEpilogue& ep, bool parallel = true);
 
+// ---- bfloat16 products (a CPU graph of precision 'bf16') ---------------------------------------
+// Operands rounded to bf16 (nearest even), products accumulated in float32: AMX-BF16 tiles where
+// the CPU and the OS allow them, else AVX512_BF16 (VDPBF16PS). gemmPrepacked runs them on B
+// prepacked by gemmPrepackBf16 (PrepackedB::dtype BF16; the layout is every bf16 kernel's).
+// The kernel in use: "amx_bf16", "avx512_bf16" (or "generic" when forced), nullptr where this CPU
+// has neither.
+const char* gemmBf16KernelName();
+// Forces one ("amx_bf16", "avx512_bf16", or "generic": portable, the same arithmetic, for tests on
+// CPUs without bf16; also ONESTEP_GEMM_BF16_KERNEL); false if this CPU or build cannot run it.
+// "auto" goes back to the default choice; "none" acts as a CPU without bf16 (tests).
+bool gemmSelectBf16Kernel(const char* name);
+// bf16 elements of B [K x N] prepacked, and the packing (in parallel; any dtype, rounded to bf16).
+size_t gemmPrepackBf16Elems(int64_t K, int64_t N);
+void gemmPrepackBf16(const GemmB& B, int64_t K, int64_t N, uint16_t* out);
+
 // Rows per block that suit the micro-kernel in use (a multiple of its MR).
 int64_t gemmRowBlock();
 
@@ -92,7 +108,8 @@ const char* gemmKernelName();
 // Forces a kernel ("avx512", "avx2", "generic"); false if this CPU or build cannot run it.
 bool gemmSelectKernel(const char* name);
 // C = A * B^T with B [N, K] in dtype, repeated for `seconds` after a warm-up: GFLOP/s (gemm_bench.cc).
-double gemmBenchmark(int64_t M, int64_t N, int64_t K, DType dtype, double seconds);
+// schedule: "packed" (B packed per call), "prepacked" (packed once, as a plan does), "bf16" (bf16 panels).
+double gemmBenchmark(int64_t M, int64_t N, int64_t K, DType dtype, double seconds, const std::string& schedule = "packed");
 
 // A micro-kernel computes an MR x NR tile: C (ldc) = [C +] Ap (kc x MR, packed) * Bp (kc x NR, packed).
 struct GemmKernel {

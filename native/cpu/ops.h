@@ -14,8 +14,12 @@ ONESTEP_OP_TABLE(ONESTEP_CPU_KERNEL_DECL)
 #undef ONESTEP_CPU_KERNEL_DECL
 
 // conv2d by Winograd F(2x2, 3x3) (an algorithm the CPU plan picks, cpu_backend.cc): in[1] is the
-// transformed kernel u [16, Co, Ci] (F32, winogradWeight); stride 1, 3x3 only.
+// transformed kernel, u [16, Co, Ci] (F32, winogradWeight), or its 16 matrices as bf16 panels (BF16,
+// winogradWeightBf16: bf16 operands); stride 1, 3x3 only.
 void cpuConv2dWinograd(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out);
+// attention with bf16 operands (precision 'bf16'): Q K^T and P V on bf16-rounded values, float32
+// scores, softmax and sums
+void cpuAttentionBf16(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out);
 // linear with its weight prepacked by the CPU plan (in[1] is not read)
 void cpuLinearPrepacked(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out, const PrepackedB& w);
 // conv2d by GEMM with its kernel prepacked by the CPU plan (`kernel`: the graph's [Co, Ci, kh, kw])

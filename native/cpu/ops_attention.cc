@@ -17,11 +17,12 @@ namespace onestep {
 
 namespace {
 thread_local ScratchBuffer tScores;
-}  // namespace
 
 // K and V of every (batch, head) are packed once, then query tiles run in parallel:
-// S = scale * Q K^T, row softmax (vectorised), O = S V.
-void cpuAttention(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out) {
+// S = scale * Q K^T, row softmax (vectorised), O = S V. With bf16 operands (precision 'bf16'), K
+// and V are packed as bf16 panels and Q and the probabilities rounded to bf16 as they are packed;
+// scores, softmax and sums stay float32.
+void attention(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out, bool bf16) {
   const Shape &qs = *in[0].shape, &ks = *in[1].shape, &vs = *in[2].shape;
   const int64_t B = qs[0], Nq = qs[1], Nk = ks[1];
   const auto at = node.attrsAs<AttentionAttrs>();
@@ -35,7 +36,9 @@ void cpuAttention(const GraphNode& node, const std::vector<TensorRef>& in, const
   float* o = static_cast<float*>(out.data);
   ThreadPool& pool = ThreadPool::global();
 
-  const size_t kSize = gemmPackedBSize(D, Nk), vSize = gemmPackedBSize(Nk, Dv);
+  // per (batch, head): K^T as B [D x Nk] then V as B [Nk x Dv], in floats (bf16 panels take half)
+  const size_t kSize = bf16 ? (gemmPrepackBf16Elems(D, Nk) + 1) / 2 : gemmPackedBSize(D, Nk);
+  const size_t vSize = bf16 ? (gemmPrepackBf16Elems(Nk, Dv) + 1) / 2 : gemmPackedBSize(Nk, Dv);
   const size_t per = ((kSize + vSize + 15) / 16) * 16;
   AlignedArray<float> packedBlock = alignedArray<float>(per * (size_t)(B * H));
   float* packed = packedBlock.get();
@@ -44,17 +47,14 @@ void cpuAttention(const GraphNode& node, const std::vector<TensorRef>& in, const
       const int64_t bh = t / 2, b = bh / H, h = bh % H;
       float* dst = packed + per * (size_t)bh;
       GemmB g;
-      if (t % 2 == 0) {
-        g.data = k + b * Nk * H * D + h * D;
-        g.ld = H * D;
-        g.nk = true;
-        gemmPackB(g, D, Nk, dst);
-      } else {
-        g.data = v + b * Nk * H * Dv + h * Dv;
-        g.ld = H * Dv;
-        g.nk = false;
-        gemmPackB(g, Nk, Dv, dst + kSize);
-      }
+      const bool isK = t % 2 == 0;
+      g.data = isK ? k + b * Nk * H * D + h * D : v + b * Nk * H * Dv + h * Dv;
+      g.ld = isK ? H * D : H * Dv;
+      g.nk = isK;
+      const int64_t K = isK ? D : Nk, N = isK ? Nk : Dv;
+      if (!isK) dst += kSize;
+      if (bf16) gemmPrepackBf16(g, K, N, reinterpret_cast<uint16_t*>(dst));
+      else gemmPackB(g, K, N, dst);
     }
   });
 
@@ -72,14 +72,22 @@ void cpuAttention(const GraphNode& node, const std::vector<TensorRef>& in, const
       GemmEpilogue e1;
       e1.alpha = scale;
       const float* pk = packed + per * (size_t)bh;
-      gemmPackedB(rows, Nk, D, qa, pk, s, Nk, e1);
+      float* ot = o + (b * Nq + q0) * H * Dv + h * Dv;
+      if (bf16) gemmPrepacked(rows, qa, PrepackedB{pk, DType::BF16, D, Nk, 0}, s, Nk, e1, false);
+      else gemmPackedB(rows, Nk, D, qa, pk, s, Nk, e1);
       for (int64_t i = 0; i < rows; ++i) vm.softmaxRow(s + i * Nk, Nk, causal ? std::min(Nk, q0 + i + 1) : Nk);
       GemmA sa;
       sa.data = s;
       sa.ld = Nk;
-      gemmPackedB(rows, Dv, Nk, sa, pk + kSize, o + (b * Nq + q0) * H * Dv + h * Dv, H * Dv, GemmEpilogue{});
+      if (bf16) gemmPrepacked(rows, sa, PrepackedB{pk + kSize, DType::BF16, Nk, Dv, 0}, ot, H * Dv, GemmEpilogue{}, false);
+      else gemmPackedB(rows, Dv, Nk, sa, pk + kSize, ot, H * Dv, GemmEpilogue{});
     }
   });
 }
+
+}  // namespace
+
+void cpuAttention(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out) { attention(node, in, out, false); }
+void cpuAttentionBf16(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out) { attention(node, in, out, true); }
 
 }  // namespace onestep

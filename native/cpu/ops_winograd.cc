@@ -1,7 +1,9 @@
 // conv2d by Winograd F(2x2, 3x3), for 3x3 stride-1 convolutions (the CPU plan's choice). Tiles of 2x2 outputs are
 // processed in blocks: input transform into a per-thread buffer, 16 GEMMs against the
 // transformed weights (packed once per call and shared), output transform with the fused
-// bias / activation / residual. 2.25x fewer multiplies than the direct convolution.
+// bias / activation / residual. 2.25x fewer multiplies than the direct convolution. With bf16
+// operands (precision 'bf16') the transformed weights are bf16 panels made at plan time and the
+// transformed input is rounded to bf16 as the GEMMs pack it; the transforms stay float32.
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
@@ -13,6 +15,7 @@
 #include "thread_pool.h"
 #include "winograd.h"
 #include "../core/aligned.h"
+#include "../core/error.h"
 
 namespace onestep {
 
@@ -24,7 +27,10 @@ void cpuConv2dWinograd(const GraphNode& node, const std::vector<TensorRef>& in, 
   const Shape& xs = *in[0].shape;
   const Shape& us = *in[1].shape;
   const Shape& os = *out.shape;
-  const int64_t B = xs[0], H = xs[1], W = xs[2], Ci = xs[3], Co = us[1];
+  const bool bf16 = in[1].dtype == DType::BF16;
+  const int64_t B = xs[0], H = xs[1], W = xs[2], Ci = xs[3], Co = os[3];
+  check(bf16 ? us[1] == winogradBf16Stride(Co, Ci) : (us[1] == Co && us[2] == Ci), "ERR_ONESTEP_INTERNAL",
+        "conv2d (Winograd): transformed kernel ", shapeString(us), " does not fit ", Ci, " -> ", Co, " channels");
   const int64_t Ho = os[1], Wo = os[2];
   const auto a = node.attrsAs<Conv2dAttrs>();
   const int64_t pt = a.pad_top, pl = a.pad_left, up = a.upsample;
@@ -38,11 +44,11 @@ void cpuConv2dWinograd(const GraphNode& node, const std::vector<TensorRef>& in, 
   ThreadPool& pool = ThreadPool::global();
   const WinogradKernels& wk = winogradKernels();
 
-  // the 16 transformed weight matrices, packed once for this call
-  const size_t per = (gemmPackedBSize(Ci, Co) + 15) / 16 * 16;
-  AlignedArray<float> packedBlock = alignedArray<float>(per * 16);
+  // float32: the 16 transformed weight matrices, packed once for this call
+  const size_t per = bf16 ? 0 : (gemmPackedBSize(Ci, Co) + 15) / 16 * 16;
+  AlignedArray<float> packedBlock = alignedArray<float>(bf16 ? 1 : per * 16);
   float* packed = packedBlock.get();
-  pool.parallelFor(16, 1, [&](int64_t begin, int64_t end, int) {
+  if (!bf16) pool.parallelFor(16, 1, [&](int64_t begin, int64_t end, int) {
     for (int64_t xi = begin; xi < end; ++xi) {
       GemmB g;
       g.data = u + xi * Co * Ci;
@@ -75,7 +81,12 @@ void cpuConv2dWinograd(const GraphNode& node, const std::vector<TensorRef>& in, 
         GemmA ga;
         ga.data = V + xi * TB * Ci;
         ga.ld = Ci;
-        gemmPackedB(n, Co, Ci, ga, packed + per * xi, M + xi * TB * Co, Co, GemmEpilogue{});
+        if (bf16) {
+          const uint16_t* panels = static_cast<const uint16_t*>(in[1].data) + xi * us[1];
+          gemmPrepacked(n, ga, PrepackedB{panels, DType::BF16, Ci, Co, 0}, M + xi * TB * Co, Co, GemmEpilogue{}, false);
+        } else {
+          gemmPackedB(n, Co, Ci, ga, packed + per * xi, M + xi * TB * Co, Co, GemmEpilogue{});
+        }
       }
       for (int64_t tl = 0; tl < n; ++tl) {
         const int64_t t = t0 + tl, tx = t % tw, ty = (t / tw) % th, b = t / (tw * th);

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "../core/error.h"
+#include "gemm.h"
 #include "cpu_info.h"
 #include "thread_pool.h"
 #include "vecmath.h"
@@ -96,6 +97,23 @@ Tensor winogradWeight(const Tensor& w) {
       }
     }
   });
+  return out;
+}
+
+int64_t winogradBf16Stride(int64_t Co, int64_t Ci) { return ((int64_t)gemmPrepackBf16Elems(Ci, Co) + 31) / 32 * 32; }
+
+Tensor winogradWeightBf16(const Tensor& w) {
+  const Tensor u = winogradWeight(w);
+  const int64_t Co = w.shape()[0], Ci = w.shape()[1], stride = winogradBf16Stride(Co, Ci);
+  Tensor out = Tensor::uninitialized(DType::BF16, Shape{16, stride});
+  for (int64_t xi = 0; xi < 16; ++xi) {
+    GemmB g;
+    g.data = reinterpret_cast<const float*>(u.data()) + xi * Co * Ci;
+    g.dtype = DType::F32;
+    g.ld = Ci;
+    g.nk = true;
+    gemmPrepackBf16(g, Ci, Co, reinterpret_cast<uint16_t*>(out.mutableData()) + xi * stride);
+  }
   return out;
 }
 

@@ -47,6 +47,9 @@ struct GraphSpec {
   // CUDA: the dtype GEMM / convolution weights are uploaded as, which is also the tensor-core
   // operand type their kernels round activations to (F16, or BF16 for fp16-overflowing graphs)
   DType gemmOperand = DType::F16;
+  // CPU: the operands of GEMMs on constant weights (linear, conv2d): F32, or BF16 (weights kept as
+  // bf16 panels, activations rounded while packed, float32 accumulation; no Winograd)
+  DType cpuGemmOperand = DType::F32;
 };
 
 // What a kernel sees of a value during a run.

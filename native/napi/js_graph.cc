@@ -64,6 +64,16 @@ GraphSpec parseSpec(Napi::Object spec) {
     check(o == "F16" || o == "BF16", "ERR_ONESTEP_ARGUMENT", "spec.gemmOperand must be 'F16' or 'BF16', got '", o, "'");
     g.gemmOperand = parseDType(o);
   }
+  const Napi::Value cop = spec.Get("cpuGemmOperand");
+  if (!cop.IsUndefined()) {
+    if (!cop.IsString()) fail("ERR_ONESTEP_ARGUMENT", "spec.cpuGemmOperand must be 'F32' or 'BF16'");
+    const std::string o = cop.As<Napi::String>().Utf8Value();
+    check(o == "F32" || o == "BF16", "ERR_ONESTEP_ARGUMENT", "spec.cpuGemmOperand must be 'F32' or 'BF16', got '", o, "'");
+    if (o == "BF16")
+      check(gemmBf16KernelName() != nullptr, "ERR_ONESTEP_UNSUPPORTED",
+            "bf16 precision needs a CPU with AVX512_BF16 or AMX-BF16; this one has neither (use precision 'fp32')");
+    g.cpuGemmOperand = parseDType(o);
+  }
   for (uint32_t i = 0; i < nodes.Length(); ++i) {
     if (!nodes.Get(i).IsObject()) fail("ERR_ONESTEP_ARGUMENT", "spec.nodes[", i, "] must be an object");
     Napi::Object n = nodes.Get(i).As<Napi::Object>();
@@ -409,9 +419,20 @@ Napi::Value GetWinogradPolicy(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value GemmInfo(const Napi::CallbackInfo& info) {
-  Napi::Object o = Napi::Object::New(info.Env());
-  o.Set("kernel", gemmKernelName());
-  return o;
+  return guard(info.Env(), [&]() -> Napi::Value {
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("kernel", gemmKernelName());
+    const char* bf16 = gemmBf16KernelName();
+    o.Set("bf16Kernel", bf16 ? Napi::Value(Napi::String::New(info.Env(), bf16)) : info.Env().Null());
+    return o;
+  });
+}
+
+Napi::Value GemmSelectBf16(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    requireArgs(info, 1, "gemmSelectBf16");
+    return Napi::Boolean::New(info.Env(), gemmSelectBf16Kernel(stringArg(info, 0, "gemmSelectBf16").c_str()));
+  });
 }
 
 Napi::Value GemmSelect(const Napi::CallbackInfo& info) {
@@ -428,7 +449,8 @@ Napi::Value GemmBench(const Napi::CallbackInfo& info) {
     const int64_t M = (int64_t)indexArg(info[0], "M"), N = (int64_t)indexArg(info[1], "N"), K = (int64_t)indexArg(info[2], "K");
     const DType dt = parseDType(stringArg(info, 3, "gemmBench"));
     if (!info[4].IsNumber()) fail("ERR_ONESTEP_ARGUMENT", "gemmBench: seconds must be a number");
-    return Napi::Number::New(info.Env(), gemmBenchmark(M, N, K, dt, info[4].As<Napi::Number>().DoubleValue()));
+    const std::string schedule = info.Length() > 5 && !info[5].IsUndefined() ? stringArg(info, 5, "gemmBench") : "packed";
+    return Napi::Number::New(info.Env(), gemmBenchmark(M, N, K, dt, info[4].As<Napi::Number>().DoubleValue(), schedule));
   });
 }
 

@@ -46,9 +46,10 @@ Napi::Value InferNode(const Napi::CallbackInfo& info);
 // setWinogradPolicy('auto' | 'always' | 'never') / winogradPolicy(): the CPU plan's conv2d choice
 Napi::Value SetWinogradPolicy(const Napi::CallbackInfo& info);
 Napi::Value GetWinogradPolicy(const Napi::CallbackInfo& info);
-// gemmInfo() -> { kernel }, gemmSelect(name) -> boolean, gemmBench(M, N, K, dtype, seconds) -> GFLOP/s
+// gemmInfo() -> { kernel, bf16Kernel }, gemmSelect(name) / gemmSelectBf16(name) -> boolean, gemmBench(M, N, K, dtype, seconds) -> GFLOP/s
 Napi::Value GemmInfo(const Napi::CallbackInfo& info);
 Napi::Value GemmSelect(const Napi::CallbackInfo& info);
+Napi::Value GemmSelectBf16(const Napi::CallbackInfo& info);
 Napi::Value GemmBench(const Napi::CallbackInfo& info);
 
 }  // namespace napi

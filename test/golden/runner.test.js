@@ -76,6 +76,51 @@ describe('golden runner', () => {
     assert.ok(summary.results.every((r) => kinds.has(r.kind)), [...new Set(summary.results.map((r) => r.kind))].join(', '));
   });
 
+  // precision 'bf16' on the CPU: every network golden at the bf16 tolerance (the case's fp16 one
+  // x BF16_OVER_FP16), on this CPU's bf16 kernel or, without one, the portable kernel (the same
+  // arithmetic); and bf16 really ran: the networks' distances from the reference are bf16's, not fp32's
+  describe('at precision bf16', () => {
+    const { addon } = require('../../dist/native');
+    const { BF16_OVER_FP16 } = require('../../dist/golden/kinds/network');
+    let bf16;
+    let kernel;
+    before(async function () {
+      this.timeout(600000);
+      const a = addon();
+      kernel = a.gemmInfo().bf16Kernel;
+      if (!kernel) {
+        assert.ok(a.gemmSelectBf16('generic'));
+        kernel = 'generic (this CPU has no bf16 kernel)';
+      }
+      try {
+        bf16 = await runGolden(NETWORK_FOLDERS.map((f) => fixture(f)), { precision: 'bf16' });
+      } finally {
+        a.gemmSelectBf16('auto');
+      }
+    });
+
+    it('passes every network golden at the bf16 tolerance', () => {
+      console.log(`      bf16 kernel: ${kernel}`);
+      const failed = bf16.results.filter((r) => r.status !== 'PASS');
+      assert.deepStrictEqual(failed.map(formatResult), []);
+      const listed = NETWORK_FOLDERS.flatMap((f) => goldens(f));
+      assert.strictEqual(bf16.results.length, listed.length);
+      for (const g of listed) {
+        const r = bf16.results.find((x) => `${x.name}.safetensors` === g.name);
+        assert.ok(r, g.name);
+        assert.strictEqual(r.tol, (g.meta.tolerance.fp16_rel_l2 ?? 1e-2) * BF16_OVER_FP16, formatResult(r));
+      }
+    });
+
+    it('ran with bf16 operands: cases of networks with GEMMs land beyond the fp32 tolerance', () => {
+      const metas = new Map(NETWORK_FOLDERS.flatMap((f) => goldens(f)).map((g) => [g.name, g.meta]));
+      const rel = bf16.results.filter((r) => r.metric === 'rel_l2');
+      assert.ok(rel.length > 0);
+      const beyond = rel.filter((r) => r.value > 10 * metas.get(`${r.name}.safetensors`).tolerance.fp32_rel_l2);
+      assert.ok(beyond.length >= 0.9 * rel.length, `${beyond.length} of ${rel.length} cases beyond 10x the fp32 tolerance`);
+    });
+  });
+
   describe('on another folder laid out like the fixtures', () => {
     let dir;
     before(() => {

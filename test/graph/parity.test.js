@@ -191,6 +191,156 @@ for (const backend of backends) {
       }
     }
 
+    // precision 'bf16' on the CPU: GEMMs on constant weights with bf16 operands and float32
+    // accumulation, on every bf16 kernel this CPU runs and on the portable one (the same
+    // arithmetic, so machines without bf16 test it too). Compared with the float64 reference on
+    // bf16-rounded operands (only the summation order differs), and with the unrounded one at bf16's
+    // fidelity.
+    if (backend === 'cpu') {
+      const a = addon();
+      const bf = (v) => decodeToFloat32('BF16', encodeFromFloat32('BF16', v));
+      const bf16Kernels = ['amx_bf16', 'avx512_bf16', 'generic'].filter((k) => {
+        const ok = a.gemmSelectBf16(k);
+        a.gemmSelectBf16('auto');
+        return ok;
+      });
+      const withKernel = async (k, fn) => {
+        assert.ok(a.gemmSelectBf16(k), k);
+        try {
+          return await fn();
+        } finally {
+          a.gemmSelectBf16('auto');
+        }
+      };
+      const linearCases = [[1, 8, 3, Act.None], [37, 50, 45, Act.Gelu], [77, 64, 33, Act.QuickGelu], [130, 300, 70, Act.Silu],
+        [20, 900, 100, Act.None], [300, 1100, 70, Act.Relu], [33, 1030, 97, Act.None]];
+      const bf16ConvCases = [
+        { xs: [1, 9, 7, 5], co: 6, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 1, act: Act.None },
+        { xs: [2, 8, 8, 16], co: 12, k: 3, stride: [2, 2], pad: [1, 1, 1, 1], up: 1, act: Act.Silu, dtype: 'F16' },
+        { xs: [1, 8, 6, 4], co: 8, k: 3, stride: [2, 2], pad: [0, 0, 1, 1], up: 1, act: Act.None },
+        { xs: [1, 5, 4, 20], co: 7, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 2, act: Act.Relu, dtype: 'BF16' },
+        { xs: [2, 6, 5, 10], co: 9, k: 1, stride: [1, 1], pad: [0, 0, 0, 0], up: 1, act: Act.Relu },
+        { xs: [1, 6, 6, 48], co: 50, k: 3, stride: [1, 1], pad: [0, 1, 2, 0], up: 1, act: Act.None, residual: true },
+        { xs: [1, 12, 11, 67], co: 40, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 1, act: Act.None }, // depth 603: two blocks, odd runs
+        { xs: [1, 20, 20, 32], co: 70, k: 1, stride: [1, 1], pad: [0, 0, 0, 0], up: 1, act: Act.None, residual: true }, // 400 rows
+      ];
+      for (const kernel of bf16Kernels) {
+        for (const dtype of ['F32', 'F16', 'BF16']) {
+          opCase('linear', `linear at precision bf16 (${kernel} kernel), ${dtype} weights, bias, act, residual, odd sizes`, () => withKernel(kernel, async () => {
+            for (const [M, K, N, act] of linearCases) {
+              const x = X([M, K]);
+              const w = weight(dtype, [N, K]);
+              const b = weight('F32', [N]);
+              const r = X([M, N]);
+              const { y, placements } = await run1On((g, v) => g.linear(v.x, w.t, b.t, { act, residual: v.r }), { x, r }, { precision: 'bf16' });
+              assert.strictEqual(placements[0].algorithm, 'gemm_bf16');
+              check(`linear ${M}x${K}x${N} on bf16 operands`, y, ref.linear(bf(x.data), x.shape, bf(w.v), w.shape, b.v, act, r.data), 1e-5);
+              check(`linear ${M}x${K}x${N} against float32`, y, ref.linear(x.data, x.shape, w.v, w.shape, b.v, act, r.data), 1e-2);
+            }
+          }));
+        }
+        opCase('conv2d', `conv2d at precision bf16 (${kernel} kernel): 3x3, strided, padded, upsampled, 1x1, residual`, () => withKernel(kernel, async () => {
+          for (const c of bf16ConvCases) {
+            const x = X(c.xs);
+            const w = weight(c.dtype || 'F32', [c.co, c.xs[3], c.k, c.k], 0.3);
+            const b = weight('F32', [c.co]);
+            const inputs = { x };
+            const geom = { stride: c.stride, pad: c.pad, up: c.up };
+            const r = c.residual ? X(ref.conv2d(x.data, x.shape, w.v, w.shape, b.v, geom).shape) : undefined;
+            if (r) inputs.r = r;
+            const got = await run1On((g, v) => g.conv2d(v.x, w.t, b.t, { stride: c.stride, padding: c.pad, upsample: c.up, act: c.act, residual: v.r }), inputs, { precision: 'bf16' });
+            const pointwise = c.k === 1 && c.pad.every((p) => p === 0) && c.up === 1;
+            assert.strictEqual(got.placements[got.placements.length - 1].algorithm, pointwise ? 'gemm_1x1_bf16' : 'implicit_gemm_bf16');
+            const want = ref.conv2d(bf(x.data), x.shape, bf(w.v), w.shape, b.v, { ...geom, act: c.act, residual: r && r.data });
+            assert.deepStrictEqual(got.shape, want.shape);
+            const what = `conv2d ${c.k}x${c.k} ${JSON.stringify(c.xs)} -> ${c.co}`;
+            check(`${what} on bf16 operands`, got.y, want.y, 1e-5);
+            check(`${what} against float32`, got.y, ref.conv2d(x.data, x.shape, w.v, w.shape, b.v, { ...geom, act: c.act, residual: r && r.data }).y, 1e-2);
+          }
+        }));
+      }
+
+      // one float32 value rounded to bf16 (nearest even), as the packers do
+      const bf1 = (x) => bf(Float32Array.of(x))[0];
+      for (const kernel of bf16Kernels) {
+        opCase('attention', `attention at precision bf16 (${kernel} kernel): self and cross, padded head sizes, causal, long keys`, () => withKernel(kernel, async () => {
+          for (const [B, Nq, Nk, H, D, Dv, causal] of [[1, 37, 37, 2, 64, 64, false], [2, 20, 77, 3, 40, 40, false], [1, 150, 150, 1, 96, 80, true], [1, 9, 600, 1, 33, 20, false]]) {
+            const q = X([B, Nq, H * D]), k = X([B, Nk, H * D]), v = X([B, Nk, H * Dv]);
+            const scale = 1 / Math.sqrt(D);
+            const { y, placements } = await run1On((g, x) => g.attention(x.q, x.k, x.v, H, scale, causal), { q, k, v }, { precision: 'bf16' });
+            assert.strictEqual(placements[0].algorithm, 'bf16');
+            const what = `attention B${B} Nq${Nq} Nk${Nk} H${H} D${D} Dv${Dv}${causal ? ' causal' : ''}`;
+            // Q, K, V and the probabilities rounded to bf16; a probability near a rounding boundary
+            // may round the other way from float32 scores (one bf16 step of that probability), so
+            // 5e-4, and at most a quarter of the distance from the unrounded float32 result
+            const want = ref.attention(bf(q.data), q.shape, bf(k.data), k.shape, bf(v.data), v.shape, H, scale, causal, (p) => bf1(Math.fround(p)));
+            const exact = ref.attention(q.data, q.shape, k.data, k.shape, v.data, v.shape, H, scale, causal);
+            check(`${what} on bf16 operands`, y, want, Math.min(5e-4, 0.25 * ref.relL2(y, exact)));
+            check(`${what} against float32`, y, exact, 1e-2);
+          }
+        }));
+        opCase('conv2d', `conv2d by Winograd at precision bf16 (${kernel} kernel): bf16 transformed operands, within bf16 of float32`, () => withKernel(kernel, async () => {
+          const { setWinogradPolicy: setPolicy, winogradPolicy: policyNow } = require('../../dist/graph');
+          const before = policyNow();
+          setPolicy('always');
+          try {
+            for (const c of [
+              { xs: [1, 9, 7, 5], co: 6, pad: [1, 1, 1, 1], up: 1, act: Act.None },
+              { xs: [2, 8, 8, 40], co: 33, pad: [1, 1, 1, 1], up: 1, act: Act.Silu, dtype: 'F16' },
+              { xs: [1, 5, 6, 17], co: 18, pad: [0, 0, 0, 0], up: 1, act: Act.None },
+              { xs: [1, 5, 4, 20], co: 7, pad: [1, 1, 1, 1], up: 2, act: Act.Relu, dtype: 'BF16' },
+              { xs: [1, 6, 6, 600], co: 50, pad: [0, 1, 2, 0], up: 1, act: Act.None, residual: true }, // depth 600: two blocks
+            ]) {
+              const x = X(c.xs);
+              const w = weight(c.dtype || 'F32', [c.co, c.xs[3], 3, 3], 0.3);
+              const b = weight('F32', [c.co]);
+              const geom = { stride: [1, 1], pad: c.pad, up: c.up };
+              const inputs = { x };
+              const r = c.residual ? X(ref.conv2d(x.data, x.shape, w.v, w.shape, b.v, geom).shape) : undefined;
+              if (r) inputs.r = r;
+              const got = await run1On((g, v) => g.conv2d(v.x, w.t, b.t, { padding: c.pad, upsample: c.up, act: c.act, residual: v.r }), inputs, { precision: 'bf16' });
+              assert.strictEqual(got.placements[0].algorithm, 'winograd_bf16');
+              const want = ref.conv2d(x.data, x.shape, w.v, w.shape, b.v, { ...geom, act: c.act, residual: r && r.data });
+              // bf16 operands of the transformed domain: a few bf16 roundings (2^-9) in all
+              check(`conv2d winograd_bf16 ${JSON.stringify(c.xs)} -> ${c.co}`, got.y, want.y, 8e-3);
+            }
+          } finally {
+            setPolicy(before);
+          }
+        }));
+      }
+
+      opCase(['linear', 'conv2d', 'unary'], 'precision bf16 leaves GEMMs on computed weights in float32', () => withKernel(bf16Kernels[0], async () => {
+        const x = X([1, 66, 65, 32]); // 66 x 65 pixels, 32 channels: Winograd's under policy 'auto'
+        const w = X([7, 32, 3, 3], 0.3);
+        const wc = weight('F32', [40, 32, 3, 3], 0.3);
+        const { y, placements } = await run1On((g, v) => g.conv2d(v.x, g.unary(v.w, { a: 1, b: 0 }), undefined, { padding: 1 }), { x, w }, { precision: 'bf16' });
+        assert.strictEqual(placements.find((p) => p.op === 'conv2d').algorithm, 'implicit_gemm');
+        check('conv2d on a computed kernel at precision bf16', y, ref.conv2d(x.data, x.shape, w.data, w.shape, undefined, { pad: [1, 1, 1, 1] }).y, 1e-5);
+        // a constant kernel of that size: Winograd on bf16 operands
+        const { placements: p2 } = await run1On((g, v) => g.conv2d(v.x, wc.t, undefined, { padding: 1 }), { x }, { precision: 'bf16' });
+        assert.strictEqual(p2[0].algorithm, 'winograd_bf16');
+        const xm = X([3, 16]);
+        const wm = X([5, 16]);
+        const { y: ym, placements: pm } = await run1On((g, v) => g.linear(v.x, g.unary(v.w, { a: 1, b: 0 })), { x: xm, w: wm }, { precision: 'bf16' });
+        assert.strictEqual(pm.find((p) => p.op === 'linear').algorithm, 'gemm');
+        check('linear on a computed weight at precision bf16', ym, ref.linear(xm.data, xm.shape, wm.data, wm.shape), 1e-5);
+      }));
+
+      it('precision bf16 is refused, naming the reason, where the CPU has no bf16 kernel', async () => {
+        assert.ok(a.gemmSelectBf16('none'));
+        try {
+          assert.strictEqual(a.gemmInfo().bf16Kernel, null);
+          const g = new GraphBuilder({ precision: 'bf16' });
+          g.output('y', g.linear(g.input('x', [2, 4]), weight('F32', [3, 4]).t));
+          await assert.rejects(async () => (await g.build()).ready(), (e) => e.code === 'ERR_ONESTEP_UNSUPPORTED' && /AVX512_BF16 or AMX-BF16/.test(e.message));
+        } finally {
+          a.gemmSelectBf16('auto');
+        }
+        assert.ok(!a.gemmSelectBf16('no_such_kernel'));
+      });
+    }
+
     if (backend === 'cpu') opCase('conv2d', 'conv2d picks Winograd for large 3x3 stride-1 convs (policy auto) and matches the direct kernel', async () => {
       const before = winogradPolicy();
       try {

@@ -117,7 +117,8 @@ function layerNorm(x, xs, gamma, beta, eps) {
   return y;
 }
 
-function attention(q, qs, k, ks, v, vs, heads, scale, causal) {
+// roundP: applied to each probability before it weighs V (bf16 operands round them)
+function attention(q, qs, k, ks, v, vs, heads, scale, causal, roundP = (p) => p) {
   const [B, Nq, HD] = qs, Nk = ks[1], HDv = vs[2];
   const D = HD / heads, Dv = HDv / heads;
   const y = new Float64Array(B * Nq * HDv);
@@ -137,7 +138,7 @@ function attention(q, qs, k, ks, v, vs, heads, scale, causal) {
         for (let j = 0; j < vis; j++) { s[j] = Math.exp(s[j] - mx); sum += s[j]; }
         for (let t = 0; t < Dv; t++) {
           let o = 0;
-          for (let j = 0; j < vis; j++) o += (s[j] / sum) * v[(b * Nk + j) * HDv + h * Dv + t];
+          for (let j = 0; j < vis; j++) o += roundP(s[j] / sum) * v[(b * Nk + j) * HDv + h * Dv + t];
           y[(b * Nq + i) * HDv + h * Dv + t] = o;
         }
       }

@@ -64,6 +64,26 @@ describe('UNet2DConditionModel', () => {
     u.dispose();
   });
 
+  it("precision 'bf16' runs every GEMM on a weight with bf16 operands (no Winograd), the rest as in fp32", async () => {
+    const { addon } = require('../../dist/native');
+    const native = addon().gemmInfo().bf16Kernel;
+    if (!native) assert.ok(addon().gemmSelectBf16('generic'));
+    try {
+      const placements = {};
+      for (const precision of ['fp32', 'bf16']) {
+        const u = UNet2DConditionModel.fromPretrained(fixture('models', 'tiny-sd21', 'unet'), { precision });
+        placements[precision] = await u.graph(1, 8, 8, 77).placements();
+        u.dispose();
+      }
+      const algos = (p) => new Set(p.filter((n) => n.op === 'linear' || n.op === 'conv2d').map((n) => n.algorithm));
+      assert.deepStrictEqual([...algos(placements.bf16)].sort(), ['gemm_1x1_bf16', 'gemm_bf16', 'implicit_gemm_bf16']);
+      assert.ok(![...algos(placements.fp32)].some((x) => /bf16/.test(x)));
+      assert.deepStrictEqual(placements.bf16.map((n) => n.op), placements.fp32.map((n) => n.op));
+    } finally {
+      addon().gemmSelectBf16('auto');
+    }
+  });
+
   it('uses every weight of each fixture UNet', async () => {
     for (const m of ['tiny-sd15', 'tiny-sd21', 'tiny-sdxl', 'tiny-lcm']) {
       const u = UNet2DConditionModel.fromPretrained(fixture('models', m, 'unet'));

@@ -170,6 +170,49 @@ describe('pipelines', function () {
     await assert.rejects(loadPipeline(model('tiny-taesd')), (e) => e.code === 'ERR_ONESTEP_FILE_NOT_FOUND' && /model_index\.json/.test(e.message));
   });
 
+  describe("precision 'bf16'", () => {
+    const { addon } = require('../../dist/native');
+    let kernel;
+    before(() => {
+      // this CPU's bf16 kernel, or the portable one (the same arithmetic) where it has none
+      kernel = addon().gemmInfo().bf16Kernel;
+      if (!kernel) assert.ok(addon().gemmSelectBf16('generic'));
+    });
+    after(() => addon().gemmSelectBf16('auto'));
+
+    it('generates the fp32 image within bf16 rounding, records the precision, and keeps the seed', async () => {
+      const bf = await loadPipeline(model('tiny-sd21'), { precision: 'bf16' });
+      try {
+        assert.strictEqual(bf.precision, 'bf16');
+        assert.strictEqual(sd21.precision, 'fp32');
+        let initBf, initFp;
+        const [a] = await sd21.generate({ prompt: 'a fox', seed: 99, trace: (n, d) => n === 'latents_init' && (initFp = d) });
+        const [b] = await bf.generate({ prompt: 'a fox', seed: 99, trace: (n, d) => n === 'latents_init' && (initBf = d) });
+        assert.deepStrictEqual(Array.from(initBf), Array.from(initFp));
+        assert.ok(!Buffer.from(a.rgb).equals(Buffer.from(b.rgb)), 'bf16 operands change the image slightly');
+        let sum = 0;
+        for (let i = 0; i < a.rgb.length; i++) sum += Math.abs(a.rgb[i] - b.rgb[i]);
+        assert.ok(sum / a.rgb.length < 2, `mean |difference| ${(sum / a.rgb.length).toFixed(2)} of 255`);
+        assert.strictEqual(b.params.precision, 'bf16');
+        assert.strictEqual(a.params.precision, undefined);
+        const [c] = await bf.generate({ prompt: 'a fox', seed: 99 });
+        assert.ok(Buffer.from(b.rgb).equals(Buffer.from(c.rgb)), 'deterministic');
+      } finally {
+        bf.dispose();
+      }
+    });
+
+    it('a bad precision, or bf16 on a CPU without it, is refused before anything loads', async () => {
+      await assert.rejects(loadPipeline(model('tiny-sd21'), { precision: 'fp16' }), (e) => e instanceof ArgumentError && /precision must be 'fp32' or 'bf16', got "fp16"/.test(e.message));
+      assert.ok(addon().gemmSelectBf16('none'));
+      try {
+        await assert.rejects(loadPipeline(path.join(dir, 'nope'), { precision: 'bf16' }), (e) => e instanceof DeviceError && /AVX512_BF16 nor AMX-BF16/.test(e.message));
+      } finally {
+        addon().gemmSelectBf16(kernel || 'generic');
+      }
+    });
+  });
+
   describe('dispose()', () => {
     const fresh = () => loadPipeline(model('tiny-lcm'));
 

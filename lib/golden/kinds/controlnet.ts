@@ -6,14 +6,15 @@ import type { UNetExtras } from '../../models/unet/encoder';
 import { ControlNetModel, residualScales } from '../../models/controlnet/controlnet';
 import { CaseFieldError, checkFields, fieldNumber, isObject } from '../fields';
 import { loadUNet } from '../models';
+import type { ModelTarget } from '../../models/weights';
 import type { CaseRunner } from './network';
 
 export const CONTROLNET_FIELDS = ['call', 'component', 'controlnet', 'num_down_block_res_samples', 'timestep_passed_as', 'timestep_values'];
 
 /** A ControlNet folder a case names (under models/). */
-export function fixtureControlNet(root: string, name: unknown, device: 'cpu' | 'cuda'): ControlNetModel {
+export function fixtureControlNet(root: string, name: unknown, target: ModelTarget): ControlNetModel {
   if (typeof name !== 'string' || !/^[\w.-]+$/.test(name)) throw new CaseFieldError(`case field 'controlnet' must name a folder under models/, got ${JSON.stringify(name)}`);
-  return ControlNetModel.fromPretrained(path.join(root, 'models', name), { device });
+  return ControlNetModel.fromPretrained(path.join(root, 'models', name), target);
 }
 
 export const controlnetCase: CaseRunner = async (golden, meta, modelDir, cmp, ctx) => {
@@ -31,7 +32,7 @@ export const controlnetCase: CaseRunner = async (golden, meta, modelDir, cmp, ct
     const list = Array.isArray(v) ? v : [v];
     if (list.length !== t.length || list.some((x, i) => Math.fround(Number(x)) !== t[i])) throw new CaseFieldError(`${k} ${JSON.stringify(v)} differs from the timestep tensor`);
   }
-  const cn = fixtureControlNet(ctx.root, meta.controlnet, ctx.device);
+  const cn = fixtureControlNet(ctx.root, meta.controlnet, ctx);
   const unet = loadUNet(modelDir, ctx);
   try {
     if (call.controlnet_conditioning_channel_order !== undefined && call.controlnet_conditioning_channel_order !== cn.config.channelOrder) {

@@ -58,7 +58,7 @@ export const vaeEncodeCase: CaseRunner = async (golden, meta, modelDir, cmp, fix
 };
 
 export const taesdDecodeCase: CaseRunner = async (golden, meta, modelDir, cmp, ctx) => {
-  const taesd = AutoencoderTiny.fromPretrained(modelDir, { device: ctx.device });
+  const taesd = AutoencoderTiny.fromPretrained(modelDir, ctx);
   try {
     checkScaling(meta, taesd.config.scalingFactor);
     const image = await taesd.decode(golden.float32('latents'), nchw(golden.info('latents').shape));
@@ -70,7 +70,7 @@ export const taesdDecodeCase: CaseRunner = async (golden, meta, modelDir, cmp, c
 };
 
 export const taesdEncodeCase: CaseRunner = async (golden, meta, modelDir, cmp, ctx) => {
-  const taesd = AutoencoderTiny.fromPretrained(modelDir, { device: ctx.device });
+  const taesd = AutoencoderTiny.fromPretrained(modelDir, ctx);
   try {
     checkScaling(meta, taesd.config.scalingFactor);
     const latents = await taesd.encode(golden.float32('image'), nchw(golden.info('image').shape));
@@ -82,7 +82,7 @@ export const taesdEncodeCase: CaseRunner = async (golden, meta, modelDir, cmp, c
 };
 
 export const cdDecodeCase: CaseRunner = async (golden, meta, modelDir, cmp, ctx) => {
-  const cd = ConsistencyDecoderVAE.fromPretrained(modelDir, { device: ctx.device });
+  const cd = ConsistencyDecoderVAE.fromPretrained(modelDir, ctx);
   try {
     checkScaling(meta, cd.config.scalingFactor);
     // the decoder's sampling is fixed: the case must describe that one
@@ -104,7 +104,7 @@ export const cdDecodeCase: CaseRunner = async (golden, meta, modelDir, cmp, ctx)
 };
 
 export const cdEncodeCase: CaseRunner = async (golden, meta, modelDir, cmp, ctx) => {
-  const cd = ConsistencyDecoderVAE.fromPretrained(modelDir, { device: ctx.device });
+  const cd = ConsistencyDecoderVAE.fromPretrained(modelDir, ctx);
   try {
     checkScaling(meta, cd.config.scalingFactor);
     const dist = await cd.encode(golden.float32('image'), nchw(golden.info('image').shape));

@@ -6,8 +6,7 @@ import type { CompiledGraph, Value } from '../../graph';
 import { type NativeTensor, addon, callNative } from '../../native';
 import { Checkpoint, type TensorSource } from '../../safetensors';
 import type { Json } from '../config';
-import type { Device } from '../../graph';
-import { Weights } from '../weights';
+import { type ModelLoadOptions, type ModelTarget, Weights } from '../weights';
 import { type CLIPTextConfig, parseCLIPTextConfig, readCLIPTextConfig } from './config';
 
 /**
@@ -28,18 +27,18 @@ export class CLIPTextModel {
     private readonly w: Weights,
   ) {}
 
-  static fromPretrained(dir: string, options: { variant?: string; device?: Device } = {}): CLIPTextModel {
+  static fromPretrained(dir: string, options: ModelLoadOptions = {}): CLIPTextModel {
     const config = readCLIPTextConfig(dir);
     const checkpoint = Checkpoint.open(dir, { variant: options.variant, weightNames: ['model', 'pytorch_model'] });
-    const w = Weights.of(checkpoint, `text encoder ${dir}`, options.device);
+    const w = Weights.of(checkpoint, `text encoder ${dir}`, options);
     const model = new CLIPTextModel(config, w);
     model.checkWeights();
     return model;
   }
 
   /** From a config object and any tensor source under transformers names (a single-file checkpoint). */
-  static fromSource(config: Json, source: TensorSource, label: string, device: Device = 'cpu'): CLIPTextModel {
-    const model = new CLIPTextModel(parseCLIPTextConfig(config, label), Weights.of(source, `text encoder ${label}`, device));
+  static fromSource(config: Json, source: TensorSource, label: string, target: ModelTarget = {}): CLIPTextModel {
+    const model = new CLIPTextModel(parseCLIPTextConfig(config, label), Weights.of(source, `text encoder ${label}`, target));
     model.checkWeights();
     return model;
   }

@@ -4,13 +4,13 @@
 // and on the mid output. Its residuals, scaled per step, are added to the UNet's skips and mid
 // output (UNet2DConditionModel.describe's `residuals`).
 import { ArgumentError } from '../../errors';
-import { Act, type CompiledGraph, type Device, type GraphBuilder, type Value } from '../../graph';
+import { Act, type CompiledGraph, type GraphBuilder, type Value } from '../../graph';
 import type { NativeTensor } from '../../native';
 import { Checkpoint, type TensorSource } from '../../safetensors';
 import type { Json } from '../config';
 import { type UNetExtras, describeEncoder, textEmbedsDim } from '../unet/encoder';
 import type { UNetResiduals } from '../unet/unet';
-import { Weights } from '../weights';
+import { type ModelLoadOptions, type ModelTarget, Weights } from '../weights';
 import { type ControlNetConfig, parseControlNetConfig, readControlNetConfig } from './config';
 
 export interface ControlNetInputs {
@@ -54,13 +54,13 @@ export class ControlNetModel {
     private readonly w: Weights,
   ) {}
 
-  static fromPretrained(dir: string, options: { variant?: string; device?: Device } = {}): ControlNetModel {
+  static fromPretrained(dir: string, options: ModelLoadOptions = {}): ControlNetModel {
     const config = readControlNetConfig(dir);
-    return new ControlNetModel(config, Weights.of(Checkpoint.open(dir, { variant: options.variant }), `controlnet ${dir}`, options.device));
+    return new ControlNetModel(config, Weights.of(Checkpoint.open(dir, { variant: options.variant }), `controlnet ${dir}`, options));
   }
 
-  static fromSource(config: Json, source: TensorSource, label: string, device: Device = 'cpu'): ControlNetModel {
-    return new ControlNetModel(parseControlNetConfig(config, label), Weights.of(source, `controlnet ${label}`, device));
+  static fromSource(config: Json, source: TensorSource, label: string, target: ModelTarget = {}): ControlNetModel {
+    return new ControlNetModel(parseControlNetConfig(config, label), Weights.of(source, `controlnet ${label}`, target));
   }
 
   /** Residuals it gives: one per skip connection of the UNet, then the mid block's. */

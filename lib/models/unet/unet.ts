@@ -2,14 +2,14 @@
 // time embedding (+ LCM guidance cond_proj, + SDXL text_time), conv_in, down blocks, mid block,
 // up blocks with skip connections, GroupNorm + SiLU, conv_out. Inputs and outputs are NCHW.
 import { ArgumentError } from '../../errors';
-import { Act, type CompiledGraph, type GraphBuilder, type Value, type Device } from '../../graph';
+import { Act, type CompiledGraph, type GraphBuilder, type Value } from '../../graph';
 import type { NativeTensor } from '../../native';
 import { Checkpoint, type TensorSource } from '../../safetensors';
 import type { Json } from '../config';
 import { type Description, describeNow } from '../../graph/describe';
 import { resnet, transformer2d, upsample } from '../blocks';
 import { type UNetExtras, encoderParts, textEmbedsDim } from './encoder';
-import { Weights } from '../weights';
+import { type ModelLoadOptions, type ModelTarget, Weights } from '../weights';
 import { type UNetConfig, parseUNetConfig, readUNetConfig } from './config';
 
 export interface UNetInputs {
@@ -43,15 +43,15 @@ export class UNet2DConditionModel {
     private readonly w: Weights,
   ) {}
 
-  static fromPretrained(dir: string, options: { variant?: string; device?: Device } = {}): UNet2DConditionModel {
+  static fromPretrained(dir: string, options: ModelLoadOptions = {}): UNet2DConditionModel {
     const config = readUNetConfig(dir);
     const checkpoint = Checkpoint.open(dir, { variant: options.variant });
-    return new UNet2DConditionModel(config, Weights.of(checkpoint, `unet ${dir}`, options.device));
+    return new UNet2DConditionModel(config, Weights.of(checkpoint, `unet ${dir}`, options));
   }
 
   /** From a config object and any tensor source under diffusers names (a single-file checkpoint). */
-  static fromSource(config: Json, source: TensorSource, label: string, device: Device = 'cpu'): UNet2DConditionModel {
-    return new UNet2DConditionModel(parseUNetConfig(config, label), Weights.of(source, `unet ${label}`, device));
+  static fromSource(config: Json, source: TensorSource, label: string, target: ModelTarget = {}): UNet2DConditionModel {
+    return new UNet2DConditionModel(parseUNetConfig(config, label), Weights.of(source, `unet ${label}`, target));
   }
 
   /**

@@ -2,12 +2,12 @@
 // post_quant_conv + Decoder. Images are NCHW in [-1, 1]; latents NCHW, unscaled (the caller
 // divides by scaling_factor before decoding, as the pipelines do).
 import { ArgumentError } from '../../errors';
-import { Act, type CompiledGraph, type Device } from '../../graph';
+import { Act, type CompiledGraph } from '../../graph';
 import type { NativeTensor } from '../../native';
 import { Checkpoint, type TensorSource } from '../../safetensors';
 import type { Json } from '../config';
 import { resnet, upsample } from '../blocks';
-import { Weights } from '../weights';
+import { type ModelLoadOptions, type ModelTarget, Weights } from '../weights';
 import { type AutoencoderKLConfig, parseAutoencoderKLConfig, readAutoencoderKLConfig } from './config';
 import { klEncode, klMidBlock } from './kl_encoder';
 
@@ -28,15 +28,15 @@ export class AutoencoderKL {
     private readonly w: Weights,
   ) {}
 
-  static fromPretrained(dir: string, options: { variant?: string; device?: Device } = {}): AutoencoderKL {
+  static fromPretrained(dir: string, options: ModelLoadOptions = {}): AutoencoderKL {
     const config = readAutoencoderKLConfig(dir);
     const checkpoint = Checkpoint.open(dir, { variant: options.variant });
-    return new AutoencoderKL(config, Weights.of(checkpoint, `vae ${dir}`, options.device));
+    return new AutoencoderKL(config, Weights.of(checkpoint, `vae ${dir}`, options));
   }
 
   /** From a config object and any tensor source under diffusers names (a single-file checkpoint). */
-  static fromSource(config: Json, source: TensorSource, label: string, device: Device = 'cpu'): AutoencoderKL {
-    return new AutoencoderKL(parseAutoencoderKLConfig(config, label), Weights.of(source, `vae ${label}`, device));
+  static fromSource(config: Json, source: TensorSource, label: string, target: ModelTarget = {}): AutoencoderKL {
+    return new AutoencoderKL(parseAutoencoderKLConfig(config, label), Weights.of(source, `vae ${label}`, target));
   }
 
   get downscale(): number {

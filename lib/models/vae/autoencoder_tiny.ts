@@ -5,8 +5,7 @@ import { ArgumentError } from '../../errors';
 import type { Act, CompiledGraph, GraphBuilder, Value } from '../../graph';
 import type { NativeTensor } from '../../native';
 import { Checkpoint } from '../../safetensors';
-import type { Device } from '../../graph';
-import { Weights } from '../weights';
+import { type ModelLoadOptions, Weights } from '../weights';
 import { type AutoencoderTinyConfig, readAutoencoderTinyConfig } from './config';
 
 /** AutoencoderTinyBlock: act(conv(act(conv(act(conv(x))))) + skip(x)). */
@@ -26,10 +25,10 @@ export class AutoencoderTiny {
     private readonly w: Weights,
   ) {}
 
-  static fromPretrained(dir: string, options: { variant?: string; device?: Device } = {}): AutoencoderTiny {
+  static fromPretrained(dir: string, options: ModelLoadOptions = {}): AutoencoderTiny {
     const config = readAutoencoderTinyConfig(dir);
     const checkpoint = Checkpoint.open(dir, { variant: options.variant });
-    return new AutoencoderTiny(config, Weights.of(checkpoint, `taesd ${dir}`, options.device));
+    return new AutoencoderTiny(config, Weights.of(checkpoint, `taesd ${dir}`, options));
   }
 
   get downscale(): number {

@@ -9,8 +9,7 @@ import { Checkpoint } from '../../safetensors';
 import { consistencyDecoderSchedule } from '../../schedulers/consistency_decoder';
 import { ConfigReader, readJsonFile } from '../config';
 import { type UNet2DSpec, unet2d } from '../unet/unet2d';
-import type { Device } from '../../graph';
-import { Weights } from '../weights';
+import { type ModelLoadOptions, Weights } from '../weights';
 import { type KLEncoderSpec, klEncode } from './kl_encoder';
 
 /** Latent normalisation constants of diffusers' ConsistencyDecoderVAE (in its code, not the checkpoint). */
@@ -72,10 +71,10 @@ export class ConsistencyDecoderVAE {
     private readonly w: Weights,
   ) {}
 
-  static fromPretrained(dir: string, options: { variant?: string; device?: Device } = {}): ConsistencyDecoderVAE {
+  static fromPretrained(dir: string, options: ModelLoadOptions = {}): ConsistencyDecoderVAE {
     const config = readConfig(dir);
     const checkpoint = Checkpoint.open(dir, { variant: options.variant });
-    return new ConsistencyDecoderVAE(config, Weights.of(checkpoint, `consistency decoder ${dir}`, options.device));
+    return new ConsistencyDecoderVAE(config, Weights.of(checkpoint, `consistency decoder ${dir}`, options));
   }
 
   private cached(key: string, make: () => CompiledGraph): CompiledGraph {

@@ -1,0 +1,98 @@
+// Internals shared by the GEMM drivers (gemm.cc, gemm_bf16.cc): the rows of A as runs of
+// contiguous floats (the one place that knows how a convolution's receptive field maps onto the
+// NHWC input; every packer, float32 or bf16, reads A through it), the epilogue, the work split on
+// prepacked weights, and the bf16 micro-kernel interface.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+
+#include "gemm.h"
+
+namespace onestep {
+
+// For rows [m, m+h) (h <= 32) and depth [k0, k0+kc) of A: calls put(rows, run, offset) for
+// consecutive runs of the depth, where rows[i] points at row m+i's `run` floats starting at depth
+// k0+offset, or is null where they are all zero (a convolution's padding).
+template <typename Put>
+void forEachRowRun(const GemmA& A, int64_t m, int64_t h, int64_t k0, int64_t kc, Put put) {
+  const float* rows[32];
+  if (!A.conv) {
+    for (int64_t i = 0; i < h; ++i) rows[i] = A.data + (m + i) * A.ld + k0;
+    put(rows, kc, (int64_t)0);
+    return;
+  }
+  const ConvGeom& g = *A.conv;
+  const int64_t Hu = g.H * g.up, Wu = g.W * g.up;
+  int64_t oxs[32], oys[32], bs[32];
+  for (int64_t i = 0; i < h; ++i) {
+    const int64_t r = m + i;
+    oxs[i] = r % g.Wo;
+    oys[i] = (r / g.Wo) % g.Ho;
+    bs[i] = r / (g.Wo * g.Ho);
+  }
+  int64_t k = k0;
+  while (k < k0 + kc) {
+    const int64_t tap = k / g.C, ci = k % g.C;
+    const int64_t run = std::min(g.C - ci, k0 + kc - k);
+    const int64_t ky = tap / g.kw, kx = tap % g.kw;
+    for (int64_t i = 0; i < h; ++i) {
+      const int64_t iy = oys[i] * g.sh + ky - g.pt, ix = oxs[i] * g.sw + kx - g.pl;
+      rows[i] = (iy < 0 || iy >= Hu || ix < 0 || ix >= Wu) ? nullptr
+                                                           : g.x + ((bs[i] * g.H + iy / g.up) * g.W + ix / g.up) * g.C + ci;
+    }
+    put(rows, run, k - k0);
+    k += run;
+  }
+}
+
+}  // namespace onestep
+
+namespace onestep {
+
+// C[h x w] (ldc) = epilogue(C) for the tile at (m0, n0): alpha, bias, activation, residual.
+void applyEpilogue(const GemmEpilogue& ep, float* c, int64_t ldc, int64_t m0, int64_t n0, int64_t h, int64_t w);
+
+// The work split of a product on prepacked B (M rows, `panels` 32-column panels, `blocks` depth
+// blocks), shared by every driver: task(m0, rows, p0, p1, kb0, kb1) computes rows [m0, m0+rows)
+// x panels [p0, p1) over depth blocks [kb0, kb1), accumulating across blocks in C. Few rows: one
+// parallel pass, threads split the panels; many: block by block, rows x panel chunks.
+using PrepackedTask = std::function<void(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t)>;
+void splitPrepacked(int64_t M, int64_t panels, int64_t blocks, int64_t mcDefault, int mr, bool parallel, const PrepackedTask& task);
+
+// The bf16 driver (gemm_bf16.cc), for PrepackedB of BF16 panels.
+void gemmPrepackedBf16(int64_t M, const GemmA& A, const PrepackedB& B, float* C, int64_t ldc, const GemmEpilogue& ep, bool parallel);
+
+// ---- bf16 micro-kernels ----------------------------------------------------------------------
+// Every bf16 kernel reads the same layouts:
+// - B: depth blocks of kBf16Kc (the depth rounded up to a multiple of 32, zero-filled), each split
+//   into 32-column panels of pairs: panel[kk / 2][j][kk % 2] = B[k0 + kk][n0 + j] (zero beyond N).
+// - A: panels of the kernel's mr rows, row i at panel + i * kBf16Lda (row-major: packing is a
+//   conversion and a contiguous store), depth [0, kcp) of the block, zero beyond the depth and in
+//   rows past the matrix. kBf16Lda is a constant so the kernels address rows by displacement; it is
+//   not a multiple of 4 KiB / 2 (no cache-set aliasing between rows).
+constexpr int64_t kBf16Kc = 512;
+constexpr int64_t kBf16Lda = kBf16Kc + 32;
+constexpr int kBf16Nr = 32;
+struct GemmKernelBf16 {
+  const char* name;
+  int mr;      // rows of an A panel
+  int64_t mc;  // rows per block (a multiple of mr)
+  // C[mr x 32] (ldc) = [C +] A panel x B panel over kcp (a multiple of 32) depth
+  void (*micro)(int64_t kcp, const uint16_t* ap, const uint16_t* bp, float* c, int64_t ldc, bool accumulate);
+  // Rounds A rows to bf16 into a panel: rows[i] holds `run` floats for depth [off, off+run) of row
+  // i < h, written at panel + i * kBf16Lda + off; a null row is written as zeros (convolution padding).
+  void (*packRows)(const float* const* rows, int64_t h, int64_t run, int64_t off, uint16_t* panel);
+  // Called on a thread before its first micro-kernel of a task, and after its last (AMX tile
+  // configuration); nullptr: nothing.
+  void (*begin)();
+  void (*end)();
+};
+const GemmKernelBf16* gemmKernelBf16Generic();
+const GemmKernelBf16* gemmKernelBf16Avx512();  // AVX512_BF16; nullptr where not compiled
+const GemmKernelBf16* gemmKernelBf16Amx();     // AMX-BF16; nullptr where not compiled
+// AMX needs the OS's permission for the tile state (Linux: arch_prctl): asked once per process.
+bool amxPermitted();
+
+}  // namespace onestep
