@@ -90,8 +90,11 @@ export interface NativeAddon {
   winogradPolicy(): 'auto' | 'always' | 'never';
   /** base + sum(factor * up @ down), computed in float32 and rounded once to base's dtype */
   fuseLora(base: NativeTensor, parts: { down: NativeTensor; up: NativeTensor; factor: number }[], name: string, dtype?: NativeDType, into?: NativeTensor): NativeTensor;
-  /** kernel: the float32 micro-kernel; bf16Kernel: the bf16 one, null where the CPU has none */
-  gemmInfo(): { kernel: string; bf16Kernel: string | null };
+  /**
+   * kernel: the float32 micro-kernel; bf16Kernel: the bf16 one, null where the CPU has none;
+   * bf16DepthBlock: the depth of a bf16 panel block (also attention's key block at precision bf16)
+   */
+  gemmInfo(): { kernel: string; bf16Kernel: string | null; bf16DepthBlock: number };
   gemmSelect(kernel: string): boolean;
   /** forces a bf16 kernel ('amx_bf16', 'avx512_bf16', 'generic'; 'none': as without bf16; 'auto': the default); false where it cannot run */
   gemmSelectBf16(kernel: string): boolean;

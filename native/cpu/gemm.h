@@ -99,6 +99,11 @@ bool gemmSelectBf16Kernel(const char* name);
 // bf16 elements of B [K x N] prepacked, and the packing (in parallel; any dtype, rounded to bf16).
 size_t gemmPrepackBf16Elems(int64_t K, int64_t N);
 void gemmPrepackBf16(const GemmB& B, int64_t K, int64_t N, uint16_t* out);
+// The depth of a bf16 panel block: B's panels for depths [k0, k0 + this) of a multiple k0 are one
+// contiguous prepacked matrix of their own (PrepackedB at data + k0 * roundUp(N, 32)).
+int64_t gemmBf16DepthBlock();
+// Rows per block that suit the bf16 kernel in use.
+int64_t gemmBf16RowBlock();
 
 // Rows per block that suit the micro-kernel in use (a multiple of its MR).
 int64_t gemmRowBlock();

@@ -102,6 +102,13 @@ void microTile(const GemmKernelBf16& kr, int64_t kcp, const uint16_t* ap, const 
 
 const GemmKernelBf16* gemmKernelBf16Generic() { return &kGeneric; }
 
+int64_t gemmBf16DepthBlock() { return kBf16Kc; }
+
+int64_t gemmBf16RowBlock() {
+  const GemmKernelBf16* k = pickKernel();
+  return k ? k->mc : kGeneric.mc;
+}
+
 const char* gemmBf16KernelName() {
   const GemmKernelBf16* k = pickKernel();
   return k ? k->name : nullptr;
@@ -144,12 +151,23 @@ void gemmPrepackBf16(const GemmB& B, int64_t K, int64_t N, uint16_t* out) {
       const int64_t kb = t / panels, p = t % panels;
       const int64_t k0 = kb * kBf16Kc, kcp = std::min(kBf16Kc, Kp - k0);
       uint16_t* dst = out + k0 * panels * kBf16Nr + p * kcp * kBf16Nr;
-      // column by column: a row of an [N][K] weight is read in order
-      for (int64_t j = 0; j < kBf16Nr; ++j) {
-        const int64_t n = p * kBf16Nr + j;
+      // in the order B is stored: column by column for an [N][K] weight, row by row for [K][N]
+      if (B.nk) {
+        for (int64_t j = 0; j < kBf16Nr; ++j) {
+          const int64_t n = p * kBf16Nr + j;
+          for (int64_t kk = 0; kk < kcp; ++kk) {
+            const int64_t k = k0 + kk;
+            dst[(kk / 2) * kBf16Nr * 2 + j * 2 + (kk & 1)] = (n < N && k < K) ? value(k, n) : 0;
+          }
+        }
+      } else {
         for (int64_t kk = 0; kk < kcp; ++kk) {
           const int64_t k = k0 + kk;
-          dst[(kk / 2) * kBf16Nr * 2 + j * 2 + (kk & 1)] = (n < N && k < K) ? value(k, n) : 0;
+          uint16_t* row = dst + (kk / 2) * kBf16Nr * 2 + (kk & 1);
+          for (int64_t j = 0; j < kBf16Nr; ++j) {
+            const int64_t n = p * kBf16Nr + j;
+            row[j * 2] = (n < N && k < K) ? value(k, n) : 0;
+          }
         }
       }
     }

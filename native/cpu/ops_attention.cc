@@ -17,11 +17,14 @@ namespace onestep {
 
 namespace {
 thread_local ScratchBuffer tScores;
+// K and V packed for one call (kept between calls: a fresh mapping per call costs page faults)
+thread_local ScratchBuffer tPacked;
 
 // K and V of every (batch, head) are packed once, then query tiles run in parallel:
 // S = scale * Q K^T, row softmax (vectorised), O = S V. With bf16 operands (precision 'bf16'), K
 // and V are packed as bf16 panels and Q and the probabilities rounded to bf16 as they are packed;
-// scores, softmax and sums stay float32.
+// scores, softmax and sums stay float32, and keys go in blocks with an online softmax (the
+// probabilities rounded are exp(s - the row's running max), normalised at the end).
 void attention(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out, bool bf16) {
   const Shape &qs = *in[0].shape, &ks = *in[1].shape, &vs = *in[2].shape;
   const int64_t B = qs[0], Nq = qs[1], Nk = ks[1];
@@ -40,8 +43,7 @@ void attention(const GraphNode& node, const std::vector<TensorRef>& in, const Te
   const size_t kSize = bf16 ? (gemmPrepackBf16Elems(D, Nk) + 1) / 2 : gemmPackedBSize(D, Nk);
   const size_t vSize = bf16 ? (gemmPrepackBf16Elems(Nk, Dv) + 1) / 2 : gemmPackedBSize(Nk, Dv);
   const size_t per = ((kSize + vSize + 15) / 16) * 16;
-  AlignedArray<float> packedBlock = alignedArray<float>(per * (size_t)(B * H));
-  float* packed = packedBlock.get();
+  float* packed = tPacked.get(per * (size_t)(B * H));
   pool.parallelFor(B * H * 2, 1, [&](int64_t begin, int64_t end, int) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t bh = t / 2, b = bh / H, h = bh % H;
@@ -58,9 +60,67 @@ void attention(const GraphNode& node, const std::vector<TensorRef>& in, const Te
     }
   });
 
+  const VecMath& vm = vecMath();
+  const int64_t kb = gemmBf16DepthBlock();
+  if (bf16 && D <= kb) {
+    // flash-style: keys in blocks of the bf16 depth block (each block of V's packing is a product
+    // of its own, and K's panels for the block are contiguous since D fits one depth block), an
+    // online softmax per row; the scores held at once are tile x kb (L2-sized), never tile x Nk
+    const int64_t tile = gemmBf16RowBlock(), tiles = (Nq + tile - 1) / tile;
+    const int64_t Dp = (D + 31) / 32 * 32;
+    pool.parallelFor(B * H * tiles, 1, [&](int64_t begin, int64_t end, int) {
+      float* s = tScores.get((size_t)(tile * (kb + Dv) + 2 * tile));
+      float* part = s + tile * kb;      // P V of one key block [rows][Dv]
+      float* mx = part + tile * Dv;     // running max per row
+      float* sum = mx + tile;           // running sum per row
+      for (int64_t t = begin; t < end; ++t) {
+        const int64_t ti = t % tiles, bh = t / tiles, b = bh / H, h = bh % H;
+        const int64_t q0 = ti * tile, rows = std::min(tile, Nq - q0);
+        const uint16_t* pk = reinterpret_cast<const uint16_t*>(packed + per * (size_t)bh);
+        const uint16_t* pv = reinterpret_cast<const uint16_t*>(packed + per * (size_t)bh + kSize);
+        float* ot = o + (b * Nq + q0) * H * Dv + h * Dv;
+        const int64_t ldo = H * Dv;
+        GemmA qa;
+        qa.data = q + (b * Nq + q0) * H * D + h * D;
+        qa.ld = H * D;
+        std::fill(mx, mx + rows, -std::numeric_limits<float>::infinity());
+        std::fill(sum, sum + rows, 0.0f);
+        const int64_t keys = causal ? std::min(Nk, q0 + rows) : Nk;  // keys any row of the tile sees
+        for (int64_t j0 = 0; j0 < keys; j0 += kb) {
+          const int64_t nb = std::min(kb, Nk - j0);
+          gemmPrepacked(rows, qa, PrepackedB{pk + (j0 / 32) * Dp * 32, DType::BF16, D, nb, 0}, s, nb, GemmEpilogue{}, false);
+          for (int64_t i = 0; i < rows; ++i) {
+            const int64_t visible = causal ? std::clamp<int64_t>(q0 + i + 1 - j0, 0, nb) : nb;
+            const float c = vm.softmaxBlockRow(s + i * nb, nb, visible, scale, mx + i, sum + i);
+            if (j0 > 0) {
+              float* orow = ot + i * ldo;
+              for (int64_t d = 0; d < Dv; ++d) orow[d] *= c;
+            }
+          }
+          GemmA sa;
+          sa.data = s;
+          sa.ld = nb;
+          // V's depth block j0 / kb: keys [j0, j0 + nb), Dv columns
+          const PrepackedB vb{pv + j0 * ((Dv + 31) / 32 * 32), DType::BF16, nb, Dv, 0};
+          if (j0 == 0) {
+            gemmPrepacked(rows, sa, vb, ot, ldo, GemmEpilogue{}, false);
+          } else {
+            gemmPrepacked(rows, sa, vb, part, Dv, GemmEpilogue{}, false);
+            for (int64_t i = 0; i < rows; ++i)
+              for (int64_t d = 0; d < Dv; ++d) ot[i * ldo + d] += part[i * Dv + d];
+          }
+        }
+        for (int64_t i = 0; i < rows; ++i) {
+          const float inv = 1.0f / sum[i];
+          for (int64_t d = 0; d < Dv; ++d) ot[i * ldo + d] *= inv;
+        }
+      }
+    });
+    return;
+  }
+
   const int64_t tile = gemmRowBlock();
   const int64_t tiles = (Nq + tile - 1) / tile;
-  const VecMath& vm = vecMath();
   pool.parallelFor(B * H * tiles, 1, [&](int64_t begin, int64_t end, int) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t ti = t % tiles, bh = t / tiles, b = bh / H, h = bh % H;

@@ -27,7 +27,26 @@ void softmaxRowScalar(float* x, int64_t n, int64_t visible) {
   for (int64_t j = visible; j < n; ++j) x[j] = 0.0f;
 }
 
-const VecMath kScalar = {"scalar", actRowScalar, softmaxRowScalar};
+float softmaxBlockRowScalar(float* x, int64_t n, int64_t visible, float scale, float* m, float* l) {
+  float mx = *m;
+  for (int64_t j = 0; j < visible; ++j) mx = std::max(mx, x[j] * scale);
+  if (mx == -std::numeric_limits<float>::infinity()) {
+    for (int64_t j = 0; j < n; ++j) x[j] = 0.0f;
+    return 1.0f;
+  }
+  const float c = std::exp(*m - mx);
+  float sum = 0;
+  for (int64_t j = 0; j < visible; ++j) {
+    x[j] = std::exp(x[j] * scale - mx);
+    sum += x[j];
+  }
+  for (int64_t j = visible; j < n; ++j) x[j] = 0.0f;
+  *m = mx;
+  *l = *l * c + sum;
+  return c;
+}
+
+const VecMath kScalar = {"scalar", actRowScalar, softmaxRowScalar, softmaxBlockRowScalar};
 
 const VecMath* pick() {
   const CpuInfo& c = cpuInfo();

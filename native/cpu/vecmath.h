@@ -14,6 +14,12 @@ struct VecMath {
   void (*actRow)(Act act, float* x, int64_t n);
   // x[0..n) -> softmax over the first `visible` entries (scaled by nothing), zeros after them
   void (*softmaxRow)(float* x, int64_t n, int64_t visible);
+  // One block of a row of an online softmax. scale * x[0..visible) are scores (the rest masked);
+  // *m and *l are the row's running max and sum of exponentials. *m becomes max(*m, max of the
+  // scores), x[j] = exp(score j - *m) (0 past visible), *l = *l * c + sum x, and the result is
+  // c = exp(old *m - new *m), the factor for what was summed before (0 when nothing was). A block
+  // with nothing visible while the row has no max yet leaves zeros and returns 1. scale > 0.
+  float (*softmaxBlockRow)(float* x, int64_t n, int64_t visible, float scale, float* m, float* l);
 };
 
 const VecMath& vecMath();

@@ -110,7 +110,39 @@ void softmaxRowAvx512(float* x, int64_t n, int64_t visible) {
   for (j = visible; j < n; ++j) x[j] = 0.0f;
 }
 
-const VecMath kAvx512 = {"avx512", actRowAvx512, softmaxRowAvx512};
+float softmaxBlockRowAvx512(float* x, int64_t n, int64_t visible, float scale, float* m, float* l) {
+  // the max of the raw scores, scaled after (scale > 0)
+  __m512 mx = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  int64_t j = 0;
+  for (; j + 16 <= visible; j += 16) mx = _mm512_max_ps(mx, _mm512_loadu_ps(x + j));
+  const __mmask16 tail = (__mmask16)((1u << (visible - j)) - 1);
+  if (j < visible) mx = _mm512_mask_max_ps(mx, tail, mx, _mm512_maskz_loadu_ps(tail, x + j));
+  const float newMax = std::max(*m, _mm512_reduce_max_ps(mx) * scale);
+  if (newMax == -std::numeric_limits<float>::infinity()) {
+    for (j = 0; j < n; ++j) x[j] = 0.0f;
+    return 1.0f;
+  }
+  const __m512 mv = _mm512_set1_ps(newMax), sv = _mm512_set1_ps(scale);
+  __m512 sum = _mm512_setzero_ps();
+  j = 0;
+  for (; j + 16 <= visible; j += 16) {
+    const __m512 e = exp512(_mm512_fmsub_ps(_mm512_loadu_ps(x + j), sv, mv));
+    _mm512_storeu_ps(x + j, e);
+    sum = _mm512_add_ps(sum, e);
+  }
+  if (j < visible) {
+    const __m512 e = exp512(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(tail, x + j), sv, mv));
+    _mm512_mask_storeu_ps(x + j, tail, e);
+    sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(tail, e));
+  }
+  for (j = visible; j < n; ++j) x[j] = 0.0f;
+  const float c = std::exp(*m - newMax);
+  *m = newMax;
+  *l = *l * c + _mm512_reduce_add_ps(sum);
+  return c;
+}
+
+const VecMath kAvx512 = {"avx512", actRowAvx512, softmaxRowAvx512, softmaxBlockRowAvx512};
 
 }  // namespace
 

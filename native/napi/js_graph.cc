@@ -424,6 +424,7 @@ Napi::Value GemmInfo(const Napi::CallbackInfo& info) {
     o.Set("kernel", gemmKernelName());
     const char* bf16 = gemmBf16KernelName();
     o.Set("bf16Kernel", bf16 ? Napi::Value(Napi::String::New(info.Env(), bf16)) : info.Env().Null());
+    o.Set("bf16DepthBlock", Napi::Number::New(info.Env(), (double)gemmBf16DepthBlock()));
     return o;
   });
 }

@@ -264,7 +264,11 @@ for (const backend of backends) {
       const bf1 = (x) => bf(Float32Array.of(x))[0];
       for (const kernel of bf16Kernels) {
         opCase('attention', `attention at precision bf16 (${kernel} kernel): self and cross, padded head sizes, causal, long keys`, () => withKernel(kernel, async () => {
-          for (const [B, Nq, Nk, H, D, Dv, causal] of [[1, 37, 37, 2, 64, 64, false], [2, 20, 77, 3, 40, 40, false], [1, 150, 150, 1, 96, 80, true], [1, 9, 600, 1, 33, 20, false]]) {
+          // keys in blocks of the bf16 depth block (an online softmax) where the head fits one
+          // block; a longer head (520) the whole row at once, normalised probabilities rounded
+          const keyBlock = a.gemmInfo().bf16DepthBlock;
+          for (const [B, Nq, Nk, H, D, Dv, causal] of [[1, 37, 37, 2, 64, 64, false], [2, 20, 77, 3, 40, 40, false], [1, 150, 150, 1, 96, 80, true],
+            [1, 9, 600, 1, 33, 20, false], [1, 130, 1100, 2, 64, 48, true], [1, 9, 20, 1, 520, 24, false]]) {
             const q = X([B, Nq, H * D]), k = X([B, Nk, H * D]), v = X([B, Nk, H * Dv]);
             const scale = 1 / Math.sqrt(D);
             const { y, placements } = await run1On((g, x) => g.attention(x.q, x.k, x.v, H, scale, causal), { q, k, v }, { precision: 'bf16' });
@@ -273,7 +277,10 @@ for (const backend of backends) {
             // Q, K, V and the probabilities rounded to bf16; a probability near a rounding boundary
             // may round the other way from float32 scores (one bf16 step of that probability), so
             // 5e-4, and at most a quarter of the distance from the unrounded float32 result
-            const want = ref.attention(bf(q.data), q.shape, bf(k.data), k.shape, bf(v.data), v.shape, H, scale, causal, (p) => bf1(Math.fround(p)));
+            const roundP = (p) => bf1(Math.fround(p));
+            const want = D <= keyBlock
+              ? ref.attentionBlocked(bf(q.data), q.shape, bf(k.data), k.shape, bf(v.data), v.shape, H, scale, causal, keyBlock, roundP)
+              : ref.attention(bf(q.data), q.shape, bf(k.data), k.shape, bf(v.data), v.shape, H, scale, causal, roundP);
             const exact = ref.attention(q.data, q.shape, k.data, k.shape, v.data, v.shape, H, scale, causal);
             check(`${what} on bf16 operands`, y, want, Math.min(5e-4, 0.25 * ref.relL2(y, exact)));
             check(`${what} against float32`, y, exact, 1e-2);

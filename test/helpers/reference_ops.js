@@ -145,6 +145,47 @@ function attention(q, qs, k, ks, v, vs, heads, scale, causal, roundP = (p) => p)
   return y;
 }
 
+// attention as a kernel with an online softmax computes it: keys in blocks of `keyBlock`, each
+// block's probabilities taken against the row's running max, rounded by roundP, weighed into the
+// output, and the output rescaled as the max grows; the sum of exponentials unrounded; normalised
+// at the end. Mathematically the softmax; the rounding is the kernel's.
+function attentionBlocked(q, qs, k, ks, v, vs, heads, scale, causal, keyBlock, roundP) {
+  const [B, Nq, HD] = qs, Nk = ks[1], HDv = vs[2];
+  const D = HD / heads, Dv = HDv / heads;
+  const y = new Float64Array(B * Nq * HDv);
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < heads; h++)
+      for (let i = 0; i < Nq; i++) {
+        const vis = causal ? Math.min(Nk, i + 1) : Nk;
+        const o = new Float64Array(Dv);
+        let m = -Infinity;
+        let l = 0;
+        for (let j0 = 0; j0 < vis; j0 += keyBlock) {
+          const j1 = Math.min(vis, j0 + keyBlock);
+          const s = [];
+          let mb = m;
+          for (let j = j0; j < j1; j++) {
+            let d = 0;
+            for (let t = 0; t < D; t++) d += q[(b * Nq + i) * HD + h * D + t] * k[(b * Nk + j) * HD + h * D + t];
+            s.push(d * scale);
+            mb = Math.max(mb, d * scale);
+          }
+          const c = Math.exp(m - mb);
+          l *= c;
+          for (let t = 0; t < Dv; t++) o[t] *= c;
+          for (let j = j0; j < j1; j++) {
+            const p = Math.exp(s[j - j0] - mb);
+            l += p;
+            const pr = roundP(p);
+            for (let t = 0; t < Dv; t++) o[t] += pr * v[(b * Nk + j) * HDv + h * Dv + t];
+          }
+          m = mb;
+        }
+        for (let t = 0; t < Dv; t++) y[(b * Nq + i) * HDv + h * Dv + t] = o[t] / l;
+      }
+  return y;
+}
+
 function broadcast(a, as, b, bs, f) {
   const r = as.length;
   const full = [...Array(r - bs.length).fill(1), ...bs];
@@ -270,4 +311,4 @@ function relL2(a, b) {
   return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-30);
 }
 
-module.exports = { ACT, avgPool, linear, conv2d, groupNorm, layerNorm, attention, broadcast, unary, geglu, concat, upsample, resizeNearest, timestepEmbedding, permute, slice, schedulerStep, relL2, numel };
+module.exports = { ACT, avgPool, linear, conv2d, groupNorm, layerNorm, attention, attentionBlocked, broadcast, unary, geglu, concat, upsample, resizeNearest, timestepEmbedding, permute, slice, schedulerStep, relL2, numel };
