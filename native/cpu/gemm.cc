@@ -197,10 +197,11 @@ void computeBlock(const GemmKernel& kr, const float* ap, const BT* bp, int64_t k
   const int mr = kr.mr, nr = kr.nr;
   const int64_t mPanels = (mc + mr - 1) / mr;
   alignas(64) float edge[32 * 32];
-  for (int64_t jp = p0; jp < p1; ++jp) {
-    const int64_t j = jp * nr, w = std::min<int64_t>(nr, ncur - j);
-    for (int64_t ip = 0; ip < mPanels; ++ip) {
-      const int64_t i = ip * mr, h = std::min<int64_t>(mr, mc - i);
+  // an A micro-panel stays in L1 while the block's B panels stream past it from L2
+  for (int64_t ip = 0; ip < mPanels; ++ip) {
+    const int64_t i = ip * mr, h = std::min<int64_t>(mr, mc - i);
+    for (int64_t jp = p0; jp < p1; ++jp) {
+      const int64_t j = jp * nr, w = std::min<int64_t>(nr, ncur - j);
       float* c = C + (m0 + i) * ldc + n0 + j;
       if (h == mr && w == nr) {
         microOf(kr, kc, ap + ip * kc * mr, bp + jp * kc * nr, c, ldc, !first);
@@ -355,8 +356,9 @@ void gemmPrepacked(int64_t M, const GemmA& A, const PrepackedB& B, float* C, int
 void splitPrepacked(int64_t M, int64_t panels, int64_t blocks, int64_t mcDefault, int mr, bool parallel, const PrepackedTask& task) {
   ThreadPool& pool = ThreadPool::global();
   const int threads = parallel ? pool.size() : 1;
+  // items of similar cost, taken one at a time (no thread left idle behind a chunk of several)
   auto run = [&](int64_t n, const std::function<void(int64_t, int64_t, int)>& f) {
-    if (threads > 1) pool.parallelFor(n, 1, f);
+    if (threads > 1) pool.parallelForEach(n, f);
     else f(0, n, 0);
   };
   if (M <= mcDefault) {
@@ -375,7 +377,17 @@ void splitPrepacked(int64_t M, int64_t panels, int64_t blocks, int64_t mcDefault
   // many rows: depth block by depth block, the block's panels shared by all row blocks (as gemm()
   // with its packing pass gone)
   int64_t mc = mcDefault;
-  if (threads > 1 && (M + mc - 1) / mc < threads) mc = std::max<int64_t>(mr, ((M + threads - 1) / threads + mr - 1) / mr * mr);
+  if (threads > 1) {
+    // row blocks of at most mcDefault rows (a multiple of mr), as many as a multiple of the threads
+    // where a few more blocks allow it, so each thread gets the same share
+    const int64_t fewest = (M + mcDefault - 1) / mcDefault;
+    for (int64_t want = (fewest + threads - 1) / threads * threads; want <= fewest + 4 * threads; want += threads) {
+      const int64_t m = std::max<int64_t>(mr, ((M + want - 1) / want + mr - 1) / mr * mr);
+      if (m > mcDefault) continue;
+      mc = m;
+      if (((M + m - 1) / m) % threads == 0) break;
+    }
+  }
   const int64_t mBlocks = (M + mc - 1) / mc;
   const int64_t chunks = std::min<int64_t>(panels, std::max<int64_t>(1, (2 * threads + mBlocks - 1) / mBlocks));
   for (int64_t kb = 0; kb < blocks; ++kb)

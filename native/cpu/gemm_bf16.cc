@@ -205,10 +205,11 @@ void gemmPrepackedBf16(int64_t M, const GemmA& A, const PrepackedB& B, float* C,
       }
       const uint16_t* bblock = bdata + k0 * panels * kBf16Nr;
       const bool accumulate = kb > 0, last = kb + 1 == blocks;
-      for (int64_t jp = p0; jp < p1; ++jp) {
-        const int64_t j = jp * kBf16Nr, w = std::min<int64_t>(kBf16Nr, N - j);
-        for (int64_t ip = 0; ip < mPanels; ++ip) {
-          const int64_t i = ip * mr, h = std::min<int64_t>(mr, mcur - i);
+      // an A micro-panel stays in L1 while the B panels stream past it from L2
+      for (int64_t ip = 0; ip < mPanels; ++ip) {
+        const int64_t i = ip * mr, h = std::min<int64_t>(mr, mcur - i);
+        for (int64_t jp = p0; jp < p1; ++jp) {
+          const int64_t j = jp * kBf16Nr, w = std::min<int64_t>(kBf16Nr, N - j);
           float* c = C + (m0 + i) * ldc + j;
           microTile(kr, kcp, ap + ip * panelElems, bblock + jp * kcp * kBf16Nr, c, ldc, h, w, accumulate);
           if (last) applyEpilogue(ep, c, ldc, m0 + i, j, h, w);

@@ -1,4 +1,4 @@
-// group_norm (NHWC, optional fused activation) and layer_norm. Statistics in double.
+// group_norm (NHWC, optional fused activation) and layer_norm. Statistics reduced in double.
 #include <cmath>
 #include <vector>
 
@@ -23,37 +23,33 @@ void cpuGroupNorm(const GraphNode& node, const std::vector<TensorRef>& in, const
   float* y = static_cast<float*>(out.data);
   ThreadPool& pool = ThreadPool::global();
 
-  // partial sums per (sample, pixel chunk, group), then reduced
+  // per-channel moments per (sample, pixel chunk) about the sample's first pixel (a shift that
+  // keeps the float partial sums small where the mean is large), then reduced per group in double
+  const VecMath& vm = vecMath();
   const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(P, 4 * pool.size()));
   const int64_t per = (P + chunks - 1) / chunks;
-  std::vector<double> sum((size_t)(B * chunks * G), 0.0), sq((size_t)(B * chunks * G), 0.0);
+  std::vector<double> sum((size_t)(B * chunks * C), 0.0), sq((size_t)(B * chunks * C), 0.0);
   pool.parallelFor(B * chunks, 1, [&](int64_t begin, int64_t end, int) {
     for (int64_t t = begin; t < end; ++t) {
-      const int64_t b = t / chunks, ch = t % chunks;
-      double* su = &sum[(size_t)(t * G)];
-      double* sqq = &sq[(size_t)(t * G)];
-      for (int64_t p = ch * per; p < std::min(P, (ch + 1) * per); ++p) {
-        const float* row = x + (b * P + p) * C;
-        for (int64_t g = 0; g < G; ++g) {
-          double s1 = 0, s2 = 0;
-          for (int64_t c = g * cpg; c < (g + 1) * cpg; ++c) {
-            s1 += row[c];
-            s2 += (double)row[c] * row[c];
-          }
-          su[g] += s1;
-          sqq[g] += s2;
-        }
-      }
+      const int64_t b = t / chunks, p0 = (t % chunks) * per, p1 = std::min(P, p0 + per);
+      if (p1 > p0) vm.channelMoments(x + (b * P + p0) * C, p1 - p0, C, x + b * P * C, &sum[(size_t)(t * C)], &sq[(size_t)(t * C)]);
     }
   });
   std::vector<float> scale((size_t)(B * C)), shift((size_t)(B * C));
   const double n = (double)(P * cpg);
-  for (int64_t b = 0; b < B; ++b)
+  for (int64_t b = 0; b < B; ++b) {
+    const float* k = x + b * P * C;
     for (int64_t g = 0; g < G; ++g) {
       double s1 = 0, s2 = 0;
-      for (int64_t ch = 0; ch < chunks; ++ch) {
-        s1 += sum[(size_t)((b * chunks + ch) * G + g)];
-        s2 += sq[(size_t)((b * chunks + ch) * G + g)];
+      for (int64_t c = g * cpg; c < (g + 1) * cpg; ++c) {
+        double a = 0, q = 0;
+        for (int64_t ch = 0; ch < chunks; ++ch) {
+          a += sum[(size_t)((b * chunks + ch) * C + c)];
+          q += sq[(size_t)((b * chunks + ch) * C + c)];
+        }
+        // back from the shift: sum x = a + P k, sum x^2 = q + 2 k a + P k^2
+        s1 += a + (double)P * k[c];
+        s2 += q + 2.0 * k[c] * a + (double)P * k[c] * k[c];
       }
       const double mean = s1 / n;
       const double var = std::max(0.0, s2 / n - mean * mean);
@@ -63,15 +59,11 @@ void cpuGroupNorm(const GraphNode& node, const std::vector<TensorRef>& in, const
         shift[(size_t)(b * C + c)] = (float)(beta[c] - mean * rstd * gamma[c]);
       }
     }
+  }
   pool.parallelFor(B * P, 64, [&](int64_t begin, int64_t end, int) {
     for (int64_t r = begin; r < end; ++r) {
       const int64_t b = r / P;
-      const float* xr = x + r * C;
-      float* yr = y + r * C;
-      const float* sc = &scale[(size_t)(b * C)];
-      const float* sh = &shift[(size_t)(b * C)];
-      for (int64_t c = 0; c < C; ++c) yr[c] = xr[c] * sc[c] + sh[c];
-      applyActRow(act, yr, C);
+      vm.scaleShiftActRow(x + r * C, y + r * C, &scale[(size_t)(b * C)], &shift[(size_t)(b * C)], C, act);
     }
   });
 }

@@ -81,9 +81,21 @@ void ThreadPool::parallelFor(int64_t n, int64_t grain, const RangeFn& fn) {
     fn(0, n, 0);
     return;
   }
-  std::lock_guard<std::mutex> job(jobMutex_);
   // about 4 chunks per thread for balance, never below the grain
-  const int64_t chunk = std::max(grain, (n + 4 * threads - 1) / (4 * threads));
+  run(n, std::max(grain, (n + 4 * threads - 1) / (4 * threads)), fn);
+}
+
+void ThreadPool::parallelForEach(int64_t n, const RangeFn& fn) {
+  if (n <= 0) return;
+  if (tInsideLoop || size() == 1 || n == 1) {
+    fn(0, n, 0);
+    return;
+  }
+  run(n, 1, fn);
+}
+
+void ThreadPool::run(int64_t n, int64_t chunk, const RangeFn& fn) {
+  std::lock_guard<std::mutex> job(jobMutex_);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     fn_ = &fn;

@@ -28,8 +28,13 @@ class ThreadPool {
 
   int size() const { return (int)workers_.size() + 1; }
   void parallelFor(int64_t n, int64_t grain, const RangeFn& fn);
+  // fn(i, i + 1, thread) for each i in [0, n), taken one at a time: for a few large items of
+  // similar cost (GEMM blocks), where parallelFor's chunks of several would leave a thread idle
+  // at the end.
+  void parallelForEach(int64_t n, const RangeFn& fn);
 
  private:
+  void run(int64_t n, int64_t chunk, const RangeFn& fn);
   void workerLoop(int index);
   void runChunks(int thread);
 

@@ -46,7 +46,27 @@ float softmaxBlockRowScalar(float* x, int64_t n, int64_t visible, float scale, f
   return c;
 }
 
-const VecMath kScalar = {"scalar", actRowScalar, softmaxRowScalar, softmaxBlockRowScalar};
+void channelMomentsScalar(const float* x, int64_t rows, int64_t C, const float* k, double* sum, double* sq) {
+  for (int64_t r0 = 0; r0 < rows; r0 += 64) {
+    const int64_t r1 = std::min(rows, r0 + 64);
+    for (int64_t c = 0; c < C; ++c) {
+      float s = 0, q = 0;
+      for (int64_t r = r0; r < r1; ++r) {
+        const float d = x[r * C + c] - k[c];
+        s += d;
+        q += d * d;
+      }
+      sum[c] += s;
+      sq[c] += q;
+    }
+  }
+}
+
+void scaleShiftActRowScalar(const float* x, float* y, const float* scale, const float* shift, int64_t n, Act act) {
+  for (int64_t c = 0; c < n; ++c) y[c] = applyAct(act, x[c] * scale[c] + shift[c]);
+}
+
+const VecMath kScalar = {"scalar", actRowScalar, softmaxRowScalar, softmaxBlockRowScalar, channelMomentsScalar, scaleShiftActRowScalar};
 
 const VecMath* pick() {
   const CpuInfo& c = cpuInfo();

@@ -20,6 +20,11 @@ struct VecMath {
   // c = exp(old *m - new *m), the factor for what was summed before (0 when nothing was). A block
   // with nothing visible while the row has no max yet leaves zeros and returns 1. scale > 0.
   float (*softmaxBlockRow)(float* x, int64_t n, int64_t visible, float scale, float* m, float* l);
+  // Per-channel moments of rows x[r * C + c] (r < rows) about a shift k[c]: sum[c] += sum of
+  // (x - k), sq[c] += sum of (x - k)^2; float partial sums over at most 64 rows, added in double.
+  void (*channelMoments)(const float* x, int64_t rows, int64_t C, const float* k, double* sum, double* sq);
+  // y[c] = act(x[c] * scale[c] + shift[c]) for c < n
+  void (*scaleShiftActRow)(const float* x, float* y, const float* scale, const float* shift, int64_t n, Act act);
 };
 
 const VecMath& vecMath();

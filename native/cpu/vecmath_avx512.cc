@@ -142,7 +142,44 @@ float softmaxBlockRowAvx512(float* x, int64_t n, int64_t visible, float scale, f
   return c;
 }
 
-const VecMath kAvx512 = {"avx512", actRowAvx512, softmaxRowAvx512, softmaxBlockRowAvx512};
+void channelMomentsAvx512(const float* x, int64_t rows, int64_t C, const float* k, double* sum, double* sq) {
+  for (int64_t r0 = 0; r0 < rows; r0 += 64) {
+    const int64_t r1 = std::min(rows, r0 + 64);
+    for (int64_t c = 0; c < C; c += 16) {
+      const __mmask16 m = C - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (C - c)) - 1);
+      const __m512 kv = _mm512_maskz_loadu_ps(m, k + c);
+      __m512 s = _mm512_setzero_ps(), q = _mm512_setzero_ps();
+      for (int64_t r = r0; r < r1; ++r) {
+        const __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + r * C + c), kv);
+        s = _mm512_add_ps(s, d);
+        q = _mm512_fmadd_ps(d, d, q);
+      }
+      const __mmask8 lo = (__mmask8)(m & 0xff), hi = (__mmask8)(m >> 8);
+      _mm512_mask_storeu_pd(sum + c, lo, _mm512_add_pd(_mm512_maskz_loadu_pd(lo, sum + c), _mm512_cvtps_pd(_mm512_castps512_ps256(s))));
+      _mm512_mask_storeu_pd(sum + c + 8, hi, _mm512_add_pd(_mm512_maskz_loadu_pd(hi, sum + c + 8), _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1)))));
+      _mm512_mask_storeu_pd(sq + c, lo, _mm512_add_pd(_mm512_maskz_loadu_pd(lo, sq + c), _mm512_cvtps_pd(_mm512_castps512_ps256(q))));
+      _mm512_mask_storeu_pd(sq + c + 8, hi, _mm512_add_pd(_mm512_maskz_loadu_pd(hi, sq + c + 8), _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(q), 1)))));
+    }
+  }
+}
+
+void scaleShiftActRowAvx512(const float* x, float* y, const float* scale, const float* shift, int64_t n, Act act) {
+  if (act == Act::Tanh || act == Act::GeluTanh) {  // the exact scalar path of actRow
+    scaleShiftActRowAvx512(x, y, scale, shift, n, Act::None);
+    actRowAvx512(act, y, n);
+    return;
+  }
+  int64_t c = 0;
+  for (; c + 16 <= n; c += 16)
+    _mm512_storeu_ps(y + c, act512(act, _mm512_fmadd_ps(_mm512_loadu_ps(x + c), _mm512_loadu_ps(scale + c), _mm512_loadu_ps(shift + c))));
+  if (c < n) {
+    const __mmask16 m = (__mmask16)((1u << (n - c)) - 1);
+    const __m512 v = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + c), _mm512_maskz_loadu_ps(m, scale + c), _mm512_maskz_loadu_ps(m, shift + c));
+    _mm512_mask_storeu_ps(y + c, m, act512(act, v));
+  }
+}
+
+const VecMath kAvx512 = {"avx512", actRowAvx512, softmaxRowAvx512, softmaxBlockRowAvx512, channelMomentsAvx512, scaleShiftActRowAvx512};
 
 }  // namespace
 

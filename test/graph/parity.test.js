@@ -389,9 +389,12 @@ for (const backend of backends) {
     });
 
     opCase('group_norm', 'group_norm with and without fused SiLU', async () => {
-      for (const [xs, groups, act] of [[[2, 4, 3, 16], 4, Act.None], [[1, 8, 8, 32], 8, Act.Silu], [[1, 1, 5, 6], 3, Act.Silu]]) {
+      // a mean far from 0; the last: many pixels (several partial sums per channel), 40 channels
+      // (not a multiple of the vector width), a mean 50x the spread
+      for (const [xs, groups, act, offset] of [[[2, 4, 3, 16], 4, Act.None, 3], [[1, 8, 8, 32], 8, Act.Silu, 3], [[1, 1, 5, 6], 3, Act.Silu, 3],
+        [[2, 40, 30, 40], 8, Act.Gelu, 100]]) {
         const x = X(xs, 2);
-        for (let i = 0; i < x.data.length; i++) x.data[i] += 3; // a mean far from 0
+        for (let i = 0; i < x.data.length; i++) x.data[i] += offset;
         const gm = weight('F32', [xs[3]]), bt = weight('F32', [xs[3]]);
         const { y } = await run1On((g, v) => g.groupNorm(v.x, gm.t, bt.t, groups, 1e-6, act), { x });
         check(`group_norm ${xs}`, y, ref.groupNorm(x.data, xs, gm.v, bt.v, groups, 1e-6, act), 1e-5);
