@@ -1,5 +1,6 @@
 #include "cpu_info.h"
 
+#include <cstdlib>
 #include <thread>
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
@@ -7,6 +8,14 @@
 #endif
 
 namespace onestep {
+
+bool simdAllowed() {
+  static const bool allowed = [] {
+    const char* e = std::getenv("ONESTEP_SIMD");
+    return !(e && std::string(e) == "none");
+  }();
+  return allowed;
+}
 
 namespace {
 CpuInfo detect() {

@@ -13,4 +13,9 @@ struct CpuInfo {
 
 const CpuInfo& cpuInfo();
 
+// False under ONESTEP_SIMD=none: vector math and the Winograd transforms take their portable code
+// whatever the CPU has (tests run those paths on any machine; the GEMM kernels have their own
+// switches, ONESTEP_GEMM_KERNEL and ONESTEP_GEMM_BF16_KERNEL).
+bool simdAllowed();
+
 }  // namespace onestep

@@ -326,6 +326,7 @@ void gemmPrepacked(int64_t M, const GemmA& A, const PrepackedB& B, float* C, int
   if (M <= 0 || N <= 0) return;
   check(!ep.accumulate, "ERR_ONESTEP_INTERNAL", "gemmPrepacked: accumulate is not supported");
   if (B.dtype == DType::BF16) return gemmPrepackedBf16(M, A, B, C, ldc, ep, parallel);
+  check(!A.bf16, "ERR_ONESTEP_INTERNAL", "gemmPrepacked: a bf16 A needs bf16 panels of B");
   const GemmKernel& kr = *kernelById(B.kernel);
   check(B.dtype == DType::F32 || (B.dtype == DType::F16 && kr.microH), "ERR_ONESTEP_INTERNAL", "gemmPrepacked: bad panel dtype");
   if (K == 0) {

@@ -34,6 +34,12 @@ struct GemmA {
   const float* data = nullptr;
   int64_t ld = 0;
   const ConvGeom* conv = nullptr;
+  // bf16 products only (B prepacked as BF16): A already rounded to bf16 in the layout the bf16
+  // kernels read, instead of data / conv: depth block kb of row m at
+  // bf16 + (kb * bf16Rows + m) * gemmBf16RowStride(), zero from the depth's end to a multiple of
+  // 32; bf16Rows >= M rounded up to 32 (rows past M are read, their results dropped).
+  const uint16_t* bf16 = nullptr;
+  int64_t bf16Rows = 0;
 };
 
 struct GemmEpilogue {
@@ -104,6 +110,8 @@ void gemmPrepackBf16(const GemmB& B, int64_t K, int64_t N, uint16_t* out);
 int64_t gemmBf16DepthBlock();
 // Rows per block that suit the bf16 kernel in use.
 int64_t gemmBf16RowBlock();
+// Elements from one row of a bf16 A (GemmA::bf16) to the next.
+int64_t gemmBf16RowStride();
 
 // Rows per block that suit the micro-kernel in use (a multiple of its MR).
 int64_t gemmRowBlock();

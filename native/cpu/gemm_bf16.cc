@@ -103,6 +103,7 @@ void microTile(const GemmKernelBf16& kr, int64_t kcp, const uint16_t* ap, const 
 const GemmKernelBf16* gemmKernelBf16Generic() { return &kGeneric; }
 
 int64_t gemmBf16DepthBlock() { return kBf16Kc; }
+int64_t gemmBf16RowStride() { return kBf16Lda; }
 
 int64_t gemmBf16RowBlock() {
   const GemmKernelBf16* k = pickKernel();
@@ -183,26 +184,33 @@ void gemmPrepackedBf16(int64_t M, const GemmA& A, const PrepackedB& B, float* C,
   const int64_t Kp = roundUp(std::max<int64_t>(K, 1), 32), panels = roundUp(N, kBf16Nr) / kBf16Nr;
   const int64_t blocks = (Kp + kBf16Kc - 1) / kBf16Kc;
   const int mr = kr.mr;
+  check(!A.bf16 || A.bf16Rows >= roundUp(M, 32), "ERR_ONESTEP_INTERNAL", "gemm: a bf16 A of ", A.bf16Rows, " rows for ", M);
   const uint16_t* bdata = static_cast<const uint16_t*>(B.data);
+  const int64_t panelElems = mr * kBf16Lda;
+  // rows [m0, m0 + mcur) of A, depths [k0, k0 + kc) of the block (kcp with its zeros), packed
+  auto packA = [&](int64_t m0, int64_t mcur, int64_t k0, int64_t kc, int64_t kcp) {
+    const int64_t mPanels = (mcur + mr - 1) / mr;
+    uint16_t* ap = reinterpret_cast<uint16_t*>(tPackA.get((size_t)((mPanels * panelElems + 1) / 2)));
+    for (int64_t ip = 0; ip < mPanels; ++ip) {
+      const int64_t h = std::min<int64_t>(mr, mcur - ip * mr);
+      uint16_t* panel = ap + ip * panelElems;
+      if (kc > 0)
+        forEachRowRun(A, m0 + ip * mr, h, k0, kc, [&](const float* const* rows, int64_t run, int64_t off) {
+          kr.packRows(rows, h, run, off, panel);
+        });
+      // zeros past the depth (up to the block's multiple of 32) and in rows past the matrix
+      if (kc < kcp)
+        for (int64_t i = 0; i < h; ++i) std::memset(panel + i * kBf16Lda + kc, 0, (size_t)(kcp - kc) * sizeof(uint16_t));
+      for (int64_t i = h; i < mr; ++i) std::memset(panel + i * kBf16Lda, 0, (size_t)kcp * sizeof(uint16_t));
+    }
+    return static_cast<const uint16_t*>(ap);
+  };
   auto task = [&](int64_t m0, int64_t mcur, int64_t p0, int64_t p1, int64_t kb0, int64_t kb1) {
     const int64_t mPanels = (mcur + mr - 1) / mr;
     if (kr.begin) kr.begin();
     for (int64_t kb = kb0; kb < kb1; ++kb) {
       const int64_t k0 = kb * kBf16Kc, kcp = std::min(kBf16Kc, Kp - k0), kc = std::max<int64_t>(0, std::min(kcp, K - k0));
-      const int64_t panelElems = mr * kBf16Lda;
-      uint16_t* ap = reinterpret_cast<uint16_t*>(tPackA.get((size_t)((mPanels * panelElems + 1) / 2)));
-      for (int64_t ip = 0; ip < mPanels; ++ip) {
-        const int64_t h = std::min<int64_t>(mr, mcur - ip * mr);
-        uint16_t* panel = ap + ip * panelElems;
-        if (kc > 0)
-          forEachRowRun(A, m0 + ip * mr, h, k0, kc, [&](const float* const* rows, int64_t run, int64_t off) {
-            kr.packRows(rows, h, run, off, panel);
-          });
-        // zeros past the depth (up to the block's multiple of 32) and in rows past the matrix
-        if (kc < kcp)
-          for (int64_t i = 0; i < h; ++i) std::memset(panel + i * kBf16Lda + kc, 0, (size_t)(kcp - kc) * sizeof(uint16_t));
-        for (int64_t i = h; i < mr; ++i) std::memset(panel + i * kBf16Lda, 0, (size_t)kcp * sizeof(uint16_t));
-      }
+      const uint16_t* ap = A.bf16 ? A.bf16 + (kb * A.bf16Rows + m0) * kBf16Lda : packA(m0, mcur, k0, kc, kcp);
       const uint16_t* bblock = bdata + k0 * panels * kBf16Nr;
       const bool accumulate = kb > 0, last = kb + 1 == blocks;
       // an A micro-panel stays in L1 while the B panels stream past it from L2

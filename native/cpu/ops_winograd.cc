@@ -20,7 +20,7 @@
 namespace onestep {
 
 namespace {
-thread_local ScratchBuffer tV, tM;
+thread_local ScratchBuffer tV, tM, tVb;
 }  // namespace
 
 void cpuConv2dWinograd(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out) {
@@ -59,11 +59,25 @@ void cpuConv2dWinograd(const GraphNode& node, const std::vector<TensorRef>& in, 
   });
 
   const int64_t th = (Ho + 1) / 2, tw = (Wo + 1) / 2, T = B * th * tw;
-  const int64_t TB = 2 * gemmRowBlock();
+  const int64_t TB = bf16 ? gemmBf16RowBlock() : 2 * gemmRowBlock();
   const int64_t blocks = (T + TB - 1) / TB;
-  pool.parallelFor(blocks, 1, [&](int64_t begin, int64_t end, int) {
-    float* V = tV.get((size_t)(16 * TB * Ci));
+  // bf16: the input transform writes the GEMMs' A directly, rounded (GemmA::bf16): per xi, depth
+  // blocks of kb channels, TBr rows each, rows `lda` apart, zero past Ci to a multiple of 32
+  const int64_t kb = gemmBf16DepthBlock(), lda = gemmBf16RowStride(), TBr = (TB + 31) / 32 * 32;
+  const int64_t depthBlocks = (Ci + kb - 1) / kb, blockStride = TBr * lda, xiStride = depthBlocks * blockStride;
+  const int64_t tailFrom = Ci - (depthBlocks - 1) * kb, tailTo = (tailFrom + 31) / 32 * 32;
+  pool.parallelForEach(blocks, [&](int64_t begin, int64_t end, int) {
+    float* V = bf16 ? nullptr : tV.get((size_t)(16 * TB * Ci));
     float* M = tM.get((size_t)(16 * TB * Co));
+    uint16_t* Vb = nullptr;
+    if (bf16) {
+      Vb = reinterpret_cast<uint16_t*>(tVb.get((size_t)(16 * xiStride + 1) / 2));
+      // the zeros past Ci (the buffer is reused by convolutions of other widths)
+      if (tailTo > tailFrom)
+        for (int64_t xi = 0; xi < 16; ++xi)
+          for (int64_t r = 0; r < TBr; ++r)
+            std::fill_n(Vb + xi * xiStride + (depthBlocks - 1) * blockStride + r * lda + tailFrom, tailTo - tailFrom, (uint16_t)0);
+    }
     for (int64_t blk = begin; blk < end; ++blk) {
       const int64_t t0 = blk * TB, n = std::min(TB, T - t0);
       for (int64_t tl = 0; tl < n; ++tl) {
@@ -75,16 +89,19 @@ void cpuConv2dWinograd(const GraphNode& node, const std::vector<TensorRef>& in, 
             src[i * 4 + j] = (iy < 0 || iy >= Hu || ix < 0 || ix >= Wu) ? nullptr
                                                                           : x + ((b * H + iy / up) * W + ix / up) * Ci;
           }
-        wk.input(src, Ci, V + tl * Ci, TB * Ci);
+        if (bf16) wk.inputBf16(src, Ci, Vb + tl * lda, xiStride, kb, blockStride);
+        else wk.input(src, Ci, V + tl * Ci, TB * Ci);
       }
       for (int xi = 0; xi < 16; ++xi) {
         GemmA ga;
-        ga.data = V + xi * TB * Ci;
-        ga.ld = Ci;
         if (bf16) {
+          ga.bf16 = Vb + xi * xiStride;
+          ga.bf16Rows = TBr;
           const uint16_t* panels = static_cast<const uint16_t*>(in[1].data) + xi * us[1];
           gemmPrepacked(n, ga, PrepackedB{panels, DType::BF16, Ci, Co, 0}, M + xi * TB * Co, Co, GemmEpilogue{}, false);
         } else {
+          ga.data = V + xi * TB * Ci;
+          ga.ld = Ci;
           gemmPackedB(n, Co, Ci, ga, packed + per * xi, M + xi * TB * Co, Co, GemmEpilogue{});
         }
       }

@@ -71,7 +71,7 @@ const VecMath kScalar = {"scalar", actRowScalar, softmaxRowScalar, softmaxBlockR
 const VecMath* pick() {
   const CpuInfo& c = cpuInfo();
   auto has = [&](const char* f) { return std::find(c.simd.begin(), c.simd.end(), f) != c.simd.end(); };
-  if (has("avx512f") && vecMathAvx512()) return vecMathAvx512();
+  if (simdAllowed() && has("avx512f") && vecMathAvx512()) return vecMathAvx512();
   return &kScalar;
 }
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "../core/error.h"
+#include "../core/half.h"
 #include "gemm.h"
 #include "cpu_info.h"
 #include "thread_pool.h"
@@ -38,6 +39,16 @@ void inputGeneric(const float* const* src, int64_t C, float* dst, int64_t stride
   }
 }
 
+void inputBf16Generic(const float* const* src, int64_t C, uint16_t* dst, int64_t xiStride, int64_t block, int64_t blockStride) {
+  float v[16];
+  for (int64_t c = 0; c < C; ++c) {
+    const float* one[16];
+    for (int x = 0; x < 16; ++x) one[x] = src[x] ? src[x] + c : nullptr;
+    inputGeneric(one, 1, v, 1);
+    for (int x = 0; x < 16; ++x) dst[x * xiStride + (c / block) * blockStride + c % block] = floatToBf16(v[x]);
+  }
+}
+
 void outputGeneric(const float* m, int64_t stride, int64_t Co, const float* bias, Act act, float* const* out,
                    const float* const* res) {
   for (int64_t c = 0; c < Co; ++c) {
@@ -59,7 +70,7 @@ void outputGeneric(const float* m, int64_t stride, int64_t Co, const float* bias
   }
 }
 
-const WinogradKernels kGeneric = {"generic", inputGeneric, outputGeneric};
+const WinogradKernels kGeneric = {"generic", inputGeneric, outputGeneric, inputBf16Generic};
 
 }  // namespace
 
@@ -67,7 +78,7 @@ const WinogradKernels& winogradKernels() {
   static const WinogradKernels* k = [] {
     const CpuInfo& c = cpuInfo();
     const bool avx512 = std::find(c.simd.begin(), c.simd.end(), "avx512f") != c.simd.end();
-    return avx512 && winogradKernelsAvx512() ? winogradKernelsAvx512() : &kGeneric;
+    return simdAllowed() && avx512 && winogradKernelsAvx512() ? winogradKernelsAvx512() : &kGeneric;
   }();
   return *k;
 }

@@ -19,10 +19,17 @@ using WinoInputFn = void (*)(const float* const* src, int64_t C, float* dst, int
 using WinoOutputFn = void (*)(const float* m, int64_t mStride, int64_t Co, const float* bias, Act act,
                               float* const* out, const float* const* res);
 
+// The input transform for bf16 products: V[xi] of channel c rounded to bf16 (nearest even, as
+// floatToBf16) at dst[xi * xiStride + (c / block) * blockStride + c % block] (a bf16 GEMM's A,
+// GemmA::bf16, one depth block of `block` channels after another).
+using WinoInputBf16Fn = void (*)(const float* const* src, int64_t C, uint16_t* dst, int64_t xiStride, int64_t block,
+                                 int64_t blockStride);
+
 struct WinogradKernels {
   const char* name;
   WinoInputFn input;
   WinoOutputFn output;
+  WinoInputBf16Fn inputBf16;
 };
 
 const WinogradKernels& winogradKernels();

@@ -43,6 +43,40 @@ void inputAvx512(const float* const* src, int64_t C, float* dst, int64_t stride)
   }
 }
 
+// 16 floats rounded to bf16 (nearest even, NaN kept quiet: floatToBf16's rule) with AVX-512F
+// integer arithmetic, so any AVX-512 CPU can feed the bf16 kernels (the generic one included)
+inline void storeBf16(uint16_t* dst, __mmask16 m, __m512 v) {
+  const __m512i u = _mm512_castps_si512(v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
+  const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+  r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(u, _mm512_set1_epi32(0x400000)));
+  _mm512_mask_cvtepi32_storeu_epi16(dst, m, _mm512_srli_epi32(r, 16));
+}
+
+void inputBf16Avx512(const float* const* src, int64_t C, uint16_t* dst, int64_t xiStride, int64_t block, int64_t blockStride) {
+  for (int64_t c = 0; c < C; c += 16) {  // 16 channels never straddle a block (a multiple of 32)
+    const int64_t n = std::min<int64_t>(16, C - c);
+    const __mmask16 m = (__mmask16)((1u << n) - 1);
+    uint16_t* out = dst + (c / block) * blockStride + c % block;
+    __m512 d[16];
+    for (int x = 0; x < 16; ++x) d[x] = src[x] ? _mm512_maskz_loadu_ps(m, src[x] + c) : _mm512_setzero_ps();
+    __m512 t[16];
+    for (int j = 0; j < 4; ++j) {
+      t[0 * 4 + j] = _mm512_sub_ps(d[0 * 4 + j], d[2 * 4 + j]);
+      t[1 * 4 + j] = _mm512_add_ps(d[1 * 4 + j], d[2 * 4 + j]);
+      t[2 * 4 + j] = _mm512_sub_ps(d[2 * 4 + j], d[1 * 4 + j]);
+      t[3 * 4 + j] = _mm512_sub_ps(d[1 * 4 + j], d[3 * 4 + j]);
+    }
+    for (int i = 0; i < 4; ++i) {
+      storeBf16(out + (i * 4 + 0) * xiStride, m, _mm512_sub_ps(t[i * 4 + 0], t[i * 4 + 2]));
+      storeBf16(out + (i * 4 + 1) * xiStride, m, _mm512_add_ps(t[i * 4 + 1], t[i * 4 + 2]));
+      storeBf16(out + (i * 4 + 2) * xiStride, m, _mm512_sub_ps(t[i * 4 + 2], t[i * 4 + 1]));
+      storeBf16(out + (i * 4 + 3) * xiStride, m, _mm512_sub_ps(t[i * 4 + 1], t[i * 4 + 3]));
+    }
+  }
+}
+
 void outputAvx512(const float* mm, int64_t stride, int64_t Co, const float* bias, Act act, float* const* out,
                   const float* const* res) {
   alignas(64) float buf[4][16];
@@ -75,7 +109,7 @@ void outputAvx512(const float* mm, int64_t stride, int64_t Co, const float* bias
   }
 }
 
-const WinogradKernels kAvx512 = {"avx512", inputAvx512, outputAvx512};
+const WinogradKernels kAvx512 = {"avx512", inputAvx512, outputAvx512, inputBf16Avx512};
 
 }  // namespace
 
