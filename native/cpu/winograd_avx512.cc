@@ -21,25 +21,36 @@
 namespace onestep {
 namespace {
 
+// V = B^T d B for 16 channels of a tile: d[i * 4 + j] the input pixel (i, j) -> v[i * 4 + j]
+inline void transformTile(const __m512* d, __m512* v) {
+  __m512 t[16];
+  for (int j = 0; j < 4; ++j) {
+    t[0 * 4 + j] = _mm512_sub_ps(d[0 * 4 + j], d[2 * 4 + j]);
+    t[1 * 4 + j] = _mm512_add_ps(d[1 * 4 + j], d[2 * 4 + j]);
+    t[2 * 4 + j] = _mm512_sub_ps(d[2 * 4 + j], d[1 * 4 + j]);
+    t[3 * 4 + j] = _mm512_sub_ps(d[1 * 4 + j], d[3 * 4 + j]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    v[i * 4 + 0] = _mm512_sub_ps(t[i * 4 + 0], t[i * 4 + 2]);
+    v[i * 4 + 1] = _mm512_add_ps(t[i * 4 + 1], t[i * 4 + 2]);
+    v[i * 4 + 2] = _mm512_sub_ps(t[i * 4 + 2], t[i * 4 + 1]);
+    v[i * 4 + 3] = _mm512_sub_ps(t[i * 4 + 1], t[i * 4 + 3]);
+  }
+}
+
+// the 16 channels [c, c + n) of each of the tile's 16 input pixels (zeros for padding)
+inline void loadTile(const float* const* src, int64_t c, __mmask16 m, __m512* d) {
+  for (int x = 0; x < 16; ++x) d[x] = src[x] ? _mm512_maskz_loadu_ps(m, src[x] + c) : _mm512_setzero_ps();
+}
+
 void inputAvx512(const float* const* src, int64_t C, float* dst, int64_t stride) {
   for (int64_t c = 0; c < C; c += 16) {
     const int64_t n = std::min<int64_t>(16, C - c);
     const __mmask16 m = (__mmask16)((1u << n) - 1);
-    __m512 d[16];
-    for (int x = 0; x < 16; ++x) d[x] = src[x] ? _mm512_maskz_loadu_ps(m, src[x] + c) : _mm512_setzero_ps();
-    __m512 t[16];
-    for (int j = 0; j < 4; ++j) {
-      t[0 * 4 + j] = _mm512_sub_ps(d[0 * 4 + j], d[2 * 4 + j]);
-      t[1 * 4 + j] = _mm512_add_ps(d[1 * 4 + j], d[2 * 4 + j]);
-      t[2 * 4 + j] = _mm512_sub_ps(d[2 * 4 + j], d[1 * 4 + j]);
-      t[3 * 4 + j] = _mm512_sub_ps(d[1 * 4 + j], d[3 * 4 + j]);
-    }
-    for (int i = 0; i < 4; ++i) {
-      _mm512_mask_storeu_ps(dst + (i * 4 + 0) * stride + c, m, _mm512_sub_ps(t[i * 4 + 0], t[i * 4 + 2]));
-      _mm512_mask_storeu_ps(dst + (i * 4 + 1) * stride + c, m, _mm512_add_ps(t[i * 4 + 1], t[i * 4 + 2]));
-      _mm512_mask_storeu_ps(dst + (i * 4 + 2) * stride + c, m, _mm512_sub_ps(t[i * 4 + 2], t[i * 4 + 1]));
-      _mm512_mask_storeu_ps(dst + (i * 4 + 3) * stride + c, m, _mm512_sub_ps(t[i * 4 + 1], t[i * 4 + 3]));
-    }
+    __m512 d[16], v[16];
+    loadTile(src, c, m, d);
+    transformTile(d, v);
+    for (int x = 0; x < 16; ++x) _mm512_mask_storeu_ps(dst + x * stride + c, m, v[x]);
   }
 }
 
@@ -59,21 +70,10 @@ void inputBf16Avx512(const float* const* src, int64_t C, uint16_t* dst, int64_t 
     const int64_t n = std::min<int64_t>(16, C - c);
     const __mmask16 m = (__mmask16)((1u << n) - 1);
     uint16_t* out = dst + (c / block) * blockStride + c % block;
-    __m512 d[16];
-    for (int x = 0; x < 16; ++x) d[x] = src[x] ? _mm512_maskz_loadu_ps(m, src[x] + c) : _mm512_setzero_ps();
-    __m512 t[16];
-    for (int j = 0; j < 4; ++j) {
-      t[0 * 4 + j] = _mm512_sub_ps(d[0 * 4 + j], d[2 * 4 + j]);
-      t[1 * 4 + j] = _mm512_add_ps(d[1 * 4 + j], d[2 * 4 + j]);
-      t[2 * 4 + j] = _mm512_sub_ps(d[2 * 4 + j], d[1 * 4 + j]);
-      t[3 * 4 + j] = _mm512_sub_ps(d[1 * 4 + j], d[3 * 4 + j]);
-    }
-    for (int i = 0; i < 4; ++i) {
-      storeBf16(out + (i * 4 + 0) * xiStride, m, _mm512_sub_ps(t[i * 4 + 0], t[i * 4 + 2]));
-      storeBf16(out + (i * 4 + 1) * xiStride, m, _mm512_add_ps(t[i * 4 + 1], t[i * 4 + 2]));
-      storeBf16(out + (i * 4 + 2) * xiStride, m, _mm512_sub_ps(t[i * 4 + 2], t[i * 4 + 1]));
-      storeBf16(out + (i * 4 + 3) * xiStride, m, _mm512_sub_ps(t[i * 4 + 1], t[i * 4 + 3]));
-    }
+    __m512 d[16], v[16];
+    loadTile(src, c, m, d);
+    transformTile(d, v);
+    for (int x = 0; x < 16; ++x) storeBf16(out + x * xiStride, m, v[x]);
   }
 }
 

@@ -117,6 +117,17 @@ function layerNorm(x, xs, gamma, beta, eps) {
   return y;
 }
 
+// scale * q_i . k_j of query i against keys j < vis, head h of sample b (float64)
+function attentionScores(q, k, b, h, i, Nq, Nk, HD, D, scale, vis) {
+  const s = new Float64Array(Nk);
+  for (let j = 0; j < vis; j++) {
+    let d = 0;
+    for (let t = 0; t < D; t++) d += q[(b * Nq + i) * HD + h * D + t] * k[(b * Nk + j) * HD + h * D + t];
+    s[j] = d * scale;
+  }
+  return s;
+}
+
 // roundP: applied to each probability before it weighs V (bf16 operands round them)
 function attention(q, qs, k, ks, v, vs, heads, scale, causal, roundP = (p) => p) {
   const [B, Nq, HD] = qs, Nk = ks[1], HDv = vs[2];
@@ -125,15 +136,9 @@ function attention(q, qs, k, ks, v, vs, heads, scale, causal, roundP = (p) => p)
   for (let b = 0; b < B; b++)
     for (let h = 0; h < heads; h++)
       for (let i = 0; i < Nq; i++) {
-        const s = new Float64Array(Nk);
-        let mx = -Infinity;
         const vis = causal ? Math.min(Nk, i + 1) : Nk;
-        for (let j = 0; j < vis; j++) {
-          let d = 0;
-          for (let t = 0; t < D; t++) d += q[(b * Nq + i) * HD + h * D + t] * k[(b * Nk + j) * HD + h * D + t];
-          s[j] = d * scale;
-          mx = Math.max(mx, s[j]);
-        }
+        const s = attentionScores(q, k, b, h, i, Nq, Nk, HD, D, scale, vis);
+        const mx = Math.max(...s.subarray(0, vis));
         let sum = 0;
         for (let j = 0; j < vis; j++) { s[j] = Math.exp(s[j] - mx); sum += s[j]; }
         for (let t = 0; t < Dv; t++) {
@@ -157,24 +162,18 @@ function attentionBlocked(q, qs, k, ks, v, vs, heads, scale, causal, keyBlock, r
     for (let h = 0; h < heads; h++)
       for (let i = 0; i < Nq; i++) {
         const vis = causal ? Math.min(Nk, i + 1) : Nk;
+        const s = attentionScores(q, k, b, h, i, Nq, Nk, HD, D, scale, vis);
         const o = new Float64Array(Dv);
         let m = -Infinity;
         let l = 0;
         for (let j0 = 0; j0 < vis; j0 += keyBlock) {
           const j1 = Math.min(vis, j0 + keyBlock);
-          const s = [];
-          let mb = m;
-          for (let j = j0; j < j1; j++) {
-            let d = 0;
-            for (let t = 0; t < D; t++) d += q[(b * Nq + i) * HD + h * D + t] * k[(b * Nk + j) * HD + h * D + t];
-            s.push(d * scale);
-            mb = Math.max(mb, d * scale);
-          }
+          const mb = Math.max(m, ...s.subarray(j0, j1));
           const c = Math.exp(m - mb);
           l *= c;
           for (let t = 0; t < Dv; t++) o[t] *= c;
           for (let j = j0; j < j1; j++) {
-            const p = Math.exp(s[j - j0] - mb);
+            const p = Math.exp(s[j] - mb);
             l += p;
             const pr = roundP(p);
             for (let t = 0; t < Dv; t++) o[t] += pr * v[(b * Nk + j) * HDv + h * Dv + t];
