@@ -78,6 +78,9 @@ struct PrepackedB {
   DType dtype = DType::F32;  // of the panels: F32 or F16 (gemmPrepackB), or BF16 (gemmPrepackBf16)
   int64_t K = 0, N = 0;
   int kernel = 0;            // the micro-kernel it was packed for (gemmPrepackKernel)
+  // BF16 only: a view of N columns from panel firstPanel on of a matrix packed with allPanels
+  // 32-column panels (0: the matrix itself, allPanels = its own)
+  int64_t firstPanel = 0, allPanels = 0;
 };
 // The panels' dtype for a weight of `weight` dtype, or DType::I64 where prepacking does not pay
 // (BF16 weights, or F16 ones on a kernel without a half-precision variant: packed per call).

@@ -182,6 +182,8 @@ void gemmPrepackedBf16(int64_t M, const GemmA& A, const PrepackedB& B, float* C,
   const GemmKernelBf16& kr = *kp;
   const int64_t N = B.N, K = B.K;
   const int64_t Kp = roundUp(std::max<int64_t>(K, 1), 32), panels = roundUp(N, kBf16Nr) / kBf16Nr;
+  const int64_t allPanels = B.allPanels ? B.allPanels : panels;
+  check(B.firstPanel >= 0 && B.firstPanel + panels <= allPanels, "ERR_ONESTEP_INTERNAL", "gemm: a bf16 B view past its panels");
   const int64_t blocks = (Kp + kBf16Kc - 1) / kBf16Kc;
   const int mr = kr.mr;
   check(!A.bf16 || A.bf16Rows >= roundUp(M, 32), "ERR_ONESTEP_INTERNAL", "gemm: a bf16 A of ", A.bf16Rows, " rows for ", M);
@@ -211,7 +213,7 @@ void gemmPrepackedBf16(int64_t M, const GemmA& A, const PrepackedB& B, float* C,
     for (int64_t kb = kb0; kb < kb1; ++kb) {
       const int64_t k0 = kb * kBf16Kc, kcp = std::min(kBf16Kc, Kp - k0), kc = std::max<int64_t>(0, std::min(kcp, K - k0));
       const uint16_t* ap = A.bf16 ? A.bf16 + (kb * A.bf16Rows + m0) * kBf16Lda : packA(m0, mcur, k0, kc, kcp);
-      const uint16_t* bblock = bdata + k0 * panels * kBf16Nr;
+      const uint16_t* bblock = bdata + k0 * allPanels * kBf16Nr + B.firstPanel * kcp * kBf16Nr;
       const bool accumulate = kb > 0, last = kb + 1 == blocks;
       // an A micro-panel stays in L1 while the B panels stream past it from L2
       for (int64_t ip = 0; ip < mPanels; ++ip) {

@@ -66,6 +66,9 @@ void cpuConv2dWinograd(const GraphNode& node, const std::vector<TensorRef>& in, 
   const int64_t kb = gemmBf16DepthBlock(), lda = gemmBf16RowStride(), TBr = (TB + 31) / 32 * 32;
   const int64_t depthBlocks = (Ci + kb - 1) / kb, blockStride = TBr * lda, xiStride = depthBlocks * blockStride;
   const int64_t tailFrom = Ci - (depthBlocks - 1) * kb, tailTo = (tailFrom + 31) / 32 * 32;
+  // bf16: output channels in chunks of 64, so the 16 products of a chunk (16 x TB x 64 floats)
+  // stay in L2 until the output transform reads them
+  const int64_t coChunk = bf16 ? std::min<int64_t>(Co, 64) : Co, allPanels = (Co + 31) / 32;
   pool.parallelForEach(blocks, [&](int64_t begin, int64_t end, int) {
     float* V = bf16 ? nullptr : tV.get((size_t)(16 * TB * Ci));
     float* M = tM.get((size_t)(16 * TB * Co));
@@ -92,32 +95,37 @@ void cpuConv2dWinograd(const GraphNode& node, const std::vector<TensorRef>& in, 
         if (bf16) wk.inputBf16(src, Ci, Vb + tl * lda, xiStride, kb, blockStride);
         else wk.input(src, Ci, V + tl * Ci, TB * Ci);
       }
-      for (int xi = 0; xi < 16; ++xi) {
-        GemmA ga;
-        if (bf16) {
-          ga.bf16 = Vb + xi * xiStride;
-          ga.bf16Rows = TBr;
-          const uint16_t* panels = static_cast<const uint16_t*>(in[1].data) + xi * us[1];
-          gemmPrepacked(n, ga, PrepackedB{panels, DType::BF16, Ci, Co, 0}, M + xi * TB * Co, Co, GemmEpilogue{}, false);
-        } else {
-          ga.data = V + xi * TB * Ci;
-          ga.ld = Ci;
-          gemmPackedB(n, Co, Ci, ga, packed + per * xi, M + xi * TB * Co, Co, GemmEpilogue{});
-        }
-      }
-      for (int64_t tl = 0; tl < n; ++tl) {
-        const int64_t t = t0 + tl, tx = t % tw, ty = (t / tw) % th, b = t / (tw * th);
-        float* dst[4];
-        const float* res[4];
-        for (int i = 0; i < 2; ++i)
-          for (int j = 0; j < 2; ++j) {
-            const int64_t oy = 2 * ty + i, ox = 2 * tx + j;
-            const bool inside = oy < Ho && ox < Wo;
-            const int64_t off = ((b * Ho + oy) * Wo + ox) * Co;
-            dst[i * 2 + j] = inside ? y + off : nullptr;
-            res[i * 2 + j] = inside && residual ? residual + off : nullptr;
+      for (int64_t co0 = 0; co0 < Co; co0 += coChunk) {
+        const int64_t cw = std::min(coChunk, Co - co0);
+        for (int xi = 0; xi < 16; ++xi) {
+          GemmA ga;
+          if (bf16) {
+            ga.bf16 = Vb + xi * xiStride;
+            ga.bf16Rows = TBr;
+            PrepackedB pb{static_cast<const uint16_t*>(in[1].data) + xi * us[1], DType::BF16, Ci, cw, 0};
+            pb.firstPanel = co0 / 32;
+            pb.allPanels = allPanels;
+            gemmPrepacked(n, ga, pb, M + xi * TB * cw, cw, GemmEpilogue{}, false);
+          } else {
+            ga.data = V + xi * TB * Ci;
+            ga.ld = Ci;
+            gemmPackedB(n, Co, Ci, ga, packed + per * xi, M + xi * TB * Co, Co, GemmEpilogue{});
           }
-        wk.output(M + tl * Co, TB * Co, Co, bias, act, dst, res);
+        }
+        for (int64_t tl = 0; tl < n; ++tl) {
+          const int64_t t = t0 + tl, tx = t % tw, ty = (t / tw) % th, b = t / (tw * th);
+          float* dst[4];
+          const float* res[4];
+          for (int i = 0; i < 2; ++i)
+            for (int j = 0; j < 2; ++j) {
+              const int64_t oy = 2 * ty + i, ox = 2 * tx + j;
+              const bool inside = oy < Ho && ox < Wo;
+              const int64_t off = ((b * Ho + oy) * Wo + ox) * Co + co0;
+              dst[i * 2 + j] = inside ? y + off : nullptr;
+              res[i * 2 + j] = inside && residual ? residual + off : nullptr;
+            }
+          wk.output(M + tl * cw, TB * cw, cw, bias ? bias + co0 : nullptr, act, dst, res);
+        }
       }
     }
   });

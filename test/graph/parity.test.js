@@ -297,6 +297,7 @@ for (const backend of backends) {
               { xs: [1, 5, 6, 17], co: 18, pad: [0, 0, 0, 0], up: 1, act: Act.None },
               { xs: [1, 5, 4, 20], co: 7, pad: [1, 1, 1, 1], up: 2, act: Act.Relu, dtype: 'BF16' },
               { xs: [1, 6, 6, 600], co: 50, pad: [0, 1, 2, 0], up: 1, act: Act.None, residual: true }, // depth 600: two blocks
+              { xs: [1, 7, 6, 40], co: 100, pad: [1, 1, 1, 1], up: 1, act: Act.Silu, residual: true }, // output channels in chunks (64 + 36)
             ]) {
               const x = X(c.xs);
               const w = weight(c.dtype || 'F32', [c.co, c.xs[3], 3, 3], 0.3);
