@@ -119,28 +119,43 @@ void attention(const GraphNode& node, const std::vector<TensorRef>& in, const Te
     return;
   }
 
+  // float32 (and bf16 heads longer than a depth block): a tile's scores for all keys at once; in
+  // float32 the scale is applied inside the exponential and the rows of P V are normalised after
+  // (tile x Dv divisions instead of tile x Nk)
   const int64_t tile = gemmRowBlock();
   const int64_t tiles = (Nq + tile - 1) / tile;
   pool.parallelFor(B * H * tiles, 1, [&](int64_t begin, int64_t end, int) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t ti = t % tiles, bh = t / tiles, b = bh / H, h = bh % H;
       const int64_t q0 = ti * tile, rows = std::min(tile, Nq - q0);
-      float* s = tScores.get((size_t)(rows * Nk));
+      float* s = tScores.get((size_t)(rows * Nk + rows));
+      float* inv = s + rows * Nk;
       GemmA qa;
       qa.data = q + (b * Nq + q0) * H * D + h * D;
       qa.ld = H * D;
-      GemmEpilogue e1;
-      e1.alpha = scale;
       const float* pk = packed + per * (size_t)bh;
       float* ot = o + (b * Nq + q0) * H * Dv + h * Dv;
-      if (bf16) gemmPrepacked(rows, qa, PrepackedB{pk, DType::BF16, D, Nk, 0}, s, Nk, e1, false);
-      else gemmPackedB(rows, Nk, D, qa, pk, s, Nk, e1);
-      for (int64_t i = 0; i < rows; ++i) vm.softmaxRow(s + i * Nk, Nk, causal ? std::min(Nk, q0 + i + 1) : Nk);
+      const int64_t ldo = H * Dv;
       GemmA sa;
       sa.data = s;
       sa.ld = Nk;
-      if (bf16) gemmPrepacked(rows, sa, PrepackedB{pk + kSize, DType::BF16, Nk, Dv, 0}, ot, H * Dv, GemmEpilogue{}, false);
-      else gemmPackedB(rows, Dv, Nk, sa, pk + kSize, ot, H * Dv, GemmEpilogue{});
+      if (bf16) {
+        GemmEpilogue e1;
+        e1.alpha = scale;
+        gemmPrepacked(rows, qa, PrepackedB{pk, DType::BF16, D, Nk, 0}, s, Nk, e1, false);
+        for (int64_t i = 0; i < rows; ++i) vm.softmaxRow(s + i * Nk, Nk, causal ? std::min(Nk, q0 + i + 1) : Nk);
+        gemmPrepacked(rows, sa, PrepackedB{pk + kSize, DType::BF16, Nk, Dv, 0}, ot, ldo, GemmEpilogue{}, false);
+        continue;
+      }
+      gemmPackedB(rows, Nk, D, qa, pk, s, Nk, GemmEpilogue{});
+      for (int64_t i = 0; i < rows; ++i) {
+        float m = -std::numeric_limits<float>::infinity(), l = 0.0f;
+        vm.softmaxBlockRow(s + i * Nk, Nk, causal ? std::min(Nk, q0 + i + 1) : Nk, scale, &m, &l);
+        inv[i] = 1.0f / l;
+      }
+      gemmPackedB(rows, Dv, Nk, sa, pk + kSize, ot, ldo, GemmEpilogue{});
+      for (int64_t i = 0; i < rows; ++i)
+        for (int64_t d = 0; d < Dv; ++d) ot[i * ldo + d] *= inv[i];
     }
   });
 }
