@@ -24,9 +24,10 @@
 namespace onestep {
 
 // When conv2d runs by Winograd: 'auto' (default; env ONESTEP_WINOGRAD) for 3x3 stride-1 convs with
-// at least 32 channels in and out on 64x64 inputs or larger (after any fused upsampling; below that
-// the direct kernel is as fast and needs no extra weights), 'always' for every 3x3 stride-1 conv,
-// 'never'. Read when a graph is planned.
+// at least 32 channels in and out on inputs of 64x64 pixels or more (after any fused upsampling;
+// 32x32 at precision bf16, whose transformed weights take half the memory; below that the direct
+// kernel is as fast and needs no extra weights), 'always' for every 3x3 stride-1 conv, 'never'.
+// Read when a graph is planned.
 enum class WinogradPolicy : int { Auto = 0, Always = 1, Never = 2 };
 WinogradPolicy winogradPolicy();
 void setWinogradPolicy(WinogradPolicy p);

@@ -325,9 +325,15 @@ for (const backend of backends) {
         const { y, placements } = await run1On((g, v) => g.conv2d(v.x, g.unary(v.w, { a: 1, b: 0 }), undefined, { padding: 1 }), { x, w }, { precision: 'bf16' });
         assert.strictEqual(placements.find((p) => p.op === 'conv2d').algorithm, 'implicit_gemm');
         check('conv2d on a computed kernel at precision bf16', y, ref.conv2d(x.data, x.shape, w.data, w.shape, undefined, { pad: [1, 1, 1, 1] }).y, 1e-5);
-        // a constant kernel of that size: Winograd on bf16 operands
+        // a constant kernel of that size: Winograd on bf16 operands; from 32x32 pixels in bf16, where
+        // float32 (whose transformed weights take twice the memory) keeps the implicit GEMM
         const { placements: p2 } = await run1On((g, v) => g.conv2d(v.x, wc.t, undefined, { padding: 1 }), { x }, { precision: 'bf16' });
         assert.strictEqual(p2[0].algorithm, 'winograd_bf16');
+        const x32 = X([1, 32, 33, 32]);
+        for (const [precision, algorithm] of [['bf16', 'winograd_bf16'], ['fp32', 'implicit_gemm']]) {
+          const { placements: p3 } = await run1On((g, v) => g.conv2d(v.x, wc.t, undefined, { padding: 1 }), { x: x32 }, { precision });
+          assert.strictEqual(p3[0].algorithm, algorithm, precision);
+        }
         const xm = X([3, 16]);
         const wm = X([5, 16]);
         const { y: ym, placements: pm } = await run1On((g, v) => g.linear(v.x, g.unary(v.w, { a: 1, b: 0 })), { x: xm, w: wm }, { precision: 'bf16' });
