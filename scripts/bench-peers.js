@@ -3,7 +3,7 @@
 // random-weight model (a script, not a test).
 //
 //   node scripts/bench-peers.js [--model sd_turbo] [--size 512] [--rounds 5] [--threads N]
-//        [--stages text,unet,vae,taesd] [--diffusers-src DIR] [--python PATH] [--json FILE]
+//        [--stages text,unet,vae,taesd] [--precision fp32|bf16] [--diffusers-src DIR] [--python PATH] [--json FILE]
 //
 // What it does, once per machine (all in the git-ignored .cache/):
 //   - the bench's random-weight model (.cache/random-models/, as npm run bench);
@@ -30,6 +30,8 @@ const USAGE = `usage: npm run bench:peers -- [options]
   --rounds N          timed rounds per stage, each engine once per round (default 5)
   --threads N         threads for both engines (default: all hardware threads)
   --stages LIST       text,unet,vae,taesd (default: all)
+  --precision P       onestep's: fp32 (default) or bf16 (CPUs with AVX512_BF16 or AMX-BF16); ORT runs
+                      the float32 ONNX files either way
   --diffusers-src DIR a diffusers source tree's src/ (default .cache/peers/src; e.g. from
                       git clone --branch v0.27.2 https://github.com/huggingface/diffusers)
   --python PATH       a python with torch (default: python3 on PATH that imports torch, else /usr/bin/python3)
@@ -46,6 +48,7 @@ const { parsed, usage, intOpt } = scriptOptions('bench:peers', USAGE, {
   python: { type: 'string' },
   'ort-version': { type: 'string' },
   json: { type: 'string' },
+  precision: { type: 'string' },
 });
 const MODELS = ['sd_turbo', 'sd21_base', 'sd15', 'lcm_dreamshaper_v7'];
 const STAGES = ['text', 'unet', 'vae', 'taesd'];
@@ -55,6 +58,8 @@ const size = intOpt('size', 512, 8, 8);
 const rounds = intOpt('rounds', 5, 1);
 const stages = (parsed.stages ?? STAGES.join(',')).split(',').filter(Boolean);
 for (const s of stages) if (!STAGES.includes(s)) usage(`--stages takes ${STAGES.join(', ')}, got '${s}'`);
+const precision = parsed.precision ?? 'fp32';
+if (!['fp32', 'bf16'].includes(precision)) usage(`--precision must be fp32 or bf16, got '${precision}'`);
 const threads = intOpt('threads', os.availableParallelism ? os.availableParallelism() : os.cpus().length, 1);
 process.env.ONESTEP_NUM_THREADS = String(threads);
 const ortVersion = parsed['ort-version'] ?? '1.31.1';
@@ -157,7 +162,7 @@ async function main() {
   const taesdDir = ensureRandomModel('taesd', models, log);
   ensureOnnx(modelDir, taesdDir);
   const ort = ensureOrt();
-  log(`onnxruntime-node ${ort.env.versions?.node ?? ortVersion}, graph optimisation 'all', intra-op threads ${threads}, inter-op 1`);
+  log(`onnxruntime-node ${ort.env.versions?.node ?? ortVersion}, graph optimisation 'all', intra-op threads ${threads}, inter-op 1; onestep at precision ${precision}`);
 
   const latent = size / 8;
   const results = [];
@@ -167,19 +172,19 @@ async function main() {
     let graph;
     let output;
     if (stage === 'text') {
-      model = CLIPTextModel.fromPretrained(path.join(modelDir, 'text_encoder'));
+      model = CLIPTextModel.fromPretrained(path.join(modelDir, 'text_encoder'), { precision });
       graph = model.graph(1, io.meta.inputs[0].shape[1], ['last_hidden_state']);
       output = 'last_hidden_state';
     } else if (stage === 'unet') {
-      model = UNet2DConditionModel.fromPretrained(path.join(modelDir, 'unet'));
+      model = UNet2DConditionModel.fromPretrained(path.join(modelDir, 'unet'), { precision });
       graph = model.graph(1, latent, latent, io.meta.inputs[2].shape[1]);
       output = 'out';
     } else if (stage === 'vae') {
-      model = AutoencoderKL.fromPretrained(path.join(modelDir, 'vae'));
+      model = AutoencoderKL.fromPretrained(path.join(modelDir, 'vae'), { precision });
       graph = model.decoderGraphFor(1, latent, latent);
       output = 'image';
     } else {
-      model = AutoencoderTiny.fromPretrained(taesdDir);
+      model = AutoencoderTiny.fromPretrained(taesdDir, { precision });
       graph = model.decoderGraphFor(1, latent, latent);
       output = 'image';
     }
@@ -230,7 +235,7 @@ async function main() {
     graph.dispose();
     model.dispose();
   }
-  if (parsed.json) fs.writeFileSync(parsed.json, JSON.stringify({ model: modelName, size, rounds, threads, cpu: os.cpus()[0].model, ort: ortVersion, results }, null, 1));
+  if (parsed.json) fs.writeFileSync(parsed.json, JSON.stringify({ model: modelName, size, rounds, threads, precision, cpu: os.cpus()[0].model, ort: ortVersion, results }, null, 1));
 }
 
 main().catch((e) => {
