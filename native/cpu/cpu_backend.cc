@@ -141,7 +141,6 @@ CpuPlan::CpuPlan(const GraphSpec& spec, const std::vector<size_t>& nodes) : step
     } else if (n.op == Op::Attention && spec.cpuGemmOperand == DType::BF16) {
       steps_[i].kernel = &cpuAttentionBf16;
       steps_[i].algorithm = "bf16";
-      steps_[i].bf16 = true;
     } else {
       steps_[i].kernel = cpuKernel(n.op);
     }

@@ -46,7 +46,8 @@ void cpuConv2dWinograd(const GraphNode& node, const std::vector<TensorRef>& in, 
 
   // float32: the 16 transformed weight matrices, packed once for this call
   const size_t per = bf16 ? 0 : (gemmPackedBSize(Ci, Co) + 15) / 16 * 16;
-  AlignedArray<float> packedBlock = alignedArray<float>(bf16 ? 1 : per * 16);
+  AlignedArray<float> packedBlock;
+  if (!bf16) packedBlock = alignedArray<float>(per * 16);
   float* packed = packedBlock.get();
   if (!bf16) pool.parallelFor(16, 1, [&](int64_t begin, int64_t end, int) {
     for (int64_t xi = begin; xi < end; ++xi) {
