@@ -128,11 +128,14 @@ function attentionScores(q, k, b, h, i, Nq, Nk, HD, D, scale, vis) {
   return s;
 }
 
-// roundP: applied to each probability before it weighs V (bf16 operands round them)
-function attention(q, qs, k, ks, v, vs, heads, scale, causal, roundP = (p) => p) {
+// roundP: applied to each probability before it weighs V (bf16 operands round them); tieSlack(p):
+// how far a kernel's rounding of p may fall from roundP's (p within its float32 error of a
+// rounding midpoint), summed times |v| into y.slack per output
+function attention(q, qs, k, ks, v, vs, heads, scale, causal, roundP = (p) => p, tieSlack = () => 0) {
   const [B, Nq, HD] = qs, Nk = ks[1], HDv = vs[2];
   const D = HD / heads, Dv = HDv / heads;
   const y = new Float64Array(B * Nq * HDv);
+  y.slack = new Float64Array(y.length);
   for (let b = 0; b < B; b++)
     for (let h = 0; h < heads; h++)
       for (let i = 0; i < Nq; i++) {
@@ -143,8 +146,14 @@ function attention(q, qs, k, ks, v, vs, heads, scale, causal, roundP = (p) => p)
         for (let j = 0; j < vis; j++) { s[j] = Math.exp(s[j] - mx); sum += s[j]; }
         for (let t = 0; t < Dv; t++) {
           let o = 0;
-          for (let j = 0; j < vis; j++) o += roundP(s[j] / sum) * v[(b * Nk + j) * HDv + h * Dv + t];
+          let sl = 0;
+          for (let j = 0; j < vis; j++) {
+            const vj = v[(b * Nk + j) * HDv + h * Dv + t];
+            o += roundP(s[j] / sum) * vj;
+            sl += tieSlack(s[j] / sum) * Math.abs(vj);
+          }
           y[(b * Nq + i) * HDv + h * Dv + t] = o;
+          y.slack[(b * Nq + i) * HDv + h * Dv + t] = sl;
         }
       }
   return y;
@@ -154,16 +163,18 @@ function attention(q, qs, k, ks, v, vs, heads, scale, causal, roundP = (p) => p)
 // block's probabilities taken against the row's running max, rounded by roundP, weighed into the
 // output, and the output rescaled as the max grows; the sum of exponentials unrounded; normalised
 // at the end. Mathematically the softmax; the rounding is the kernel's.
-function attentionBlocked(q, qs, k, ks, v, vs, heads, scale, causal, keyBlock, roundP) {
+function attentionBlocked(q, qs, k, ks, v, vs, heads, scale, causal, keyBlock, roundP, tieSlack = () => 0) {
   const [B, Nq, HD] = qs, Nk = ks[1], HDv = vs[2];
   const D = HD / heads, Dv = HDv / heads;
   const y = new Float64Array(B * Nq * HDv);
+  y.slack = new Float64Array(y.length);
   for (let b = 0; b < B; b++)
     for (let h = 0; h < heads; h++)
       for (let i = 0; i < Nq; i++) {
         const vis = causal ? Math.min(Nk, i + 1) : Nk;
         const s = attentionScores(q, k, b, h, i, Nq, Nk, HD, D, scale, vis);
         const o = new Float64Array(Dv);
+        const sl = new Float64Array(Dv);
         let m = -Infinity;
         let l = 0;
         for (let j0 = 0; j0 < vis; j0 += keyBlock) {
@@ -171,16 +182,27 @@ function attentionBlocked(q, qs, k, ks, v, vs, heads, scale, causal, keyBlock, r
           const mb = Math.max(m, ...s.subarray(j0, j1));
           const c = Math.exp(m - mb);
           l *= c;
-          for (let t = 0; t < Dv; t++) o[t] *= c;
+          for (let t = 0; t < Dv; t++) {
+            o[t] *= c;
+            sl[t] *= c;
+          }
           for (let j = j0; j < j1; j++) {
             const p = Math.exp(s[j] - mb);
             l += p;
             const pr = roundP(p);
-            for (let t = 0; t < Dv; t++) o[t] += pr * v[(b * Nk + j) * HDv + h * Dv + t];
+            const tie = tieSlack(p);
+            for (let t = 0; t < Dv; t++) {
+              const vj = v[(b * Nk + j) * HDv + h * Dv + t];
+              o[t] += pr * vj;
+              sl[t] += tie * Math.abs(vj);
+            }
           }
           m = mb;
         }
-        for (let t = 0; t < Dv; t++) y[(b * Nq + i) * HDv + h * Dv + t] = o[t] / l;
+        for (let t = 0; t < Dv; t++) {
+          y[(b * Nq + i) * HDv + h * Dv + t] = o[t] / l;
+          y.slack[(b * Nq + i) * HDv + h * Dv + t] = sl[t] / l;
+        }
       }
   return y;
 }
