@@ -185,6 +185,16 @@ int supportsNode(const onestep_cuda_node* node, char* why, size_t whylen) {
   return 0;
 }
 
+int planNode(const onestep_cuda_node* node, onestep_cuda_node_plan* out, char* err, size_t errlen) {
+  if (!node || !out) return report(onestep_cuda::Status::fail("plan_node: null argument"), err, errlen);
+  return report(onestep_cuda::planNode(*node, out), err, errlen);
+}
+
+const char* mathLibraries() {
+  static const std::string json = "[" + onestep_cuda::cublasLtInfoJson() + "," + onestep_cuda::cudnnInfoJson() + "]";
+  return json.c_str();
+}
+
 int captureBegin(void* s, char* err, size_t errlen) {
   return report(onestep_cuda::cudaStatus(cudaStreamBeginCapture((cudaStream_t)s, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture"),
                 err, errlen);
@@ -213,7 +223,7 @@ void graphDestroy(void* exec) {
 
 const onestep_cuda_api kApi = {ONESTEP_CUDA_ABI, buildInfo,  probe,        deviceInfo,  deviceAlloc, deviceRelease, memInfo,
                                streamCreate,     streamDestroy, streamSync, copyToDevice, copyToHost, convert,     runNode,
-                               supportsNode,     captureBegin,     captureEnd, graphLaunch,  graphDestroy};
+                               supportsNode,     planNode,      mathLibraries, captureBegin,     captureEnd, graphLaunch,  graphDestroy};
 
 }  // namespace
 

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 #include "../native/graph/op_defs.h"
@@ -51,6 +52,9 @@ inline int64_t numel(const onestep_cuda_tensor& t) {
 inline int64_t lastDim(const onestep_cuda_tensor& t) { return t.rank ? t.shape[t.rank - 1] : 1; }
 
 inline bool present(const onestep_cuda_node& n, int i) { return i < n.n_inputs && n.inputs[i].data != nullptr; }
+// Whether optional input i is given, also at plan time (no data yet: an absent input is all zeros,
+// a given one has its rank; the optional inputs that plans look at are never scalars).
+inline bool given(const onestep_cuda_node& n, int i) { return i < n.n_inputs && (n.inputs[i].data != nullptr || n.inputs[i].rank > 0); }
 
 // Activation codes: native/graph/op_defs.h (ONESTEP_ACT_TABLE), as kSilu, kGelu, ...
 #define ONESTEP_ACT_CODE(id, name) k##id,

@@ -53,10 +53,11 @@ struct Route {
   int op;
   Status (*launch)(const onestep_cuda_node&, cudaStream_t);
   Status (*limits)(const onestep_cuda_node&);
+  Status (*plan)(const onestep_cuda_node&, onestep_cuda_node_plan*);  // null: own kernels, no workspace
 };
 const Route kRoutes[] = {
-    {ONESTEP_OP_Linear, launchLinear, linearLimits},
-    {ONESTEP_OP_Conv2d, launchConv2d, conv2dLimits},
+    {ONESTEP_OP_Linear, launchLinear, linearLimits, planLinear},
+    {ONESTEP_OP_Conv2d, launchConv2d, conv2dLimits, planConv2d},
     {ONESTEP_OP_GroupNorm, launchGroupNorm, groupNormLimits},
     {ONESTEP_OP_LayerNorm, launchLayerNorm, layerNormLimits},
     {ONESTEP_OP_Attention, launchAttention, attentionLimits},
@@ -92,11 +93,20 @@ Status supportsNode(const onestep_cuda_node& n) {
   return r->limits ? r->limits(n) : Status::ok();
 }
 
+Status planNode(const onestep_cuda_node& n, onestep_cuda_node_plan* out) {
+  std::memset(out, 0, sizeof(*out));
+  Status st = supportsNode(n);
+  if (!st.good()) return st;
+  const Route* r = routeOf(n.op);
+  return r->plan ? r->plan(n, out) : Status::ok();
+}
+
 Status runNode(const onestep_cuda_node& n, cudaStream_t s) {
   Status st = checkNode(n, true);
   if (!st.good()) return st;
   const Route* r = routeOf(n.op);
   if (!r) return Status::fail(std::string("no CUDA kernel for ") + kNames[n.op]);
+  if (n.algorithm != kAlgoOwn && !r->plan) return Status::fail(std::string(kNames[n.op]) + ": unknown algorithm " + std::to_string(n.algorithm));
   return r->launch(n, s);
 }
 

@@ -7,6 +7,9 @@
 // sm_80 and newer) — and multiplied by WMMA 16x16x16 with fp32 accumulation. 64x64 tiles per
 // block of 4 warps (2x2, 32x32 each), K in steps of 32.
 // This is the first, straightforward version: scalar loads, no pipelining (see docs/CUDA.md).
+// Each node's plan (planLinear / planConv2d) may instead choose a vendor library loaded at run
+// time: cuBLASLt for linear and 1x1 convolutions (cublaslt.cu), cuDNN for the other convolutions it
+// takes (cudnn.cu); the launchers follow the node's `algorithm`.
 #include <mma.h>
 
 #include <type_traits>
@@ -174,7 +177,79 @@ Epilogue epilogueOf(const onestep_cuda_node& n, onestep::Act act) {
   return ep;
 }
 
+// The vendor libraries' paths (cublaslt.cu, cudnn.cu), chosen per node at plan time.
+LtGemm ltGemmOf(const onestep_cuda_node& n, int64_t M, int64_t N, int64_t K, onestep::Act act) {
+  return LtGemm{M, N, K, n.inputs[1].dtype, given(n, 2), given(n, 3), (int)act};
+}
+
+void choosePlan(onestep_cuda_node_plan* out, int32_t algorithm, uint64_t workspace, const char* name) {
+  out->algorithm = algorithm;
+  out->workspace_bytes = workspace;
+  std::snprintf(out->name, sizeof(out->name), "%s", name);
+}
+
+bool vendorOperand(int dtype) { return dtype == ONESTEP_CUDA_F16 || dtype == ONESTEP_CUDA_BF16; }
+
+// cuBLASLt when it is loaded and has an algorithm for the GEMM; true when chosen
+bool planLt(const LtGemm& g, onestep_cuda_node_plan* out) {
+  uint64_t ws = 0;
+  if (!vendorOperand(g.operand) || !cublasLtUsable() || !cublasLtPlan(g, &ws).good()) return false;
+  choosePlan(out, kAlgoCublasLt, ws, "cublaslt");
+  return true;
+}
+
+// A conv2d as cuDNN's legacy API takes it: symmetric padding, no fused upsampling, sizes in int
+bool dnnConvOf(const onestep_cuda_node& n, DnnConv* c) {
+  const onestep_cuda_tensor &x = n.inputs[0], &w = n.inputs[1], &o = n.output;
+  const auto a = attrsOf<onestep::Conv2dAttrs>(n);
+  if (!vendorOperand(w.dtype) || a.upsample != 1 || a.pad_top != a.pad_bottom || a.pad_left != a.pad_right) return false;
+  for (const onestep_cuda_tensor* t : {&x, &w, &o})
+    if (numel(*t) >= 0x7fffffff) return false;
+  *c = DnnConv{(int)x.shape[0], (int)x.shape[1], (int)x.shape[2], (int)x.shape[3], (int)w.shape[0], (int)w.shape[1],   (int)w.shape[2],
+               (int)a.stride_h, (int)a.stride_w, (int)a.pad_top,  (int)a.pad_left, (int)o.shape[1], (int)o.shape[2], w.dtype};
+  return true;
+}
+
+bool planDnn(const onestep_cuda_node& n, onestep_cuda_node_plan* out) {
+  DnnConv c;
+  uint64_t ws = 0;
+  if (!dnnConvOf(n, &c) || !cudnnUsable() || !cudnnPlan(c, &ws).good()) return false;
+  choosePlan(out, kAlgoCudnn, ws, "cudnn");
+  return true;
+}
+
+Status runLt(const onestep_cuda_node& n, const LtGemm& g, cudaStream_t s) {
+  return cublasLtRun(g, static_cast<const float*>(n.inputs[0].data), n.inputs[1].data,
+                     present(n, 2) ? static_cast<const float*>(n.inputs[2].data) : nullptr,
+                     present(n, 3) ? static_cast<const float*>(n.inputs[3].data) : nullptr, static_cast<float*>(n.output.data), n.workspace,
+                     n.workspace_bytes, s);
+}
+
+bool pointwise(const onestep::Conv2dAttrs& a, const onestep_cuda_tensor& w) {
+  return w.shape[1] == 1 && w.shape[2] == 1 && a.stride_h == 1 && a.stride_w == 1 && a.upsample == 1 && a.pad_top == 0 && a.pad_left == 0 &&
+         a.pad_bottom == 0 && a.pad_right == 0;
+}
+
 }  // namespace
+
+// linear: cuBLASLt, else the own GEMM
+Status planLinear(const onestep_cuda_node& n, onestep_cuda_node_plan* out) {
+  const int64_t N = n.inputs[1].shape[0], K = n.inputs[1].shape[1];
+  if (!planLt(ltGemmOf(n, numel(n.output) / (N ? N : 1), N, K, attrsOf<onestep::LinearAttrs>(n).act), out)) choosePlan(out, kAlgoOwn, 0, "wmma");
+  return Status::ok();
+}
+
+// conv2d: a 1x1 one is a GEMM (cuBLASLt first), the rest cuDNN where it takes them, else the own
+// implicit GEMM
+Status planConv2d(const onestep_cuda_node& n, onestep_cuda_node_plan* out) {
+  const onestep_cuda_tensor &w = n.inputs[1], &o = n.output;
+  const auto a = attrsOf<onestep::Conv2dAttrs>(n);
+  const bool pw = pointwise(a, w);
+  if (pw && planLt(ltGemmOf(n, o.shape[0] * o.shape[1] * o.shape[2], w.shape[0], w.shape[3], a.act), out)) return Status::ok();
+  if (planDnn(n, out)) return Status::ok();
+  choosePlan(out, kAlgoOwn, 0, pw ? "wmma" : "implicit-gemm wmma");
+  return Status::ok();
+}
 
 Status linearLimits(const onestep_cuda_node& n) {
   const int64_t N = n.inputs[1].shape[0];
@@ -187,6 +262,7 @@ Status launchLinear(const onestep_cuda_node& n, cudaStream_t s) {
   const int64_t M = numel(n.output) / (N ? N : 1);
   const Status fits = linearLimits(n);
   if (!fits.good()) return fits;
+  if (n.algorithm == kAlgoCublasLt) return runLt(n, ltGemmOf(n, M, N, K, attrsOf<onestep::LinearAttrs>(n).act), s);
   return run(false, static_cast<const float*>(x.data), w, static_cast<float*>(n.output.data), M, N, K, ConvMap{},
              epilogueOf(n, attrsOf<onestep::LinearAttrs>(n).act), s);
 }
@@ -208,11 +284,20 @@ Status launchConv2d(const onestep_cuda_node& n, cudaStream_t s) {
   const int64_t up = a.upsample;
   const Status fits = conv2dLimits(n);
   if (!fits.good()) return fits;
+  if (n.algorithm == kAlgoCublasLt) {
+    if (!pointwise(a, w)) return Status::fail("conv2d: cuBLASLt takes only 1x1 convolutions with stride 1, no padding or upsampling");
+    return runLt(n, ltGemmOf(n, M, N, K, a.act), s);
+  }
+  if (n.algorithm == kAlgoCudnn) {
+    DnnConv c;
+    if (!dnnConvOf(n, &c)) return Status::fail("conv2d: cuDNN takes only symmetric padding without fused upsampling");
+    return cudnnRun(c, static_cast<const float*>(x.data), w.data, present(n, 2) ? static_cast<const float*>(n.inputs[2].data) : nullptr,
+                    present(n, 3) ? static_cast<const float*>(n.inputs[3].data) : nullptr, (int)a.act, static_cast<float*>(o.data), n.workspace,
+                    n.workspace_bytes, s);
+  }
   ConvMap g{(int)x.shape[1], (int)x.shape[2], (int)x.shape[3], (int)o.shape[1], (int)o.shape[2], (int)w.shape[1],
             (int)w.shape[2],   (int)a.stride_h, (int)a.stride_w, (int)a.pad_top, (int)a.pad_left, (int)up};
-  const bool pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.up == 1 && a.pad_top == 0 && a.pad_left == 0 &&
-                         a.pad_bottom == 0 && a.pad_right == 0;
-  return run(!pointwise, static_cast<const float*>(x.data), w, static_cast<float*>(o.data), M, N, K, g, epilogueOf(n, a.act), s);
+  return run(!pointwise(a, w), static_cast<const float*>(x.data), w, static_cast<float*>(o.data), M, N, K, g, epilogueOf(n, a.act), s);
 }
 
 }  // namespace onestep_cuda

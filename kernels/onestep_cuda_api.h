@@ -15,7 +15,7 @@
 extern "C" {
 #endif
 
-#define ONESTEP_CUDA_ABI 3
+#define ONESTEP_CUDA_ABI 4
 
 /* Element types: the addon's DType values. */
 #define ONESTEP_CUDA_F32 0
@@ -45,7 +45,8 @@ typedef struct {
 } onestep_cuda_tensor;
 
 /* One graph node, already validated by the addon's op rules (native/graph/op_rules.cc);
- * op is a code of native/graph/op_defs.h; its attributes are read through that header's typed structs. */
+ * op is a code of native/graph/op_defs.h; its attributes are read through that header's typed structs.
+ * algorithm / workspace: what plan_node chose for it (0 / none before it is planned). */
 typedef struct {
   int32_t op;
   int32_t n_inputs;
@@ -53,7 +54,18 @@ typedef struct {
   onestep_cuda_tensor output;
   int32_t n_attrs;
   double attrs[ONESTEP_CUDA_MAX_ATTRS];
+  int32_t algorithm;
+  uint64_t workspace_bytes;
+  void* workspace;  /* device scratch of at least workspace_bytes, only for this node's run */
 } onestep_cuda_node;
+
+/* The library's plan for a node it supports: which algorithm (passed back in the node's
+ * `algorithm` to run_node), its name (placements(), profiles) and the device scratch it needs. */
+typedef struct {
+  int32_t algorithm;
+  uint64_t workspace_bytes;
+  char name[48];
+} onestep_cuda_node_plan;
 
 typedef struct {
   int abi_version;
@@ -83,6 +95,12 @@ typedef struct {
   /* Whether run_node can run this node (asked once per node when a graph is planned; data
    * pointers may be NULL): 1 yes, 0 no with the reason in why (the node then runs elsewhere). */
   int (*supports_node)(const onestep_cuda_node* node, char* why, size_t whylen);
+  /* The algorithm for a node supports_node accepted (asked once per node when a graph is planned;
+   * data pointers may be NULL): may load a vendor library and run its heuristics. */
+  int (*plan_node)(const onestep_cuda_node* node, onestep_cuda_node_plan* out, char* err, size_t errlen);
+  /* The vendor math libraries (loading them on first call): a JSON array of
+   * {name, loaded, version, path, ops} or {name, loaded: false, reason}. */
+  const char* (*math_libraries)(void);
 
   /* CUDA graphs: everything launched on `stream` between begin and end is captured, then
    * replayed by launch. */

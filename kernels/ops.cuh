@@ -9,11 +9,39 @@
 
 namespace onestep_cuda {
 
+// Algorithms a launcher may choose at plan time (onestep_cuda_node::algorithm); 0 is its own kernels.
+enum Algorithm : int32_t { kAlgoOwn = 0, kAlgoCublasLt = 1, kAlgoCudnn = 2 };
+
 // gemm.cu: linear and conv2d (implicit GEMM on NHWC), tensor cores, fused epilogue
 Status linearLimits(const onestep_cuda_node& n);
 Status launchLinear(const onestep_cuda_node& n, cudaStream_t s);
 Status conv2dLimits(const onestep_cuda_node& n);
 Status launchConv2d(const onestep_cuda_node& n, cudaStream_t s);
+Status planLinear(const onestep_cuda_node& n, onestep_cuda_node_plan* out);
+Status planConv2d(const onestep_cuda_node& n, onestep_cuda_node_plan* out);
+// cublaslt.cu: cuBLASLt loaded at run time; Y[M, N] = act(X[M, K] W[N, K]^T + bias) + residual
+struct LtGemm {
+  int64_t M, N, K;
+  int operand;  // the weight's type on the device: ONESTEP_CUDA_F16 or ONESTEP_CUDA_BF16
+  bool bias, residual;
+  int act;
+};
+bool cublasLtUsable();
+Status cublasLtPlan(const LtGemm& g, uint64_t* workspaceBytes);
+Status cublasLtRun(const LtGemm& g, const float* x, const void* w, const float* bias, const float* residual, float* y, void* workspace,
+                   uint64_t workspaceBytes, cudaStream_t s);
+std::string cublasLtInfoJson();
+// cudnn.cu: cuDNN 9 loaded at run time; a convolution over NHWC x [B, H, W, C] with a [Co, kh, kw, C]
+// kernel, symmetric padding, no dilation; y = act(conv + bias) + residual
+struct DnnConv {
+  int B, H, W, C, Co, kh, kw, sh, sw, ph, pw, Ho, Wo;
+  int operand;  // the kernel's type on the device: ONESTEP_CUDA_F16 or ONESTEP_CUDA_BF16
+};
+bool cudnnUsable();
+Status cudnnPlan(const DnnConv& c, uint64_t* workspaceBytes);
+Status cudnnRun(const DnnConv& c, const float* x, const void* w, const float* bias, const float* residual, int act, float* y, void* workspace,
+                uint64_t workspaceBytes, cudaStream_t s);
+std::string cudnnInfoJson();
 // attention.cu
 Status attentionLimits(const onestep_cuda_node& n);
 Status launchAttention(const onestep_cuda_node& n, cudaStream_t s);
@@ -40,6 +68,7 @@ Status launchTimestepEmbedding(const onestep_cuda_node& n, cudaStream_t s);
 // dispatch.cu: checks a node and calls its launcher; whether a node has one that takes it
 Status runNode(const onestep_cuda_node& n, cudaStream_t s);
 Status supportsNode(const onestep_cuda_node& n);
+Status planNode(const onestep_cuda_node& n, onestep_cuda_node_plan* out);
 // convert.cu
 Status launchConvert(void* dst, int dstDtype, const void* src, int srcDtype, int64_t n, cudaStream_t s);
 

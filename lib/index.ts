@@ -14,7 +14,7 @@ export {
   UnsupportedDtypeError,
   WeightError,
 } from './errors';
-export { type CudaInfo, type Info, formatInfo, info } from './info';
+export { type CudaInfo, type Info, type MathLibraryInfo, formatInfo, info } from './info';
 export type { NativeTensor } from './native';
 export type { GraphFallback } from './graph';
 export {

@@ -2,6 +2,19 @@
 import { addon, addonPath, cudaLibraryPath, cudaLibraryPresent, type NativeCudaDevice } from './native';
 import { version } from './version';
 
+/** A vendor math library the CUDA backend loads at run time (cuBLASLt) and what it runs. */
+export interface MathLibraryInfo {
+  name: string;
+  loaded: boolean;
+  /** e.g. '13.1.0' (from the library's version call) */
+  version?: string;
+  path?: string;
+  /** the ops it runs; the rest, and everything when it is not loaded, run on onestep's own kernels */
+  ops?: string;
+  /** why it is not loaded (not found, wrong version, broken, turned off) */
+  reason?: string;
+}
+
 export interface CudaInfo {
   /** The CUDA backend library was built and sits next to the addon. */
   compiled: boolean;
@@ -13,6 +26,8 @@ export interface CudaInfo {
   /** CUDA runtime and GPU architectures the library was compiled for. */
   buildInfo: string | undefined;
   devices: NativeCudaDevice[];
+  /** Vendor math libraries (empty unless usable): which were found and which ops they take. */
+  mathLibraries: MathLibraryInfo[];
 }
 
 export interface Info {
@@ -48,9 +63,19 @@ export function info(): Info {
         library,
         buildInfo: s.buildInfo || undefined,
         devices: s.devices,
+        mathLibraries: s.usable ? parseMathLibraries(s.mathLibraries) : [],
       },
     },
   };
+}
+
+function parseMathLibraries(json: string): MathLibraryInfo[] {
+  try {
+    const v: unknown = JSON.parse(json || '[]');
+    return Array.isArray(v) ? (v as MathLibraryInfo[]) : [];
+  } catch {
+    return [{ name: 'unknown', loaded: false, reason: `the CUDA library's math_libraries report is not JSON: ${json}` }];
+  }
 }
 
 /** Human-readable form of info(), as `npx onestep info` prints it. */
@@ -66,6 +91,10 @@ export function formatInfo(i: Info): string {
     lines.push(`cuda: usable (${c.buildInfo ?? ''})`);
     for (const d of c.devices) {
       lines.push(`  [${d.index}] ${d.name}, ${gib(d.totalMemory)}, compute capability ${d.computeCapability}, ${d.multiprocessors} SMs`);
+    }
+    for (const m of c.mathLibraries) {
+      if (m.loaded) lines.push(`  ${m.name} ${m.version ?? ''} (${m.path ?? ''}): ${m.ops ?? ''}`);
+      else lines.push(`  warning: ${m.name} not used, onestep's own kernels run instead: ${m.reason ?? 'not found'}`);
     }
   } else {
     lines.push(`cuda: unusable: ${c.reason}`);

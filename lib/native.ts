@@ -44,6 +44,8 @@ export interface NativeCudaStatus {
   buildInfo: string;
   usable: boolean;
   reason: string;
+  /** JSON array of MathLibraryInfo (the vendor libraries the CUDA library loaded or looked for) */
+  mathLibraries: string;
   devices: NativeCudaDevice[];
 }
 

@@ -41,6 +41,7 @@ Napi::Value CudaStatusJs(const Napi::CallbackInfo& info) {
     o.Set("buildInfo", s.buildInfo);
     o.Set("usable", s.usable);
     o.Set("reason", s.reason);
+    o.Set("mathLibraries", s.mathLibraries.empty() ? "[]" : s.mathLibraries);
     Napi::Array devices = Napi::Array::New(env, s.devices.size());
     for (size_t i = 0; i < s.devices.size(); ++i) {
       const CudaDevice& d = s.devices[i];

@@ -519,6 +519,8 @@ void kernelError(const char* what) {
   std::abort();  // never resumed
 }
 
+bool deviceRange(const void* p, size_t bytes) { return isDevice(p, bytes); }
+
 void submit(dim3 grid, dim3 block, size_t smem, cudaStream_t s, std::function<void()> body, const char*) {
   const unsigned long long threads = (unsigned long long)block.x * block.y * block.z;
   if (threads == 0 || threads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.x > 0x7fffffffu || grid.y > 65535 ||

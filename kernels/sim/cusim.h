@@ -141,6 +141,9 @@ uint64_t warpOp(int kind, unsigned mask, uint64_t value, int src);
 [[noreturn]] void kernelError(const char* what);
 
 void submit(dim3 grid, dim3 block, size_t smem, cudaStream_t s, std::function<void()> body, const char* name);
+// Whether [p, p + bytes) lies inside one device allocation (for the vendor-library stand-ins'
+// argument checks: what a real library would read or write out of bounds).
+bool deviceRange(const void* p, size_t bytes);
 
 template <class... P>
 struct Launcher {

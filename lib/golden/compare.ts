@@ -30,6 +30,9 @@ export class Comparison {
   readonly items: { name: string; value: number }[] = [];
   /** the golden tensors compared (by their key in the file) */
   readonly keys = new Set<string>();
+  /** The engine computed the case with bf16 GEMM operands (a force_upcast VAE on CUDA): it is held to
+   * the bf16 tolerance, like precision 'bf16' on the CPU (network.ts). */
+  bf16Operands = false;
 
   /** `key`: the golden tensor compared, when `name` (the line's label) is not that key. */
   add(name: string, got: ArrayLike<number>, want: ArrayLike<number>, key = name): void {

@@ -211,6 +211,16 @@ int supportsNode(const onestep_cuda_node* n, char* why, size_t whylen) {
   return 1;
 }
 
+// One algorithm per op (the CPU kernel), no scratch.
+int planNode(const onestep_cuda_node* n, onestep_cuda_node_plan* out, char* err, size_t errlen) {
+  if (!out || supportsNode(n, err, errlen) != 1) return 1;
+  std::memset(out, 0, sizeof(*out));
+  std::snprintf(out->name, sizeof(out->name), "emulated");
+  return 0;
+}
+
+const char* mathLibraries() { return "[]"; }
+
 int captureBegin(void* s, char*, size_t) {
   auto* st = static_cast<EmuStream*>(s);
   st->capturing = true;
@@ -237,7 +247,7 @@ void graphDestroy(void* g) { delete static_cast<EmuGraph*>(g); }
 
 const onestep_cuda_api kEmulated = {ONESTEP_CUDA_ABI, buildInfo,   probe,   deviceInfo,   emuAlloc,     emuRelease,  memInfo,
                                     streamCreate,     streamDestroy, streamSync, copy,     copy,         convert,     runNode,
-                                    supportsNode,     captureBegin,     captureEnd,  graphLaunch, graphDestroy};
+                                    supportsNode,     planNode,         mathLibraries, captureBegin,     captureEnd,  graphLaunch, graphDestroy};
 
 }  // namespace
 

@@ -185,6 +185,8 @@ CudaExecutor::CudaExecutor(const GraphSpec& spec, const std::vector<OpCost>& cos
 
     // the library's word on the rest (asked without data: shapes, dtypes and attributes)
     onestep_cuda_node desc;
+    plan_.assign(nn, onestep_cuda_node_plan{});
+    uint64_t workspaceBytes = 0;
     for (size_t i = 0; i < nn; ++i) {
       const GraphNode& n = spec.nodes[i];
       if (n.op == Op::Reshape || !fallback_[i].empty()) continue;
@@ -197,7 +199,18 @@ CudaExecutor::CudaExecutor(const GraphSpec& spec, const std::vector<OpCost>& cos
       desc.n_attrs = (int32_t)n.attrs.size();
       for (size_t k = 0; k < n.attrs.size(); ++k) desc.attrs[k] = n.attrs[k];
       char why[512] = {0};
-      if (api().supports_node(&desc, why, sizeof(why)) != 1) fallback_[i] = why[0] ? why : "the CUDA backend does not run it";
+      if (api().supports_node(&desc, why, sizeof(why)) != 1) {
+        fallback_[i] = why[0] ? why : "the CUDA backend does not run it";
+        continue;
+      }
+      // the library's algorithm for it (a vendor library's, with its heuristic, or its own kernels)
+      // and the scratch that needs: one workspace serves every node (they run one after another)
+      if (api().plan_node(&desc, &plan_[i], why, sizeof(why)) != 0) {
+        fallback_[i] = std::string("the CUDA backend could not plan it: ") + why;
+        continue;
+      }
+      plan_[i].name[sizeof(plan_[i].name) - 1] = 0;
+      workspaceBytes = std::max<uint64_t>(workspaceBytes, plan_[i].workspace_bytes);
     }
 
     // uploads: what device nodes read
@@ -214,6 +227,7 @@ CudaExecutor::CudaExecutor(const GraphSpec& spec, const std::vector<OpCost>& cos
       data_[i] = consts_[i]->ptr;
     }
     arena_ = allocDevice(arenaBytes, "allocating the activation arena");
+    if (workspaceBytes) workspace_ = allocDevice((size_t)workspaceBytes, "allocating the nodes' workspace");
     for (int32_t i = 0; i < nv; ++i)
       if (offset[i] >= 0) data_[i] = static_cast<uint8_t*>(arena_->ptr) + offset[i];
     for (int32_t id : spec.inputs) {
@@ -281,7 +295,7 @@ void CudaExecutor::planPlacement(size_t arenaBytes) {
 std::vector<NodePlacement> CudaExecutor::placements() const {
   std::vector<NodePlacement> out;
   for (size_t i = 0; i < spec_.nodes.size(); ++i) {
-    if (fallback_[i].empty()) out.push_back(NodePlacement{"cuda", "", false, ""});
+    if (fallback_[i].empty()) out.push_back(NodePlacement{"cuda", plan_[i].name, false, ""});
     else out.push_back(NodePlacement{"cpu", cpu_->step(i).algorithm, true, fallback_[i]});
   }
   return out;
@@ -360,12 +374,17 @@ void CudaExecutor::launchDevice(const Segment& seg, std::vector<NodeProfile>* pr
     describe(n.output, data_[node.output], ov.dtype, ov.shape);
     n.n_attrs = (int32_t)node.attrs.size();
     for (size_t k = 0; k < node.attrs.size(); ++k) n.attrs[k] = node.attrs[k];
+    n.algorithm = plan_[index].algorithm;
+    if (plan_[index].workspace_bytes) {
+      n.workspace = workspace_->ptr;
+      n.workspace_bytes = plan_[index].workspace_bytes;
+    }
     const auto t0 = std::chrono::steady_clock::now();
     char err[512] = {0};
     if (api().run_node(&n, stream_, err, sizeof(err)) != 0) fail("ERR_ONESTEP_CUDA", opInfo(node.op).name, " '", ov.name, "': ", err);
     if (profile) {
       CUDA_CALL("profiling", api().stream_sync(stream_, ERRBUF));
-      profile->push_back(NodeProfile{opInfo(node.op).name, "cuda", "",
+      profile->push_back(NodeProfile{opInfo(node.op).name, "cuda", plan_[index].name,
                                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), costs_[index].flops()});
     }
   }

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "../../kernels/onestep_cuda_api.h"
 #include "../graph/graph.h"
 
 namespace onestep {
@@ -56,6 +57,8 @@ class CudaExecutor {
   const std::vector<int64_t>& offset_;
   void* stream_ = nullptr;
   std::shared_ptr<DeviceBuffer> arena_;
+  std::shared_ptr<DeviceBuffer> workspace_;            // scratch for the node running now (the largest plan's)
+  std::vector<onestep_cuda_node_plan> plan_;           // by node: the library's algorithm (device nodes)
   std::vector<std::shared_ptr<DeviceBuffer>> consts_;  // by value id (null when not a constant on the device)
   std::vector<std::shared_ptr<DeviceBuffer>> inputs_;  // by position in spec.inputs (null when no device node reads it)
   std::vector<void*> data_;                            // device address of every value

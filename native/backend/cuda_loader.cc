@@ -156,6 +156,7 @@ const CudaStatus& loadCudaBackend(const std::string& libraryPath) {
     return gStatus;
   }
   gStatus.usable = true;
+  gStatus.mathLibraries = api->math_libraries ? api->math_libraries() : "[]";
   gApi = api;
   return gStatus;
 }

@@ -28,6 +28,7 @@ struct CudaStatus {
   std::string buildInfo;
   bool usable = false;
   std::string reason;  // empty when usable
+  std::string mathLibraries;  // JSON array: the vendor math libraries the library found (math_libraries)
   std::vector<CudaDevice> devices;
 };
 

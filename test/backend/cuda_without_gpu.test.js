@@ -15,7 +15,7 @@ const { spawnSync } = require('child_process');
 const fs = require('fs');
 const path = require('path');
 const { fixture, fixturesDir } = require('../helpers/fixtures');
-const { buildCudaSim } = require('../../scripts/build-cuda-sim');
+const { buildCudaSim, standIns } = require('../../scripts/build-cuda-sim');
 
 const root = path.resolve(__dirname, '..', '..');
 
@@ -171,6 +171,107 @@ for (const mode of modes) {
     }
 
     if (mode.simulated) {
+      // the vendor math libraries, dlopen()ed by the CUDA library: cusim's stand-ins
+      // (kernels/sim/*_sim.cc, built from NVIDIA's documented semantics) found through ONESTEP_CUBLASLT /
+      // ONESTEP_CUDNN like real ones
+      describe('cuBLASLt and cuDNN loaded at run time (cusim stand-ins)', () => {
+        const libs = {
+          cuBLASLt: { env: 'ONESTEP_CUBLASLT', good: 'cublasLt', version: '13.1.0', ops: 'linear, 1x1 conv2d' },
+          cuDNN: { env: 'ONESTEP_CUDNN', good: 'cudnn', version: '9.8.0', ops: 'conv2d (symmetric padding, no fused upsampling)' },
+        };
+        const withLibs = (lt, dnn) => ({ ONESTEP_CUBLASLT: lt ? standIns.cublasLt : 'none', ONESTEP_CUDNN: dnn ? standIns.cudnn : 'none' });
+        // linear, 1x1 conv, 3x3 conv, a strided conv with the VAE's asymmetric padding, bf16 linear
+        const gemmScript = `
+          const { GraphBuilder, Act } = require('./dist/graph');
+          const { addon } = require('./dist/native');
+          const { info, formatInfo } = require('.');
+          (async () => {
+            let seed = 12345;
+            const rand = (n) => Float32Array.from({ length: n }, () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) - 0.5);
+            const t = (dtype, shape) => addon().tensorFromFloat32(dtype, shape, rand(shape.reduce((a, b) => a * b, 1)));
+            const g = new GraphBuilder({ device: 'cuda' });
+            const x = g.input('x', [2, 6, 5, 24]);
+            const r = g.input('r', [2, 6, 5, 40]);
+            const h = g.linear(x, t('F16', [40, 24]), t('F32', [40]), { act: Act.Silu, residual: r });
+            const p = g.conv2d(h, t('F32', [32, 40, 1, 1]), t('F32', [32]));
+            const c = g.conv2d(p, t('F32', [16, 32, 3, 3]), t('F32', [16]), { padding: 1, act: Act.Silu, residual: g.conv2d(p, t('F32', [16, 32, 1, 1])) });
+            const d = g.conv2d(c, t('F32', [16, 16, 3, 3]), t('F32', [16]), { stride: 2, padding: [0, 0, 1, 1] });
+            g.output('y', g.linear(d, t('BF16', [8, 16])));
+            const graph = g.build();
+            const out = await graph.run({ x: rand(2 * 6 * 5 * 24), r: rand(2 * 6 * 5 * 40) });
+            const placements = (await graph.placements()).map((q) => q.backend + ':' + q.algorithm);
+            console.log(JSON.stringify({ y: Array.from(out.y.toFloat32()), placements, libs: info().backends.cuda.mathLibraries, text: formatInfo(info()) }));
+          })().catch((e) => { console.error(e); process.exit(1); });`;
+        const gemms = (extra) => {
+          const r = node(['-e', gemmScript], extra);
+          assert.strictEqual(r.status, 0, r.stderr);
+          return JSON.parse(r.stdout.trim().split('\n').pop());
+        };
+        const relL2 = (a, b) => Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0) / a.reduce((s, v) => s + v * v, 0));
+        const own = ['cuda:wmma', 'cuda:wmma', 'cuda:wmma', 'cuda:implicit-gemm wmma', 'cuda:implicit-gemm wmma', 'cuda:wmma'];
+        let none;
+        before(() => {
+          none = gemms(withLibs(false, false));
+        });
+
+        it('without them the own kernels run, and info() says why each is not used', () => {
+          assert.deepStrictEqual(none.placements, own);
+          assert.deepStrictEqual(none.libs.map((m) => [m.name, m.loaded]), [['cuBLASLt', false], ['cuDNN', false]]);
+          assert.match(none.libs[0].reason, /turned off \(ONESTEP_CUBLASLT=none\)/);
+          assert.match(none.libs[1].reason, /turned off \(ONESTEP_CUDNN=none\)/);
+          assert.ok(none.y.every(Number.isFinite) && none.y.some((v) => v !== 0));
+        });
+
+        // [cuBLASLt, cuDNN] loaded -> the algorithm of each node; the distance from the own kernels
+        for (const [lt, dnn, placements, tol] of [
+          [true, false, ['cuda:cublaslt', 'cuda:cublaslt', 'cuda:cublaslt', 'cuda:implicit-gemm wmma', 'cuda:implicit-gemm wmma', 'cuda:cublaslt'], 1e-5],
+          [false, true, ['cuda:wmma', 'cuda:cudnn', 'cuda:cudnn', 'cuda:cudnn', 'cuda:implicit-gemm wmma', 'cuda:wmma'], 3e-3],
+          [true, true, ['cuda:cublaslt', 'cuda:cublaslt', 'cuda:cublaslt', 'cuda:cudnn', 'cuda:implicit-gemm wmma', 'cuda:cublaslt'], 3e-3],
+        ]) {
+          const which = [lt && 'cuBLASLt', dnn && 'cuDNN'].filter(Boolean);
+          it(`with ${which.join(' and ')}: info() names each library, its version and its ops; the nodes it takes run on it, the same numbers`, () => {
+            const o = gemms(withLibs(lt, dnn));
+            for (const name of which) {
+              const m = o.libs.find((q) => q.name === name);
+              assert.deepStrictEqual(m, { name, loaded: true, version: libs[name].version, path: standIns[libs[name].good], ops: libs[name].ops });
+              assert.ok(o.text.includes(`${name} ${libs[name].version} (${standIns[libs[name].good]}): ${libs[name].ops}`), o.text);
+            }
+            assert.deepStrictEqual(o.placements, placements);
+            // all round operands to fp16 / bf16 and accumulate in fp32; cuDNN's output is fp16 too
+            const d = relL2(o.y, none.y);
+            assert.ok(d < tol, `${which.join(' + ')} and the own kernels differ by ${d}`);
+          });
+        }
+
+        for (const [key, env, why] of [
+          ['cublasLtOtherVersion', 'ONESTEP_CUBLASLT', /version 12\.8\.0, but this build needs cuBLASLt 13\.x/],
+          ['cublasLtBroken', 'ONESTEP_CUBLASLT', /it has no cublasLtMatmul/],
+          ['cudnnOtherCuda', 'ONESTEP_CUDNN', /cuDNN 9\.8\.0 was built for CUDA 12\.8, but this build runs CUDA 13/],
+          ['cudnnOtherVersion', 'ONESTEP_CUDNN', /version 10\.0\.0, but onestep uses cuDNN 9/],
+          ['cudnnBroken', 'ONESTEP_CUDNN', /it has no cudnnConvolutionForward/],
+          ['missing', 'ONESTEP_CUBLASLT', /cannot open shared object file/],
+          ['missing', 'ONESTEP_CUDNN', /cannot open shared object file/],
+        ]) {
+          const name = env === 'ONESTEP_CUDNN' ? 'cuDNN' : 'cuBLASLt';
+          it(`${name}: ${key === 'missing' ? 'a missing library' : key}: a warning in info() naming why, and the own kernels run`, () => {
+            const file = standIns[key] || path.join(root, 'build', 'no-such-library.so');
+            const o = gemms({ ...withLibs(false, false), [env]: file });
+            const m = o.libs.find((q) => q.name === name);
+            assert.strictEqual(m.loaded, false);
+            assert.match(m.reason, why);
+            assert.ok(m.reason.startsWith(`${env}=${file} is not usable`), m.reason);
+            assert.match(o.text, new RegExp(`warning: ${name} not used, onestep's own kernels run instead: `));
+            assert.deepStrictEqual(o.placements, own);
+            assert.deepStrictEqual(o.y, none.y);
+          });
+        }
+
+        it('the op parity suite passes with both (linear and 1x1 conv2d placed on cuBLASLt, the other convolutions it takes on cuDNN)', () =>
+          parityPasses(withLibs(true, true)));
+        it('... and with cuDNN alone (1x1 convolutions on it too)', () => parityPasses(withLibs(false, true)));
+        it('every network golden passes with both at its fp16 tolerance', () => goldensPass(withLibs(true, true)));
+      });
+
       it('GPU out-of-memory is a typed error, and the process carries on on the CPU', () => {
         const script = `
           const { loadPipeline } = require('.');

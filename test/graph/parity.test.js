@@ -20,6 +20,19 @@ const cuda = info().backends.cuda;
 // must then run on the CPU (ONESTEP_CUDA_EMULATE_WITHOUT)
 const emulatedTable = /emulated on the CPU/.test(cuda.buildInfo || '');
 const leftOut = new Set((emulatedTable && process.env.ONESTEP_CUDA_EMULATE_WITHOUT ? process.env.ONESTEP_CUDA_EMULATE_WITHOUT : '').split(',').filter(Boolean));
+// The CUDA library's algorithm for a GEMM node (placements()), from what info() says it loaded
+// (e.g. ONESTEP_CUBLASLT / ONESTEP_CUDNN naming cusim's stand-ins): cuBLASLt for linear and 1x1
+// convolutions, cuDNN for the convolutions its legacy API takes (symmetric padding, no fused
+// upsampling), else its own tensor-core kernels; the emulated table has one algorithm.
+const loaded = (name) => (cuda.mathLibraries || []).some((m) => m.name === name && m.loaded);
+const cublasLt = loaded('cuBLASLt');
+const cudnn = loaded('cuDNN');
+function cudaGemmAlgo(pointwise, conv = null) {
+  if (emulatedTable) return 'emulated';
+  if (pointwise && cublasLt) return 'cublaslt';
+  if (conv && cudnn && conv.up === 1 && conv.pad[0] === conv.pad[2] && conv.pad[1] === conv.pad[3]) return 'cudnn';
+  return pointwise ? 'wmma' : 'implicit-gemm wmma';
+}
 const backends = ['cpu', 'cuda'];
 const rng = new Rng();
 // tolerance on a backend: fp16 tensor-core operands (GEMM, attention) on CUDA
@@ -112,6 +125,8 @@ for (const backend of backends) {
           if (backend === 'cpu') {
             const prepacked = dtype === 'F32' || (dtype === 'F16' && addon().gemmInfo().kernel !== 'avx2');
             assert.strictEqual(placements[0].algorithm, prepacked ? 'gemm_prepacked' : 'gemm');
+          } else if (!leftOut.has('linear')) {
+            assert.strictEqual(placements[0].algorithm, cudaGemmAlgo(true));
           }
         }
       });
@@ -122,8 +137,9 @@ for (const backend of backends) {
       const x = X([37, 50], 3e5);
       const w = weight('F32', [45, 50]);
       const b = weight('F32', [45]);
-      const { y } = await run1On((g, v) => g.linear(v.x, w.t, b.t), { x }, { gemmOperand: 'BF16' });
+      const { y, placements } = await run1On((g, v) => g.linear(v.x, w.t, b.t), { x }, { gemmOperand: 'BF16' });
       check('linear, bf16 operands', y, ref.linear(x.data, x.shape, w.v, w.shape, b.v, Act.None), tol);
+      if (backend === 'cuda' && !leftOut.has('linear')) assert.strictEqual(placements[0].algorithm, cudaGemmAlgo(true));
       const xc = X([1, 6, 5, 12], 3e5);
       const wc = weight('F16', [9, 12, 3, 3], 0.3);
       const bc = weight('F32', [9]);
@@ -186,6 +202,8 @@ for (const backend of backends) {
           }
           assert.deepStrictEqual(got.shape, want.shape);
           if (algo) assert.strictEqual(got.placements[got.placements.length - 1].algorithm, algo);
+          const pointwise = c.k === 1 && c.pad.every((p) => p === 0) && c.up === 1 && c.stride.every((s) => s === 1);
+          if (backend === 'cuda' && !leftOut.has('conv2d')) assert.strictEqual(got.placements[got.placements.length - 1].algorithm, cudaGemmAlgo(pointwise, c));
           check(`conv2d ${algo}`, got.y, want.y, winograd ? 2e-6 : tolFor(backend, 1e-5, true));
         });
       }

@@ -25,6 +25,7 @@ function checkUnused(unused: string[]): void {
 
 export const vaeDecodeCase: CaseRunner = async (golden, meta, modelDir, cmp, fixtures) => {
   const vae = loadVae(modelDir, fixtures, meta.component);
+  cmp.bf16Operands = fixtures.device === 'cuda' && vae.gemmOperand === 'BF16';
   try {
     checkScaling(meta, vae.config.scalingFactor);
     const latents = golden.float32('latents');
@@ -41,6 +42,7 @@ export const vaeDecodeCase: CaseRunner = async (golden, meta, modelDir, cmp, fix
 
 export const vaeEncodeCase: CaseRunner = async (golden, meta, modelDir, cmp, fixtures) => {
   const vae = loadVae(modelDir, fixtures, meta.component);
+  cmp.bf16Operands = fixtures.device === 'cuda' && vae.gemmOperand === 'BF16';
   try {
     checkScaling(meta, vae.config.scalingFactor);
     const dist = await vae.encode(golden.float32('image'), nchw(golden.info('image').shape), golden.float32('eps'));

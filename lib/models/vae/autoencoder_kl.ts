@@ -2,7 +2,7 @@
 // post_quant_conv + Decoder. Images are NCHW in [-1, 1]; latents NCHW, unscaled (the caller
 // divides by scaling_factor before decoding, as the pipelines do).
 import { ArgumentError } from '../../errors';
-import { Act, type CompiledGraph } from '../../graph';
+import { Act, type CompiledGraph, type GemmOperand } from '../../graph';
 import type { NativeTensor } from '../../native';
 import { Checkpoint, type TensorSource } from '../../safetensors';
 import type { Json } from '../config';
@@ -44,8 +44,12 @@ export class AutoencoderKL {
   }
 
   /** force_upcast VAEs (SDXL's) overflow fp16: their CUDA GEMMs take bf16 operands (docs/CUDA.md). */
+  get gemmOperand(): GemmOperand {
+    return this.config.forceUpcast ? 'BF16' : 'F16';
+  }
+
   private builder() {
-    return this.w.builder({ gemmOperand: this.config.forceUpcast ? 'BF16' : 'F16' });
+    return this.w.builder({ gemmOperand: this.gemmOperand });
   }
 
   private encoderGraph(B: number, H: number, W: number, withNoise: boolean): CompiledGraph {
