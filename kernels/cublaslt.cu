@@ -30,10 +30,8 @@ namespace onestep_cuda {
 namespace {
 
 constexpr uint64_t kMaxLtWorkspace = 32ull << 20;  // NVIDIA's recommendation for Hopper
-constexpr uint64_t kAlign = 256;
+constexpr uint64_t kAlign = kScratchAlign;
 constexpr uint32_t kArenaAlign = 64;  // the graph's arena aligns every value to 64 bytes (graph.cc)
-
-uint64_t alignUp(uint64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
 struct Lt {
 #define ONESTEP_LT_FIELD(name, symbol) onestep_lt::name##Fn name = nullptr;
@@ -44,10 +42,6 @@ struct Lt {
   VendorLibrary found;
   bool ok() const { return handle != nullptr; }
 };
-
-std::string versionText(size_t v) {
-  return std::to_string(v / 10000) + "." + std::to_string(v / 100 % 100) + "." + std::to_string(v % 100);
-}
 
 Lt load() {
   Lt lt;
@@ -195,7 +189,7 @@ Status cublasLtPlan(const LtGemm& g, uint64_t* workspaceBytes) {
   const Key k{g.M, g.N, g.K, g.operand, g.bias, g.residual && g.act == kNone};
   const Status st = choose(k, &c);
   if (!st.good()) return st;
-  *workspaceBytes = alignUp((uint64_t)g.M * g.K * 2) + c.workspace;
+  *workspaceBytes = scratchBytes((uint64_t)g.M * g.K * 2) + c.workspace;
   return Status::ok();
 }
 
@@ -209,7 +203,7 @@ Status cublasLtRun(const LtGemm& g, const float* x, const void* w, const float* 
   Choice c;
   Status st = choose(k, &c);
   if (!st.good()) return st;
-  const uint64_t xBytes = alignUp((uint64_t)g.M * g.K * 2);
+  const uint64_t xBytes = scratchBytes((uint64_t)g.M * g.K * 2);
   if (!workspace || workspaceBytes < xBytes + c.workspace)
     return Status::fail("cuBLASLt GEMM: the node's workspace (" + std::to_string(workspaceBytes) + " bytes) is smaller than planned (" +
                         std::to_string(xBytes + c.workspace) + ")");
@@ -237,10 +231,7 @@ Status cublasLtRun(const LtGemm& g, const float* x, const void* w, const float* 
 
 std::string cublasLtInfoJson() {
   Lt& lt = lib();
-  std::string o = "{\"name\":\"cuBLASLt\",\"loaded\":" + std::string(lt.ok() ? "true" : "false");
-  if (lt.ok()) o += ",\"version\":" + jsonString(versionText(lt.version)) + ",\"path\":" + jsonString(lt.found.path) + ",\"ops\":\"linear, 1x1 conv2d\"";
-  else o += ",\"reason\":" + jsonString(lt.found.reason);
-  return o + "}";
+  return libraryJson("cuBLASLt", lt.ok(), lt.version, lt.found, "linear, 1x1 conv2d");
 }
 
 }  // namespace onestep_cuda

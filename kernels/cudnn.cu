@@ -32,9 +32,6 @@ namespace onestep_cuda {
 namespace {
 
 constexpr uint64_t kMaxDnnWorkspace = 256ull << 20;
-constexpr uint64_t kAlign = 256;
-
-uint64_t alignUp(uint64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
 struct Dnn {
 #define ONESTEP_DNN_FIELD(name, symbol) onestep_dnn::name##Fn name = nullptr;
@@ -46,11 +43,8 @@ struct Dnn {
   bool ok() const { return handle != nullptr; }
 };
 
-// cuDNN 9 reports major * 10000 + minor * 100 + patch; its CUDA runtime as major * 1000 + minor * 10
-std::string versionText(size_t v) {
-  return std::to_string(v / 10000) + "." + std::to_string(v / 100 % 100) + "." + std::to_string(v % 100);
-}
-
+// cuDNN 9 reports its version as major * 10000 + minor * 100 + patch, its CUDA runtime as
+// major * 1000 + minor * 10
 Dnn load() {
   Dnn dnn;
   VendorSearch search;
@@ -212,7 +206,7 @@ Status cudnnPlan(const DnnConv& c, uint64_t* workspaceBytes) {
   Choice choice;
   const Status st = choose(c, &choice);
   if (!st.good()) return st;
-  *workspaceBytes = alignUp((uint64_t)c.B * c.H * c.W * c.C * 2) + alignUp((uint64_t)c.B * c.Ho * c.Wo * c.Co * 2) + choice.workspace;
+  *workspaceBytes = scratchBytes((uint64_t)c.B * c.H * c.W * c.C * 2) + scratchBytes((uint64_t)c.B * c.Ho * c.Wo * c.Co * 2) + choice.workspace;
   return Status::ok();
 }
 
@@ -225,7 +219,7 @@ Status cudnnRun(const DnnConv& c, const float* x, const void* w, const float* bi
   Choice choice;
   Status st = choose(c, &choice);
   if (!st.good()) return st;
-  const uint64_t xBytes = alignUp((uint64_t)c.B * c.H * c.W * c.C * 2), yBytes = alignUp((uint64_t)outN * 2);
+  const uint64_t xBytes = scratchBytes((uint64_t)c.B * c.H * c.W * c.C * 2), yBytes = scratchBytes((uint64_t)outN * 2);
   if (!workspace || workspaceBytes < xBytes + yBytes + choice.workspace)
     return Status::fail("cuDNN convolution: the node's workspace (" + std::to_string(workspaceBytes) + " bytes) is smaller than planned (" +
                         std::to_string(xBytes + yBytes + choice.workspace) + ")");
@@ -256,12 +250,7 @@ Status cudnnRun(const DnnConv& c, const float* x, const void* w, const float* bi
 
 std::string cudnnInfoJson() {
   Dnn& d = lib();
-  std::string o = "{\"name\":\"cuDNN\",\"loaded\":" + std::string(d.ok() ? "true" : "false");
-  if (d.ok())
-    o += ",\"version\":" + jsonString(versionText(d.version)) + ",\"path\":" + jsonString(d.found.path) +
-         ",\"ops\":\"conv2d (symmetric padding, no fused upsampling)\"";
-  else o += ",\"reason\":" + jsonString(d.found.reason);
-  return o + "}";
+  return libraryJson("cuDNN", d.ok(), d.version, d.found, "conv2d (symmetric padding, no fused upsampling)");
 }
 
 }  // namespace onestep_cuda

@@ -104,6 +104,8 @@ VendorLibrary openVendorLibrary(const VendorSearch& search) {
 #endif
 }
 
+namespace {
+
 std::string jsonString(const std::string& s) {
   std::string o = "\"";
   for (char c : s) {
@@ -112,6 +114,19 @@ std::string jsonString(const std::string& s) {
     else o += c;
   }
   return o + "\"";
+}
+
+}  // namespace
+
+std::string versionText(size_t v) {
+  return std::to_string(v / 10000) + "." + std::to_string(v / 100 % 100) + "." + std::to_string(v % 100);
+}
+
+std::string libraryJson(const char* name, bool loaded, size_t version, const VendorLibrary& found, const char* ops) {
+  std::string o = "{\"name\":" + jsonString(name) + ",\"loaded\":" + (loaded ? "true" : "false");
+  if (loaded) o += ",\"version\":" + jsonString(versionText(version)) + ",\"path\":" + jsonString(found.path) + ",\"ops\":" + jsonString(ops);
+  else o += ",\"reason\":" + jsonString(found.reason);
+  return o + "}";
 }
 
 }  // namespace onestep_cuda

@@ -5,6 +5,7 @@
 
 #include <cuda_runtime.h>
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -33,8 +34,17 @@ struct VendorSearch {
 // loader's own path.
 VendorLibrary openVendorLibrary(const VendorSearch& search);
 
-// A JSON string literal (for the math_libraries report).
-std::string jsonString(const std::string& s);
+// A library's entry in the math_libraries report: {name, loaded, version, path, ops} or
+// {name, loaded: false, reason}.
+std::string libraryJson(const char* name, bool loaded, size_t version, const VendorLibrary& found, const char* ops);
+
+// "major.minor.patch" of a version reported as major * 10000 + minor * 100 + patch (cuBLASLt, cuDNN 9).
+std::string versionText(size_t v);
+
+// Scratch carved out of a node's workspace starts on 256-byte boundaries (what cudaMalloc gives,
+// and what the libraries' fastest algorithms assume).
+constexpr uint64_t kScratchAlign = 256;
+inline uint64_t scratchBytes(uint64_t n) { return (n + kScratchAlign - 1) / kScratchAlign * kScratchAlign; }
 
 // The CUDA runtime major this library was built with (the vendor libraries must match it).
 inline int runtimeMajor() { return CUDART_VERSION / 1000; }
