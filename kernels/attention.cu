@@ -6,7 +6,10 @@
 //    accumulation); the softmax (running max and sum per query row) and the output stay in fp32,
 //    each row held by a pair of lanes;
 //  - attentionKernel (any head size up to 512, e.g. the VAE's single 512-wide head): one warp per
-//    (sample, head, query), fp32 throughout, keys visited one by one.
+//    (sample, head, query), fp32 throughout, keys visited one by one;
+//  - where cuBLASLt is loaded, heads above 64 (SD1.5's 80 and 160, the VAE's 512) are two batched
+//    GEMMs and a softmax instead (planAttention): per sample, S = scale Q K^T for every head into the
+//    workspace (fp32), P = softmax(S) rounded to the operand type, O = P V straight into the output.
 #include <mma.h>
 
 #include <algorithm>
@@ -185,7 +188,123 @@ __global__ void __launch_bounds__(128) flashKernel(const float* __restrict__ q, 
   }
 }
 
+// Row-wise softmax of S (fp32) into P (the operand type), both [H][Nq rows of ld][stride per head],
+// rows = H * Nq of one sample; a causal mask lets query i see keys 0..i. One warp per row.
+template <class T>
+__global__ void __launch_bounds__(kWarps * 32) softmaxRowsKernel(const float* __restrict__ S, T* __restrict__ P, int64_t rows, int64_t Nq,
+                                                                 int64_t Nk, int64_t ld, int64_t stride, bool causal) {
+  const int64_t r = (int64_t)blockIdx.x * kWarps + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (r >= rows) return;  // a whole warp leaves together
+  const int64_t at = r / Nq * stride + r % Nq * ld;
+  const float* s = S + at;
+  T* p = P + at;
+  const int64_t i = r % Nq, visible = causal ? (i + 1 < Nk ? i + 1 : Nk) : Nk;
+  float m = -FLT_MAX;
+  for (int64_t j = lane; j < visible; j += 32) m = fmaxf(m, s[j]);
+  for (int o = 16; o > 0; o /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+  float sum = 0.0f;
+  for (int64_t j = lane; j < visible; j += 32) sum += expf(s[j] - m);
+  for (int o = 16; o > 0; o /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  const float inv = 1.0f / sum;
+  for (int64_t j = lane; j < Nk; j += 32) p[j] = toOperand<T>(j < visible ? expf(s[j] - m) * inv : 0.0f);
+}
+
+// The two matmuls of one sample (cuBLASLt's column-major terms; batches are the heads):
+// S^T[Nk, Nq] = K Q^T, and O^T[Dv, Nq] = V^T P^T. S and P rows are ld apart and heads stride
+// apart, both padded so that every row and head starts 16-byte aligned (tensor-core algorithms).
+struct LtAttention {
+  int64_t B, Nq, Nk, H, D, Dv, ld, stride;
+  int operand;
+  LtMatmul scores, values;
+  uint64_t qBytes, kBytes, vBytes, sBytes, pBytes, ltWorkspace;
+  uint64_t total() const { return qBytes + kBytes + vBytes + sBytes + pBytes + ltWorkspace; }
+};
+
+constexpr uint64_t kMaxScoreBytes = 1ull << 30;  // beyond, the own kernel (no score matrix)
+
+bool ltAttentionOf(const onestep_cuda_node& n, LtAttention* out) {
+  const onestep_cuda_tensor &q = n.inputs[0], &k = n.inputs[1], &v = n.inputs[2];
+  const int64_t H = attrsOf<onestep::AttentionAttrs>(n).heads;
+  LtAttention a;
+  a.B = q.shape[0], a.Nq = q.shape[1], a.Nk = k.shape[1], a.H = H, a.D = q.shape[2] / H, a.Dv = v.shape[2] / H;
+  a.operand = n.operand == ONESTEP_CUDA_BF16 ? ONESTEP_CUDA_BF16 : ONESTEP_CUDA_F16;
+  if (a.B == 0 || a.Nq == 0 || a.Nk == 0 || a.H > 0x7fffffff || (uint64_t)a.H * a.Nq * (a.Nk + 8) * 4 > kMaxScoreBytes) return false;
+  const int64_t HD = H * a.D, HDv = H * a.Dv;
+  a.qBytes = scratchBytes((uint64_t)numel(q) * 2), a.kBytes = scratchBytes((uint64_t)numel(k) * 2), a.vBytes = scratchBytes((uint64_t)numel(v) * 2);
+  a.ld = (a.Nk + 7) / 8 * 8, a.stride = (a.Nq * a.ld + 63) / 64 * 64;
+  a.sBytes = scratchBytes((uint64_t)H * a.stride * 4), a.pBytes = scratchBytes((uint64_t)H * a.stride * 2);
+  LtMatmul& s = a.scores;  // A = K_b (stored [Nk, H*D]: D x Nk, ld H*D, head h at +h*D), B = Q_b likewise
+  s.m = a.Nk, s.n = a.Nq, s.k = a.D, s.transA = true, s.transB = false, s.lda = HD, s.ldb = HD, s.ldd = a.ld;
+  s.batch = (int32_t)H, s.strideA = a.D, s.strideB = a.D, s.strideD = a.stride, s.operand = a.operand;
+  s.alignA = ltAlignment((uint64_t)a.D * 2, ltAlignment((uint64_t)a.Nk * HD * 2, (uint32_t)kScratchAlign));  // sample b at +b*Nk*H*D
+  s.alignB = ltAlignment((uint64_t)a.D * 2, ltAlignment((uint64_t)a.Nq * HD * 2, (uint32_t)kScratchAlign));
+  s.alignCD = (uint32_t)kScratchAlign;
+  LtMatmul& o = a.values;  // A = V_b (Dv x Nk, ld H*Dv, head at +h*Dv), B = P (Nk x Nq, ld Nk), D = O_b (Dv x Nq, ld H*Dv)
+  o.m = a.Dv, o.n = a.Nq, o.k = a.Nk, o.transA = false, o.transB = false, o.lda = HDv, o.ldb = a.ld, o.ldd = HDv;
+  o.batch = (int32_t)H, o.strideA = a.Dv, o.strideB = a.stride, o.strideD = a.Dv, o.operand = a.operand;
+  o.alignA = ltAlignment((uint64_t)a.Dv * 2, ltAlignment((uint64_t)a.Nk * HDv * 2, (uint32_t)kScratchAlign));
+  o.alignB = ltAlignment((uint64_t)a.stride * 2, (uint32_t)kScratchAlign);
+  o.alignCD = ltAlignment((uint64_t)a.Dv * 4, ltAlignment((uint64_t)a.Nq * HDv * 4, 64));  // the output in the arena (64-byte aligned)
+  uint64_t ws1 = 0, ws2 = 0;
+  if (!cublasLtMatmulPlan(s, &ws1).good() || !cublasLtMatmulPlan(o, &ws2).good()) return false;
+  a.ltWorkspace = scratchBytes(std::max(ws1, ws2));
+  *out = a;
+  return true;
+}
+
+Status runLtAttention(const onestep_cuda_node& n, cudaStream_t st) {
+  LtAttention a;
+  if (!ltAttentionOf(n, &a)) return Status::fail("attention: cuBLASLt has no plan for this node");
+  if (!n.workspace || n.workspace_bytes < a.total()) return Status::fail("attention: the node's workspace is smaller than planned");
+  uint8_t* ws = static_cast<uint8_t*>(n.workspace);
+  uint8_t *q16 = ws, *k16 = q16 + a.qBytes, *v16 = k16 + a.kBytes, *p16 = v16 + a.vBytes + a.sBytes, *ltWs = p16 + a.pBytes;
+  float* S = reinterpret_cast<float*>(v16 + a.vBytes);
+  const onestep_cuda_tensor &q = n.inputs[0], &k = n.inputs[1], &v = n.inputs[2];
+  Status s = launchConvert(q16, a.operand, q.data, ONESTEP_CUDA_F32, numel(q), st);
+  if (s.good()) s = launchConvert(k16, a.operand, k.data, ONESTEP_CUDA_F32, numel(k), st);
+  if (s.good()) s = launchConvert(v16, a.operand, v.data, ONESTEP_CUDA_F32, numel(v), st);
+  const bool causal = attrsOf<onestep::AttentionAttrs>(n).causal;
+  const float scale = (float)attrsOf<onestep::AttentionAttrs>(n).scale;
+  const int64_t HD = a.H * a.D, HDv = a.H * a.Dv, rows = a.H * a.Nq;
+  for (int64_t b = 0; b < a.B && s.good(); ++b) {
+    s = cublasLtMatmulRun(a.scores, scale, k16 + b * a.Nk * HD * 2, q16 + b * a.Nq * HD * 2, nullptr, S, nullptr, ltWs, a.ltWorkspace, st);
+    if (!s.good()) break;
+    const unsigned blocks = (unsigned)((rows + kWarps - 1) / kWarps);
+    if (a.operand == ONESTEP_CUDA_BF16)
+      ONESTEP_LAUNCH(softmaxRowsKernel<__nv_bfloat16>, blocks, kWarps * 32, 0, st)(S, reinterpret_cast<__nv_bfloat16*>(p16), rows, a.Nq, a.Nk, a.ld, a.stride, causal);
+    else
+      ONESTEP_LAUNCH(softmaxRowsKernel<__half>, blocks, kWarps * 32, 0, st)(S, reinterpret_cast<__half*>(p16), rows, a.Nq, a.Nk, a.ld, a.stride, causal);
+    s = launched("attention (cuBLASLt) softmax");
+    if (s.good())
+      s = cublasLtMatmulRun(a.values, 1.0f, v16 + b * a.Nk * HDv * 2, p16, nullptr, static_cast<float*>(n.output.data) + b * a.Nq * HDv, nullptr,
+                            ltWs, a.ltWorkspace, st);
+  }
+  return s;
+}
+
 }  // namespace
+
+// Heads up to 64: the flash kernel; larger ones: cuBLASLt's two GEMMs where it is loaded, else the
+// warp-per-query kernel.
+Status planAttention(const onestep_cuda_node& n, onestep_cuda_node_plan* out) {
+  const onestep_cuda_tensor &q = n.inputs[0], &v = n.inputs[2];
+  const int64_t H = attrsOf<onestep::AttentionAttrs>(n).heads, D = q.shape[2] / H, Dv = v.shape[2] / H;
+  std::memset(out, 0, sizeof(*out));
+  if (D <= kFlashMaxD && Dv <= kFlashMaxD) {
+    std::snprintf(out->name, sizeof(out->name), "flash wmma");
+    return Status::ok();
+  }
+  LtAttention a;
+  if (cublasLtUsable() && ltAttentionOf(n, &a)) {
+    out->algorithm = kAlgoCublasLt;
+    out->workspace_bytes = a.total();
+    std::snprintf(out->name, sizeof(out->name), "cublaslt");
+    return Status::ok();
+  }
+  std::snprintf(out->name, sizeof(out->name), "warp per query");
+  return Status::ok();
+}
 
 Status attentionLimits(const onestep_cuda_node& n) {
   const onestep_cuda_tensor &q = n.inputs[0], &v = n.inputs[2];
@@ -210,6 +329,7 @@ Status launchAttention(const onestep_cuda_node& n, cudaStream_t s) {
   if (!fits.good()) return fits;
   const int64_t rows = B * H * Nq;
   if (rows == 0) return Status::ok();
+  if (n.algorithm == kAlgoCublasLt) return runLtAttention(n, s);
   if (D <= kFlashMaxD && Dv <= kFlashMaxD) {
     const int64_t tiles = (Nq + kFlashRows - 1) / kFlashRows;
     const int Dp = (int)((D + 15) / 16 * 16), Dvp = (int)((Dv + 15) / 16 * 16);

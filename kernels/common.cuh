@@ -90,6 +90,21 @@ __device__ __forceinline__ float loadAny(const void* p, int dtype, int64_t i) {
   }
 }
 
+// float -> a tensor-core operand type, rounded to nearest even (toOperand<half>, toOperand<__nv_bfloat16>),
+// and back
+template <class T>
+__device__ __forceinline__ T toOperand(float v);
+template <>
+__device__ __forceinline__ half toOperand<half>(float v) {
+  return __float2half_rn(v);
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 toOperand<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
+__device__ __forceinline__ float toFloat(__half v) { return __half2float(v); }
+__device__ __forceinline__ float toFloat(__nv_bfloat16 v) { return __bfloat162float(v); }
+
 inline unsigned blocksFor(int64_t n, int threads) { return (unsigned)((n + threads - 1) / threads); }
 
 // A grid-stride loop bound: enough blocks to fill the GPU, not one per element.

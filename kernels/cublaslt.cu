@@ -74,14 +74,14 @@ Lt& lib() {
   return lt;
 }
 
-// The heuristic's choice per shape.
+// The heuristic's choice per matmul description (shapes, layouts, types, epilogue, alignments).
 struct Key {
-  int64_t M, N, K;
-  int operand;
-  bool bias, residualInC;
-  bool operator<(const Key& o) const {
-    return std::tie(M, N, K, operand, bias, residualInC) < std::tie(o.M, o.N, o.K, o.operand, o.bias, o.residualInC);
+  LtMatmul m;
+  auto tie() const {
+    return std::tie(m.m, m.n, m.k, m.transA, m.transB, m.lda, m.ldb, m.ldd, m.batch, m.strideA, m.strideB, m.strideD, m.operand, m.bias,
+                    m.accumulate, m.alignA, m.alignB, m.alignCD);
   }
+  bool operator<(const Key& o) const { return tie() < o.tie(); }
 };
 struct Choice {
   onestep_lt::Algo algo;
@@ -92,7 +92,7 @@ std::map<Key, Choice> gCache;
 
 int ltType(int dtype) { return dtype == ONESTEP_CUDA_BF16 ? onestep_lt::kR16BF : onestep_lt::kR16F; }
 
-// Descriptors of one GEMM; destroyed with it.
+// Descriptors of one matmul; destroyed with it.
 struct Descs {
   Lt& lt;
   onestep_lt::MatmulDesc desc = nullptr;
@@ -112,25 +112,36 @@ Status ltCall(int st, const char* what) {
   return Status::fail(std::string("cuBLASLt ") + what + " failed (status " + std::to_string(st) + ")");
 }
 
-Status describeGemm(Descs& g, const Key& k, const float* bias) {
+// A column-major layout of rows x cols with leading dimension ld, and its batches.
+Status layout(Lt& lt, onestep_lt::Layout* l, int type, int64_t rows, int64_t cols, int64_t ld, int32_t batch, int64_t stride, const char* what) {
+  Status st = ltCall(lt.LayoutCreate(l, type, (uint64_t)rows, (uint64_t)cols, ld), what);
+  if (st.good() && batch > 1) {
+    st = ltCall(lt.LayoutSetAttribute(*l, onestep_lt::kLayoutBatchCount, &batch, sizeof(batch)), "set BATCH_COUNT");
+    if (st.good()) st = ltCall(lt.LayoutSetAttribute(*l, onestep_lt::kLayoutStridedBatchOffset, &stride, sizeof(stride)), "set STRIDED_BATCH_OFFSET");
+  }
+  return st;
+}
+
+Status describe(Descs& g, const LtMatmul& m, const float* bias) {
   Lt& lt = g.lt;
-  const int32_t transA = onestep_lt::kOpT, transB = onestep_lt::kOpN;
-  const uint32_t epilogue = k.bias ? onestep_lt::kEpilogueBias : onestep_lt::kEpilogueDefault;
+  const int32_t transA = m.transA ? onestep_lt::kOpT : onestep_lt::kOpN, transB = m.transB ? onestep_lt::kOpT : onestep_lt::kOpN;
+  const uint32_t epilogue = m.bias ? onestep_lt::kEpilogueBias : onestep_lt::kEpilogueDefault;
   Status st = ltCall(lt.MatmulDescCreate(&g.desc, onestep_lt::kCompute32F, onestep_lt::kR32F), "MatmulDescCreate");
   if (st.good()) st = ltCall(lt.MatmulDescSetAttribute(g.desc, onestep_lt::kDescTransA, &transA, sizeof(transA)), "set TRANSA");
   if (st.good()) st = ltCall(lt.MatmulDescSetAttribute(g.desc, onestep_lt::kDescTransB, &transB, sizeof(transB)), "set TRANSB");
   if (st.good()) st = ltCall(lt.MatmulDescSetAttribute(g.desc, onestep_lt::kDescEpilogue, &epilogue, sizeof(epilogue)), "set EPILOGUE");
-  if (st.good() && k.bias) st = ltCall(lt.MatmulDescSetAttribute(g.desc, onestep_lt::kDescBiasPointer, &bias, sizeof(bias)), "set BIAS_POINTER");
-  const int t = ltType(k.operand);
-  // column-major: A = W as [K, N] (ld K), B = X as [K, M] (ld K), C = D = Y^T as [N, M] (ld N)
-  if (st.good()) st = ltCall(lt.LayoutCreate(&g.a, t, (uint64_t)k.K, (uint64_t)k.N, k.K), "MatrixLayoutCreate A");
-  if (st.good()) st = ltCall(lt.LayoutCreate(&g.b, t, (uint64_t)k.K, (uint64_t)k.M, k.K), "MatrixLayoutCreate B");
-  if (st.good()) st = ltCall(lt.LayoutCreate(&g.c, onestep_lt::kR32F, (uint64_t)k.N, (uint64_t)k.M, k.N), "MatrixLayoutCreate C");
-  if (st.good()) st = ltCall(lt.LayoutCreate(&g.d, onestep_lt::kR32F, (uint64_t)k.N, (uint64_t)k.M, k.N), "MatrixLayoutCreate D");
+  if (st.good() && m.bias) st = ltCall(lt.MatmulDescSetAttribute(g.desc, onestep_lt::kDescBiasPointer, &bias, sizeof(bias)), "set BIAS_POINTER");
+  const int t = ltType(m.operand);
+  // op(A) is m x k, op(B) k x n: the stored layouts are their transposes where trans is set
+  if (st.good()) st = layout(lt, &g.a, t, m.transA ? m.k : m.m, m.transA ? m.m : m.k, m.lda, m.batch, m.strideA, "MatrixLayoutCreate A");
+  if (st.good()) st = layout(lt, &g.b, t, m.transB ? m.n : m.k, m.transB ? m.k : m.n, m.ldb, m.batch, m.strideB, "MatrixLayoutCreate B");
+  if (st.good()) st = layout(lt, &g.c, onestep_lt::kR32F, m.m, m.n, m.ldd, m.batch, m.strideD, "MatrixLayoutCreate C");
+  if (st.good()) st = layout(lt, &g.d, onestep_lt::kR32F, m.m, m.n, m.ldd, m.batch, m.strideD, "MatrixLayoutCreate D");
   return st;
 }
 
-Status choose(const Key& k, Choice* out) {
+Status choose(const LtMatmul& m, Choice* out) {
+  const Key k{m};
   {
     std::lock_guard<std::mutex> lock(gCacheMutex);
     auto it = gCache.find(k);
@@ -142,16 +153,14 @@ Status choose(const Key& k, Choice* out) {
   Lt& lt = lib();
   Descs g(lt);
   static const float kDummy = 0.0f;  // the heuristic reads no data; a non-null bias pointer for the epilogue
-  Status st = describeGemm(g, k, &kDummy);
+  Status st = describe(g, m, &kDummy);
   onestep_lt::Preference pref = nullptr;
   if (st.good()) st = ltCall(lt.PreferenceCreate(&pref), "MatmulPreferenceCreate");
   const uint64_t maxWs = kMaxLtWorkspace;
-  const uint32_t alignAB = (uint32_t)kAlign, alignCD = kArenaAlign;  // weights and the rounded X: cudaMalloc / 256; C, D: the arena
+  const uint32_t align[4] = {m.alignA, m.alignB, m.alignCD, m.alignCD};
   if (st.good()) st = ltCall(lt.PreferenceSetAttribute(pref, onestep_lt::kPrefMaxWorkspaceBytes, &maxWs, sizeof(maxWs)), "set MAX_WORKSPACE_BYTES");
-  if (st.good()) st = ltCall(lt.PreferenceSetAttribute(pref, onestep_lt::kPrefMinAlignA, &alignAB, sizeof(alignAB)), "set MIN_ALIGNMENT_A");
-  if (st.good()) st = ltCall(lt.PreferenceSetAttribute(pref, onestep_lt::kPrefMinAlignB, &alignAB, sizeof(alignAB)), "set MIN_ALIGNMENT_B");
-  if (st.good()) st = ltCall(lt.PreferenceSetAttribute(pref, onestep_lt::kPrefMinAlignC, &alignCD, sizeof(alignCD)), "set MIN_ALIGNMENT_C");
-  if (st.good()) st = ltCall(lt.PreferenceSetAttribute(pref, onestep_lt::kPrefMinAlignD, &alignCD, sizeof(alignCD)), "set MIN_ALIGNMENT_D");
+  for (int i = 0; i < 4 && st.good(); ++i)
+    st = ltCall(lt.PreferenceSetAttribute(pref, onestep_lt::kPrefMinAlignA + i, &align[i], sizeof(align[i])), "set MIN_ALIGNMENT");
   onestep_lt::HeuristicResult result;
   std::memset(&result, 0, sizeof(result));
   int returned = 0;
@@ -179,47 +188,76 @@ __global__ void actResidualKernel(float* __restrict__ y, const float* __restrict
 
 bool aligned(const void* p, uint64_t a) { return reinterpret_cast<uintptr_t>(p) % a == 0; }
 
+// Linear: Y[M, N] = X[M, K] W[N, K]^T row-major is D[N, M] = W X^T column-major.
+LtMatmul linearMatmul(const LtGemm& g) {
+  LtMatmul m;
+  m.m = g.N, m.n = g.M, m.k = g.K;
+  m.transA = true, m.transB = false;
+  m.lda = g.K, m.ldb = g.K, m.ldd = g.N;
+  m.operand = g.operand;
+  m.bias = g.bias;
+  m.accumulate = g.residual && g.act == kNone;  // the residual as C
+  m.alignA = m.alignB = (uint32_t)kAlign;       // the weight (cudaMalloc) and the rounded X (workspace)
+  m.alignCD = kArenaAlign;
+  return m;
+}
+
 }  // namespace
 
 bool cublasLtUsable() { return lib().ok(); }
 
-Status cublasLtPlan(const LtGemm& g, uint64_t* workspaceBytes) {
+uint32_t ltAlignment(uint64_t byteOffset, uint32_t base) {
+  uint32_t a = base;
+  while (a > 1 && byteOffset % a) a /= 2;
+  return a;
+}
+
+Status cublasLtMatmulPlan(const LtMatmul& m, uint64_t* workspaceBytes) {
   if (!lib().ok()) return Status::fail("cuBLASLt is not loaded: " + lib().found.reason);
   Choice c;
-  const Key k{g.M, g.N, g.K, g.operand, g.bias, g.residual && g.act == kNone};
-  const Status st = choose(k, &c);
+  const Status st = choose(m, &c);
+  if (st.good()) *workspaceBytes = c.workspace;
+  return st;
+}
+
+Status cublasLtMatmulRun(const LtMatmul& m, float alpha, const void* A, const void* B, const float* C, float* D, const float* bias, void* workspace,
+                         uint64_t workspaceBytes, cudaStream_t s) {
+  Lt& lt = lib();
+  if (!lt.ok()) return Status::fail("cuBLASLt is not loaded: " + lt.found.reason);
+  Choice c;
+  Status st = choose(m, &c);
   if (!st.good()) return st;
-  *workspaceBytes = scratchBytes((uint64_t)g.M * g.K * 2) + c.workspace;
-  return Status::ok();
+  if (c.workspace && (!workspace || workspaceBytes < c.workspace || !aligned(workspace, kAlign)))
+    return Status::fail("cuBLASLt matmul: its workspace (" + std::to_string(workspaceBytes) + " bytes) is smaller than planned (" +
+                        std::to_string(c.workspace) + ")");
+  if (!aligned(A, m.alignA) || !aligned(B, m.alignB) || !aligned(D, m.alignCD) || (m.accumulate && !aligned(C, m.alignCD)))
+    return Status::fail("cuBLASLt matmul: an operand is less aligned than the algorithm was chosen for");
+  Descs d(lt);
+  st = describe(d, m, bias);
+  if (!st.good()) return st;
+  const float beta = m.accumulate ? 1.0f : 0.0f;
+  const void* cPtr = m.accumulate ? static_cast<const void*>(C) : static_cast<const void*>(D);
+  return ltCall(lt.Matmul(lt.handle, d.desc, &alpha, A, d.a, B, d.b, &beta, cPtr, d.c, D, d.d, &c.algo, c.workspace ? workspace : nullptr,
+                          c.workspace, (onestep_lt::Stream)s),
+                "Matmul");
+}
+
+Status cublasLtPlan(const LtGemm& g, uint64_t* workspaceBytes) {
+  uint64_t ws = 0;
+  const Status st = cublasLtMatmulPlan(linearMatmul(g), &ws);
+  if (st.good()) *workspaceBytes = scratchBytes((uint64_t)g.M * g.K * 2) + ws;
+  return st;
 }
 
 Status cublasLtRun(const LtGemm& g, const float* x, const void* w, const float* bias, const float* residual, float* y, void* workspace,
                    uint64_t workspaceBytes, cudaStream_t s) {
   if (g.M == 0 || g.N == 0) return Status::ok();
-  Lt& lt = lib();
-  if (!lt.ok()) return Status::fail("cuBLASLt is not loaded: " + lt.found.reason);
-  const bool residualInC = g.residual && g.act == kNone;
-  const Key k{g.M, g.N, g.K, g.operand, g.bias, residualInC};
-  Choice c;
-  Status st = choose(k, &c);
-  if (!st.good()) return st;
   const uint64_t xBytes = scratchBytes((uint64_t)g.M * g.K * 2);
-  if (!workspace || workspaceBytes < xBytes + c.workspace)
-    return Status::fail("cuBLASLt GEMM: the node's workspace (" + std::to_string(workspaceBytes) + " bytes) is smaller than planned (" +
-                        std::to_string(xBytes + c.workspace) + ")");
-  if (!aligned(w, kAlign) || !aligned(workspace, kAlign) || !aligned(y, kArenaAlign) || (residual && !aligned(residual, kArenaAlign)))
-    return Status::fail("cuBLASLt GEMM: an operand is less aligned than the algorithm was chosen for");
-  void* xr = workspace;
-  st = launchConvert(xr, g.operand, x, ONESTEP_CUDA_F32, g.M * g.K, s);
+  if (!workspace || workspaceBytes < xBytes) return Status::fail("cuBLASLt GEMM: the node has no workspace for its rounded input");
+  Status st = launchConvert(workspace, g.operand, x, ONESTEP_CUDA_F32, g.M * g.K, s);
   if (!st.good()) return st;
-  Descs d(lt);
-  st = describeGemm(d, k, bias);
-  if (!st.good()) return st;
-  const float alpha = 1.0f, beta = residualInC ? 1.0f : 0.0f;
-  const void* cPtr = residualInC ? static_cast<const void*>(residual) : static_cast<const void*>(y);
-  void* ltWs = c.workspace ? static_cast<uint8_t*>(workspace) + xBytes : nullptr;
-  st = ltCall(lt.Matmul(lt.handle, d.desc, &alpha, w, d.a, xr, d.b, &beta, cPtr, d.c, y, d.d, &c.algo, ltWs, c.workspace, (onestep_lt::Stream)s),
-              "Matmul");
+  const LtMatmul m = linearMatmul(g);
+  st = cublasLtMatmulRun(m, 1.0f, w, workspace, residual, y, bias, static_cast<uint8_t*>(workspace) + xBytes, workspaceBytes - xBytes, s);
   if (!st.good()) return st;
   if (g.act != kNone) {
     const int64_t n = g.M * g.N;
@@ -231,7 +269,7 @@ Status cublasLtRun(const LtGemm& g, const float* x, const void* w, const float* 
 
 std::string cublasLtInfoJson() {
   Lt& lt = lib();
-  return libraryJson("cuBLASLt", lt.ok(), lt.version, lt.found, "linear, 1x1 conv2d");
+  return libraryJson("cuBLASLt", lt.ok(), lt.version, lt.found, "linear, 1x1 conv2d, attention with heads above 64");
 }
 
 }  // namespace onestep_cuda

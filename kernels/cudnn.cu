@@ -181,9 +181,6 @@ Status choose(const DnnConv& c, Choice* out) {
   return Status::fail("cuDNN has no algorithm for this convolution within " + std::to_string(kMaxDnnWorkspace >> 20) + " MiB of workspace");
 }
 
-__device__ __forceinline__ float toFloat(__half v) { return __half2float(v); }
-__device__ __forceinline__ float toFloat(__nv_bfloat16 v) { return __bfloat162float(v); }
-
 // y = act(conv + bias) + residual, from the operand-typed convolution result
 template <class T>
 __global__ void dnnEpilogueKernel(float* __restrict__ y, const T* __restrict__ conv, const float* __restrict__ bias,

@@ -60,7 +60,7 @@ const Route kRoutes[] = {
     {ONESTEP_OP_Conv2d, launchConv2d, conv2dLimits, planConv2d},
     {ONESTEP_OP_GroupNorm, launchGroupNorm, groupNormLimits},
     {ONESTEP_OP_LayerNorm, launchLayerNorm, layerNormLimits},
-    {ONESTEP_OP_Attention, launchAttention, attentionLimits},
+    {ONESTEP_OP_Attention, launchAttention, attentionLimits, planAttention},
     {ONESTEP_OP_Add, launchAdd, nullptr},
     {ONESTEP_OP_Mul, launchMul, nullptr},
     {ONESTEP_OP_Unary, launchUnary, nullptr},

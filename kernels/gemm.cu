@@ -43,19 +43,6 @@ struct Epilogue {
   int act;
 };
 
-template <class T>
-__device__ __forceinline__ T toOperand(float v);
-template <>
-__device__ __forceinline__ half toOperand<half>(float v) {
-  return __float2half(v);
-}
-#ifdef ONESTEP_BF16_WMMA
-template <>
-__device__ __forceinline__ __nv_bfloat16 toOperand<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
-#endif
-
 template <bool kConv, class T>
 __device__ __forceinline__ void gemmBody(const float* __restrict__ x, const void* __restrict__ w, int wDtype, float* __restrict__ y, int64_t M,
                                          int64_t N, int64_t K, const ConvMap& g, const Epilogue& ep) {

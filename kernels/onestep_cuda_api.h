@@ -15,7 +15,7 @@
 extern "C" {
 #endif
 
-#define ONESTEP_CUDA_ABI 4
+#define ONESTEP_CUDA_ABI 5
 
 /* Element types: the addon's DType values. */
 #define ONESTEP_CUDA_F32 0
@@ -46,6 +46,8 @@ typedef struct {
 
 /* One graph node, already validated by the addon's op rules (native/graph/op_rules.cc);
  * op is a code of native/graph/op_defs.h; its attributes are read through that header's typed structs.
+ * operand: the graph's tensor-core operand type (ONESTEP_CUDA_F16, or ONESTEP_CUDA_BF16 where the
+ * graph needs fp32's range), for ops without a weight to tell (attention).
  * algorithm / workspace: what plan_node chose for it (0 / none before it is planned). */
 typedef struct {
   int32_t op;
@@ -54,6 +56,7 @@ typedef struct {
   onestep_cuda_tensor output;
   int32_t n_attrs;
   double attrs[ONESTEP_CUDA_MAX_ATTRS];
+  int32_t operand;
   int32_t algorithm;
   uint64_t workspace_bytes;
   void* workspace;  /* device scratch of at least workspace_bytes, only for this node's run */

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "common.cuh"
+#include "vendor/loader.h"
 
 namespace onestep_cuda {
 
@@ -26,6 +27,25 @@ struct LtGemm {
   bool bias, residual;
   int act;
 };
+// Any matmul through cuBLASLt, in its column-major terms: D[m, n] = alpha op(A) op(B) (+ C when
+// accumulate) (+ bias[m]); A and B of type `operand`, C and D float32 with D's layout; strides and
+// leading dimensions in elements; align*: the bytes every pointer (batch offsets included) is
+// aligned to (the heuristic chooses for them). Workspace: what the plan said.
+struct LtMatmul {
+  int64_t m = 0, n = 0, k = 0;
+  bool transA = false, transB = false;
+  int64_t lda = 0, ldb = 0, ldd = 0;
+  int32_t batch = 1;
+  int64_t strideA = 0, strideB = 0, strideD = 0;
+  int operand = ONESTEP_CUDA_F16;
+  bool bias = false, accumulate = false;
+  uint32_t alignA = 256, alignB = 256, alignCD = 256;
+};
+Status cublasLtMatmulPlan(const LtMatmul& m, uint64_t* workspaceBytes);
+Status cublasLtMatmulRun(const LtMatmul& m, float alpha, const void* A, const void* B, const float* C, float* D, const float* bias, void* workspace,
+                         uint64_t workspaceBytes, cudaStream_t s);
+// The largest power of two <= base that divides byteOffset (the alignment a sub-matrix keeps).
+uint32_t ltAlignment(uint64_t byteOffset, uint32_t base);
 bool cublasLtUsable();
 Status cublasLtPlan(const LtGemm& g, uint64_t* workspaceBytes);
 Status cublasLtRun(const LtGemm& g, const float* x, const void* w, const float* bias, const float* residual, float* y, void* workspace,
@@ -45,6 +65,7 @@ std::string cudnnInfoJson();
 // attention.cu
 Status attentionLimits(const onestep_cuda_node& n);
 Status launchAttention(const onestep_cuda_node& n, cudaStream_t s);
+Status planAttention(const onestep_cuda_node& n, onestep_cuda_node_plan* out);
 // norm.cu
 Status groupNormLimits(const onestep_cuda_node& n);
 Status launchGroupNorm(const onestep_cuda_node& n, cudaStream_t s);

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <cstring>
 #include <new>
+#include <tuple>
 
 #include "../vendor/cublaslt.h"
 
@@ -51,6 +52,8 @@ struct LayoutObj {
   int32_t order = kOrderCol;
   uint64_t rows, cols;
   int64_t ld;
+  int32_t batch = 1;
+  int64_t stride = 0;  // elements between batches
 };
 struct PrefObj {
   uint64_t maxWorkspace = 0;
@@ -81,18 +84,22 @@ int check(const DescObj* d, const LayoutObj* a, const LayoutObj* b, const Layout
   const uint64_t bk = d->transB == kOpN ? b->rows : b->cols, bn = d->transB == kOpN ? b->cols : b->rows;
   if ((d->transA != kOpN && d->transA != kOpT) || (d->transB != kOpN && d->transB != kOpT)) return kNotSupported;
   if (ak != bk || am != dd->rows || bn != dd->cols || c->rows != dd->rows || c->cols != dd->cols) return kInvalidValue;
+  if (a->batch != dd->batch || b->batch != dd->batch || c->batch != dd->batch || dd->batch < 1) return kInvalidValue;
   *m = am, *n = bn, *k = ak;
   return kSuccess;
 }
 
-// The bytes a column-major matrix spans.
-size_t span(const LayoutObj* l) { return ((size_t)(l->cols - 1) * (size_t)l->ld + l->rows) * elemSize(l->type); }
+// The bytes a column-major matrix (all its batches) spans.
+size_t span(const LayoutObj* l) {
+  return ((size_t)(l->batch - 1) * (size_t)l->stride + (size_t)(l->cols - 1) * (size_t)l->ld + l->rows) * elemSize(l->type);
+}
 
 struct Gemm {
   int type;
   int32_t transA, transB;
   uint64_t m, n, k;
   int64_t lda, ldb, ldc, ldd;
+  int64_t sa, sb, sc, sd;  // batch strides
   const void *A, *B;
   const float *C, *bias;
   float* D;
@@ -103,20 +110,21 @@ float operand(int type, const void* p, int64_t i) {
   return type == kR16BF ? __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]) : __half2float(static_cast<const __half*>(p)[i]);
 }
 
-// One block per column of D: D[:, j] = alpha op(A) op(B)[:, j] + beta C[:, j] (+ bias)
+// One block per column of D and batch: D[:, j] = alpha op(A) op(B)[:, j] + beta C[:, j] (+ bias)
 __global__ void gemmColumn(Gemm g) {
   const uint64_t j = blockIdx.x;
+  const int64_t bt = blockIdx.y;
   for (uint64_t i = 0; i < g.m; ++i) {
     float acc = 0.0f;
     for (uint64_t p = 0; p < g.k; ++p) {
-      const int64_t ai = g.transA == kOpN ? (int64_t)(i + p * g.lda) : (int64_t)(p + i * g.lda);
-      const int64_t bi = g.transB == kOpN ? (int64_t)(p + j * g.ldb) : (int64_t)(j + p * g.ldb);
+      const int64_t ai = bt * g.sa + (g.transA == kOpN ? (int64_t)(i + p * g.lda) : (int64_t)(p + i * g.lda));
+      const int64_t bi = bt * g.sb + (g.transB == kOpN ? (int64_t)(p + j * g.ldb) : (int64_t)(j + p * g.ldb));
       acc += operand(g.type, g.A, ai) * operand(g.type, g.B, bi);
     }
     float v = g.alpha * acc;
-    if (g.beta != 0.0f) v += g.beta * g.C[i + j * g.ldc];
+    if (g.beta != 0.0f) v += g.beta * g.C[bt * g.sc + (int64_t)(i + j * g.ldc)];
     if (g.bias) v += g.bias[i];
-    g.D[i + j * g.ldd] = v;
+    g.D[bt * g.sd + (int64_t)(i + j * g.ldd)] = v;
   }
 }
 
@@ -176,6 +184,15 @@ LT_EXPORT int cublasLtMatrixLayoutCreate(Layout* l, int type, uint64_t rows, uin
   o->ld = ld;
   *l = o;
   return kSuccess;
+}
+LT_EXPORT int cublasLtMatrixLayoutSetAttribute(Layout l, int attr, const void* buf, size_t size) {
+  auto* o = static_cast<LayoutObj*>(l);
+  if (!o) return kInvalidValue;
+  switch (attr) {
+    case kLayoutBatchCount: return readAttr(&o->batch, buf, size);
+    case kLayoutStridedBatchOffset: return readAttr(&o->stride, buf, size);
+  }
+  return kNotSupported;
 }
 LT_EXPORT int cublasLtMatrixLayoutDestroy(Layout l) {
   delete static_cast<LayoutObj*>(l);
@@ -246,6 +263,7 @@ LT_EXPORT int cublasLtMatmul(Handle h, MatmulDesc d, const void* alpha, const vo
   g.transA = desc->transA, g.transB = desc->transB;
   g.m = m, g.n = n, g.k = k;
   g.lda = la->ld, g.ldb = lb->ld, g.ldc = lc->ld, g.ldd = ld->ld;
+  g.sa = la->stride, g.sb = lb->stride, g.sc = lc->stride, g.sd = ld->stride;
   g.A = A, g.B = B;
   g.C = static_cast<const float*>(C);
   g.D = static_cast<float*>(D);
@@ -255,13 +273,15 @@ LT_EXPORT int cublasLtMatmul(Handle h, MatmulDesc d, const void* alpha, const vo
   if (!cusim::deviceRange(A, span(la)) || !cusim::deviceRange(B, span(lb)) || !cusim::deviceRange(D, span(ld)) ||
       (g.beta != 0.0f && !cusim::deviceRange(C, span(lc))))
     return kInvalidValue;
-  // the alignment the heuristic was promised (an algorithm chosen for it may rely on it)
+  // the alignment the heuristic was promised (an algorithm chosen for it may rely on it), of every batch
+  for (const auto& [p, l, k] : {std::tuple<const void*, const LayoutObj*, int>{A, la, 2}, {B, lb, 3}, {C, lc, 4}, {D, ld, 5}})
+    if (l->batch > 1 && ((uint64_t)l->stride * elemSize(l->type)) % (algo->data[k] ? algo->data[k] : 1)) return kNotSupported;
   if (!alignedTo(A, (uint32_t)algo->data[2]) || !alignedTo(B, (uint32_t)algo->data[3]) || !alignedTo(C, (uint32_t)algo->data[4]) ||
       !alignedTo(D, (uint32_t)algo->data[5]))
     return kNotSupported;
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   if (need) cusim::launch(fillWorkspace, 1, 1, 0, s)(static_cast<unsigned char*>(workspace), need);
-  cusim::launch(gemmColumn, dim3((unsigned)n), 1, 0, s)(g);
+  cusim::launch(gemmColumn, dim3((unsigned)n, (unsigned)ld->batch), 1, 0, s)(g);
   return cudaGetLastError() == cudaSuccess ? kSuccess : kExecutionFailed;
 }
 #endif

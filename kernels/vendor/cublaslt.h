@@ -34,7 +34,8 @@ enum : int {
 // cublasLtEpilogue_t
 enum : uint32_t { kEpilogueDefault = 1, kEpilogueBias = 4 };
 // cublasLtMatrixLayoutAttribute_t
-enum : int { kLayoutType = 0, kLayoutOrder = 1, kLayoutRows = 2, kLayoutCols = 3, kLayoutLd = 4 };
+enum : int { kLayoutType = 0, kLayoutOrder = 1, kLayoutRows = 2, kLayoutCols = 3, kLayoutLd = 4, kLayoutBatchCount = 5 /* int32 */,
+             kLayoutStridedBatchOffset = 6 /* int64, elements */ };
 // cublasLtOrder_t
 enum : int { kOrderCol = 0, kOrderRow = 1 };
 // cublasLtMatmulPreferenceAttributes_t
@@ -71,6 +72,7 @@ using MatmulDescCreateFn = int (*)(MatmulDesc*, int computeType, int scaleType);
 using MatmulDescSetAttributeFn = int (*)(MatmulDesc, int attr, const void* buf, size_t size);
 using MatmulDescDestroyFn = int (*)(MatmulDesc);
 using LayoutCreateFn = int (*)(Layout*, int type, uint64_t rows, uint64_t cols, int64_t ld);
+using LayoutSetAttributeFn = int (*)(Layout, int attr, const void* buf, size_t size);
 using LayoutDestroyFn = int (*)(Layout);
 using PreferenceCreateFn = int (*)(Preference*);
 using PreferenceSetAttributeFn = int (*)(Preference, int attr, const void* buf, size_t size);
@@ -89,6 +91,7 @@ using MatmulFn = int (*)(Handle, MatmulDesc, const void* alpha, const void* A, L
   X(MatmulDescSetAttribute, cublasLtMatmulDescSetAttribute)                                                                        \
   X(MatmulDescDestroy, cublasLtMatmulDescDestroy)                                                                                  \
   X(LayoutCreate, cublasLtMatrixLayoutCreate)                                                                                      \
+  X(LayoutSetAttribute, cublasLtMatrixLayoutSetAttribute)                                                                          \
   X(LayoutDestroy, cublasLtMatrixLayoutDestroy)                                                                                    \
   X(PreferenceCreate, cublasLtMatmulPreferenceCreate)                                                                              \
   X(PreferenceSetAttribute, cublasLtMatmulPreferenceSetAttribute)                                                                  \

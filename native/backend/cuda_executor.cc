@@ -164,6 +164,7 @@ CudaExecutor::CudaExecutor(const GraphSpec& spec, const std::vector<OpCost>& cos
     // GEMM and convolution weights as the tensor cores' operand type (fp16, or bf16 where the graph
     // asks for fp32's range), everything else as stored
     const DType gemmDtype = gemmOperandFor(spec.gemmOperand);
+    operand_ = (int32_t)gemmDtype;
     std::vector<bool> gemmWeight(nv, false), convKernel(nv, false);
     for (size_t i = 0; i < nn; ++i) {
       const GraphNode& n = spec.nodes[i];
@@ -198,6 +199,7 @@ CudaExecutor::CudaExecutor(const GraphSpec& spec, const std::vector<OpCost>& cos
       describe(desc.output, nullptr, spec.values[n.output].dtype, spec.values[n.output].shape);
       desc.n_attrs = (int32_t)n.attrs.size();
       for (size_t k = 0; k < n.attrs.size(); ++k) desc.attrs[k] = n.attrs[k];
+      desc.operand = (int32_t)gemmDtype;
       char why[512] = {0};
       if (api().supports_node(&desc, why, sizeof(why)) != 1) {
         fallback_[i] = why[0] ? why : "the CUDA backend does not run it";
@@ -374,6 +376,7 @@ void CudaExecutor::launchDevice(const Segment& seg, std::vector<NodeProfile>* pr
     describe(n.output, data_[node.output], ov.dtype, ov.shape);
     n.n_attrs = (int32_t)node.attrs.size();
     for (size_t k = 0; k < node.attrs.size(); ++k) n.attrs[k] = node.attrs[k];
+    n.operand = operand_;
     n.algorithm = plan_[index].algorithm;
     if (plan_[index].workspace_bytes) {
       n.workspace = workspace_->ptr;

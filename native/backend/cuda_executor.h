@@ -59,6 +59,7 @@ class CudaExecutor {
   std::shared_ptr<DeviceBuffer> arena_;
   std::shared_ptr<DeviceBuffer> workspace_;            // scratch for the node running now (the largest plan's)
   std::vector<onestep_cuda_node_plan> plan_;           // by node: the library's algorithm (device nodes)
+  int32_t operand_ = ONESTEP_CUDA_F16;                 // the graph's tensor-core operand type
   std::vector<std::shared_ptr<DeviceBuffer>> consts_;  // by value id (null when not a constant on the device)
   std::vector<std::shared_ptr<DeviceBuffer>> inputs_;  // by position in spec.inputs (null when no device node reads it)
   std::vector<void*> data_;                            // device address of every value

@@ -1,14 +1,16 @@
 #!/usr/bin/env node
-// Micro-benchmarks of our GEMM, 3x3 convolution and attention kernels at the shapes of
+// Micro-benchmarks of our GEMM, 3x3 convolution, attention and group-norm (+ SiLU) nodes at the shapes of
 // scripts/gpu/ops.json, each a one-op graph on --device (default cuda) with fresh random inputs:
 // per-op time = (time of R runs - time of 1 run) / (R - 1) in one call each, so the input and
-// output copies cancel. With --torch FILE (torch_ops.py's output) it prints ours / torch.
+// output copies cancel. With --torch FILE (torch_ops.py's output) it prints ours / torch. The
+// vendor libraries are used where info() says they loaded (ONESTEP_CUBLASLT=none ONESTEP_CUDNN=none:
+// the own kernels only).
 //   node scripts/gpu/bench-ops.js [--device cuda] [--repeat 50] [--torch torch.json] [--json out.json]
 'use strict';
 const fs = require('fs');
 const path = require('path');
 const root = path.resolve(__dirname, '..', '..');
-const { GraphBuilder } = require(path.join(root, 'dist', 'graph'));
+const { GraphBuilder, Act } = require(path.join(root, 'dist', 'graph'));
 const { addon } = require(path.join(root, 'dist', 'native'));
 
 const args = process.argv.slice(2);
@@ -42,11 +44,13 @@ async function timeGraph(build, inputs) {
 
 async function main() {
   const rows = [];
-  const report = (kind, key, ms, flops) => {
+  // flops for the compute-bound ops, bytes (read + write, fp32 here) for the memory-bound ones
+  const report = (kind, key, ms, flops, bytes = 0) => {
     const t = torch[`${kind} ${key}`];
     const ratio = t ? `  torch ${t.toFixed(3)} ms  ours/torch x${(ms / t).toFixed(2)}  (${(t / ms).toFixed(2)} of torch's speed)` : '';
-    console.log(`${kind.padEnd(9)} ${key.padEnd(22)} ${ms.toFixed(3).padStart(9)} ms  ${(flops / ms / 1e9).toFixed(1).padStart(7)} TFLOP/s${ratio}`);
-    rows.push({ kind, key, ms, tflops: flops / ms / 1e9, torchMs: t });
+    const rate = flops ? `${(flops / ms / 1e9).toFixed(1).padStart(7)} TFLOP/s` : `${(bytes / ms / 1e6).toFixed(0).padStart(7)} GB/s   `;
+    console.log(`${kind.padEnd(10)} ${key.padEnd(22)} ${ms.toFixed(3).padStart(9)} ms  ${rate}${ratio}`);
+    rows.push({ kind, key, ms, tflops: flops ? flops / ms / 1e9 : undefined, gbps: bytes ? bytes / ms / 1e6 : undefined, torchMs: t });
   };
   for (const [M, K, N] of shapes.gemm) {
     const w = rand([N, K], 'F16', 1 / Math.sqrt(K));
@@ -65,6 +69,11 @@ async function main() {
       v: rand([B, Nk, H * D]),
     });
     report('attention', `${B}x${Nq}x${Nk}x${H}x${D}`, ms, 4 * B * H * Nq * Nk * D);
+  }
+  for (const [H, W, C, G] of shapes.group_norm) {
+    const gamma = rand([C]), beta = rand([C]);
+    const ms = await timeGraph((g, v) => g.groupNorm(v.x, gamma, beta, G, 1e-5, Act.Silu), { x: rand([1, H, W, C]) });
+    report('group_norm', `${H}x${W}x${C}/${G}`, ms, 0, 2 * H * W * C * 4);
   }
   if (opt('json')) fs.writeFileSync(opt('json'), JSON.stringify(rows, null, 1));
 }

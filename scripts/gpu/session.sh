@@ -48,6 +48,8 @@ if [ "$stage" = bench ] || [ "$stage" = all ]; then
   say "kernels vs torch"
   python3 scripts/gpu/torch_ops.py > "$OUT/torch.json" 2> "$OUT/torch.txt"; cat "$OUT/torch.txt"
   node scripts/gpu/bench-ops.js --torch "$OUT/torch.json" --json "$OUT/ops.json" 2>&1 | tee "$OUT/ops.txt"
+  say "our own kernels only (no cuBLASLt / cuDNN)"
+  ONESTEP_CUBLASLT=none ONESTEP_CUDNN=none node scripts/gpu/bench-ops.js --torch "$OUT/torch.json" --json "$OUT/ops-own.json" 2>&1 | tee "$OUT/ops-own.txt"
   for spec in "sd_turbo 1" "sdxl_turbo 1" "lcm_dreamshaper_v7 4"; do
     set -- $spec
     say "pipeline stages: $1 ($2 step(s), 512x512)"

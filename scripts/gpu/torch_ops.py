@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""torch's time for the shapes of scripts/gpu/ops.json (fp16, cuBLAS / cuDNN channels-last /
-scaled_dot_product_attention), as bench-ops.js names them: {"gemm 4096x320x320": ms, ...}.
+"""torch's time for the shapes of scripts/gpu/ops.json (fp16, cuBLAS / cuDNN channels-last with
+cudnn.benchmark / scaled_dot_product_attention / group_norm + SiLU channels-last), as bench-ops.js
+names them: {"gemm 4096x320x320": ms, ...}.
   python3 scripts/gpu/torch_ops.py > torch.json"""
 import json
 import os
@@ -28,6 +29,8 @@ def bench(fn, iters=50):
     return start.elapsed_time(end) / iters
 
 
+torch.backends.cudnn.benchmark = True  # cuDNN picks its fastest algorithm per shape, as our plan does
+
 with torch.no_grad():
     for M, K, N in shapes["gemm"]:
         x = torch.randn(M, K, device=dev, dtype=h)
@@ -42,6 +45,10 @@ with torch.no_grad():
         k = torch.randn(B, Hd, Nk, D, device=dev, dtype=h)
         v = torch.randn(B, Hd, Nk, D, device=dev, dtype=h)
         out[f"attention {B}x{Nq}x{Nk}x{Hd}x{D}"] = bench(lambda: F.scaled_dot_product_attention(q, k, v))
+    for H, W, C, G in shapes["group_norm"]:
+        x = torch.randn(1, C, H, W, device=dev, dtype=h).to(memory_format=torch.channels_last)
+        gamma, beta = torch.randn(C, device=dev, dtype=h), torch.randn(C, device=dev, dtype=h)
+        out[f"group_norm {H}x{W}x{C}/{G}"] = bench(lambda: F.silu(F.group_norm(x, G, gamma, beta)))
 
 json.dump(out, sys.stdout, indent=1)
 print(file=sys.stderr)

@@ -176,7 +176,7 @@ for (const mode of modes) {
       // ONESTEP_CUDNN like real ones
       describe('cuBLASLt and cuDNN loaded at run time (cusim stand-ins)', () => {
         const libs = {
-          cuBLASLt: { env: 'ONESTEP_CUBLASLT', good: 'cublasLt', version: '13.1.0', ops: 'linear, 1x1 conv2d' },
+          cuBLASLt: { env: 'ONESTEP_CUBLASLT', good: 'cublasLt', version: '13.1.0', ops: 'linear, 1x1 conv2d, attention with heads above 64' },
           cuDNN: { env: 'ONESTEP_CUDNN', good: 'cudnn', version: '9.8.0', ops: 'conv2d (symmetric padding, no fused upsampling)' },
         };
         const withLibs = (lt, dnn) => ({ ONESTEP_CUBLASLT: lt ? standIns.cublasLt : 'none', ONESTEP_CUDNN: dnn ? standIns.cudnn : 'none' });

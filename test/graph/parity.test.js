@@ -444,13 +444,18 @@ for (const backend of backends) {
     // above 64 (on CUDA: the one-warp-per-query kernel rather than the tensor-core one)
     for (const [B, Nq, Nk, H, D, Dv, causal] of [[1, 5, 5, 1, 8, 8, false], [2, 77, 77, 2, 4, 4, true], [1, 130, 77, 4, 16, 16, false],
       [1, 70, 200, 1, 24, 12, false], [2, 96, 77, 2, 40, 40, false], [1, 77, 77, 2, 64, 64, true], [1, 150, 33, 1, 64, 64, false],
-      [1, 40, 30, 1, 80, 72, false]]) {
+      [1, 40, 30, 1, 80, 72, false], [2, 33, 47, 3, 72, 96, true], [2, 20, 31, 2, 160, 80, false], [1, 64, 64, 1, 512, 512, false]]) {
       opCase('attention', `attention B${B} Nq${Nq} Nk${Nk} H${H} D${D} Dv${Dv}${causal ? ' causal' : ''}`, async () => {
         const q = X([B, Nq, H * D]), k = X([B, Nk, H * D]), v = X([B, Nk, H * Dv]);
         const scale = 1 / Math.sqrt(D);
-        const { y } = await run1On((g, x) => g.attention(x.q, x.k, x.v, H, scale, causal), { q, k, v });
-        // CUDA: fp16 tensor-core operands for head sizes up to 64, fp32 above
-        check('attention', y, ref.attention(q.data, q.shape, k.data, k.shape, v.data, v.shape, H, scale, causal), tolFor(backend, 1e-5, D <= 64));
+        const { y, placements } = await run1On((g, x) => g.attention(x.q, x.k, x.v, H, scale, causal), { q, k, v });
+        // CUDA: heads up to 64 on the flash kernel; larger ones as cuBLASLt's two GEMMs where it is
+        // loaded (fp16 operands both ways), else one warp per query in fp32
+        const flash = D <= 64 && Dv <= 64;
+        const algo = emulatedTable ? 'emulated' : flash ? 'flash wmma' : cublasLt ? 'cublaslt' : 'warp per query';
+        if (backend === 'cuda' && !leftOut.has('attention')) assert.strictEqual(placements[0].algorithm, algo);
+        const fp16 = flash || algo === 'cublaslt';
+        check('attention', y, ref.attention(q.data, q.shape, k.data, k.shape, v.data, v.shape, H, scale, causal), tolFor(backend, 1e-5, fp16));
       });
     }
 
