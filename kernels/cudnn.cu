@@ -15,8 +15,10 @@
 // type too (cuDNN has no half-in / float-out configuration) and one elementwise kernel adds the
 // bias, the activation and the residual into the float32 output. The algorithm is the fastest
 // that cudnnFindConvolutionForwardAlgorithm measures, once per shape at plan time (cached for the
-// process), within a workspace cap. Symmetric padding and no fused upsampling only (the legacy API
-// has no asymmetric padding): other convolutions keep the own kernel.
+// process), within a workspace cap. Symmetric padding only (the legacy API has no asymmetric
+// padding: those convolutions keep the own kernel); a fused nearest upsampling is materialised in
+// the workspace as the rounded input (a memory pass that is small beside the convolution at the
+// upsampled size).
 #include <dlfcn.h>
 
 #include <map>
@@ -181,6 +183,15 @@ Status choose(const DnnConv& c, Choice* out) {
   return Status::fail("cuDNN has no algorithm for this convolution within " + std::to_string(kMaxDnnWorkspace >> 20) + " MiB of workspace");
 }
 
+// dst [B, H, W, C] (operand type) = the nearest upsampling by `up` of src [B, H / up, W / up, C]
+template <class T>
+__global__ void upsampleRoundKernel(T* __restrict__ dst, const float* __restrict__ src, int64_t n, int H, int W, int C, int up) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t c = i % C, px = i / C, xx = px % W, yy = px / W % H, b = px / ((int64_t)W * H);
+    dst[i] = toOperand<T>(src[((b * (H / up) + yy / up) * (W / up) + xx / up) * C + c]);
+  }
+}
+
 // y = act(conv + bias) + residual, from the operand-typed convolution result
 template <class T>
 __global__ void dnnEpilogueKernel(float* __restrict__ y, const T* __restrict__ conv, const float* __restrict__ bias,
@@ -222,7 +233,16 @@ Status cudnnRun(const DnnConv& c, const float* x, const void* w, const float* bi
                         std::to_string(xBytes + yBytes + choice.workspace) + ")");
   uint8_t* ws = static_cast<uint8_t*>(workspace);
   void *xr = ws, *yr = ws + xBytes, *algoWs = choice.workspace ? ws + xBytes + yBytes : nullptr;
-  st = launchConvert(xr, c.operand, x, ONESTEP_CUDA_F32, (int64_t)c.B * c.H * c.W * c.C, s);
+  if (c.up > 1) {  // the nearest-upsampled input, rounded to the operand type
+    const int64_t n = (int64_t)c.B * c.H * c.W * c.C;
+    if (c.operand == ONESTEP_CUDA_BF16)
+      ONESTEP_LAUNCH(upsampleRoundKernel<__nv_bfloat16>, gridFor(n, 256), 256, 0, s)(static_cast<__nv_bfloat16*>(xr), x, n, c.H, c.W, c.C, c.up);
+    else
+      ONESTEP_LAUNCH(upsampleRoundKernel<__half>, gridFor(n, 256), 256, 0, s)(static_cast<__half*>(xr), x, n, c.H, c.W, c.C, c.up);
+    st = launched("conv2d (cuDNN) upsampling");
+  } else {
+    st = launchConvert(xr, c.operand, x, ONESTEP_CUDA_F32, (int64_t)c.B * c.H * c.W * c.C, s);
+  }
   if (!st.good()) return st;
   Descs g(d);
   st = describe(g, c);
@@ -247,7 +267,7 @@ Status cudnnRun(const DnnConv& c, const float* x, const void* w, const float* bi
 
 std::string cudnnInfoJson() {
   Dnn& d = lib();
-  return libraryJson("cuDNN", d.ok(), d.version, d.found, "conv2d (symmetric padding, no fused upsampling)");
+  return libraryJson("cuDNN", d.ok(), d.version, d.found, "conv2d with symmetric padding");
 }
 
 }  // namespace onestep_cuda

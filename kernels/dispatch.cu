@@ -58,7 +58,7 @@ struct Route {
 const Route kRoutes[] = {
     {ONESTEP_OP_Linear, launchLinear, linearLimits, planLinear},
     {ONESTEP_OP_Conv2d, launchConv2d, conv2dLimits, planConv2d},
-    {ONESTEP_OP_GroupNorm, launchGroupNorm, groupNormLimits},
+    {ONESTEP_OP_GroupNorm, launchGroupNorm, groupNormLimits, planGroupNorm},
     {ONESTEP_OP_LayerNorm, launchLayerNorm, layerNormLimits},
     {ONESTEP_OP_Attention, launchAttention, attentionLimits, planAttention},
     {ONESTEP_OP_Add, launchAdd, nullptr},

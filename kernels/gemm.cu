@@ -185,15 +185,18 @@ bool planLt(const LtGemm& g, onestep_cuda_node_plan* out) {
   return true;
 }
 
-// A conv2d as cuDNN's legacy API takes it: symmetric padding, no fused upsampling, sizes in int
+// A conv2d as cuDNN's legacy API takes it: symmetric padding, sizes in int (the nearest-upsampled
+// input, when the node fuses an upsampling, is materialised for it: its H and W are the upsampled ones)
 bool dnnConvOf(const onestep_cuda_node& n, DnnConv* c) {
   const onestep_cuda_tensor &x = n.inputs[0], &w = n.inputs[1], &o = n.output;
   const auto a = attrsOf<onestep::Conv2dAttrs>(n);
-  if (!vendorOperand(w.dtype) || a.upsample != 1 || a.pad_top != a.pad_bottom || a.pad_left != a.pad_right) return false;
+  if (!vendorOperand(w.dtype) || a.pad_top != a.pad_bottom || a.pad_left != a.pad_right) return false;
+  const int64_t up = a.upsample;
   for (const onestep_cuda_tensor* t : {&x, &w, &o})
-    if (numel(*t) >= 0x7fffffff) return false;
-  *c = DnnConv{(int)x.shape[0], (int)x.shape[1], (int)x.shape[2], (int)x.shape[3], (int)w.shape[0], (int)w.shape[1],   (int)w.shape[2],
-               (int)a.stride_h, (int)a.stride_w, (int)a.pad_top,  (int)a.pad_left, (int)o.shape[1], (int)o.shape[2], w.dtype};
+    if (numel(*t) * (t == &x ? up * up : 1) >= 0x7fffffff) return false;
+  *c = DnnConv{(int)x.shape[0], (int)(x.shape[1] * up), (int)(x.shape[2] * up), (int)x.shape[3], (int)w.shape[0], (int)w.shape[1],
+               (int)w.shape[2], (int)a.stride_h, (int)a.stride_w, (int)a.pad_top, (int)a.pad_left, (int)o.shape[1], (int)o.shape[2], w.dtype,
+               (int)up};
   return true;
 }
 
@@ -277,7 +280,7 @@ Status launchConv2d(const onestep_cuda_node& n, cudaStream_t s) {
   }
   if (n.algorithm == kAlgoCudnn) {
     DnnConv c;
-    if (!dnnConvOf(n, &c)) return Status::fail("conv2d: cuDNN takes only symmetric padding without fused upsampling");
+    if (!dnnConvOf(n, &c)) return Status::fail("conv2d: cuDNN takes only symmetric padding");
     return cudnnRun(c, static_cast<const float*>(x.data), w.data, present(n, 2) ? static_cast<const float*>(n.inputs[2].data) : nullptr,
                     present(n, 3) ? static_cast<const float*>(n.inputs[3].data) : nullptr, (int)a.act, static_cast<float*>(o.data), n.workspace,
                     n.workspace_bytes, s);

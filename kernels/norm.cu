@@ -1,6 +1,8 @@
 // group_norm (NHWC, optional fused activation) and layer_norm, statistics in double as on the
-// CPU (native/cpu/ops_norm.cc). group_norm: one block per (sample, group) computes the group's
-// statistics and normalises it; layer_norm: one block per row.
+// CPU (native/cpu/ops_norm.cc). group_norm: a split reduction over the GPU, then one pass that
+// normalises (below); layer_norm: one block per row.
+#include <algorithm>
+
 #include "ops.cuh"
 
 namespace onestep_cuda {
@@ -40,29 +42,89 @@ __device__ void blockSum2(double& a, double& b) {
   __syncthreads();
 }
 
-__global__ void groupNormKernel(const float* __restrict__ x, const float* __restrict__ gamma, const float* __restrict__ beta,
-                                float* __restrict__ y, int64_t P, int64_t C, int64_t cpg, double eps, int act) {
-  const int64_t g = blockIdx.x, b = blockIdx.y;
-  const int64_t count = P * cpg;
+// group_norm: three kernels, so that a whole GPU works on a batch-1 image (one block per (sample,
+// group) would keep 32 blocks busy):
+//  1. partial sums: blocks over (chunk of pixels, group, sample), each summing x and x^2 of its
+//     chunk in double into the node's workspace;
+//  2. per (sample, channel), the group's mean and 1/std from the partials (double, as on the CPU),
+//     folded with gamma and beta into one scale and shift;
+//  3. y = act(x * scale + shift) over every element, four channels per thread (16-byte loads)
+//     where the channel count allows.
+constexpr int64_t kGnChunk = 64;       // pixels per partial-sum block
+constexpr int64_t kGnMaxChunks = 256;  // chunks per (sample, group) at the most
+
+struct GnShape {
+  int64_t B, P, C, G, cpg, chunks, chunkPixels;
+  uint64_t partialBytes() const { return scratchBytes((uint64_t)B * G * chunks * 2 * sizeof(double)); }
+  uint64_t total() const { return partialBytes() + scratchBytes((uint64_t)B * C * 2 * sizeof(float)); }
+};
+
+GnShape gnShapeOf(const onestep_cuda_node& n) {
+  const onestep_cuda_tensor& x = n.inputs[0];
+  GnShape s;
+  s.B = x.shape[0], s.C = lastDim(x), s.G = attrsOf<onestep::GroupNormAttrs>(n).groups;
+  s.P = s.B && s.C ? numel(x) / (s.B * s.C) : 0;
+  s.cpg = s.G ? s.C / s.G : 0;
+  s.chunks = std::min<int64_t>(kGnMaxChunks, std::max<int64_t>(1, (s.P + kGnChunk - 1) / kGnChunk));
+  s.chunkPixels = (s.P + s.chunks - 1) / s.chunks;
+  return s;
+}
+
+__global__ void groupNormPartialKernel(const float* __restrict__ x, double* __restrict__ partial, int64_t P, int64_t C, int64_t cpg,
+                                       int64_t chunkPixels) {
+  const int64_t chunk = blockIdx.x, g = blockIdx.y, b = blockIdx.z, chunks = gridDim.x, G = gridDim.y;
+  const int64_t p0 = chunk * chunkPixels, p1 = p0 + chunkPixels < P ? p0 + chunkPixels : P;
   const float* xs = x + b * P * C + g * cpg;
-  float* ys = y + b * P * C + g * cpg;
   double s1 = 0.0, s2 = 0.0;
+  const int64_t count = (p1 > p0 ? p1 - p0 : 0) * cpg;
   for (int64_t i = threadIdx.x; i < count; i += blockDim.x) {
-    const double v = xs[(i / cpg) * C + i % cpg];
+    const double v = xs[(p0 + i / cpg) * C + i % cpg];
     s1 += v;
     s2 += v * v;
   }
   blockSum2(s1, s2);
-  const double mean = s1 / (double)count;
-  double var = s2 / (double)count - mean * mean;
+  if (threadIdx.x == 0) {
+    double* out = partial + ((b * G + g) * chunks + chunk) * 2;
+    out[0] = s1;
+    out[1] = s2;
+  }
+}
+
+__global__ void groupNormScaleKernel(const double* __restrict__ partial, const float* __restrict__ gamma, const float* __restrict__ beta,
+                                     float* __restrict__ scaleShift, int64_t B, int64_t P, int64_t C, int64_t G, int64_t cpg, int64_t chunks,
+                                     double eps) {
+  const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;  // over B * C
+  if (i >= B * C) return;
+  const int64_t b = i / C, c = i % C, g = c / cpg;
+  const double* p = partial + (b * G + g) * chunks * 2;
+  double s1 = 0.0, s2 = 0.0;
+  for (int64_t k = 0; k < chunks; ++k) s1 += p[2 * k], s2 += p[2 * k + 1];
+  const double count = (double)(P * cpg);
+  const double mean = s1 / count;
+  double var = s2 / count - mean * mean;
   if (var < 0.0) var = 0.0;
   const double rstd = 1.0 / sqrt(var + eps);
-  for (int64_t i = threadIdx.x; i < count; i += blockDim.x) {
-    const int64_t c = g * cpg + i % cpg;
-    const float scale = (float)(rstd * gamma[c]);
-    const float shift = (float)(beta[c] - mean * rstd * gamma[c]);
-    const int64_t off = (i / cpg) * C + i % cpg;
-    ys[off] = applyAct(act, xs[off] * scale + shift);
+  scaleShift[2 * i] = (float)(rstd * gamma[c]);
+  scaleShift[2 * i + 1] = (float)(beta[c] - mean * rstd * gamma[c]);
+}
+
+template <int kVec>
+__global__ void groupNormApplyKernel(const float* __restrict__ x, const float* __restrict__ scaleShift, float* __restrict__ y, int64_t n, int64_t P,
+                                     int64_t C, int act) {
+  for (int64_t v = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; v < n / kVec; v += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t i = v * kVec, c = i % C, b = i / (P * C);
+    const float* ss = scaleShift + (b * C + c) * 2;
+    if constexpr (kVec == 4) {
+      const float4 xv = *reinterpret_cast<const float4*>(x + i);
+      float4 yv;
+      yv.x = applyAct(act, xv.x * ss[0] + ss[1]);
+      yv.y = applyAct(act, xv.y * ss[2] + ss[3]);
+      yv.z = applyAct(act, xv.z * ss[4] + ss[5]);
+      yv.w = applyAct(act, xv.w * ss[6] + ss[7]);
+      *reinterpret_cast<float4*>(y + i) = yv;
+    } else {
+      y[i] = applyAct(act, x[i] * ss[0] + ss[1]);
+    }
   }
 }
 
@@ -90,20 +152,45 @@ __global__ void layerNormKernel(const float* __restrict__ x, const float* __rest
 Status groupNormLimits(const onestep_cuda_node& n) {
   if (attrsOf<onestep::GroupNormAttrs>(n).groups > 65535 || n.inputs[0].shape[0] > 65535)
     return Status::fail("group_norm: too many groups or samples for one grid");
+  const GnShape g = gnShapeOf(n);
+  if (g.B * g.C > 0x7fffffffLL * kThreads) return Status::fail("group_norm: too many channels for one grid");
+  return Status::ok();
+}
+
+Status planGroupNorm(const onestep_cuda_node& n, onestep_cuda_node_plan* out) {
+  std::memset(out, 0, sizeof(*out));
+  out->workspace_bytes = gnShapeOf(n).total();
+  std::snprintf(out->name, sizeof(out->name), "split reduction");
   return Status::ok();
 }
 
 Status launchGroupNorm(const onestep_cuda_node& n, cudaStream_t s) {
   const onestep_cuda_tensor& x = n.inputs[0];
   const auto a = attrsOf<onestep::GroupNormAttrs>(n);
-  const int64_t B = x.shape[0], C = lastDim(x), G = a.groups;
-  if (B == 0 || C == 0) return Status::ok();
+  const GnShape g = gnShapeOf(n);
+  if (g.B == 0 || g.C == 0 || g.P == 0) return Status::ok();
   const Status fits = groupNormLimits(n);
   if (!fits.good()) return fits;
-  const int64_t P = numel(x) / (B * C);
-  ONESTEP_LAUNCH(groupNormKernel, dim3((unsigned)G, (unsigned)B), kThreads, 0, s)(static_cast<const float*>(x.data), static_cast<const float*>(n.inputs[1].data),
-                                                                     static_cast<const float*>(n.inputs[2].data), static_cast<float*>(n.output.data),
-                                                                     P, C, C / G, a.eps, (int)a.act);
+  if (!n.workspace || n.workspace_bytes < g.total()) return Status::fail("group_norm: the node's workspace is smaller than planned");
+  double* partial = static_cast<double*>(n.workspace);
+  float* scaleShift = reinterpret_cast<float*>(static_cast<uint8_t*>(n.workspace) + g.partialBytes());
+  const float* xp = static_cast<const float*>(x.data);
+  float* yp = static_cast<float*>(n.output.data);
+  ONESTEP_LAUNCH(groupNormPartialKernel, dim3((unsigned)g.chunks, (unsigned)g.G, (unsigned)g.B), kThreads, 0, s)(xp, partial, g.P, g.C, g.cpg,
+                                                                                                                g.chunkPixels);
+  Status st = launched("group_norm (partial sums)");
+  if (!st.good()) return st;
+  ONESTEP_LAUNCH(groupNormScaleKernel, blocksFor(g.B * g.C, kThreads), kThreads, 0, s)(
+      partial, static_cast<const float*>(n.inputs[1].data), static_cast<const float*>(n.inputs[2].data), scaleShift, g.B, g.P, g.C, g.G, g.cpg,
+      g.chunks, a.eps);
+  st = launched("group_norm (statistics)");
+  if (!st.good()) return st;
+  const int64_t total = g.B * g.P * g.C;
+  const bool vec = g.C % 4 == 0 && reinterpret_cast<uintptr_t>(xp) % 16 == 0 && reinterpret_cast<uintptr_t>(yp) % 16 == 0;
+  if (vec)
+    ONESTEP_LAUNCH(groupNormApplyKernel<4>, gridFor(total / 4, kThreads), kThreads, 0, s)(xp, scaleShift, yp, total, g.P, g.C, (int)a.act);
+  else
+    ONESTEP_LAUNCH(groupNormApplyKernel<1>, gridFor(total, kThreads), kThreads, 0, s)(xp, scaleShift, yp, total, g.P, g.C, (int)a.act);
   return launched("group_norm");
 }
 

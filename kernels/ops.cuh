@@ -52,10 +52,12 @@ Status cublasLtRun(const LtGemm& g, const float* x, const void* w, const float* 
                    uint64_t workspaceBytes, cudaStream_t s);
 std::string cublasLtInfoJson();
 // cudnn.cu: cuDNN 9 loaded at run time; a convolution over NHWC x [B, H, W, C] with a [Co, kh, kw, C]
-// kernel, symmetric padding, no dilation; y = act(conv + bias) + residual
+// kernel, symmetric padding, no dilation; y = act(conv + bias) + residual. With up > 1, x is the
+// nearest upsampling (by up) of the input [B, H / up, W / up, C].
 struct DnnConv {
   int B, H, W, C, Co, kh, kw, sh, sw, ph, pw, Ho, Wo;
   int operand;  // the kernel's type on the device: ONESTEP_CUDA_F16 or ONESTEP_CUDA_BF16
+  int up;
 };
 bool cudnnUsable();
 Status cudnnPlan(const DnnConv& c, uint64_t* workspaceBytes);
@@ -69,6 +71,7 @@ Status planAttention(const onestep_cuda_node& n, onestep_cuda_node_plan* out);
 // norm.cu
 Status groupNormLimits(const onestep_cuda_node& n);
 Status launchGroupNorm(const onestep_cuda_node& n, cudaStream_t s);
+Status planGroupNorm(const onestep_cuda_node& n, onestep_cuda_node_plan* out);
 Status layerNormLimits(const onestep_cuda_node& n);
 Status launchLayerNorm(const onestep_cuda_node& n, cudaStream_t s);
 // elementwise.cu

@@ -177,7 +177,7 @@ for (const mode of modes) {
       describe('cuBLASLt and cuDNN loaded at run time (cusim stand-ins)', () => {
         const libs = {
           cuBLASLt: { env: 'ONESTEP_CUBLASLT', good: 'cublasLt', version: '13.1.0', ops: 'linear, 1x1 conv2d, attention with heads above 64' },
-          cuDNN: { env: 'ONESTEP_CUDNN', good: 'cudnn', version: '9.8.0', ops: 'conv2d (symmetric padding, no fused upsampling)' },
+          cuDNN: { env: 'ONESTEP_CUDNN', good: 'cudnn', version: '9.8.0', ops: 'conv2d with symmetric padding' },
         };
         const withLibs = (lt, dnn) => ({ ONESTEP_CUBLASLT: lt ? standIns.cublasLt : 'none', ONESTEP_CUDNN: dnn ? standIns.cudnn : 'none' });
         // linear, 1x1 conv, 3x3 conv, a strided conv with the VAE's asymmetric padding, bf16 linear
@@ -266,7 +266,7 @@ for (const mode of modes) {
           });
         }
 
-        it('the op parity suite passes with both (linear and 1x1 conv2d placed on cuBLASLt, the other convolutions it takes on cuDNN)', () =>
+        it('the op parity suite passes with both (linear, 1x1 conv2d and large heads placed on cuBLASLt, the other convolutions it takes on cuDNN)', () =>
           parityPasses(withLibs(true, true)));
         it('... and with cuDNN alone (1x1 convolutions on it too)', () => parityPasses(withLibs(false, true)));
         it('every network golden passes with both at its fp16 tolerance', () => goldensPass(withLibs(true, true)));

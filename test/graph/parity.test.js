@@ -22,15 +22,15 @@ const emulatedTable = /emulated on the CPU/.test(cuda.buildInfo || '');
 const leftOut = new Set((emulatedTable && process.env.ONESTEP_CUDA_EMULATE_WITHOUT ? process.env.ONESTEP_CUDA_EMULATE_WITHOUT : '').split(',').filter(Boolean));
 // The CUDA library's algorithm for a GEMM node (placements()), from what info() says it loaded
 // (e.g. ONESTEP_CUBLASLT / ONESTEP_CUDNN naming cusim's stand-ins): cuBLASLt for linear and 1x1
-// convolutions, cuDNN for the convolutions its legacy API takes (symmetric padding, no fused
-// upsampling), else its own tensor-core kernels; the emulated table has one algorithm.
+// convolutions, cuDNN for the convolutions its legacy API takes (symmetric padding; a fused
+// upsampling is materialised for it), else its own tensor-core kernels; the emulated table has one algorithm.
 const loaded = (name) => (cuda.mathLibraries || []).some((m) => m.name === name && m.loaded);
 const cublasLt = loaded('cuBLASLt');
 const cudnn = loaded('cuDNN');
 function cudaGemmAlgo(pointwise, conv = null) {
   if (emulatedTable) return 'emulated';
   if (pointwise && cublasLt) return 'cublaslt';
-  if (conv && cudnn && conv.up === 1 && conv.pad[0] === conv.pad[2] && conv.pad[1] === conv.pad[3]) return 'cudnn';
+  if (conv && cudnn && conv.pad[0] === conv.pad[2] && conv.pad[1] === conv.pad[3]) return 'cudnn';
   return pointwise ? 'wmma' : 'implicit-gemm wmma';
 }
 const backends = ['cpu', 'cuda'];
@@ -421,10 +421,11 @@ for (const backend of backends) {
     });
 
     opCase('group_norm', 'group_norm with and without fused SiLU', async () => {
-      // a mean far from 0; the last: many pixels (several partial sums per channel), 40 channels
-      // (not a multiple of the vector width), a mean 50x the spread
+      // a mean far from 0; [2, 40, 30, 40]: many pixels (several partial sums per channel), 40 channels
+      // (not a multiple of the vector width), a mean 50x the spread; the last two: more pixels than
+      // the CUDA kernel's chunks take one by one (16900), 6 channels (its scalar path) and 12 (four at a time)
       for (const [xs, groups, act, offset] of [[[2, 4, 3, 16], 4, Act.None, 3], [[1, 8, 8, 32], 8, Act.Silu, 3], [[1, 1, 5, 6], 3, Act.Silu, 3],
-        [[2, 40, 30, 40], 8, Act.Gelu, 100]]) {
+        [[2, 40, 30, 40], 8, Act.Gelu, 100], [[1, 130, 130, 6], 2, Act.Silu, 5], [[2, 130, 130, 12], 3, Act.None, 1]]) {
         const x = X(xs, 2);
         for (let i = 0; i < x.data.length; i++) x.data[i] += offset;
         const gm = weight('F32', [xs[3]]), bt = weight('F32', [xs[3]]);
