@@ -14,6 +14,8 @@
 
 #include <algorithm>
 #include <cfloat>
+#include <cstdlib>
+#include <string>
 
 #include "ops.cuh"
 
@@ -229,7 +231,9 @@ bool ltAttentionOf(const onestep_cuda_node& n, LtAttention* out) {
   LtAttention a;
   a.B = q.shape[0], a.Nq = q.shape[1], a.Nk = k.shape[1], a.H = H, a.D = q.shape[2] / H, a.Dv = v.shape[2] / H;
   a.operand = n.operand == ONESTEP_CUDA_BF16 ? ONESTEP_CUDA_BF16 : ONESTEP_CUDA_F16;
-  if (a.B == 0 || a.Nq == 0 || a.Nk == 0 || a.H > 0x7fffffff || (uint64_t)a.H * a.Nq * (a.Nk + 8) * 4 > kMaxScoreBytes) return false;
+  // heads of a multiple of 8 (16-byte aligned in fp16: tensor-core GEMMs), and a score matrix that fits
+  if (a.D % 8 || a.Dv % 8 || a.B == 0 || a.Nq == 0 || a.Nk == 0 || a.H > 0x7fffffff || (uint64_t)a.H * a.Nq * (a.Nk + 8) * 4 > kMaxScoreBytes)
+    return false;
   const int64_t HD = H * a.D, HDv = H * a.Dv;
   a.qBytes = scratchBytes((uint64_t)numel(q) * 2), a.kBytes = scratchBytes((uint64_t)numel(k) * 2), a.vBytes = scratchBytes((uint64_t)numel(v) * 2);
   a.ld = (a.Nk + 7) / 8 * 8, a.stride = (a.Nq * a.ld + 63) / 64 * 64;
@@ -283,6 +287,16 @@ Status runLtAttention(const onestep_cuda_node& n, cudaStream_t st) {
   return s;
 }
 
+// ONESTEP_CUDA_ATTENTION=cublaslt: cuBLASLt's two GEMMs for every head size they take (so that a GPU
+// session can time them against the flash kernel at SD's 64-wide heads; bench-ops.js); unset, auto.
+bool ltForAllHeads() {
+  static const bool all = [] {
+    const char* e = std::getenv("ONESTEP_CUDA_ATTENTION");
+    return e && std::string(e) == "cublaslt";
+  }();
+  return all;
+}
+
 }  // namespace
 
 // Heads up to 64: the flash kernel; larger ones: cuBLASLt's two GEMMs where it is loaded, else the
@@ -291,7 +305,7 @@ Status planAttention(const onestep_cuda_node& n, onestep_cuda_node_plan* out) {
   const onestep_cuda_tensor &q = n.inputs[0], &v = n.inputs[2];
   const int64_t H = attrsOf<onestep::AttentionAttrs>(n).heads, D = q.shape[2] / H, Dv = v.shape[2] / H;
   std::memset(out, 0, sizeof(*out));
-  if (D <= kFlashMaxD && Dv <= kFlashMaxD) {
+  if (D <= kFlashMaxD && Dv <= kFlashMaxD && !ltForAllHeads()) {
     std::snprintf(out->name, sizeof(out->name), "flash wmma");
     return Status::ok();
   }
@@ -302,7 +316,7 @@ Status planAttention(const onestep_cuda_node& n, onestep_cuda_node_plan* out) {
     std::snprintf(out->name, sizeof(out->name), "cublaslt");
     return Status::ok();
   }
-  std::snprintf(out->name, sizeof(out->name), "warp per query");
+  std::snprintf(out->name, sizeof(out->name), D <= kFlashMaxD && Dv <= kFlashMaxD ? "flash wmma" : "warp per query");
   return Status::ok();
 }
 

@@ -5,7 +5,7 @@
 // output copies cancel. With --torch FILE (torch_ops.py's output) it prints ours / torch. The
 // vendor libraries are used where info() says they loaded (ONESTEP_CUBLASLT=none ONESTEP_CUDNN=none:
 // the own kernels only).
-//   node scripts/gpu/bench-ops.js [--device cuda] [--repeat 50] [--torch torch.json] [--json out.json]
+//   node scripts/gpu/bench-ops.js [--device cuda] [--repeat 50] [--torch torch.json] [--json out.json] [--only attention,...]
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -19,6 +19,8 @@ const device = opt('device', 'cuda');
 const R = Number(opt('repeat', 50));
 const shapes = JSON.parse(fs.readFileSync(path.join(__dirname, 'ops.json'), 'utf8'));
 const torch = opt('torch') ? JSON.parse(fs.readFileSync(opt('torch'), 'utf8')) : {};
+const only = opt('only') ? opt('only').split(',') : null;  // op kinds to time (gemm, conv, attention, group_norm)
+const wanted = (kind) => !only || only.includes(kind);
 
 const rand = (shape, dtype = 'F32', scale = 1) => addon().randomTensor(dtype, shape, (Math.random() * 2 ** 31) >>> 0, 0, scale);
 
@@ -52,17 +54,17 @@ async function main() {
     console.log(`${kind.padEnd(10)} ${key.padEnd(22)} ${ms.toFixed(3).padStart(9)} ms  ${rate}${ratio}`);
     rows.push({ kind, key, ms, tflops: flops ? flops / ms / 1e9 : undefined, gbps: bytes ? bytes / ms / 1e6 : undefined, torchMs: t });
   };
-  for (const [M, K, N] of shapes.gemm) {
+  for (const [M, K, N] of wanted('gemm') ? shapes.gemm : []) {
     const w = rand([N, K], 'F16', 1 / Math.sqrt(K));
     const ms = await timeGraph((g, v) => g.linear(v.x, w), { x: rand([M, K]) });
     report('gemm', `${M}x${K}x${N}`, ms, 2 * M * K * N);
   }
-  for (const [H, W, Ci, Co] of shapes.conv) {
+  for (const [H, W, Ci, Co] of wanted('conv') ? shapes.conv : []) {
     const w = rand([Co, Ci, 3, 3], 'F16', 1 / Math.sqrt(9 * Ci));
     const ms = await timeGraph((g, v) => g.conv2d(v.x, w, undefined, { padding: 1 }), { x: rand([1, H, W, Ci]) });
     report('conv3x3', `${H}x${W}x${Ci}->${Co}`, ms, 2 * H * W * Ci * Co * 9);
   }
-  for (const [B, Nq, Nk, H, D] of shapes.attention) {
+  for (const [B, Nq, Nk, H, D] of wanted('attention') ? shapes.attention : []) {
     const ms = await timeGraph((g, v) => g.attention(v.q, v.k, v.v, H, 1 / Math.sqrt(D), false), {
       q: rand([B, Nq, H * D]),
       k: rand([B, Nk, H * D]),
@@ -70,7 +72,7 @@ async function main() {
     });
     report('attention', `${B}x${Nq}x${Nk}x${H}x${D}`, ms, 4 * B * H * Nq * Nk * D);
   }
-  for (const [H, W, C, G] of shapes.group_norm) {
+  for (const [H, W, C, G] of wanted('group_norm') ? shapes.group_norm : []) {
     const gamma = rand([C]), beta = rand([C]);
     const ms = await timeGraph((g, v) => g.groupNorm(v.x, gamma, beta, G, 1e-5, Act.Silu), { x: rand([1, H, W, C]) });
     report('group_norm', `${H}x${W}x${C}/${G}`, ms, 0, 2 * H * W * C * 4);

@@ -269,6 +269,8 @@ for (const mode of modes) {
         it('the op parity suite passes with both (linear, 1x1 conv2d and large heads placed on cuBLASLt, the other convolutions it takes on cuDNN)', () =>
           parityPasses(withLibs(true, true)));
         it('... and with cuDNN alone (1x1 convolutions on it too)', () => parityPasses(withLibs(false, true)));
+        it('... and with ONESTEP_CUDA_ATTENTION=cublaslt (heads of 64 and below on cuBLASLt too)', () =>
+          parityPasses({ ...withLibs(true, false), ONESTEP_CUDA_ATTENTION: 'cublaslt' }));
         it('every network golden passes with both at its fp16 tolerance', () => goldensPass(withLibs(true, true)));
       });
 

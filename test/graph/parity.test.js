@@ -453,9 +453,11 @@ for (const backend of backends) {
         // CUDA: heads up to 64 on the flash kernel; larger ones as cuBLASLt's two GEMMs where it is
         // loaded (fp16 operands both ways), else one warp per query in fp32
         const flash = D <= 64 && Dv <= 64;
-        const algo = emulatedTable ? 'emulated' : flash ? 'flash wmma' : cublasLt ? 'cublaslt' : 'warp per query';
+        // cuBLASLt takes heads of a multiple of 8; ONESTEP_CUDA_ATTENTION=cublaslt gives it the small ones too
+        const lt = cublasLt && D % 8 === 0 && Dv % 8 === 0 && (!flash || process.env.ONESTEP_CUDA_ATTENTION === 'cublaslt');
+        const algo = emulatedTable ? 'emulated' : lt ? 'cublaslt' : flash ? 'flash wmma' : 'warp per query';
         if (backend === 'cuda' && !leftOut.has('attention')) assert.strictEqual(placements[0].algorithm, algo);
-        const fp16 = flash || algo === 'cublaslt';
+        const fp16 = flash || lt;
         check('attention', y, ref.attention(q.data, q.shape, k.data, k.shape, v.data, v.shape, H, scale, causal), tolFor(backend, 1e-5, fp16));
       });
     }

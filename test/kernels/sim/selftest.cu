@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common.cuh"
+#include "mma.cuh"
 
 using namespace nvcuda;
 
@@ -162,6 +163,74 @@ int wmmaCase(int offset, bool skipLane) {
   return 0;
 }
 
+// A 16x16 (row-major) times B 16x16 (k x n, row-major in global memory) through cp.async into
+// shared memory, ldmatrix (A plain; B transposed, which gives mma's "col" fragments) and two
+// m16n8k16 tiles (n 0-7 and 8-15), D stored by its fragment layout; T: __half or __nv_bfloat16
+template <class T>
+__global__ void mmaKernel(const T* a, const T* b, float* d) {
+  __shared__ __align__(16) T As[16 * 16];
+  __shared__ __align__(16) T Bs[16 * 16];
+  const int l = threadIdx.x, g = l / 4, t = l % 4;
+  // 2 x 256 values of 2 bytes = 64 chunks of 16 bytes: two per lane
+  for (int c = l; c < 64; c += 32) {
+    if (c < 32) onestep_cuda::cpAsync16(As + c * 8, a + c * 8);
+    else onestep_cuda::cpAsync16(Bs + (c - 32) * 8, b + (c - 32) * 8);
+  }
+  onestep_cuda::cpAsyncCommit();
+  onestep_cuda::cpAsyncWait<0>();
+  __syncwarp();
+  // A's four 8x8 matrices in mma's register order: rows 0-7 / 8-15 of k 0-7, then of k 8-15
+  const int j = l / 8, r = l % 8;
+  uint32_t fa[4], fb[4];
+  onestep_cuda::ldmatrixX4(fa, As + ((j % 2) * 8 + r) * 16 + (j / 2) * 8);
+  // B [k][n]: matrices (k 0-7, n 0-7), (k 8-15, n 0-7), (k 0-7, n 8-15), (k 8-15, n 8-15), transposed
+  onestep_cuda::ldmatrixX4Trans(fb, Bs + ((j % 2) * 8 + r) * 16 + (j / 2) * 8);
+  for (int half = 0; half < 2; ++half) {
+    const float c0[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    float out[4];
+    onestep_cuda::mma16816<T>(out, fa, fb + 2 * half, c0);
+    for (int i = 0; i < 4; ++i) d[(g + 8 * (i / 2)) * 16 + half * 8 + 2 * t + i % 2] = out[i];
+  }
+}
+
+template <class T>
+int mmaCaseOf(const char* name) {
+  T* a = deviceArray<T>(16 * 16);
+  T* b = deviceArray<T>(16 * 16);
+  float* d = deviceArray<float>(16 * 16);
+  std::vector<T> ha(256), hb(256);
+  std::vector<float> fa(256), fb(256);
+  for (int i = 0; i < 256; ++i) {
+    ha[i] = onestep_cuda::toOperand<T>((float)((i * 37) % 23) / 8.0f - 1.3f);
+    hb[i] = onestep_cuda::toOperand<T>((float)((i * 53) % 19) / 8.0f - 1.1f);
+    fa[i] = onestep_cuda::toFloat(ha[i]);
+    fb[i] = onestep_cuda::toFloat(hb[i]);
+  }
+  cudaMemcpy(a, ha.data(), 256 * sizeof(T), cudaMemcpyHostToDevice);
+  cudaMemcpy(b, hb.data(), 256 * sizeof(T), cudaMemcpyHostToDevice);
+  ONESTEP_LAUNCH(mmaKernel<T>, 1, 32)(a, b, d);
+  if (const cudaError_t e = cudaGetLastError()) return fails(name, e);
+  std::vector<float> hd(256);
+  cudaMemcpy(hd.data(), d, 256 * sizeof(float), cudaMemcpyDeviceToHost);
+  for (int i = 0; i < 16; ++i)
+    for (int n = 0; n < 16; ++n) {
+      float s = 0.0f;
+      for (int k = 0; k < 16; ++k) s += fa[i * 16 + k] * fb[k * 16 + n];
+      if (!(std::abs(hd[i * 16 + n] - s) <= 1e-4f)) {
+        std::printf("error: %s D[%d][%d] = %g, expected %g\n", name, i, n, hd[i * 16 + n], s);
+        return 0;
+      }
+    }
+  return -1;
+}
+
+int mmaCase() {
+  for (int rc : {mmaCaseOf<__half>("mma f16"), mmaCaseOf<__nv_bfloat16>("mma bf16")})
+    if (rc >= 0) return rc;
+  std::printf("ok mma\n");
+  return 0;
+}
+
 int outOfMemory() {
   void* p = nullptr;
   const cudaError_t e = cudaMalloc(&p, (size_t)1 << 40);
@@ -283,6 +352,7 @@ int main(int argc, char** argv) {
   if (c == "wmma") return wmmaCase(0, false);
   if (c == "wmma-misaligned") return wmmaCase(8, false);
   if (c == "wmma-skipped-lane") return wmmaCase(16, true);
+  if (c == "mma") return mmaCase();
   if (c == "out-of-memory") return outOfMemory();
   if (c == "overrun") return overrun();
   if (c == "capture") return capture();
