@@ -15,10 +15,10 @@
 // type too (cuDNN has no half-in / float-out configuration) and one elementwise kernel adds the
 // bias, the activation and the residual into the float32 output. The algorithm is the fastest
 // that cudnnFindConvolutionForwardAlgorithm measures, once per shape at plan time (cached for the
-// process), within a workspace cap. Symmetric padding only (the legacy API has no asymmetric
-// padding: those convolutions keep the own kernel); a fused nearest upsampling is materialised in
-// the workspace as the rounded input (a memory pass that is small beside the convolution at the
-// upsampled size).
+// process), within a workspace cap. The legacy API pads symmetrically only and does not upsample:
+// a fused nearest upsampling or an asymmetric padding (the VAE encoder's downsampling) is
+// materialised in the workspace with the rounded input (a memory pass that is small beside the
+// convolution), cuDNN then padding nothing.
 #include <dlfcn.h>
 
 #include <map>
@@ -183,12 +183,16 @@ Status choose(const DnnConv& c, Choice* out) {
   return Status::fail("cuDNN has no algorithm for this convolution within " + std::to_string(kMaxDnnWorkspace >> 20) + " MiB of workspace");
 }
 
-// dst [B, H, W, C] (operand type) = the nearest upsampling by `up` of src [B, H / up, W / up, C]
+// dst [B, H, W, C] (operand type) = src [B, srcH, srcW, C] nearest-upsampled by `up`, placed at
+// (padTop, padLeft), zeros around it
 template <class T>
-__global__ void upsampleRoundKernel(T* __restrict__ dst, const float* __restrict__ src, int64_t n, int H, int W, int C, int up) {
+__global__ void materializeKernel(T* __restrict__ dst, const float* __restrict__ src, int64_t n, int H, int W, int C, int srcH, int srcW, int up,
+                                  int padTop, int padLeft) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-    const int64_t c = i % C, px = i / C, xx = px % W, yy = px / W % H, b = px / ((int64_t)W * H);
-    dst[i] = toOperand<T>(src[((b * (H / up) + yy / up) * (W / up) + xx / up) * C + c]);
+    const int64_t c = i % C, px = i / C, b = px / ((int64_t)W * H);
+    const int yy = (int)(px / W % H) - padTop, xx = (int)(px % W) - padLeft;
+    const bool inside = yy >= 0 && yy < srcH * up && xx >= 0 && xx < srcW * up;
+    dst[i] = toOperand<T>(inside ? src[((b * srcH + yy / up) * srcW + xx / up) * C + c] : 0.0f);
   }
 }
 
@@ -233,13 +237,15 @@ Status cudnnRun(const DnnConv& c, const float* x, const void* w, const float* bi
                         std::to_string(xBytes + yBytes + choice.workspace) + ")");
   uint8_t* ws = static_cast<uint8_t*>(workspace);
   void *xr = ws, *yr = ws + xBytes, *algoWs = choice.workspace ? ws + xBytes + yBytes : nullptr;
-  if (c.up > 1) {  // the nearest-upsampled input, rounded to the operand type
+  if (c.materialize) {  // the upsampled / padded input, rounded to the operand type
     const int64_t n = (int64_t)c.B * c.H * c.W * c.C;
     if (c.operand == ONESTEP_CUDA_BF16)
-      ONESTEP_LAUNCH(upsampleRoundKernel<__nv_bfloat16>, gridFor(n, 256), 256, 0, s)(static_cast<__nv_bfloat16*>(xr), x, n, c.H, c.W, c.C, c.up);
+      ONESTEP_LAUNCH(materializeKernel<__nv_bfloat16>, gridFor(n, 256), 256, 0, s)(static_cast<__nv_bfloat16*>(xr), x, n, c.H, c.W, c.C, c.srcH,
+                                                                               c.srcW, c.up, c.padTop, c.padLeft);
     else
-      ONESTEP_LAUNCH(upsampleRoundKernel<__half>, gridFor(n, 256), 256, 0, s)(static_cast<__half*>(xr), x, n, c.H, c.W, c.C, c.up);
-    st = launched("conv2d (cuDNN) upsampling");
+      ONESTEP_LAUNCH(materializeKernel<__half>, gridFor(n, 256), 256, 0, s)(static_cast<__half*>(xr), x, n, c.H, c.W, c.C, c.srcH, c.srcW, c.up,
+                                                                        c.padTop, c.padLeft);
+    st = launched("conv2d (cuDNN) input");
   } else {
     st = launchConvert(xr, c.operand, x, ONESTEP_CUDA_F32, (int64_t)c.B * c.H * c.W * c.C, s);
   }
@@ -267,7 +273,7 @@ Status cudnnRun(const DnnConv& c, const float* x, const void* w, const float* bi
 
 std::string cudnnInfoJson() {
   Dnn& d = lib();
-  return libraryJson("cuDNN", d.ok(), d.version, d.found, "conv2d with symmetric padding");
+  return libraryJson("cuDNN", d.ok(), d.version, d.found, "conv2d");
 }
 
 }  // namespace onestep_cuda

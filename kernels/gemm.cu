@@ -185,18 +185,27 @@ bool planLt(const LtGemm& g, onestep_cuda_node_plan* out) {
   return true;
 }
 
-// A conv2d as cuDNN's legacy API takes it: symmetric padding, sizes in int (the nearest-upsampled
-// input, when the node fuses an upsampling, is materialised for it: its H and W are the upsampled ones)
+// A conv2d as cuDNN's legacy API takes it (sizes in int): symmetric padding is cuDNN's own; a fused
+// nearest upsampling or an asymmetric padding (the VAE encoder's downsampling) is materialised in
+// the workspace with the rounded input, cuDNN then padding nothing
 bool dnnConvOf(const onestep_cuda_node& n, DnnConv* c) {
   const onestep_cuda_tensor &x = n.inputs[0], &w = n.inputs[1], &o = n.output;
   const auto a = attrsOf<onestep::Conv2dAttrs>(n);
-  if (!vendorOperand(w.dtype) || a.pad_top != a.pad_bottom || a.pad_left != a.pad_right) return false;
+  if (!vendorOperand(w.dtype)) return false;
   const int64_t up = a.upsample;
-  for (const onestep_cuda_tensor* t : {&x, &w, &o})
-    if (numel(*t) * (t == &x ? up * up : 1) >= 0x7fffffff) return false;
-  *c = DnnConv{(int)x.shape[0], (int)(x.shape[1] * up), (int)(x.shape[2] * up), (int)x.shape[3], (int)w.shape[0], (int)w.shape[1],
-               (int)w.shape[2], (int)a.stride_h, (int)a.stride_w, (int)a.pad_top, (int)a.pad_left, (int)o.shape[1], (int)o.shape[2], w.dtype,
-               (int)up};
+  const bool symmetric = a.pad_top == a.pad_bottom && a.pad_left == a.pad_right;
+  const bool materialize = up > 1 || !symmetric;
+  const int64_t H = x.shape[1] * up + (symmetric ? 0 : a.pad_top + a.pad_bottom), W = x.shape[2] * up + (symmetric ? 0 : a.pad_left + a.pad_right);
+  if (numel(w) >= 0x7fffffff || numel(o) >= 0x7fffffff || x.shape[0] * H * W * x.shape[3] >= 0x7fffffff) return false;
+  DnnConv d;
+  d.B = (int)x.shape[0], d.H = (int)H, d.W = (int)W, d.C = (int)x.shape[3];
+  d.Co = (int)w.shape[0], d.kh = (int)w.shape[1], d.kw = (int)w.shape[2], d.sh = (int)a.stride_h, d.sw = (int)a.stride_w;
+  d.ph = symmetric ? (int)a.pad_top : 0, d.pw = symmetric ? (int)a.pad_left : 0;
+  d.Ho = (int)o.shape[1], d.Wo = (int)o.shape[2], d.operand = w.dtype;
+  d.srcH = (int)x.shape[1], d.srcW = (int)x.shape[2], d.up = (int)up;
+  d.padTop = symmetric ? 0 : (int)a.pad_top, d.padLeft = symmetric ? 0 : (int)a.pad_left;
+  d.materialize = materialize;
+  *c = d;
   return true;
 }
 
@@ -280,7 +289,7 @@ Status launchConv2d(const onestep_cuda_node& n, cudaStream_t s) {
   }
   if (n.algorithm == kAlgoCudnn) {
     DnnConv c;
-    if (!dnnConvOf(n, &c)) return Status::fail("conv2d: cuDNN takes only symmetric padding");
+    if (!dnnConvOf(n, &c)) return Status::fail("conv2d: sizes beyond cuDNN's int range");
     return cudnnRun(c, static_cast<const float*>(x.data), w.data, present(n, 2) ? static_cast<const float*>(n.inputs[2].data) : nullptr,
                     present(n, 3) ? static_cast<const float*>(n.inputs[3].data) : nullptr, (int)a.act, static_cast<float*>(o.data), n.workspace,
                     n.workspace_bytes, s);

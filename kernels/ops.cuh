@@ -52,12 +52,14 @@ Status cublasLtRun(const LtGemm& g, const float* x, const void* w, const float* 
                    uint64_t workspaceBytes, cudaStream_t s);
 std::string cublasLtInfoJson();
 // cudnn.cu: cuDNN 9 loaded at run time; a convolution over NHWC x [B, H, W, C] with a [Co, kh, kw, C]
-// kernel, symmetric padding, no dilation; y = act(conv + bias) + residual. With up > 1, x is the
-// nearest upsampling (by up) of the input [B, H / up, W / up, C].
+// kernel, symmetric padding ph, pw, no dilation; y = act(conv + bias) + residual. x is the node's
+// input [B, srcH, srcW, C] rounded to the operand type and, when `materialize`, nearest-upsampled by
+// `up` and zero-padded by padTop / padLeft (and up to H, W at the bottom / right) in the workspace.
 struct DnnConv {
   int B, H, W, C, Co, kh, kw, sh, sw, ph, pw, Ho, Wo;
   int operand;  // the kernel's type on the device: ONESTEP_CUDA_F16 or ONESTEP_CUDA_BF16
-  int up;
+  int srcH, srcW, up, padTop, padLeft;
+  bool materialize;
 };
 bool cudnnUsable();
 Status cudnnPlan(const DnnConv& c, uint64_t* workspaceBytes);

@@ -22,15 +22,15 @@ const emulatedTable = /emulated on the CPU/.test(cuda.buildInfo || '');
 const leftOut = new Set((emulatedTable && process.env.ONESTEP_CUDA_EMULATE_WITHOUT ? process.env.ONESTEP_CUDA_EMULATE_WITHOUT : '').split(',').filter(Boolean));
 // The CUDA library's algorithm for a GEMM node (placements()), from what info() says it loaded
 // (e.g. ONESTEP_CUBLASLT / ONESTEP_CUDNN naming cusim's stand-ins): cuBLASLt for linear and 1x1
-// convolutions, cuDNN for the convolutions its legacy API takes (symmetric padding; a fused
-// upsampling is materialised for it), else its own tensor-core kernels; the emulated table has one algorithm.
+// convolutions, cuDNN for the other convolutions (a fused upsampling or an asymmetric padding
+// materialised for it), else its own tensor-core kernels; the emulated table has one algorithm.
 const loaded = (name) => (cuda.mathLibraries || []).some((m) => m.name === name && m.loaded);
 const cublasLt = loaded('cuBLASLt');
 const cudnn = loaded('cuDNN');
 function cudaGemmAlgo(pointwise, conv = null) {
   if (emulatedTable) return 'emulated';
   if (pointwise && cublasLt) return 'cublaslt';
-  if (conv && cudnn && conv.pad[0] === conv.pad[2] && conv.pad[1] === conv.pad[3]) return 'cudnn';
+  if (conv && cudnn) return 'cudnn';
   return pointwise ? 'wmma' : 'implicit-gemm wmma';
 }
 const backends = ['cpu', 'cuda'];
