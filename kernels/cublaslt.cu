@@ -87,8 +87,7 @@ struct Choice {
   onestep_lt::Algo algo;
   uint64_t workspace = 0;  // cuBLASLt's own
 };
-std::mutex gCacheMutex;
-std::map<Key, Choice> gCache;
+ChoiceCache<Key, Choice> gCache;
 
 int ltType(int dtype) { return dtype == ONESTEP_CUDA_BF16 ? onestep_lt::kR16BF : onestep_lt::kR16F; }
 
@@ -142,14 +141,7 @@ Status describe(Descs& g, const LtMatmul& m, const float* bias) {
 
 Status choose(const LtMatmul& m, Choice* out) {
   const Key k{m};
-  {
-    std::lock_guard<std::mutex> lock(gCacheMutex);
-    auto it = gCache.find(k);
-    if (it != gCache.end()) {
-      *out = it->second;
-      return Status::ok();
-    }
-  }
+  if (gCache.find(k, out)) return Status::ok();
   Lt& lt = lib();
   Descs g(lt);
   static const float kDummy = 0.0f;  // the heuristic reads no data; a non-null bias pointer for the epilogue
@@ -172,8 +164,7 @@ Status choose(const LtMatmul& m, Choice* out) {
   Choice c;
   c.algo = result.algo;
   c.workspace = result.workspaceSize;
-  std::lock_guard<std::mutex> lock(gCacheMutex);
-  gCache[k] = c;
+  gCache.put(k, c);
   *out = c;
   return Status::ok();
 }

@@ -95,8 +95,7 @@ struct Choice {
   int algo = 0;
   uint64_t workspace = 0;
 };
-std::mutex gCacheMutex;
-std::map<Key, Choice> gCache;
+ChoiceCache<Key, Choice> gCache;
 
 Status dnnCall(Dnn& d, int st, const char* what) {
   if (st == onestep_dnn::kSuccess) return Status::ok();
@@ -138,14 +137,7 @@ Status describe(Descs& g, const DnnConv& c) {
 
 Status choose(const DnnConv& c, Choice* out) {
   const Key k{c};
-  {
-    std::lock_guard<std::mutex> lock(gCacheMutex);
-    auto it = gCache.find(k);
-    if (it != gCache.end()) {
-      *out = it->second;
-      return Status::ok();
-    }
-  }
+  if (gCache.find(k, out)) return Status::ok();
   Dnn& d = lib();
   Descs g(d);
   Status st = describe(g, c);
@@ -175,8 +167,7 @@ Status choose(const DnnConv& c, Choice* out) {
     Choice choice;
     choice.algo = perf[i].algo;
     choice.workspace = perf[i].memory;
-    std::lock_guard<std::mutex> lock(gCacheMutex);
-    gCache[k] = choice;
+    gCache.put(k, choice);
     *out = choice;
     return Status::ok();
   }

@@ -2,7 +2,7 @@
 import { addon, addonPath, cudaLibraryPath, cudaLibraryPresent, type NativeCudaDevice } from './native';
 import { version } from './version';
 
-/** A vendor math library the CUDA backend loads at run time (cuBLASLt) and what it runs. */
+/** A vendor math library the CUDA backend loads at run time (cuBLASLt, cuDNN) and what it runs. */
 export interface MathLibraryInfo {
   name: string;
   loaded: boolean;

@@ -7,6 +7,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -45,6 +47,28 @@ std::string versionText(size_t v);
 // and what the libraries' fastest algorithms assume).
 constexpr uint64_t kScratchAlign = 256;
 inline uint64_t scratchBytes(uint64_t n) { return (n + kScratchAlign - 1) / kScratchAlign * kScratchAlign; }
+
+// A vendor library's choice (algorithm, workspace) per problem description, made once per process
+// and shared by every graph and thread.
+template <class Key, class Choice>
+class ChoiceCache {
+ public:
+  bool find(const Key& k, Choice* out) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = map_.find(k);
+    if (it == map_.end()) return false;
+    *out = it->second;
+    return true;
+  }
+  void put(const Key& k, const Choice& c) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    map_[k] = c;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<Key, Choice> map_;
+};
 
 // The CUDA runtime major this library was built with (the vendor libraries must match it).
 inline int runtimeMajor() { return CUDART_VERSION / 1000; }
