@@ -9,7 +9,9 @@
 //    (sample, head, query), fp32 throughout, keys visited one by one;
 //  - where cuBLASLt is loaded, heads above 64 (SD1.5's 80 and 160, the VAE's 512) are two batched
 //    GEMMs and a softmax instead (planAttention): per sample, S = scale Q K^T for every head into the
-//    workspace (fp32), P = softmax(S) rounded to the operand type, O = P V straight into the output.
+//    workspace (fp32), P = softmax(S) rounded to the operand type, O = P V straight into the output
+//    (in its storage type). Q, K and V stored in the operand type are read in place, float32 ones
+//    rounded into the workspace first.
 #include <mma.h>
 
 #include <algorithm>
@@ -26,14 +28,13 @@ namespace {
 constexpr int kWarps = 4;
 constexpr int kMaxPerLane = 16;  // head sizes up to 512 (the VAE's single-head attention)
 
-__global__ void __launch_bounds__(kWarps * 32) attentionKernel(const float* __restrict__ q, const float* __restrict__ k,
-                                                               const float* __restrict__ v, float* __restrict__ o, int64_t B, int64_t Nq,
+__global__ void __launch_bounds__(kWarps * 32) attentionKernel(ActIn q, ActIn k, ActIn v, ActOut o, int64_t B, int64_t Nq,
                                                                int64_t Nk, int64_t H, int64_t D, int64_t Dv, float scale, bool causal) {
   const int lane = threadIdx.x % 32;
   const int64_t row = (int64_t)blockIdx.x * kWarps + threadIdx.x / 32;  // over B * H * Nq
   if (row >= B * H * Nq) return;
   const int64_t i = row % Nq, h = (row / Nq) % H, b = row / (Nq * H);
-  const float* qr = q + (b * Nq + i) * H * D + h * D;
+  const ActIn qr = q + (b * Nq + i) * H * D + h * D;
   float qv[kMaxPerLane], acc[kMaxPerLane];
   for (int t = 0; t < kMaxPerLane; ++t) {
     const int64_t d = lane + 32 * t;
@@ -43,7 +44,7 @@ __global__ void __launch_bounds__(kWarps * 32) attentionKernel(const float* __re
   float mx = -FLT_MAX, sum = 0.0f;
   const int64_t keys = causal ? (i + 1 < Nk ? i + 1 : Nk) : Nk;
   for (int64_t j = 0; j < keys; ++j) {
-    const float* kr = k + (b * Nk + j) * H * D + h * D;
+    const ActIn kr = k + (b * Nk + j) * H * D + h * D;
     float s = 0.0f;
     for (int t = 0; t < kMaxPerLane; ++t) {
       const int64_t d = lane + 32 * t;
@@ -54,14 +55,14 @@ __global__ void __launch_bounds__(kWarps * 32) attentionKernel(const float* __re
     const float corr = expf(mx - nmx);
     const float p = expf(s - nmx);
     sum = sum * corr + p;
-    const float* vr = v + (b * Nk + j) * H * Dv + h * Dv;
+    const ActIn vr = v + (b * Nk + j) * H * Dv + h * Dv;
     for (int t = 0; t < kMaxPerLane; ++t) {
       const int64_t d = lane + 32 * t;
       if (d < Dv) acc[t] = acc[t] * corr + p * vr[d];
     }
     mx = nmx;
   }
-  float* orow = o + (b * Nq + i) * H * Dv + h * Dv;
+  const ActOut orow = o + (b * Nq + i) * H * Dv + h * Dv;
   const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
   for (int t = 0; t < kMaxPerLane; ++t) {
     const int64_t d = lane + 32 * t;
@@ -77,8 +78,7 @@ constexpr int kFlashMaxD = 64;  // head sizes the flash kernel takes (padded to 
 constexpr int kSPitch = kFlashMaxD + 4;  // floats per row of the score / product buffer
 
 // Dp, Dvp: D and Dv rounded up to 16 (zero padded in shared memory).
-__global__ void __launch_bounds__(128) flashKernel(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
-                                                   float* __restrict__ o, int64_t Nq, int64_t Nk, int64_t H, int D, int Dv, int Dp,
+__global__ void __launch_bounds__(128) flashKernel(ActIn q, ActIn k, ActIn v, ActOut o, int64_t Nq, int64_t Nk, int64_t H, int D, int Dv, int Dp,
                                                    int Dvp, float scale, bool causal) {
   __shared__ __align__(32) half Qs[kFlashRows][kFlashMaxD + 8];
   __shared__ __align__(32) half Ks[kFlashKeys][kFlashMaxD + 8];
@@ -90,9 +90,9 @@ __global__ void __launch_bounds__(128) flashKernel(const float* __restrict__ q, 
   const int64_t bh = blockIdx.y, b = bh / H, h = bh % H;
   const int64_t i0 = (int64_t)blockIdx.x * kFlashRows;
   const int64_t qStride = H * D, vStride = H * Dv;
-  const float* qb = q + b * Nq * qStride + h * D;
-  const float* kb = k + b * Nk * qStride + h * D;
-  const float* vb = v + b * Nk * vStride + h * Dv;
+  const ActIn qb = q + b * Nq * qStride + h * D;
+  const ActIn kb = k + b * Nk * qStride + h * D;
+  const ActIn vb = v + b * Nk * vStride + h * Dv;
 
   for (int e = threadIdx.x; e < kFlashRows * Dp; e += blockDim.x) {
     const int r = e / Dp, d = e % Dp;
@@ -183,7 +183,7 @@ __global__ void __launch_bounds__(128) flashKernel(const float* __restrict__ q, 
   }
 
   if (qi < Nq) {
-    float* orow = o + (b * Nq + qi) * vStride + h * Dv;
+    const ActOut orow = o + (b * Nq + qi) * vStride + h * Dv;
     const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
     for (int c = 0; c < 32; ++c)
       if (c0 + c < Dv) orow[c0 + c] = acc[c] * inv;
@@ -219,7 +219,7 @@ struct LtAttention {
   int64_t B, Nq, Nk, H, D, Dv, ld, stride;
   int operand;
   LtMatmul scores, values;
-  uint64_t qBytes, kBytes, vBytes, sBytes, pBytes, ltWorkspace;
+  uint64_t qBytes, kBytes, vBytes, sBytes, pBytes, ltWorkspace;  // qBytes.. 0: read in place
   uint64_t total() const { return qBytes + kBytes + vBytes + sBytes + pBytes + ltWorkspace; }
 };
 
@@ -235,21 +235,25 @@ bool ltAttentionOf(const onestep_cuda_node& n, LtAttention* out) {
   if (a.D % 8 || a.Dv % 8 || a.B == 0 || a.Nq == 0 || a.Nk == 0 || a.H > 0x7fffffff || (uint64_t)a.H * a.Nq * (a.Nk + 8) * 4 > kMaxScoreBytes)
     return false;
   const int64_t HD = H * a.D, HDv = H * a.Dv;
-  a.qBytes = scratchBytes((uint64_t)numel(q) * 2), a.kBytes = scratchBytes((uint64_t)numel(k) * 2), a.vBytes = scratchBytes((uint64_t)numel(v) * 2);
+  // an input in the operand type is read where it is (the arena aligns values to 64 bytes), others rounded into the workspace
+  const auto copyBytes = [&](const onestep_cuda_tensor& t) { return t.dtype == a.operand ? 0 : scratchBytes((uint64_t)numel(t) * 2); };
+  const auto base = [&](const onestep_cuda_tensor& t) { return t.dtype == a.operand ? 64u : (uint32_t)kScratchAlign; };
+  a.qBytes = copyBytes(q), a.kBytes = copyBytes(k), a.vBytes = copyBytes(v);
   a.ld = (a.Nk + 7) / 8 * 8, a.stride = (a.Nq * a.ld + 63) / 64 * 64;
   a.sBytes = scratchBytes((uint64_t)H * a.stride * 4), a.pBytes = scratchBytes((uint64_t)H * a.stride * 2);
   LtMatmul& s = a.scores;  // A = K_b (stored [Nk, H*D]: D x Nk, ld H*D, head h at +h*D), B = Q_b likewise
   s.m = a.Nk, s.n = a.Nq, s.k = a.D, s.transA = true, s.transB = false, s.lda = HD, s.ldb = HD, s.ldd = a.ld;
   s.batch = (int32_t)H, s.strideA = a.D, s.strideB = a.D, s.strideD = a.stride, s.operand = a.operand;
-  s.alignA = ltAlignment((uint64_t)a.D * 2, ltAlignment((uint64_t)a.Nk * HD * 2, (uint32_t)kScratchAlign));  // sample b at +b*Nk*H*D
-  s.alignB = ltAlignment((uint64_t)a.D * 2, ltAlignment((uint64_t)a.Nq * HD * 2, (uint32_t)kScratchAlign));
+  s.alignA = ltAlignment((uint64_t)a.D * 2, ltAlignment((uint64_t)a.Nk * HD * 2, base(k)));  // sample b at +b*Nk*H*D
+  s.alignB = ltAlignment((uint64_t)a.D * 2, ltAlignment((uint64_t)a.Nq * HD * 2, base(q)));
   s.alignCD = (uint32_t)kScratchAlign;
   LtMatmul& o = a.values;  // A = V_b (Dv x Nk, ld H*Dv, head at +h*Dv), B = P (Nk x Nq, ld Nk), D = O_b (Dv x Nq, ld H*Dv)
   o.m = a.Dv, o.n = a.Nq, o.k = a.Nk, o.transA = false, o.transB = false, o.lda = HDv, o.ldb = a.ld, o.ldd = HDv;
-  o.batch = (int32_t)H, o.strideA = a.Dv, o.strideB = a.stride, o.strideD = a.Dv, o.operand = a.operand;
-  o.alignA = ltAlignment((uint64_t)a.Dv * 2, ltAlignment((uint64_t)a.Nk * HDv * 2, (uint32_t)kScratchAlign));
+  o.batch = (int32_t)H, o.strideA = a.Dv, o.strideB = a.stride, o.strideD = a.Dv, o.operand = a.operand, o.out = n.output.dtype;
+  o.alignA = ltAlignment((uint64_t)a.Dv * 2, ltAlignment((uint64_t)a.Nk * HDv * 2, base(v)));
   o.alignB = ltAlignment((uint64_t)a.stride * 2, (uint32_t)kScratchAlign);
-  o.alignCD = ltAlignment((uint64_t)a.Dv * 4, ltAlignment((uint64_t)a.Nq * HDv * 4, 64));  // the output in the arena (64-byte aligned)
+  const uint64_t ob = (uint64_t)floatBytes(o.out);  // the output in the arena (64-byte aligned), in its storage type
+  o.alignCD = ltAlignment((uint64_t)a.Dv * ob, ltAlignment((uint64_t)a.Nq * HDv * ob, 64));
   uint64_t ws1 = 0, ws2 = 0;
   if (!cublasLtMatmulPlan(s, &ws1).good() || !cublasLtMatmulPlan(o, &ws2).good()) return false;
   a.ltWorkspace = scratchBytes(std::max(ws1, ws2));
@@ -262,12 +266,23 @@ Status runLtAttention(const onestep_cuda_node& n, cudaStream_t st) {
   if (!ltAttentionOf(n, &a)) return Status::fail("attention: cuBLASLt has no plan for this node");
   if (!n.workspace || n.workspace_bytes < a.total()) return Status::fail("attention: the node's workspace is smaller than planned");
   uint8_t* ws = static_cast<uint8_t*>(n.workspace);
-  uint8_t *q16 = ws, *k16 = q16 + a.qBytes, *v16 = k16 + a.kBytes, *p16 = v16 + a.vBytes + a.sBytes, *ltWs = p16 + a.pBytes;
-  float* S = reinterpret_cast<float*>(v16 + a.vBytes);
-  const onestep_cuda_tensor &q = n.inputs[0], &k = n.inputs[1], &v = n.inputs[2];
-  Status s = launchConvert(q16, a.operand, q.data, ONESTEP_CUDA_F32, numel(q), st);
-  if (s.good()) s = launchConvert(k16, a.operand, k.data, ONESTEP_CUDA_F32, numel(k), st);
-  if (s.good()) s = launchConvert(v16, a.operand, v.data, ONESTEP_CUDA_F32, numel(v), st);
+  float* S = reinterpret_cast<float*>(ws + a.qBytes + a.kBytes + a.vBytes);
+  uint8_t *p16 = reinterpret_cast<uint8_t*>(S) + a.sBytes, *ltWs = p16 + a.pBytes;
+  // Q, K, V in the operand type: in place, or rounded into the workspace
+  Status s = Status::ok();
+  uint8_t* operands[3];
+  uint8_t* at = ws;
+  for (int i = 0; i < 3 && s.good(); ++i) {
+    const onestep_cuda_tensor& t = n.inputs[i];
+    if (t.dtype == a.operand) {
+      operands[i] = static_cast<uint8_t*>(t.data);
+      continue;
+    }
+    operands[i] = at;
+    at += i == 0 ? a.qBytes : i == 1 ? a.kBytes : a.vBytes;
+    s = launchConvert(operands[i], a.operand, t.data, t.dtype, numel(t), st);
+  }
+  uint8_t *q16 = operands[0], *k16 = operands[1], *v16 = operands[2];
   const bool causal = attrsOf<onestep::AttentionAttrs>(n).causal;
   const float scale = (float)attrsOf<onestep::AttentionAttrs>(n).scale;
   const int64_t HD = a.H * a.D, HDv = a.H * a.Dv, rows = a.H * a.Nq;
@@ -281,8 +296,8 @@ Status runLtAttention(const onestep_cuda_node& n, cudaStream_t st) {
       ONESTEP_LAUNCH(softmaxRowsKernel<__half>, blocks, kWarps * 32, 0, st)(S, reinterpret_cast<__half*>(p16), rows, a.Nq, a.Nk, a.ld, a.stride, causal);
     s = launched("attention (cuBLASLt) softmax");
     if (s.good())
-      s = cublasLtMatmulRun(a.values, 1.0f, v16 + b * a.Nk * HDv * 2, p16, nullptr, static_cast<float*>(n.output.data) + b * a.Nq * HDv, nullptr,
-                            ltWs, a.ltWorkspace, st);
+      s = cublasLtMatmulRun(a.values, 1.0f, v16 + b * a.Nk * HDv * 2, p16, nullptr,
+                            static_cast<uint8_t*>(n.output.data) + b * a.Nq * HDv * floatBytes(n.output.dtype), nullptr, ltWs, a.ltWorkspace, st);
   }
   return s;
 }
@@ -348,13 +363,11 @@ Status launchAttention(const onestep_cuda_node& n, cudaStream_t s) {
     const int64_t tiles = (Nq + kFlashRows - 1) / kFlashRows;
     const int Dp = (int)((D + 15) / 16 * 16), Dvp = (int)((Dv + 15) / 16 * 16);
     ONESTEP_LAUNCH(flashKernel, dim3((unsigned)tiles, (unsigned)(B * H)), 128, 0, s)(
-        static_cast<const float*>(q.data), static_cast<const float*>(k.data), static_cast<const float*>(v.data),
-        static_cast<float*>(n.output.data), Nq, Nk, H, (int)D, (int)Dv, Dp, Dvp, (float)a.scale, a.causal);
+        actIn(q), actIn(k), actIn(v), actOut(n.output), Nq, Nk, H, (int)D, (int)Dv, Dp, Dvp, (float)a.scale, a.causal);
     return launched("attention");
   }
   const int64_t blocks = (rows + kWarps - 1) / kWarps;
-  ONESTEP_LAUNCH(attentionKernel, (unsigned)blocks, kWarps * 32, 0, s)(static_cast<const float*>(q.data), static_cast<const float*>(k.data),
-                                                            static_cast<const float*>(v.data), static_cast<float*>(n.output.data), B, Nq, Nk, H,
+  ONESTEP_LAUNCH(attentionKernel, (unsigned)blocks, kWarps * 32, 0, s)(actIn(q), actIn(k), actIn(v), actOut(n.output), B, Nq, Nk, H,
                                                             D, Dv, (float)a.scale, a.causal);
   return launched("attention");
 }

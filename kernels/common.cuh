@@ -90,6 +90,44 @@ __device__ __forceinline__ float loadAny(const void* p, int dtype, int64_t i) {
   }
 }
 
+// Stores v as element i of a float tensor stored as F32, F16 or BF16 (rounded to nearest even).
+__device__ __forceinline__ void storeAny(void* p, int dtype, int64_t i, float v) {
+  switch (dtype) {
+    case ONESTEP_CUDA_F16: static_cast<__half*>(p)[i] = __float2half_rn(v); break;
+    case ONESTEP_CUDA_BF16: static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v); break;
+    default: static_cast<float*>(p)[i] = v; break;
+  }
+}
+
+__host__ __device__ __forceinline__ int64_t floatBytes(int dtype) { return dtype == ONESTEP_CUDA_F32 ? 4 : 2; }
+
+// Activations as kernels see them: each tensor stored as F32 or as the graph's 16-bit type (the
+// executor chooses per value, docs/CUDA.md "Activations"), read as float and written rounded.
+// x[i] and x + offset work as on a float pointer, in elements.
+struct ActIn {
+  const void* p;
+  int dt;
+  __host__ __device__ ActIn operator+(int64_t o) const { return ActIn{static_cast<const char*>(p) + o * floatBytes(dt), dt}; }
+  __device__ __forceinline__ float operator[](int64_t i) const { return loadAny(p, dt, i); }
+  __host__ __device__ explicit operator bool() const { return p != nullptr; }
+};
+struct ActRef {
+  void* p;
+  int dt;
+  int64_t i;
+  __device__ __forceinline__ void operator=(float v) const { storeAny(p, dt, i, v); }
+};
+struct ActOut {
+  void* p;
+  int dt;
+  __host__ __device__ ActOut operator+(int64_t o) const { return ActOut{static_cast<char*>(p) + o * floatBytes(dt), dt}; }
+  __device__ __forceinline__ ActRef operator[](int64_t i) const { return ActRef{p, dt, i}; }
+};
+inline ActIn actIn(const onestep_cuda_tensor& t) { return ActIn{t.data, t.dtype}; }
+inline ActOut actOut(const onestep_cuda_tensor& t) { return ActOut{t.data, t.dtype}; }
+// Optional input i, or a null ActIn when absent.
+inline ActIn actIn(const onestep_cuda_node& n, int i) { return present(n, i) ? actIn(n.inputs[i]) : ActIn{nullptr, ONESTEP_CUDA_F32}; }
+
 // float -> a tensor-core operand type, rounded to nearest even (toOperand<half>, toOperand<__nv_bfloat16>),
 // and back
 template <class T>
@@ -102,6 +140,7 @@ template <>
 __device__ __forceinline__ __nv_bfloat16 toOperand<__nv_bfloat16>(float v) {
   return __float2bfloat16_rn(v);
 }
+__device__ __forceinline__ float toFloat(float v) { return v; }
 __device__ __forceinline__ float toFloat(__half v) { return __half2float(v); }
 __device__ __forceinline__ float toFloat(__nv_bfloat16 v) { return __bfloat162float(v); }
 

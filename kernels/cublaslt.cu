@@ -9,11 +9,13 @@
 // name the stand-in, kernels/sim/cublaslt_sim.cc).
 //
 // A GEMM Y[M, N] = X[M, K] W[N, K]^T (row-major) is cuBLASLt's column-major D[N, M] = W X^T:
-// A = W with TRANSA = T, B = X, D = Y^T, the bias indexed by D's rows (the output features). X is
-// float32 in the arena: it is rounded to the weight's type (fp16, or bf16 for graphs that need
-// fp32's range) into the node's workspace first; D is float32 with fp32 compute. Epilogue: BIAS;
-// a residual without activation is C with beta = 1; an activation (and then the residual) is one
-// elementwise kernel after. The algorithm comes from the heuristic once per shape (cached).
+// A = W with TRANSA = T, B = X, D = Y^T, the bias indexed by D's rows (the output features), fp32
+// compute. X stored in the weight's type (fp16, or bf16 for graphs that need fp32's range) is read
+// where it is; a float32 X is rounded into the node's workspace first. D is Y as stored (float32 or
+// 16-bit). Epilogue: BIAS when the bias has D's type (cuBLASLt's default bias type; the executor
+// uploads biases so); a residual of D's type without activation is C with beta = 1; what remains
+// (an activation, then the residual; a bias of another type) is one elementwise kernel after. The
+// algorithm comes from the heuristic once per shape (cached).
 #include <dlfcn.h>
 
 #include <map>
@@ -78,7 +80,7 @@ Lt& lib() {
 struct Key {
   LtMatmul m;
   auto tie() const {
-    return std::tie(m.m, m.n, m.k, m.transA, m.transB, m.lda, m.ldb, m.ldd, m.batch, m.strideA, m.strideB, m.strideD, m.operand, m.bias,
+    return std::tie(m.m, m.n, m.k, m.transA, m.transB, m.lda, m.ldb, m.ldd, m.batch, m.strideA, m.strideB, m.strideD, m.operand, m.out, m.bias,
                     m.accumulate, m.alignA, m.alignB, m.alignCD);
   }
   bool operator<(const Key& o) const { return tie() < o.tie(); }
@@ -89,7 +91,7 @@ struct Choice {
 };
 ChoiceCache<Key, Choice> gCache;
 
-int ltType(int dtype) { return dtype == ONESTEP_CUDA_BF16 ? onestep_lt::kR16BF : onestep_lt::kR16F; }
+int ltType(int dtype) { return dtype == ONESTEP_CUDA_BF16 ? onestep_lt::kR16BF : dtype == ONESTEP_CUDA_F16 ? onestep_lt::kR16F : onestep_lt::kR32F; }
 
 // Descriptors of one matmul; destroyed with it.
 struct Descs {
@@ -121,7 +123,7 @@ Status layout(Lt& lt, onestep_lt::Layout* l, int type, int64_t rows, int64_t col
   return st;
 }
 
-Status describe(Descs& g, const LtMatmul& m, const float* bias) {
+Status describe(Descs& g, const LtMatmul& m, const void* bias) {
   Lt& lt = g.lt;
   const int32_t transA = m.transA ? onestep_lt::kOpT : onestep_lt::kOpN, transB = m.transB ? onestep_lt::kOpT : onestep_lt::kOpN;
   const uint32_t epilogue = m.bias ? onestep_lt::kEpilogueBias : onestep_lt::kEpilogueDefault;
@@ -134,8 +136,9 @@ Status describe(Descs& g, const LtMatmul& m, const float* bias) {
   // op(A) is m x k, op(B) k x n: the stored layouts are their transposes where trans is set
   if (st.good()) st = layout(lt, &g.a, t, m.transA ? m.k : m.m, m.transA ? m.m : m.k, m.lda, m.batch, m.strideA, "MatrixLayoutCreate A");
   if (st.good()) st = layout(lt, &g.b, t, m.transB ? m.n : m.k, m.transB ? m.k : m.n, m.ldb, m.batch, m.strideB, "MatrixLayoutCreate B");
-  if (st.good()) st = layout(lt, &g.c, onestep_lt::kR32F, m.m, m.n, m.ldd, m.batch, m.strideD, "MatrixLayoutCreate C");
-  if (st.good()) st = layout(lt, &g.d, onestep_lt::kR32F, m.m, m.n, m.ldd, m.batch, m.strideD, "MatrixLayoutCreate D");
+  // C and D: float32 or the 16-bit type, the bias (when any) of the same type
+  if (st.good()) st = layout(lt, &g.c, ltType(m.out), m.m, m.n, m.ldd, m.batch, m.strideD, "MatrixLayoutCreate C");
+  if (st.good()) st = layout(lt, &g.d, ltType(m.out), m.m, m.n, m.ldd, m.batch, m.strideD, "MatrixLayoutCreate D");
   return st;
 }
 
@@ -169,15 +172,24 @@ Status choose(const LtMatmul& m, Choice* out) {
   return Status::ok();
 }
 
-__global__ void actResidualKernel(float* __restrict__ y, const float* __restrict__ residual, int act, int64_t n) {
+// y = act(y + bias) + residual in place, over [M, N] (what the matmul's epilogue did not do)
+__global__ void epilogueKernel(ActOut y, ActIn yIn, ActIn bias, ActIn residual, int act, int64_t n, int64_t N) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-    float v = applyAct(act, y[i]);
+    float v = yIn[i];
+    if (bias) v += bias[i % N];
+    v = applyAct(act, v);
     if (residual) v += residual[i];
     y[i] = v;
   }
 }
 
 bool aligned(const void* p, uint64_t a) { return reinterpret_cast<uintptr_t>(p) % a == 0; }
+
+// What of a linear layer cuBLASLt does itself (the rest is the epilogue kernel's).
+bool xInPlace(const LtGemm& g) { return g.x == g.operand; }
+bool ltBias(const LtGemm& g) { return g.bias && g.biasType == g.out; }
+bool ltResidual(const LtGemm& g) { return g.residual && g.act == kNone && g.residualType == g.out; }
+uint64_t xScratch(const LtGemm& g) { return xInPlace(g) ? 0 : scratchBytes((uint64_t)g.M * g.K * 2); }
 
 // Linear: Y[M, N] = X[M, K] W[N, K]^T row-major is D[N, M] = W X^T column-major.
 LtMatmul linearMatmul(const LtGemm& g) {
@@ -186,9 +198,11 @@ LtMatmul linearMatmul(const LtGemm& g) {
   m.transA = true, m.transB = false;
   m.lda = g.K, m.ldb = g.K, m.ldd = g.N;
   m.operand = g.operand;
-  m.bias = g.bias;
-  m.accumulate = g.residual && g.act == kNone;  // the residual as C
-  m.alignA = m.alignB = (uint32_t)kAlign;       // the weight (cudaMalloc) and the rounded X (workspace)
+  m.out = g.out;
+  m.bias = ltBias(g);
+  m.accumulate = ltResidual(g);  // the residual as C
+  m.alignA = (uint32_t)kAlign;   // the weight (cudaMalloc)
+  m.alignB = xInPlace(g) ? kArenaAlign : (uint32_t)kAlign;  // X in the arena, or rounded into the workspace
   m.alignCD = kArenaAlign;
   return m;
 }
@@ -211,7 +225,7 @@ Status cublasLtMatmulPlan(const LtMatmul& m, uint64_t* workspaceBytes) {
   return st;
 }
 
-Status cublasLtMatmulRun(const LtMatmul& m, float alpha, const void* A, const void* B, const float* C, float* D, const float* bias, void* workspace,
+Status cublasLtMatmulRun(const LtMatmul& m, float alpha, const void* A, const void* B, const void* C, void* D, const void* bias, void* workspace,
                          uint64_t workspaceBytes, cudaStream_t s) {
   Lt& lt = lib();
   if (!lt.ok()) return Status::fail("cuBLASLt is not loaded: " + lt.found.reason);
@@ -236,24 +250,32 @@ Status cublasLtMatmulRun(const LtMatmul& m, float alpha, const void* A, const vo
 Status cublasLtPlan(const LtGemm& g, uint64_t* workspaceBytes) {
   uint64_t ws = 0;
   const Status st = cublasLtMatmulPlan(linearMatmul(g), &ws);
-  if (st.good()) *workspaceBytes = scratchBytes((uint64_t)g.M * g.K * 2) + ws;
+  if (st.good()) *workspaceBytes = xScratch(g) + ws;
   return st;
 }
 
-Status cublasLtRun(const LtGemm& g, const float* x, const void* w, const float* bias, const float* residual, float* y, void* workspace,
-                   uint64_t workspaceBytes, cudaStream_t s) {
+Status cublasLtRun(const LtGemm& g, ActIn x, const void* w, ActIn bias, ActIn residual, ActOut y, void* workspace, uint64_t workspaceBytes,
+                   cudaStream_t s) {
   if (g.M == 0 || g.N == 0) return Status::ok();
-  const uint64_t xBytes = scratchBytes((uint64_t)g.M * g.K * 2);
-  if (!workspace || workspaceBytes < xBytes) return Status::fail("cuBLASLt GEMM: the node has no workspace for its rounded input");
-  Status st = launchConvert(workspace, g.operand, x, ONESTEP_CUDA_F32, g.M * g.K, s);
-  if (!st.good()) return st;
+  if (x.dt != g.x || y.dt != g.out || (g.bias && bias.dt != g.biasType) || (g.residual && residual.dt != g.residualType))
+    return Status::fail("cuBLASLt GEMM: the tensors' types differ from the plan's");
+  const uint64_t xBytes = xScratch(g);
+  if (xBytes && (!workspace || workspaceBytes < xBytes)) return Status::fail("cuBLASLt GEMM: the node has no workspace for its rounded input");
+  const void* xOperand = x.p;
+  if (xBytes) {
+    Status st = launchConvert(workspace, g.operand, x.p, x.dt, g.M * g.K, s);
+    if (!st.good()) return st;
+    xOperand = workspace;
+  }
   const LtMatmul m = linearMatmul(g);
-  st = cublasLtMatmulRun(m, 1.0f, w, workspace, residual, y, bias, static_cast<uint8_t*>(workspace) + xBytes, workspaceBytes - xBytes, s);
+  Status st = cublasLtMatmulRun(m, 1.0f, w, xOperand, m.accumulate ? residual.p : nullptr, y.p, m.bias ? bias.p : nullptr,
+                                static_cast<uint8_t*>(workspace) + xBytes, workspaceBytes - xBytes, s);
   if (!st.good()) return st;
-  if (g.act != kNone) {
+  const ActIn postBias = m.bias ? ActIn{nullptr, 0} : bias, postResidual = m.accumulate ? ActIn{nullptr, 0} : residual;
+  if (g.act != kNone || postBias || postResidual) {
     const int64_t n = g.M * g.N;
-    ONESTEP_LAUNCH(actResidualKernel, gridFor(n, 256), 256, 0, s)(y, g.residual ? residual : nullptr, g.act, n);
-    return launched("linear (cuBLASLt) activation");
+    ONESTEP_LAUNCH(epilogueKernel, gridFor(n, 256), 256, 0, s)(y, ActIn{y.p, y.dt}, postBias, postResidual, g.act, n, g.N);
+    return launched("linear (cuBLASLt) epilogue");
   }
   return Status::ok();
 }

@@ -10,10 +10,11 @@
 //
 // The legacy convolution API (no graph building): NHWC tensors and a KRSC (NHWC) filter — the
 // device layout of conv kernels, [Co, kh, kw, Ci] — cross-correlation, fp32 compute, tensor-op
-// math. Activations are still float32 in the arena, so x is first rounded to the weight's type
-// (fp16, or bf16 in graphs that need fp32's range) into the node's workspace; y comes out in that
-// type too (cuDNN has no half-in / float-out configuration) and one elementwise kernel adds the
-// bias, the activation and the residual into the float32 output. The algorithm is the fastest
+// math. x and y are tensors of the weight's type (fp16, or bf16 in graphs that need fp32's range;
+// cuDNN has no half-in / float-out configuration): an x stored so is read where it is, a float32
+// one rounded into the node's workspace first; y is written in place when the output is stored in
+// that type, else into the workspace; then one elementwise kernel adds the bias, the activation and
+// the residual (in place, or into the float32 output). The algorithm is the fastest
 // that cudnnFindConvolutionForwardAlgorithm measures, once per shape at plan time (cached for the
 // process), within a workspace cap. The legacy API pads symmetrically only and does not upsample:
 // a fused nearest upsampling or an asymmetric padding (the VAE encoder's downsampling) is
@@ -177,7 +178,7 @@ Status choose(const DnnConv& c, Choice* out) {
 // dst [B, H, W, C] (operand type) = src [B, srcH, srcW, C] nearest-upsampled by `up`, placed at
 // (padTop, padLeft), zeros around it
 template <class T>
-__global__ void materializeKernel(T* __restrict__ dst, const float* __restrict__ src, int64_t n, int H, int W, int C, int srcH, int srcW, int up,
+__global__ void materializeKernel(T* __restrict__ dst, ActIn src, int64_t n, int H, int W, int C, int srcH, int srcW, int up,
                                   int padTop, int padLeft) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
     const int64_t c = i % C, px = i / C, b = px / ((int64_t)W * H);
@@ -187,18 +188,21 @@ __global__ void materializeKernel(T* __restrict__ dst, const float* __restrict__
   }
 }
 
-// y = act(conv + bias) + residual, from the operand-typed convolution result
-template <class T>
-__global__ void dnnEpilogueKernel(float* __restrict__ y, const T* __restrict__ conv, const float* __restrict__ bias,
-                                  const float* __restrict__ residual, int act, int64_t n, int64_t channels) {
+// y = act(conv + bias) + residual, from the operand-typed convolution result (which may be y itself)
+__global__ void dnnEpilogueKernel(ActOut y, ActIn conv, ActIn bias, ActIn residual, int act, int64_t n, int64_t channels) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-    float v = toFloat(conv[i]);
+    float v = conv[i];
     if (bias) v += bias[i % channels];
     v = applyAct(act, v);
     if (residual) v += residual[i];
     y[i] = v;
   }
 }
+
+// The workspace's parts: x rounded (and materialised) unless it is read in place; y in the operand
+// type unless the output is stored so
+uint64_t xScratch(const DnnConv& c) { return c.materialize || c.x != c.operand ? scratchBytes((uint64_t)c.B * c.H * c.W * c.C * 2) : 0; }
+uint64_t yScratch(const DnnConv& c) { return c.out != c.operand ? scratchBytes((uint64_t)c.B * c.Ho * c.Wo * c.Co * 2) : 0; }
 
 }  // namespace
 
@@ -209,12 +213,12 @@ Status cudnnPlan(const DnnConv& c, uint64_t* workspaceBytes) {
   Choice choice;
   const Status st = choose(c, &choice);
   if (!st.good()) return st;
-  *workspaceBytes = scratchBytes((uint64_t)c.B * c.H * c.W * c.C * 2) + scratchBytes((uint64_t)c.B * c.Ho * c.Wo * c.Co * 2) + choice.workspace;
+  *workspaceBytes = xScratch(c) + yScratch(c) + choice.workspace;
   return Status::ok();
 }
 
-Status cudnnRun(const DnnConv& c, const float* x, const void* w, const float* bias, const float* residual, int act, float* y, void* workspace,
-                uint64_t workspaceBytes, cudaStream_t s) {
+Status cudnnRun(const DnnConv& c, ActIn x, const void* w, ActIn bias, ActIn residual, int act, ActOut y, void* workspace, uint64_t workspaceBytes,
+                cudaStream_t s) {
   const int64_t outN = (int64_t)c.B * c.Ho * c.Wo * c.Co;
   if (outN == 0) return Status::ok();
   Dnn& d = lib();
@@ -222,13 +226,16 @@ Status cudnnRun(const DnnConv& c, const float* x, const void* w, const float* bi
   Choice choice;
   Status st = choose(c, &choice);
   if (!st.good()) return st;
-  const uint64_t xBytes = scratchBytes((uint64_t)c.B * c.H * c.W * c.C * 2), yBytes = scratchBytes((uint64_t)outN * 2);
-  if (!workspace || workspaceBytes < xBytes + yBytes + choice.workspace)
+  if (x.dt != c.x || y.dt != c.out) return Status::fail("cuDNN convolution: the tensors' types differ from the plan's");
+  const uint64_t xBytes = xScratch(c), yBytes = yScratch(c);
+  if ((xBytes + yBytes + choice.workspace) && (!workspace || workspaceBytes < xBytes + yBytes + choice.workspace))
     return Status::fail("cuDNN convolution: the node's workspace (" + std::to_string(workspaceBytes) + " bytes) is smaller than planned (" +
                         std::to_string(xBytes + yBytes + choice.workspace) + ")");
   uint8_t* ws = static_cast<uint8_t*>(workspace);
-  void *xr = ws, *yr = ws + xBytes, *algoWs = choice.workspace ? ws + xBytes + yBytes : nullptr;
-  if (c.materialize) {  // the upsampled / padded input, rounded to the operand type
+  void *xr = xBytes ? ws : const_cast<void*>(x.p), *yr = yBytes ? ws + xBytes : y.p, *algoWs = choice.workspace ? ws + xBytes + yBytes : nullptr;
+  if (!xBytes) {
+    st = Status::ok();  // read in place
+  } else if (c.materialize) {  // the upsampled / padded input, rounded to the operand type
     const int64_t n = (int64_t)c.B * c.H * c.W * c.C;
     if (c.operand == ONESTEP_CUDA_BF16)
       ONESTEP_LAUNCH(materializeKernel<__nv_bfloat16>, gridFor(n, 256), 256, 0, s)(static_cast<__nv_bfloat16*>(xr), x, n, c.H, c.W, c.C, c.srcH,
@@ -238,7 +245,7 @@ Status cudnnRun(const DnnConv& c, const float* x, const void* w, const float* bi
                                                                         c.padTop, c.padLeft);
     st = launched("conv2d (cuDNN) input");
   } else {
-    st = launchConvert(xr, c.operand, x, ONESTEP_CUDA_F32, (int64_t)c.B * c.H * c.W * c.C, s);
+    st = launchConvert(xr, c.operand, x.p, x.dt, (int64_t)c.B * c.H * c.W * c.C, s);
   }
   if (!st.good()) return st;
   Descs g(d);
@@ -253,12 +260,8 @@ Status cudnnRun(const DnnConv& c, const float* x, const void* w, const float* bi
                    "ConvolutionForward");
   }
   if (!st.good()) return st;
-  if (c.operand == ONESTEP_CUDA_BF16)
-    ONESTEP_LAUNCH(dnnEpilogueKernel<__nv_bfloat16>, gridFor(outN, 256), 256, 0, s)(y, static_cast<const __nv_bfloat16*>(yr), bias, residual,
-                                                                                 act, outN, (int64_t)c.Co);
-  else
-    ONESTEP_LAUNCH(dnnEpilogueKernel<__half>, gridFor(outN, 256), 256, 0, s)(y, static_cast<const __half*>(yr), bias, residual, act, outN,
-                                                                           (int64_t)c.Co);
+  if (!yBytes && !bias && !residual && act == kNone) return Status::ok();  // y is the result
+  ONESTEP_LAUNCH(dnnEpilogueKernel, gridFor(outN, 256), 256, 0, s)(y, ActIn{yr, c.operand}, bias, residual, act, outN, (int64_t)c.Co);
   return launched("conv2d (cuDNN) epilogue");
 }
 

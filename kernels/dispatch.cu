@@ -28,7 +28,11 @@ const char* const kNames[] = {
 #undef ONESTEP_OP_NAME
 };
 
-// The ABI invariants: op code, arities, ranks, the F32 output; with `data`, the storage too.
+bool floatType(int d) { return d == ONESTEP_CUDA_F32 || d == ONESTEP_CUDA_F16 || d == ONESTEP_CUDA_BF16; }
+
+// The ABI invariants: op code, arities, ranks, element types (a float output: F32, or 16-bit where
+// the executor stores the value so; the kernels read and write each tensor as stored, ActIn /
+// ActOut, and a family's limits refuse what it cannot take); with `data`, the storage too.
 Status checkNode(const onestep_cuda_node& n, bool data) {
   if (n.op < 0 || n.op >= ONESTEP_OP_COUNT) return Status::fail("unknown op code " + std::to_string(n.op));
   const Row& r = kRows[n.op];
@@ -38,9 +42,11 @@ Status checkNode(const onestep_cuda_node& n, bool data) {
   for (int i = 0; i < n.n_inputs; ++i) {
     const onestep_cuda_tensor& t = n.inputs[i];
     if (t.rank < 0 || t.rank > ONESTEP_CUDA_MAX_RANK) return Status::fail(name + ": input " + std::to_string(i) + " has a bad rank");
+    if (!floatType(t.dtype) && t.dtype != ONESTEP_CUDA_I64) return Status::fail(name + ": input " + std::to_string(i) + " has an unknown element type");
     if (data && !t.data && i < r.minInputs && numel(t) > 0) return Status::fail(name + ": input " + std::to_string(i) + " has no data");
   }
-  if (n.output.rank < 0 || n.output.rank > ONESTEP_CUDA_MAX_RANK || n.output.dtype != ONESTEP_CUDA_F32) return Status::fail(name + ": the output must be F32");
+  if (n.output.rank < 0 || n.output.rank > ONESTEP_CUDA_MAX_RANK || !floatType(n.output.dtype))
+    return Status::fail(name + ": the output must be F32, F16 or BF16");
   if (data && !n.output.data && numel(n.output) > 0) return Status::fail(name + ": the output has no storage");
   return Status::ok();
 }
@@ -67,14 +73,14 @@ const Route kRoutes[] = {
     {ONESTEP_OP_Geglu, launchGeglu, nullptr},
     {ONESTEP_OP_Concat, launchConcat, nullptr},
     {ONESTEP_OP_Upsample, launchUpsample, nullptr},
-    {ONESTEP_OP_TimestepEmbedding, launchTimestepEmbedding, nullptr},
+    {ONESTEP_OP_TimestepEmbedding, launchTimestepEmbedding, timestepEmbeddingLimits},
     {ONESTEP_OP_Embedding, launchEmbedding, nullptr},
     {ONESTEP_OP_SelectRows, launchSelectRows, nullptr},
     {ONESTEP_OP_Permute, launchPermute, nullptr},
     {ONESTEP_OP_Reshape, viewNode, nullptr},
     {ONESTEP_OP_Slice, launchSlice, nullptr},
     {ONESTEP_OP_AvgPool, launchAvgPool, nullptr},
-    {ONESTEP_OP_SchedulerStep, launchSchedulerStep, nullptr},
+    {ONESTEP_OP_SchedulerStep, launchSchedulerStep, schedulerStepLimits},
 };
 
 const Route* routeOf(int op) {

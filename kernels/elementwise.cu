@@ -1,5 +1,6 @@
 // add / mul with broadcasting, unary (affine + activation + clamp), geglu, and the fused
-// scheduler step: the formulas of native/cpu/ops_elementwise.cc, one thread per element.
+// scheduler step: the formulas of native/cpu/ops_elementwise.cc, one thread per element, in fp32
+// whatever the activations' storage (ActIn / ActOut: F32 or the graph's 16-bit type).
 #include <cmath>
 
 #include "ops.cuh"
@@ -17,7 +18,7 @@ struct Broadcast {
 };
 
 template <bool kMul>
-__global__ void binaryKernel(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ y, int64_t n,
+__global__ void binaryKernel(ActIn a, ActIn b, ActOut y, int64_t n,
                              Broadcast g) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
     int64_t rem = i, boff = 0;
@@ -44,12 +45,11 @@ Status binary(const onestep_cuda_node& n, cudaStream_t s) {
   }
   const int64_t count = numel(ta);
   if (count == 0) return Status::ok();
-  ONESTEP_LAUNCH(binaryKernel<kMul>, gridFor(count, kThreads), kThreads, 0, s)(static_cast<const float*>(ta.data), static_cast<const float*>(tb.data),
-                                                                    static_cast<float*>(n.output.data), count, g);
+  ONESTEP_LAUNCH(binaryKernel<kMul>, gridFor(count, kThreads), kThreads, 0, s)(actIn(ta), actIn(tb), actOut(n.output), count, g);
   return launched(kMul ? "mul" : "add");
 }
 
-__global__ void unaryKernel(const float* __restrict__ x, float* __restrict__ y, int64_t n, int act, float a, float b, float c, float d,
+__global__ void unaryKernel(ActIn x, ActOut y, int64_t n, int act, float a, float b, float c, float d,
                             bool clampLo, float lo, bool clampHi, float hi) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
     float v = c * applyAct(act, a * x[i] + b) + d;
@@ -59,17 +59,17 @@ __global__ void unaryKernel(const float* __restrict__ x, float* __restrict__ y, 
   }
 }
 
-__global__ void gegluKernel(const float* __restrict__ x, float* __restrict__ y, int64_t rows, int64_t C) {
+__global__ void gegluKernel(ActIn x, ActOut y, int64_t rows, int64_t C) {
   const int64_t n = rows * C;
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
     const int64_t r = i / C, c = i % C;
-    const float* xr = x + r * 2 * C;
+    const ActIn xr = x + r * 2 * C;
     y[i] = xr[c] * applyAct(kGelu, xr[C + c]);
   }
 }
 
-__global__ void schedulerStepKernel(const float* __restrict__ x, const float* __restrict__ o, const float* __restrict__ coeffs,
-                                    const float* __restrict__ noise, float* __restrict__ y, int64_t n, bool cfg, bool denoised) {
+__global__ void schedulerStepKernel(const float* __restrict__ x, ActIn o, const float* __restrict__ coeffs, const float* __restrict__ noise,
+                                    float* __restrict__ y, int64_t n, bool cfg, bool denoised) {
   const float c0 = coeffs[0], c1 = coeffs[1], c2 = coeffs[2], c3 = coeffs[3], c4 = coeffs[4], c5 = coeffs[5], c6 = coeffs[6],
               c7 = coeffs[7];
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
@@ -95,8 +95,7 @@ Status launchUnary(const onestep_cuda_node& n, cudaStream_t s) {
   const int64_t count = numel(n.output);
   if (count == 0) return Status::ok();
   const bool lo = std::isfinite(a.lo), hi = std::isfinite(a.hi);
-  ONESTEP_LAUNCH(unaryKernel, gridFor(count, kThreads), kThreads, 0, s)(static_cast<const float*>(n.inputs[0].data), static_cast<float*>(n.output.data),
-                                                           count, (int)a.act, (float)a.a, (float)a.b, (float)a.c, (float)a.d, lo,
+  ONESTEP_LAUNCH(unaryKernel, gridFor(count, kThreads), kThreads, 0, s)(actIn(n.inputs[0]), actOut(n.output), count, (int)a.act, (float)a.a, (float)a.b, (float)a.c, (float)a.d, lo,
                                                            lo ? (float)a.lo : 0.0f, hi, hi ? (float)a.hi : 0.0f);
   return launched("unary");
 }
@@ -104,18 +103,28 @@ Status launchUnary(const onestep_cuda_node& n, cudaStream_t s) {
 Status launchGeglu(const onestep_cuda_node& n, cudaStream_t s) {
   const int64_t C = lastDim(n.output), count = numel(n.output);
   if (count == 0) return Status::ok();
-  ONESTEP_LAUNCH(gegluKernel, gridFor(count, kThreads), kThreads, 0, s)(static_cast<const float*>(n.inputs[0].data), static_cast<float*>(n.output.data),
-                                                           count / C, C);
+  ONESTEP_LAUNCH(gegluKernel, gridFor(count, kThreads), kThreads, 0, s)(actIn(n.inputs[0]), actOut(n.output), count / C, C);
   return launched("geglu");
 }
 
+// The latents, the coefficients, the noise and the result stay float32, as in the reference (the
+// model output may be 16-bit).
+Status schedulerStepLimits(const onestep_cuda_node& n) {
+  for (int i : {0, 2, 3})
+    if (i < n.n_inputs && n.inputs[i].dtype != ONESTEP_CUDA_F32)     return Status::fail("scheduler_step: its latents, coefficients and noise are float32");
+  if (n.output.dtype != ONESTEP_CUDA_F32) return Status::fail("scheduler_step: its result is float32");
+  return Status::ok();
+}
+
 Status launchSchedulerStep(const onestep_cuda_node& n, cudaStream_t s) {
+  const Status fits = schedulerStepLimits(n);
+  if (!fits.good()) return fits;
   const int64_t count = numel(n.output);
   const int64_t outCount = numel(n.inputs[1]);
   if (count == 0) return Status::ok();
   const float* noise = present(n, 3) ? static_cast<const float*>(n.inputs[3].data) : nullptr;
   ONESTEP_LAUNCH(schedulerStepKernel, gridFor(count, kThreads), kThreads, 0, s)(
-      static_cast<const float*>(n.inputs[0].data), static_cast<const float*>(n.inputs[1].data), static_cast<const float*>(n.inputs[2].data),
+      static_cast<const float*>(n.inputs[0].data), actIn(n.inputs[1]), static_cast<const float*>(n.inputs[2].data),
       noise, static_cast<float*>(n.output.data), count, outCount == 2 * count,
       attrsOf<onestep::SchedulerStepAttrs>(n).select == 1);
   return launched("scheduler_step");

@@ -2,7 +2,8 @@
 //   linear: A = x rows;  conv2d: A gathered from NHWC x by the implicit-GEMM map (zero padding,
 //   stride, fused nearest upsampling), W = the kernel prepared as [Co, kh, kw, Ci];
 //   epilogue: + bias[n], activation, + residual[m, n] (native/cpu/gemm.h's order).
-// Operands are rounded to the tensor-core operand type in shared memory — fp16, or bf16 when the
+// Activations (x, the residual, y) are stored as F32 or the graph's 16-bit type (ActIn / ActOut);
+// operands are rounded to the tensor-core operand type in shared memory — fp16, or bf16 when the
 // weight is bf16 (graphs that need fp32's range upload their weights so: GraphSpec::gemmOperand;
 // sm_80 and newer) — and multiplied by WMMA 16x16x16 with fp32 accumulation. 64x64 tiles per
 // block of 4 warps (2x2, 32x32 each), K in steps of 32.
@@ -38,13 +39,13 @@ struct ConvMap {
 };
 
 struct Epilogue {
-  const float* bias;      // [N] or null
-  const float* residual;  // [M, N] or null
+  ActIn bias;      // [N] or null
+  ActIn residual;  // [M, N] or null
   int act;
 };
 
 template <bool kConv, class T>
-__device__ __forceinline__ void gemmBody(const float* __restrict__ x, const void* __restrict__ w, int wDtype, float* __restrict__ y, int64_t M,
+__device__ __forceinline__ void gemmBody(ActIn x, const void* __restrict__ w, int wDtype, ActOut y, int64_t M,
                                          int64_t N, int64_t K, const ConvMap& g, const Epilogue& ep) {
   __shared__ __align__(32) T As[BM][BK + PAD];
   __shared__ __align__(32) T Bs[BN][BK + PAD];
@@ -115,7 +116,7 @@ __device__ __forceinline__ void gemmBody(const float* __restrict__ x, const void
 }
 
 template <bool kConv, class T>
-__global__ void __launch_bounds__(kThreads) gemmKernel(const float* __restrict__ x, const void* __restrict__ w, int wDtype, float* __restrict__ y,
+__global__ void __launch_bounds__(kThreads) gemmKernel(ActIn x, const void* __restrict__ w, int wDtype, ActOut y,
                                                        int64_t M, int64_t N, int64_t K, ConvMap g, Epilogue ep) {
 #ifndef ONESTEP_BF16_WMMA
   if constexpr (std::is_same<T, __nv_bfloat16>::value) {
@@ -144,7 +145,7 @@ Status gemmLimits(const char* op, const onestep_cuda_tensor& w, int64_t M, int64
   return Status::ok();
 }
 
-Status run(bool conv, const float* x, const onestep_cuda_tensor& w, float* y, int64_t M, int64_t N, int64_t K, const ConvMap& g,
+Status run(bool conv, ActIn x, const onestep_cuda_tensor& w, ActOut y, int64_t M, int64_t N, int64_t K, const ConvMap& g,
            const Epilogue& ep, cudaStream_t s) {
   if (M == 0 || N == 0) return Status::ok();
   const int64_t gy = (M + BM - 1) / BM, gx = (N + BN - 1) / BN;
@@ -158,15 +159,16 @@ Status run(bool conv, const float* x, const onestep_cuda_tensor& w, float* y, in
 
 Epilogue epilogueOf(const onestep_cuda_node& n, onestep::Act act) {
   Epilogue ep;
-  ep.bias = present(n, 2) ? static_cast<const float*>(n.inputs[2].data) : nullptr;
-  ep.residual = present(n, 3) ? static_cast<const float*>(n.inputs[3].data) : nullptr;
+  ep.bias = actIn(n, 2);
+  ep.residual = actIn(n, 3);
   ep.act = (int)act;
   return ep;
 }
 
 // The vendor libraries' paths (cublaslt.cu, cudnn.cu), chosen per node at plan time.
 LtGemm ltGemmOf(const onestep_cuda_node& n, int64_t M, int64_t N, int64_t K, onestep::Act act) {
-  return LtGemm{M, N, K, n.inputs[1].dtype, given(n, 2), given(n, 3), (int)act};
+  return LtGemm{M, N, K, n.inputs[1].dtype, given(n, 2), given(n, 3), (int)act, n.inputs[0].dtype, n.output.dtype,
+                given(n, 2) ? n.inputs[2].dtype : ONESTEP_CUDA_F32, given(n, 3) ? n.inputs[3].dtype : ONESTEP_CUDA_F32};
 }
 
 void choosePlan(onestep_cuda_node_plan* out, int32_t algorithm, uint64_t workspace, const char* name) {
@@ -205,6 +207,7 @@ bool dnnConvOf(const onestep_cuda_node& n, DnnConv* c) {
   d.srcH = (int)x.shape[1], d.srcW = (int)x.shape[2], d.up = (int)up;
   d.padTop = symmetric ? 0 : (int)a.pad_top, d.padLeft = symmetric ? 0 : (int)a.pad_left;
   d.materialize = materialize;
+  d.x = x.dtype, d.out = o.dtype;
   *c = d;
   return true;
 }
@@ -218,10 +221,7 @@ bool planDnn(const onestep_cuda_node& n, onestep_cuda_node_plan* out) {
 }
 
 Status runLt(const onestep_cuda_node& n, const LtGemm& g, cudaStream_t s) {
-  return cublasLtRun(g, static_cast<const float*>(n.inputs[0].data), n.inputs[1].data,
-                     present(n, 2) ? static_cast<const float*>(n.inputs[2].data) : nullptr,
-                     present(n, 3) ? static_cast<const float*>(n.inputs[3].data) : nullptr, static_cast<float*>(n.output.data), n.workspace,
-                     n.workspace_bytes, s);
+  return cublasLtRun(g, actIn(n.inputs[0]), n.inputs[1].data, actIn(n, 2), actIn(n, 3), actOut(n.output), n.workspace, n.workspace_bytes, s);
 }
 
 bool pointwise(const onestep::Conv2dAttrs& a, const onestep_cuda_tensor& w) {
@@ -262,7 +262,7 @@ Status launchLinear(const onestep_cuda_node& n, cudaStream_t s) {
   const Status fits = linearLimits(n);
   if (!fits.good()) return fits;
   if (n.algorithm == kAlgoCublasLt) return runLt(n, ltGemmOf(n, M, N, K, attrsOf<onestep::LinearAttrs>(n).act), s);
-  return run(false, static_cast<const float*>(x.data), w, static_cast<float*>(n.output.data), M, N, K, ConvMap{},
+  return run(false, actIn(x), w, actOut(n.output), M, N, K, ConvMap{},
              epilogueOf(n, attrsOf<onestep::LinearAttrs>(n).act), s);
 }
 
@@ -290,13 +290,11 @@ Status launchConv2d(const onestep_cuda_node& n, cudaStream_t s) {
   if (n.algorithm == kAlgoCudnn) {
     DnnConv c;
     if (!dnnConvOf(n, &c)) return Status::fail("conv2d: sizes beyond cuDNN's int range");
-    return cudnnRun(c, static_cast<const float*>(x.data), w.data, present(n, 2) ? static_cast<const float*>(n.inputs[2].data) : nullptr,
-                    present(n, 3) ? static_cast<const float*>(n.inputs[3].data) : nullptr, (int)a.act, static_cast<float*>(o.data), n.workspace,
-                    n.workspace_bytes, s);
+    return cudnnRun(c, actIn(x), w.data, actIn(n, 2), actIn(n, 3), (int)a.act, actOut(o), n.workspace, n.workspace_bytes, s);
   }
   ConvMap g{(int)x.shape[1], (int)x.shape[2], (int)x.shape[3], (int)o.shape[1], (int)o.shape[2], (int)w.shape[1],
             (int)w.shape[2],   (int)a.stride_h, (int)a.stride_w, (int)a.pad_top, (int)a.pad_left, (int)up};
-  return run(!pointwise(a, w), static_cast<const float*>(x.data), w, static_cast<float*>(o.data), M, N, K, g, epilogueOf(n, a.act), s);
+  return run(!pointwise(a, w), actIn(x), w, actOut(o), M, N, K, g, epilogueOf(n, a.act), s);
 }
 
 }  // namespace onestep_cuda

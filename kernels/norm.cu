@@ -1,6 +1,7 @@
 // group_norm (NHWC, optional fused activation) and layer_norm, statistics in double as on the
-// CPU (native/cpu/ops_norm.cc). group_norm: a split reduction over the GPU, then one pass that
-// normalises (below); layer_norm: one block per row.
+// CPU (native/cpu/ops_norm.cc), whatever the activations' storage (F32 or the graph's 16-bit type).
+// group_norm: a split reduction over the GPU, then one pass that normalises (below); layer_norm:
+// one block per row.
 #include <algorithm>
 
 #include "ops.cuh"
@@ -48,8 +49,8 @@ __device__ void blockSum2(double& a, double& b) {
 //     chunk in double into the node's workspace;
 //  2. per (sample, channel), the group's mean and 1/std from the partials (double, as on the CPU),
 //     folded with gamma and beta into one scale and shift;
-//  3. y = act(x * scale + shift) over every element, four channels per thread (16-byte loads)
-//     where the channel count allows.
+//  3. y = act(x * scale + shift) over every element, 16 bytes per load where the channel count and
+//     the storage allow (four float32 or eight 16-bit channels).
 constexpr int64_t kGnChunk = 64;       // pixels per partial-sum block
 constexpr int64_t kGnMaxChunks = 256;  // chunks per (sample, group) at the most
 
@@ -70,11 +71,11 @@ GnShape gnShapeOf(const onestep_cuda_node& n) {
   return s;
 }
 
-__global__ void groupNormPartialKernel(const float* __restrict__ x, double* __restrict__ partial, int64_t P, int64_t C, int64_t cpg,
+__global__ void groupNormPartialKernel(ActIn x, double* __restrict__ partial, int64_t P, int64_t C, int64_t cpg,
                                        int64_t chunkPixels) {
   const int64_t chunk = blockIdx.x, g = blockIdx.y, b = blockIdx.z, chunks = gridDim.x, G = gridDim.y;
   const int64_t p0 = chunk * chunkPixels, p1 = p0 + chunkPixels < P ? p0 + chunkPixels : P;
-  const float* xs = x + b * P * C + g * cpg;
+  const ActIn xs = x + b * P * C + g * cpg;
   double s1 = 0.0, s2 = 0.0;
   const int64_t count = (p1 > p0 ? p1 - p0 : 0) * cpg;
   for (int64_t i = threadIdx.x; i < count; i += blockDim.x) {
@@ -108,30 +109,40 @@ __global__ void groupNormScaleKernel(const double* __restrict__ partial, const f
   scaleShift[2 * i + 1] = (float)(beta[c] - mean * rstd * gamma[c]);
 }
 
-template <int kVec>
-__global__ void groupNormApplyKernel(const float* __restrict__ x, const float* __restrict__ scaleShift, float* __restrict__ y, int64_t n, int64_t P,
-                                     int64_t C, int act) {
+// 16 bytes per thread and step: T is float (four channels) or the 16-bit type (eight)
+template <class T>
+__global__ void groupNormApplyVecKernel(const T* __restrict__ x, const float* __restrict__ scaleShift, T* __restrict__ y, int64_t n, int64_t P,
+                                        int64_t C, int act) {
+  constexpr int kVec = 16 / sizeof(T);
   for (int64_t v = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; v < n / kVec; v += (int64_t)gridDim.x * blockDim.x) {
     const int64_t i = v * kVec, c = i % C, b = i / (P * C);
     const float* ss = scaleShift + (b * C + c) * 2;
-    if constexpr (kVec == 4) {
-      const float4 xv = *reinterpret_cast<const float4*>(x + i);
-      float4 yv;
-      yv.x = applyAct(act, xv.x * ss[0] + ss[1]);
-      yv.y = applyAct(act, xv.y * ss[2] + ss[3]);
-      yv.z = applyAct(act, xv.z * ss[4] + ss[5]);
-      yv.w = applyAct(act, xv.w * ss[6] + ss[7]);
-      *reinterpret_cast<float4*>(y + i) = yv;
-    } else {
-      y[i] = applyAct(act, x[i] * ss[0] + ss[1]);
+    union Pack {  // the 16 bytes as elements (a union: no aliasing through casted pointers)
+      uint4 raw;
+      T e[kVec];
+    } in, out;
+    in.raw = *reinterpret_cast<const uint4*>(x + i);
+    for (int k = 0; k < kVec; ++k) {
+      const float r = applyAct(act, toFloat(in.e[k]) * ss[2 * k] + ss[2 * k + 1]);
+      if constexpr (sizeof(T) == 4) out.e[k] = r;
+      else out.e[k] = toOperand<T>(r);
     }
+    *reinterpret_cast<uint4*>(y + i) = out.raw;
   }
 }
 
-__global__ void layerNormKernel(const float* __restrict__ x, const float* __restrict__ gamma, const float* __restrict__ beta,
-                                float* __restrict__ y, int64_t C, double eps) {
-  const float* xr = x + blockIdx.x * C;
-  float* yr = y + blockIdx.x * C;
+// any storage pair, one element per thread and step
+__global__ void groupNormApplyKernel(ActIn x, const float* __restrict__ scaleShift, ActOut y, int64_t n, int64_t P, int64_t C, int act) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t c = i % C, b = i / (P * C);
+    const float* ss = scaleShift + (b * C + c) * 2;
+    y[i] = applyAct(act, x[i] * ss[0] + ss[1]);
+  }
+}
+
+__global__ void layerNormKernel(ActIn x, const float* __restrict__ gamma, const float* __restrict__ beta, ActOut y, int64_t C, double eps) {
+  const ActIn xr = x + blockIdx.x * C;
+  const ActOut yr = y + blockIdx.x * C;
   double s1 = 0.0, unused = 0.0;
   for (int64_t c = threadIdx.x; c < C; c += blockDim.x) s1 += xr[c];
   blockSum2(s1, unused);
@@ -174,8 +185,8 @@ Status launchGroupNorm(const onestep_cuda_node& n, cudaStream_t s) {
   if (!n.workspace || n.workspace_bytes < g.total()) return Status::fail("group_norm: the node's workspace is smaller than planned");
   double* partial = static_cast<double*>(n.workspace);
   float* scaleShift = reinterpret_cast<float*>(static_cast<uint8_t*>(n.workspace) + g.partialBytes());
-  const float* xp = static_cast<const float*>(x.data);
-  float* yp = static_cast<float*>(n.output.data);
+  const ActIn xp = actIn(x);
+  const ActOut yp = actOut(n.output);
   ONESTEP_LAUNCH(groupNormPartialKernel, dim3((unsigned)g.chunks, (unsigned)g.G, (unsigned)g.B), kThreads, 0, s)(xp, partial, g.P, g.C, g.cpg,
                                                                                                                 g.chunkPixels);
   Status st = launched("group_norm (partial sums)");
@@ -186,11 +197,21 @@ Status launchGroupNorm(const onestep_cuda_node& n, cudaStream_t s) {
   st = launched("group_norm (statistics)");
   if (!st.good()) return st;
   const int64_t total = g.B * g.P * g.C;
-  const bool vec = g.C % 4 == 0 && reinterpret_cast<uintptr_t>(xp) % 16 == 0 && reinterpret_cast<uintptr_t>(yp) % 16 == 0;
-  if (vec)
-    ONESTEP_LAUNCH(groupNormApplyKernel<4>, gridFor(total / 4, kThreads), kThreads, 0, s)(xp, scaleShift, yp, total, g.P, g.C, (int)a.act);
+  const int per = (int)(16 / floatBytes(x.dtype));  // elements per 16 bytes
+  const bool vec = x.dtype == n.output.dtype && g.C % per == 0 && reinterpret_cast<uintptr_t>(x.data) % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(n.output.data) % 16 == 0;
+  const unsigned grid = gridFor(vec ? total / per : total, kThreads);
+  if (vec && x.dtype == ONESTEP_CUDA_F16)
+    ONESTEP_LAUNCH(groupNormApplyVecKernel<__half>, grid, kThreads, 0, s)(static_cast<const __half*>(x.data), scaleShift,
+                                                                          static_cast<__half*>(n.output.data), total, g.P, g.C, (int)a.act);
+  else if (vec && x.dtype == ONESTEP_CUDA_BF16)
+    ONESTEP_LAUNCH(groupNormApplyVecKernel<__nv_bfloat16>, grid, kThreads, 0, s)(static_cast<const __nv_bfloat16*>(x.data), scaleShift,
+                                                                                 static_cast<__nv_bfloat16*>(n.output.data), total, g.P, g.C, (int)a.act);
+  else if (vec)
+    ONESTEP_LAUNCH(groupNormApplyVecKernel<float>, grid, kThreads, 0, s)(static_cast<const float*>(x.data), scaleShift,
+                                                                         static_cast<float*>(n.output.data), total, g.P, g.C, (int)a.act);
   else
-    ONESTEP_LAUNCH(groupNormApplyKernel<1>, gridFor(total, kThreads), kThreads, 0, s)(xp, scaleShift, yp, total, g.P, g.C, (int)a.act);
+    ONESTEP_LAUNCH(groupNormApplyKernel, grid, kThreads, 0, s)(xp, scaleShift, yp, total, g.P, g.C, (int)a.act);
   return launched("group_norm");
 }
 
@@ -206,8 +227,8 @@ Status launchLayerNorm(const onestep_cuda_node& n, cudaStream_t s) {
   if (rows == 0) return Status::ok();
   const Status fits = layerNormLimits(n);
   if (!fits.good()) return fits;
-  ONESTEP_LAUNCH(layerNormKernel, (unsigned)rows, kThreads, 0, s)(static_cast<const float*>(x.data), static_cast<const float*>(n.inputs[1].data),
-                                                      static_cast<const float*>(n.inputs[2].data), static_cast<float*>(n.output.data), C,
+  ONESTEP_LAUNCH(layerNormKernel, (unsigned)rows, kThreads, 0, s)(actIn(x), static_cast<const float*>(n.inputs[1].data),
+                                                      static_cast<const float*>(n.inputs[2].data), actOut(n.output), C,
                                                       attrsOf<onestep::LayerNormAttrs>(n).eps);
   return launched("layer_norm");
 }

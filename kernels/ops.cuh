@@ -26,9 +26,11 @@ struct LtGemm {
   int operand;  // the weight's type on the device: ONESTEP_CUDA_F16 or ONESTEP_CUDA_BF16
   bool bias, residual;
   int act;
+  int x, out, biasType, residualType;  // how X, Y, the bias and the residual are stored (F32 / F16 / BF16)
 };
 // Any matmul through cuBLASLt, in its column-major terms: D[m, n] = alpha op(A) op(B) (+ C when
-// accumulate) (+ bias[m]); A and B of type `operand`, C and D float32 with D's layout; strides and
+// accumulate) (+ bias[m]); A and B of type `operand`, C, D and the bias of type `out` (float32 or a
+// 16-bit type), C with D's layout; strides and
 // leading dimensions in elements; align*: the bytes every pointer (batch offsets included) is
 // aligned to (the heuristic chooses for them). Workspace: what the plan said.
 struct LtMatmul {
@@ -38,33 +40,36 @@ struct LtMatmul {
   int32_t batch = 1;
   int64_t strideA = 0, strideB = 0, strideD = 0;
   int operand = ONESTEP_CUDA_F16;
+  int out = ONESTEP_CUDA_F32;
   bool bias = false, accumulate = false;
   uint32_t alignA = 256, alignB = 256, alignCD = 256;
 };
 Status cublasLtMatmulPlan(const LtMatmul& m, uint64_t* workspaceBytes);
-Status cublasLtMatmulRun(const LtMatmul& m, float alpha, const void* A, const void* B, const float* C, float* D, const float* bias, void* workspace,
+Status cublasLtMatmulRun(const LtMatmul& m, float alpha, const void* A, const void* B, const void* C, void* D, const void* bias, void* workspace,
                          uint64_t workspaceBytes, cudaStream_t s);
 // The largest power of two <= base that divides byteOffset (the alignment a sub-matrix keeps).
 uint32_t ltAlignment(uint64_t byteOffset, uint32_t base);
 bool cublasLtUsable();
 Status cublasLtPlan(const LtGemm& g, uint64_t* workspaceBytes);
-Status cublasLtRun(const LtGemm& g, const float* x, const void* w, const float* bias, const float* residual, float* y, void* workspace,
-                   uint64_t workspaceBytes, cudaStream_t s);
+Status cublasLtRun(const LtGemm& g, ActIn x, const void* w, ActIn bias, ActIn residual, ActOut y, void* workspace, uint64_t workspaceBytes,
+                   cudaStream_t s);
 std::string cublasLtInfoJson();
 // cudnn.cu: cuDNN 9 loaded at run time; a convolution over NHWC x [B, H, W, C] with a [Co, kh, kw, C]
 // kernel, symmetric padding ph, pw, no dilation; y = act(conv + bias) + residual. x is the node's
-// input [B, srcH, srcW, C] rounded to the operand type and, when `materialize`, nearest-upsampled by
-// `up` and zero-padded by padTop / padLeft (and up to H, W at the bottom / right) in the workspace.
+// input [B, srcH, srcW, C], read in place when it is stored in the operand type, else rounded to it
+// in the workspace and, when `materialize`, nearest-upsampled by `up` and zero-padded by padTop /
+// padLeft (and up to H, W at the bottom / right) there.
 struct DnnConv {
   int B, H, W, C, Co, kh, kw, sh, sw, ph, pw, Ho, Wo;
   int operand;  // the kernel's type on the device: ONESTEP_CUDA_F16 or ONESTEP_CUDA_BF16
   int srcH, srcW, up, padTop, padLeft;
   bool materialize;
+  int x, out;  // how the input and the output are stored (F32 / F16 / BF16)
 };
 bool cudnnUsable();
 Status cudnnPlan(const DnnConv& c, uint64_t* workspaceBytes);
-Status cudnnRun(const DnnConv& c, const float* x, const void* w, const float* bias, const float* residual, int act, float* y, void* workspace,
-                uint64_t workspaceBytes, cudaStream_t s);
+Status cudnnRun(const DnnConv& c, ActIn x, const void* w, ActIn bias, ActIn residual, int act, ActOut y, void* workspace, uint64_t workspaceBytes,
+                cudaStream_t s);
 std::string cudnnInfoJson();
 // attention.cu
 Status attentionLimits(const onestep_cuda_node& n);
@@ -81,6 +86,7 @@ Status launchAdd(const onestep_cuda_node& n, cudaStream_t s);
 Status launchMul(const onestep_cuda_node& n, cudaStream_t s);
 Status launchUnary(const onestep_cuda_node& n, cudaStream_t s);
 Status launchGeglu(const onestep_cuda_node& n, cudaStream_t s);
+Status schedulerStepLimits(const onestep_cuda_node& n);
 Status launchSchedulerStep(const onestep_cuda_node& n, cudaStream_t s);
 // shape.cu
 Status launchConcat(const onestep_cuda_node& n, cudaStream_t s);
@@ -90,6 +96,7 @@ Status launchSlice(const onestep_cuda_node& n, cudaStream_t s);
 Status launchAvgPool(const onestep_cuda_node& n, cudaStream_t s);
 Status launchEmbedding(const onestep_cuda_node& n, cudaStream_t s);
 Status launchSelectRows(const onestep_cuda_node& n, cudaStream_t s);
+Status timestepEmbeddingLimits(const onestep_cuda_node& n);
 Status launchTimestepEmbedding(const onestep_cuda_node& n, cudaStream_t s);
 // dispatch.cu: checks a node and calls its launcher; whether a node has one that takes it
 Status runNode(const onestep_cuda_node& n, cudaStream_t s);

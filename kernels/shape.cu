@@ -1,6 +1,6 @@
 // Data movement (concat, nearest upsample, permute, slice, average pooling), table lookups
 // (embedding, select_rows) and the sinusoidal timestep embedding, as native/cpu/ops_shape.cc
-// computes them. One thread per output element.
+// computes them. One thread per output element; activations as stored (ActIn / ActOut).
 #include <cmath>
 
 #include "ops.cuh"
@@ -13,7 +13,7 @@ constexpr int kThreads = 256;
 
 #define GRID_LOOP(i, n) for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
 
-__global__ void concatKernel(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ y, int64_t rows, int64_t ca,
+__global__ void concatKernel(ActIn a, ActIn b, ActOut y, int64_t rows, int64_t ca,
                              int64_t cb) {
   const int64_t c = ca + cb;
   GRID_LOOP(i, rows * c) {
@@ -31,7 +31,7 @@ __device__ inline int64_t nearestSource(int64_t dst, int64_t in, int64_t out) {
   return s < in - 1 ? s : in - 1;
 }
 
-__global__ void upsampleKernel(const float* __restrict__ x, float* __restrict__ y, int64_t B, int64_t H, int64_t W, int64_t C, int64_t Ho, int64_t Wo) {
+__global__ void upsampleKernel(ActIn x, ActOut y, int64_t B, int64_t H, int64_t W, int64_t C, int64_t Ho, int64_t Wo) {
   GRID_LOOP(i, B * Ho * Wo * C) {
     const int64_t c = i % C, ox = (i / C) % Wo, oy = (i / (C * Wo)) % Ho, b = i / (C * Wo * Ho);
     y[i] = x[((b * H + nearestSource(oy, H, Ho)) * W + nearestSource(ox, W, Wo)) * C + c];
@@ -44,7 +44,7 @@ struct Perm {
   int64_t inStride[ONESTEP_CUDA_MAX_RANK];  // the input stride of each output dim
 };
 
-__global__ void permuteKernel(const float* __restrict__ x, float* __restrict__ y, int64_t n, Perm p) {
+__global__ void permuteKernel(ActIn x, ActOut y, int64_t n, Perm p) {
   GRID_LOOP(i, n) {
     int64_t rem = i, off = 0;
     for (int d = p.rank - 1; d >= 0; --d) {
@@ -55,7 +55,7 @@ __global__ void permuteKernel(const float* __restrict__ x, float* __restrict__ y
   }
 }
 
-__global__ void sliceKernel(const float* __restrict__ x, float* __restrict__ y, int64_t outer, int64_t axisLen, int64_t start, int64_t len,
+__global__ void sliceKernel(ActIn x, ActOut y, int64_t outer, int64_t axisLen, int64_t start, int64_t len,
                             int64_t inner) {
   GRID_LOOP(i, outer * len * inner) {
     const int64_t k = i % inner, a = (i / inner) % len, o = i / (inner * len);
@@ -63,7 +63,7 @@ __global__ void sliceKernel(const float* __restrict__ x, float* __restrict__ y, 
   }
 }
 
-__global__ void avgPoolKernel(const float* __restrict__ x, float* __restrict__ y, int64_t B, int64_t H, int64_t W, int64_t C, int64_t Ho,
+__global__ void avgPoolKernel(ActIn x, ActOut y, int64_t B, int64_t H, int64_t W, int64_t C, int64_t Ho,
                               int64_t Wo, int64_t k) {
   const float inv = 1.0f / (float)(k * k);
   GRID_LOOP(i, B * Ho * Wo * C) {
@@ -77,7 +77,7 @@ __global__ void avgPoolKernel(const float* __restrict__ x, float* __restrict__ y
 
 // Ids outside the table were refused on the host (the executor checks index inputs); a stray one
 // here reads row 0 rather than out of bounds.
-__global__ void embeddingKernel(const int64_t* __restrict__ ids, const void* __restrict__ table, int dtype, float* __restrict__ y, int64_t n,
+__global__ void embeddingKernel(const int64_t* __restrict__ ids, const void* __restrict__ table, int dtype, ActOut y, int64_t n,
                                 int64_t V, int64_t C) {
   GRID_LOOP(i, n * C) {
     int64_t id = ids[i / C];
@@ -86,7 +86,7 @@ __global__ void embeddingKernel(const int64_t* __restrict__ ids, const void* __r
   }
 }
 
-__global__ void selectRowsKernel(const float* __restrict__ x, const int64_t* __restrict__ idx, float* __restrict__ y, int64_t B, int64_t L,
+__global__ void selectRowsKernel(ActIn x, const int64_t* __restrict__ idx, ActOut y, int64_t B, int64_t L,
                                  int64_t C) {
   GRID_LOOP(i, B * C) {
     const int64_t b = i / C;
@@ -96,7 +96,7 @@ __global__ void selectRowsKernel(const float* __restrict__ x, const int64_t* __r
   }
 }
 
-__global__ void timestepEmbeddingKernel(const float* __restrict__ t, float* __restrict__ y, int64_t B, int64_t dim, bool flip, float shift,
+__global__ void timestepEmbeddingKernel(const float* __restrict__ t, ActOut y, int64_t B, int64_t dim, bool flip, float shift,
                                         float scale, bool guidanceForm) {
   const int64_t half = dim / 2;
   const float ln = logf(10000.0f);
@@ -104,7 +104,7 @@ __global__ void timestepEmbeddingKernel(const float* __restrict__ t, float* __re
     const int64_t b = i / half, k = i % half;
     const float exponent = guidanceForm ? (float)k * -(ln / ((float)half - shift)) : (-ln * (float)k) / ((float)half - shift);
     const float arg = scale * (t[b] * expf(exponent));
-    float* row = y + b * dim;
+    const ActOut row = y + b * dim;
     row[flip ? half + k : k] = sinf(arg);
     row[flip ? k : half + k] = cosf(arg);
   }
@@ -123,13 +123,12 @@ Status launch(const char* what, int64_t n, K kernel, cudaStream_t s, A... args) 
 Status launchConcat(const onestep_cuda_node& n, cudaStream_t s) {
   const int64_t ca = lastDim(n.inputs[0]), cb = lastDim(n.inputs[1]);
   const int64_t rows = numel(n.output) / (ca + cb > 0 ? ca + cb : 1);
-  return launch("concat", numel(n.output), concatKernel, s, static_cast<const float*>(n.inputs[0].data),
-                static_cast<const float*>(n.inputs[1].data), static_cast<float*>(n.output.data), rows, ca, cb);
+  return launch("concat", numel(n.output), concatKernel, s, actIn(n.inputs[0]), actIn(n.inputs[1]), actOut(n.output), rows, ca, cb);
 }
 
 Status launchUpsample(const onestep_cuda_node& n, cudaStream_t s) {
   const onestep_cuda_tensor& x = n.inputs[0];
-  return launch("upsample", numel(n.output), upsampleKernel, s, static_cast<const float*>(x.data), static_cast<float*>(n.output.data),
+  return launch("upsample", numel(n.output), upsampleKernel, s, actIn(x), actOut(n.output),
                 x.shape[0], x.shape[1], x.shape[2], x.shape[3], n.output.shape[1], n.output.shape[2]);
 }
 
@@ -149,7 +148,7 @@ Status launchPermute(const onestep_cuda_node& n, cudaStream_t s) {
     p.outShape[d] = x.shape[src];
     p.inStride[d] = inStride[src];
   }
-  return launch("permute", numel(n.output), permuteKernel, s, static_cast<const float*>(x.data), static_cast<float*>(n.output.data),
+  return launch("permute", numel(n.output), permuteKernel, s, actIn(x), actOut(n.output),
                 numel(n.output), p);
 }
 
@@ -160,33 +159,39 @@ Status launchSlice(const onestep_cuda_node& n, cudaStream_t s) {
   int64_t outer = 1, inner = 1;
   for (int d = 0; d < axis; ++d) outer *= x.shape[d];
   for (int d = axis + 1; d < x.rank; ++d) inner *= x.shape[d];
-  return launch("slice", numel(n.output), sliceKernel, s, static_cast<const float*>(x.data), static_cast<float*>(n.output.data), outer,
+  return launch("slice", numel(n.output), sliceKernel, s, actIn(x), actOut(n.output), outer,
                 x.shape[axis], a.start, a.length, inner);
 }
 
 Status launchAvgPool(const onestep_cuda_node& n, cudaStream_t s) {
   const onestep_cuda_tensor &x = n.inputs[0], &o = n.output;
-  return launch("avg_pool", numel(o), avgPoolKernel, s, static_cast<const float*>(x.data), static_cast<float*>(o.data), x.shape[0],
+  return launch("avg_pool", numel(o), avgPoolKernel, s, actIn(x), actOut(o), x.shape[0],
                 x.shape[1], x.shape[2], x.shape[3], o.shape[1], o.shape[2], attrsOf<onestep::AvgPoolAttrs>(n).k);
 }
 
 Status launchEmbedding(const onestep_cuda_node& n, cudaStream_t s) {
   const onestep_cuda_tensor &ids = n.inputs[0], &table = n.inputs[1];
   return launch("embedding", numel(n.output), embeddingKernel, s, static_cast<const int64_t*>(ids.data), static_cast<const void*>(table.data),
-                (int)table.dtype, static_cast<float*>(n.output.data), numel(ids), table.shape[0], table.shape[1]);
+                (int)table.dtype, actOut(n.output), numel(ids), table.shape[0], table.shape[1]);
 }
 
 Status launchSelectRows(const onestep_cuda_node& n, cudaStream_t s) {
   const onestep_cuda_tensor &x = n.inputs[0], &idx = n.inputs[1];
-  return launch("select_rows", numel(n.output), selectRowsKernel, s, static_cast<const float*>(x.data), static_cast<const int64_t*>(idx.data),
-                static_cast<float*>(n.output.data), x.shape[0], x.shape[1], x.shape[2]);
+  return launch("select_rows", numel(n.output), selectRowsKernel, s, actIn(x), static_cast<const int64_t*>(idx.data), actOut(n.output), x.shape[0], x.shape[1], x.shape[2]);
+}
+
+// The timesteps are read as float32 (their embedding is computed in fp32, as in the reference).
+Status timestepEmbeddingLimits(const onestep_cuda_node& n) {
+  if (n.inputs[0].dtype != ONESTEP_CUDA_F32) return Status::fail("timestep_embedding: the timesteps are float32");
+  return Status::ok();
 }
 
 Status launchTimestepEmbedding(const onestep_cuda_node& n, cudaStream_t s) {
+  const Status fits = timestepEmbeddingLimits(n);
+  if (!fits.good()) return fits;
   const auto a = attrsOf<onestep::TimestepEmbeddingAttrs>(n);
   const int64_t B = n.inputs[0].shape[0], dim = a.dim;
-  return launch("timestep_embedding", B * (dim / 2), timestepEmbeddingKernel, s, static_cast<const float*>(n.inputs[0].data),
-                static_cast<float*>(n.output.data), B, dim, a.flip_sin_to_cos, (float)a.shift, (float)a.scale, a.form == 1);
+  return launch("timestep_embedding", B * (dim / 2), timestepEmbeddingKernel, s, static_cast<const float*>(n.inputs[0].data), actOut(n.output), B, dim, a.flip_sin_to_cos, (float)a.shift, (float)a.scale, a.form == 1);
 }
 
 }  // namespace onestep_cuda

@@ -66,7 +66,7 @@ export interface NativeGraph {
   readonly nodeCount: number;
   run(inputs: NativeTensor[], opts?: { profile?: boolean; repeat?: number }): Promise<NativeTensor[] & { profile?: { op: string; backend: string; algorithm: string; seconds: number; flops: number }[] }>;
   /** per node: the backend that runs it and its choice of algorithm */
-  placements(): { op: string; backend: string; algorithm: string; fallback: boolean; reason?: string }[];
+  placements(): { op: string; backend: string; algorithm: string; fallback: boolean; reason?: string; storage?: string }[];
   dispose(): void;
 }
 

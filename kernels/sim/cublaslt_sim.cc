@@ -6,8 +6,8 @@
 //
 // What it holds callers to (the real library's rules, where a mistake would be silent on a GPU):
 // attribute sizes must match their types; only the combinations onestep uses are supported
-// (compute 32F, scale 32F, A and B both 16F or 16BF, C and D 32F, column order, epilogue DEFAULT or
-// BIAS with a non-null bias) and anything else is NOT_SUPPORTED; op(A), op(B), C and D shapes must
+// (compute 32F, scale 32F, A and B both 16F or 16BF, C and D of one type, 32F or A's, column order,
+// epilogue DEFAULT or BIAS with a non-null bias of D's type: BIAS_DATA_TYPE is never set) and anything else is NOT_SUPPORTED; op(A), op(B), C and D shapes must
 // agree; a leading dimension below the rows is INVALID_VALUE; every matrix it touches must lie
 // inside one device allocation, be aligned as the preference promised, and the workspace must be
 // at least what the algorithm asked for (it writes all of it).
@@ -76,7 +76,8 @@ int check(const DescObj* d, const LayoutObj* a, const LayoutObj* b, const Layout
   for (const LayoutObj* l : {a, b, c, dd})
     if (l->ld < (int64_t)l->rows || l->rows == 0 || l->cols == 0) return kInvalidValue;
   if (d->compute != kCompute32F || d->scale != kR32F || d->pointerMode != 0) return kNotSupported;
-  if (a->type != b->type || (a->type != kR16F && a->type != kR16BF) || c->type != kR32F || dd->type != kR32F) return kNotSupported;
+  if (a->type != b->type || (a->type != kR16F && a->type != kR16BF)) return kNotSupported;
+  if (c->type != dd->type || (dd->type != kR32F && dd->type != a->type)) return kNotSupported;
   for (const LayoutObj* l : {a, b, c, dd})
     if (l->order != kOrderCol) return kNotSupported;
   if (d->epilogue != kEpilogueDefault && d->epilogue != kEpilogueBias) return kNotSupported;
@@ -95,19 +96,26 @@ size_t span(const LayoutObj* l) {
 }
 
 struct Gemm {
-  int type;
+  int type, outType;  // A and B's; C, D and the bias's
   int32_t transA, transB;
   uint64_t m, n, k;
   int64_t lda, ldb, ldc, ldd;
   int64_t sa, sb, sc, sd;  // batch strides
   const void *A, *B;
-  const float *C, *bias;
-  float* D;
+  const void *C, *bias;
+  void* D;
   float alpha, beta;
 };
 
 float operand(int type, const void* p, int64_t i) {
+  if (type == kR32F) return static_cast<const float*>(p)[i];
   return type == kR16BF ? __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]) : __half2float(static_cast<const __half*>(p)[i]);
+}
+
+void store(int type, void* p, int64_t i, float v) {
+  if (type == kR32F) static_cast<float*>(p)[i] = v;
+  else if (type == kR16BF) static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v);
+  else static_cast<__half*>(p)[i] = __float2half_rn(v);
 }
 
 // One block per column of D and batch: D[:, j] = alpha op(A) op(B)[:, j] + beta C[:, j] (+ bias)
@@ -122,9 +130,9 @@ __global__ void gemmColumn(Gemm g) {
       acc += operand(g.type, g.A, ai) * operand(g.type, g.B, bi);
     }
     float v = g.alpha * acc;
-    if (g.beta != 0.0f) v += g.beta * g.C[bt * g.sc + (int64_t)(i + j * g.ldc)];
-    if (g.bias) v += g.bias[i];
-    g.D[bt * g.sd + (int64_t)(i + j * g.ldd)] = v;
+    if (g.beta != 0.0f) v += g.beta * operand(g.outType, g.C, bt * g.sc + (int64_t)(i + j * g.ldc));
+    if (g.bias) v += operand(g.outType, g.bias, (int64_t)i);
+    store(g.outType, g.D, bt * g.sd + (int64_t)(i + j * g.ldd), v);
   }
 }
 
@@ -257,17 +265,17 @@ LT_EXPORT int cublasLtMatmul(Handle h, MatmulDesc d, const void* alpha, const vo
   if (algo->data[0] != kMagic) return kInvalidValue;  // not from the heuristic
   const uint64_t need = algo->data[1];
   if (need && (!workspace || workspaceBytes < need || !cusim::deviceRange(workspace, need))) return kInvalidValue;
-  if (desc->epilogue == kEpilogueBias && (!desc->bias || !cusim::deviceRange(desc->bias, m * sizeof(float)))) return kInvalidValue;
+  if (desc->epilogue == kEpilogueBias && (!desc->bias || !cusim::deviceRange(desc->bias, m * elemSize(ld->type)))) return kInvalidValue;
   Gemm g;
-  g.type = la->type;
+  g.type = la->type, g.outType = ld->type;
   g.transA = desc->transA, g.transB = desc->transB;
   g.m = m, g.n = n, g.k = k;
   g.lda = la->ld, g.ldb = lb->ld, g.ldc = lc->ld, g.ldd = ld->ld;
   g.sa = la->stride, g.sb = lb->stride, g.sc = lc->stride, g.sd = ld->stride;
   g.A = A, g.B = B;
-  g.C = static_cast<const float*>(C);
-  g.D = static_cast<float*>(D);
-  g.bias = desc->epilogue == kEpilogueBias ? static_cast<const float*>(desc->bias) : nullptr;
+  g.C = C;
+  g.D = D;
+  g.bias = desc->epilogue == kEpilogueBias ? desc->bias : nullptr;
   std::memcpy(&g.alpha, alpha, sizeof(float));  // host pointer mode
   std::memcpy(&g.beta, beta, sizeof(float));
   if (!cusim::deviceRange(A, span(la)) || !cusim::deviceRange(B, span(lb)) || !cusim::deviceRange(D, span(ld)) ||

@@ -395,6 +395,8 @@ export interface NodePlacement {
   fallback: boolean;
   /** why it fell back (the device backend's words) */
   reason?: string;
+  /** on CUDA: how the node's output is stored ('F32', or the graph's 16-bit type 'F16' / 'BF16') */
+  storage?: string;
 }
 
 export class CompiledGraph {

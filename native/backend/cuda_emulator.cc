@@ -4,7 +4,11 @@
 // side of the CUDA path (the executor: weight upload and conversion, arena binding, graph
 // capture and replay, index checks, errors) without a GPU. It says nothing about the kernels.
 // ONESTEP_CUDA_EMULATE_WITHOUT=op,op,... leaves those ops out of the table (supports_node says no),
-// so that the executor's fallback to the CPU can be tested on any graph.
+// so that the executor's fallback to the CPU can be tested on any graph. Activations the executor
+// stores in 16 bits are converted to float32 around each CPU kernel (the kernels read weights in
+// any float type); ONESTEP_CUDA_EMULATE_F32=op,op,... lists the ops whose nodes refuse 16-bit
+// activations (default: scheduler_step, whose latents the library keeps float32), so that the
+// executor's choice of storage can be tested on any graph.
 #include "cuda_emulator.h"
 
 #include <algorithm>
@@ -26,6 +30,10 @@ struct Recorded {
   std::vector<TensorRef> in;
   TensorRef out;
   std::vector<std::unique_ptr<Shape>> shapes;  // what the refs point at
+  // 16-bit activations: the device tensors, read into / written from float32 copies around the kernel
+  std::vector<std::pair<TensorRef, std::vector<float>>> halfIn;  // by input (a null ref: none)
+  TensorRef halfOut;
+  std::vector<float> outCopy;
 };
 
 struct EmuStream {
@@ -43,44 +51,59 @@ void writeError(char* err, size_t errlen, const std::string& msg) {
 
 const char* buildInfo() { return "emulated on the CPU (ONESTEP_CUDA_EMULATE=1)"; }
 
-// The ops left out (ONESTEP_CUDA_EMULATE_WITHOUT), or the problem with that variable.
-struct Without {
-  std::vector<bool> left;
+// A list of op names in an environment variable (ONESTEP_CUDA_EMULATE_WITHOUT, ..._F32), or the
+// problem with it.
+struct OpList {
+  std::vector<bool> listed;
   std::string problem;
 };
 
-const Without& without() {
-  static const Without w = [] {
-    Without r;
-    r.left.assign((size_t)Op::Count, false);
-    const char* env = std::getenv("ONESTEP_CUDA_EMULATE_WITHOUT");
-    std::string list = env ? env : "";
-    size_t at = 0;
-    while (at <= list.size() && !list.empty()) {
-      const size_t comma = std::min(list.find(',', at), list.size());
-      const std::string name = list.substr(at, comma - at);
-      at = comma + 1;
-      if (name.empty()) continue;
-      int found = -1;
-      for (int i = 0; i < (int)Op::Count; ++i)
-        if (name == opInfo((Op)i).name) found = i;
-      if (found < 0) {
-        r.problem = "ONESTEP_CUDA_EMULATE_WITHOUT: no op named '" + name + "'";
-        break;
-      }
-      r.left[found] = true;
+OpList parseOps(const char* variable, const char* fallback) {
+  OpList r;
+  r.listed.assign((size_t)Op::Count, false);
+  const char* env = std::getenv(variable);
+  std::string list = env ? env : fallback;
+  size_t at = 0;
+  while (at <= list.size() && !list.empty()) {
+    const size_t comma = std::min(list.find(',', at), list.size());
+    const std::string name = list.substr(at, comma - at);
+    at = comma + 1;
+    if (name.empty()) continue;
+    int found = -1;
+    for (int i = 0; i < (int)Op::Count; ++i)
+      if (name == opInfo((Op)i).name) found = i;
+    if (found < 0) {
+      r.problem = std::string(variable) + ": no op named '" + name + "'";
+      break;
     }
-    return r;
-  }();
+    r.listed[found] = true;
+  }
+  return r;
+}
+
+// The ops left out of the table.
+const OpList& without() {
+  static const OpList w = parseOps("ONESTEP_CUDA_EMULATE_WITHOUT", "");
+  return w;
+}
+// The ops that refuse 16-bit activations.
+const OpList& f32Only() {
+  static const OpList w = parseOps("ONESTEP_CUDA_EMULATE_F32", "scheduler_step");
   return w;
 }
 
+bool isHalf(int32_t d) { return d == ONESTEP_CUDA_F16 || d == ONESTEP_CUDA_BF16; }
+
+// Inputs the CPU kernels read in any float type: GEMM weights and embedding tables.
+bool weightSlot(int op, int i) { return i == 1 && (op == (int)Op::Linear || op == (int)Op::Conv2d || op == (int)Op::Embedding); }
+
 int probe(int* count, char* err, size_t errlen) {
   if (count) *count = 1;
-  if (!without().problem.empty()) {
-    writeError(err, errlen, without().problem);
-    return 1;
-  }
+  for (const OpList* l : {&without(), &f32Only()})
+    if (!l->problem.empty()) {
+      writeError(err, errlen, l->problem);
+      return 1;
+    }
   return 0;
 }
 
@@ -162,17 +185,43 @@ std::shared_ptr<Recorded> record(const onestep_cuda_node& n) {
     r->shapes.push_back(std::make_unique<Shape>(t.shape, t.shape + t.rank));
     return TensorRef{t.data, static_cast<DType>(t.dtype), r->shapes.back().get()};
   };
+  r->halfIn.resize(n.n_inputs);
   for (int i = 0; i < n.n_inputs; ++i) {
     r->node.inputs.push_back(n.inputs[i].data ? i : -1);
     r->in.push_back(n.inputs[i].data ? ref(n.inputs[i]) : TensorRef{});
+    if (n.inputs[i].data && isHalf(n.inputs[i].dtype) && !weightSlot(n.op, i)) {
+      r->halfIn[i].first = r->in.back();
+      r->halfIn[i].second.resize((size_t)shapeNumel(*r->in.back().shape));
+      r->in.back() = TensorRef{r->halfIn[i].second.data(), DType::F32, r->in.back().shape};
+    }
   }
   r->out = ref(n.output);
+  if (isHalf(n.output.dtype)) {
+    r->halfOut = r->out;
+    r->outCopy.resize((size_t)shapeNumel(*r->out.shape));
+    r->out = TensorRef{r->outCopy.data(), DType::F32, r->out.shape};
+  }
   return r;
 }
 
-int execute(const Recorded& r, char* err, size_t errlen) {
+void toFloat(const TensorRef& t, float* dst) {
+  const uint16_t* src = static_cast<const uint16_t*>(t.data);
+  const int64_t n = shapeNumel(*t.shape);
+  for (int64_t i = 0; i < n; ++i) dst[i] = t.dtype == DType::F16 ? halfToFloat(src[i]) : bf16ToFloat(src[i]);
+}
+
+void fromFloat(const float* src, const TensorRef& t) {
+  uint16_t* dst = static_cast<uint16_t*>(t.data);
+  const int64_t n = shapeNumel(*t.shape);
+  for (int64_t i = 0; i < n; ++i) dst[i] = t.dtype == DType::F16 ? floatToHalf(src[i]) : floatToBf16(src[i]);
+}
+
+int execute(Recorded& r, char* err, size_t errlen) {
   try {
+    for (auto& [dev, copy] : r.halfIn)
+      if (dev.data) toFloat(dev, copy.data());
     cpuKernel(r.node.op)(r.node, r.in, r.out);
+    if (r.halfOut.data) fromFloat(r.outCopy.data(), r.halfOut);
     return 0;
   } catch (const std::exception& e) {
     writeError(err, errlen, e.what());
@@ -186,7 +235,7 @@ int runNode(const onestep_cuda_node* n, void* s, char* err, size_t errlen) {
     return 1;
   }
   if (n->op == (int)Op::Reshape) return 0;
-  if (without().left[n->op]) {
+  if (without().listed[n->op]) {
     writeError(err, errlen, std::string(opInfo((Op)n->op).name) + " was run, but it is left out of the emulated table");
     return 1;
   }
@@ -204,8 +253,14 @@ int supportsNode(const onestep_cuda_node* n, char* why, size_t whylen) {
     writeError(why, whylen, "supports_node: bad node");
     return 0;
   }
-  if (without().left[n->op]) {
+  if (without().listed[n->op]) {
     writeError(why, whylen, std::string(opInfo((Op)n->op).name) + " is left out of the emulated table (ONESTEP_CUDA_EMULATE_WITHOUT)");
+    return 0;
+  }
+  bool half = isHalf(n->output.dtype);
+  for (int i = 0; i < n->n_inputs && i < ONESTEP_CUDA_MAX_INPUTS; ++i) half = half || (isHalf(n->inputs[i].dtype) && !weightSlot(n->op, i));
+  if (half && f32Only().listed[n->op]) {
+    writeError(why, whylen, std::string(opInfo((Op)n->op).name) + " takes float32 activations only here (ONESTEP_CUDA_EMULATE_F32)");
     return 0;
   }
   return 1;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -184,37 +185,9 @@ CudaExecutor::CudaExecutor(const GraphSpec& spec, const std::vector<OpCost>& cos
       if (convKernel[i]) deviceShape_[i] = Shape{v.shape[0], v.shape[2], v.shape[3], v.shape[1]};
     }
 
-    // the library's word on the rest (asked without data: shapes, dtypes and attributes)
-    onestep_cuda_node desc;
-    plan_.assign(nn, onestep_cuda_node_plan{});
-    uint64_t workspaceBytes = 0;
-    for (size_t i = 0; i < nn; ++i) {
-      const GraphNode& n = spec.nodes[i];
-      if (n.op == Op::Reshape || !fallback_[i].empty()) continue;
-      std::memset(&desc, 0, sizeof(desc));
-      desc.op = (int32_t)n.op;
-      desc.n_inputs = (int32_t)n.inputs.size();
-      for (size_t k = 0; k < n.inputs.size(); ++k)
-        if (n.inputs[k] >= 0) describe(desc.inputs[k], nullptr, deviceDtype_[aliasOf_[n.inputs[k]]], deviceShape_[n.inputs[k]]);
-      describe(desc.output, nullptr, spec.values[n.output].dtype, spec.values[n.output].shape);
-      desc.n_attrs = (int32_t)n.attrs.size();
-      for (size_t k = 0; k < n.attrs.size(); ++k) desc.attrs[k] = n.attrs[k];
-      desc.operand = (int32_t)gemmDtype;
-      char why[512] = {0};
-      if (api().supports_node(&desc, why, sizeof(why)) != 1) {
-        fallback_[i] = why[0] ? why : "the CUDA backend does not run it";
-        continue;
-      }
-      // the library's algorithm for it (a vendor library's, with its heuristic, or its own kernels)
-      // and the scratch that needs: one workspace serves every node (they run one after another)
-      if (api().plan_node(&desc, &plan_[i], why, sizeof(why)) != 0) {
-        fallback_[i] = std::string("the CUDA backend could not plan it: ") + why;
-        continue;
-      }
-      plan_[i].name[sizeof(plan_[i].name) - 1] = 0;
-      workspaceBytes = std::max<uint64_t>(workspaceBytes, plan_[i].workspace_bytes);
-    }
-
+    // the library's word on the rest (asked without data), then the values' storage and each node's
+    // algorithm; a node the library turns down runs on the CPU, and the storage is chosen again
+    planNodes(gemmDtype);
     // uploads: what device nodes read
     std::vector<bool> deviceReads(nv, false);
     for (size_t i = 0; i < nn; ++i)
@@ -229,14 +202,26 @@ CudaExecutor::CudaExecutor(const GraphSpec& spec, const std::vector<OpCost>& cos
       data_[i] = consts_[i]->ptr;
     }
     arena_ = allocDevice(arenaBytes, "allocating the activation arena");
+    uint64_t workspaceBytes = 0;
+    for (size_t i = 0; i < nn; ++i)
+      if (fallback_[i].empty()) workspaceBytes = std::max<uint64_t>(workspaceBytes, plan_[i].workspace_bytes);
     if (workspaceBytes) workspace_ = allocDevice((size_t)workspaceBytes, "allocating the nodes' workspace");
     for (int32_t i = 0; i < nv; ++i)
       if (offset[i] >= 0) data_[i] = static_cast<uint8_t*>(arena_->ptr) + offset[i];
+    // graph inputs and outputs stored in 16 bits pass through a float32 staging buffer (converted on the device)
+    size_t staging = 0;
     for (int32_t id : spec.inputs) {
       const GraphValue& v = spec.values[id];
-      inputs_.push_back(deviceReads[id] ? allocDevice((size_t)shapeNumel(v.shape) * dtypeSize(v.dtype), "allocating graph inputs") : nullptr);
+      const size_t n = (size_t)shapeNumel(v.shape);
+      inputs_.push_back(deviceReads[id] ? allocDevice(n * dtypeSize(deviceDtype_[id]), "allocating graph inputs") : nullptr);
       if (inputs_.back()) data_[id] = inputs_.back()->ptr;
+      if (inputs_.back() && deviceDtype_[id] != v.dtype) staging = std::max(staging, n * dtypeSize(v.dtype));
     }
+    for (int32_t id : spec.outputs) {
+      const int32_t r = aliasOf_[id];
+      if (deviceDtype_[r] != spec.values[id].dtype) staging = std::max(staging, (size_t)shapeNumel(spec.values[id].shape) * dtypeSize(spec.values[id].dtype));
+    }
+    if (staging) staging_ = allocDevice(staging, "allocating the staging buffer of graph inputs and outputs");
     planPlacement(arenaBytes);
     CUDA_CALL("uploading weights", api().stream_sync(stream_, ERRBUF));
   } catch (...) {
@@ -244,6 +229,156 @@ CudaExecutor::CudaExecutor(const GraphSpec& spec, const std::vector<OpCost>& cos
       if (seg.exec) api().graph_destroy(seg.exec);
     api().stream_destroy(stream_);
     throw;
+  }
+}
+
+// ONESTEP_CUDA_ACTIVATIONS: "16" (default) stores activations in the graph's 16-bit type where the
+// kernels take it; "f32" keeps every activation float32 (to compare, or to rule the rounding out).
+bool activationsIn16Bits() {
+  const char* e = std::getenv("ONESTEP_CUDA_ACTIVATIONS");
+  const std::string v = e ? e : "";
+  if (v.empty() || v == "16") return true;
+  if (v == "f32") return false;
+  fail("ERR_ONESTEP_OPTION", "ONESTEP_CUDA_ACTIVATIONS must be '16' or 'f32', got '", v, "'");
+}
+
+void CudaExecutor::describeNode(size_t index, onestep_cuda_node& n, bool withData) const {
+  const GraphNode& node = spec_.nodes[index];
+  std::memset(&n, 0, sizeof(n));
+  n.op = (int32_t)node.op;
+  n.n_inputs = (int32_t)node.inputs.size();
+  for (size_t k = 0; k < node.inputs.size(); ++k) {
+    const int32_t id = node.inputs[k];
+    if (id < 0) continue;  // absent optional input: data == NULL, rank 0
+    const int32_t r = aliasOf_[id];
+    describe(n.inputs[k], withData ? data_[r] : nullptr, deviceDtype_[r], deviceShape_[id]);
+  }
+  const int32_t out = aliasOf_[node.output];
+  describe(n.output, withData ? data_[out] : nullptr, deviceDtype_[out], spec_.values[node.output].shape);
+  n.n_attrs = (int32_t)node.attrs.size();
+  for (size_t k = 0; k < node.attrs.size(); ++k) n.attrs[k] = node.attrs[k];
+  n.operand = operand_;
+  n.algorithm = plan_[index].algorithm;
+  if (withData && plan_[index].workspace_bytes) {
+    n.workspace = workspace_->ptr;
+    n.workspace_bytes = plan_[index].workspace_bytes;
+  }
+}
+
+// Which values are stored in 16 bits (docs/CUDA.md, "Activations"): every float activation (a graph
+// input or a node's output) that no CPU node reads or writes, unless a node that reads or writes
+// it is refused by the library so (its limits: e.g. the scheduler step keeps its latents float32);
+// then that node's values go back to float32, and to 16 bits again one by one where it takes
+// them, and the others are asked again, until every device node takes what it gets (values only move to float32: it ends). Linear / conv2d biases read
+// nowhere else are uploaded in their nodes' output type (cuBLASLt's bias type is D's). False when a
+// node was refused with only float32 values of its own (it now runs on the CPU: choose again).
+bool CudaExecutor::chooseStorage(DType act, const std::vector<DType>& base) {
+  const int32_t nv = (int32_t)spec_.values.size();
+  const size_t nn = spec_.nodes.size();
+  std::vector<bool> cpu(nv, false), half(nv, false);
+  std::vector<int> biasReads(nv, 0), otherReads(nv, 0);
+  for (size_t i = 0; i < nn; ++i) {
+    const GraphNode& n = spec_.nodes[i];
+    if (n.op == Op::Reshape) continue;
+    const bool onCpu = !fallback_[i].empty();
+    for (size_t k = 0; k < n.inputs.size(); ++k) {
+      if (n.inputs[k] < 0) continue;
+      const int32_t r = aliasOf_[n.inputs[k]];
+      if (onCpu) cpu[r] = true;
+      const bool bias = !onCpu && (n.op == Op::Linear || n.op == Op::Conv2d) && k == 2;
+      ++(bias ? biasReads : otherReads)[r];
+    }
+    if (onCpu) cpu[aliasOf_[n.output]] = true;
+  }
+  for (int32_t v = 0; v < nv; ++v) {
+    const GraphValue& gv = spec_.values[v];
+    half[v] = aliasOf_[v] == v && gv.dtype == DType::F32 && !cpu[v] && (gv.kind == ValueKind::Node || gv.kind == ValueKind::Input);
+  }
+  onestep_cuda_node desc;
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (int32_t v = 0; v < nv; ++v) deviceDtype_[v] = half[aliasOf_[v]] ? act : base[v];
+    // a bias shared by nodes whose outputs all are 16-bit
+    std::vector<int> halfOut(nv, 0);
+    for (size_t i = 0; i < nn; ++i) {
+      const GraphNode& n = spec_.nodes[i];
+      if (fallback_[i].empty() && (n.op == Op::Linear || n.op == Op::Conv2d) && n.inputs.size() > 2 && n.inputs[2] >= 0 && half[aliasOf_[n.output]])
+        ++halfOut[aliasOf_[n.inputs[2]]];
+    }
+    for (int32_t v = 0; v < nv; ++v)
+      if (spec_.values[v].kind == ValueKind::Const && biasReads[v] > 0 && otherReads[v] == 0 && halfOut[v] == biasReads[v] &&
+          spec_.values[v].dtype == DType::F32)
+        deviceDtype_[v] = act;
+    for (size_t i = 0; i < nn; ++i) {
+      const GraphNode& n = spec_.nodes[i];
+      if (n.op == Op::Reshape || !fallback_[i].empty()) continue;
+      describeNode(i, desc, false);
+      char why[512] = {0};
+      if (api().supports_node(&desc, why, sizeof(why)) == 1) continue;
+      // all its 16-bit values to float32, then back to 16 bits one at a time where it takes them (a
+      // node that refuses 16-bit latents may still read a 16-bit model output)
+      std::vector<int32_t> mine;
+      for (int32_t id : n.inputs)
+        if (id >= 0 && half[aliasOf_[id]]) mine.push_back(aliasOf_[id]);
+      if (half[aliasOf_[n.output]]) mine.push_back(aliasOf_[n.output]);
+      const bool biased = (n.op == Op::Linear || n.op == Op::Conv2d) && n.inputs.size() > 2 && n.inputs[2] >= 0;
+      auto set = [&](int32_t r, bool h) {
+        half[r] = h;
+        deviceDtype_[r] = h ? act : base[r];
+        if (r == aliasOf_[n.output] && biased) deviceDtype_[n.inputs[2]] = base[n.inputs[2]];  // a bias follows later
+      };
+      for (int32_t r : mine) set(r, false);
+      describeNode(i, desc, false);
+      std::memset(why, 0, sizeof(why));
+      if (mine.empty() || api().supports_node(&desc, why, sizeof(why)) != 1) {
+        fallback_[i] = why[0] ? why : "the CUDA backend does not run it";
+        return false;
+      }
+      for (int32_t r : mine) {
+        set(r, true);
+        describeNode(i, desc, false);
+        if (api().supports_node(&desc, why, sizeof(why)) != 1) set(r, false);
+      }
+      changed = true;
+    }
+  }
+  return true;
+}
+
+// What the library runs (asked with float32 activations: shapes, dtypes, attributes), the storage
+// of every value, then each device node's algorithm and workspace.
+void CudaExecutor::planNodes(DType act) {
+  const size_t nn = spec_.nodes.size();
+  const std::vector<DType> base = deviceDtype_;  // weights as uploaded, everything else as the graph holds it
+  const bool sixteen = activationsIn16Bits();
+  plan_.assign(nn, onestep_cuda_node_plan{});
+  onestep_cuda_node desc;
+  char why[512];
+  for (size_t i = 0; i < nn; ++i) {
+    if (spec_.nodes[i].op == Op::Reshape || !fallback_[i].empty()) continue;
+    describeNode(i, desc, false);
+    std::memset(why, 0, sizeof(why));
+    if (api().supports_node(&desc, why, sizeof(why)) != 1) fallback_[i] = why[0] ? why : "the CUDA backend does not run it";
+  }
+  for (;;) {
+    deviceDtype_ = base;
+    if (sixteen && !chooseStorage(act, base)) continue;
+    // the library's algorithm per node (a vendor library's, with its heuristic, or its own kernels)
+    // and the scratch that needs: one workspace serves every node (they run one after another)
+    bool refused = false;
+    for (size_t i = 0; i < nn; ++i) {
+      if (spec_.nodes[i].op == Op::Reshape || !fallback_[i].empty()) continue;
+      plan_[i] = onestep_cuda_node_plan{};
+      describeNode(i, desc, false);
+      std::memset(why, 0, sizeof(why));
+      if (api().plan_node(&desc, &plan_[i], why, sizeof(why)) != 0) {
+        fallback_[i] = std::string("the CUDA backend could not plan it: ") + why;
+        refused = true;
+        continue;
+      }
+      plan_[i].name[sizeof(plan_[i].name) - 1] = 0;
+    }
+    if (!refused) return;
   }
 }
 
@@ -297,8 +432,8 @@ void CudaExecutor::planPlacement(size_t arenaBytes) {
 std::vector<NodePlacement> CudaExecutor::placements() const {
   std::vector<NodePlacement> out;
   for (size_t i = 0; i < spec_.nodes.size(); ++i) {
-    if (fallback_[i].empty()) out.push_back(NodePlacement{"cuda", plan_[i].name, false, ""});
-    else out.push_back(NodePlacement{"cpu", cpu_->step(i).algorithm, true, fallback_[i]});
+    if (fallback_[i].empty()) out.push_back(NodePlacement{"cuda", plan_[i].name, false, "", dtypeName(deviceDtype_[aliasOf_[spec_.nodes[i].output]])});
+    else out.push_back(NodePlacement{"cpu", cpu_->step(i).algorithm, true, fallback_[i], dtypeName(spec_.values[spec_.nodes[i].output].dtype)});
   }
   return out;
 }
@@ -364,24 +499,8 @@ void CudaExecutor::launchDevice(const Segment& seg, std::vector<NodeProfile>* pr
   onestep_cuda_node n;
   for (size_t index : seg.nodes) {
     const GraphNode& node = spec_.nodes[index];
-    std::memset(&n, 0, sizeof(n));
-    n.op = (int32_t)node.op;
-    n.n_inputs = (int32_t)node.inputs.size();
-    for (size_t k = 0; k < node.inputs.size(); ++k) {
-      const int32_t id = node.inputs[k];
-      if (id < 0) continue;  // absent optional input: data == NULL
-      describe(n.inputs[k], data_[aliasOf_[id]], deviceDtype_[aliasOf_[id]], deviceShape_[id]);
-    }
     const GraphValue& ov = spec_.values[node.output];
-    describe(n.output, data_[node.output], ov.dtype, ov.shape);
-    n.n_attrs = (int32_t)node.attrs.size();
-    for (size_t k = 0; k < node.attrs.size(); ++k) n.attrs[k] = node.attrs[k];
-    n.operand = operand_;
-    n.algorithm = plan_[index].algorithm;
-    if (plan_[index].workspace_bytes) {
-      n.workspace = workspace_->ptr;
-      n.workspace_bytes = plan_[index].workspace_bytes;
-    }
+    describeNode(index, n, true);
     const auto t0 = std::chrono::steady_clock::now();
     char err[512] = {0};
     if (api().run_node(&n, stream_, err, sizeof(err)) != 0) fail("ERR_ONESTEP_CUDA", opInfo(node.op).name, " '", ov.name, "': ", err);
@@ -414,9 +533,18 @@ std::vector<Tensor> CudaExecutor::run(const std::vector<Tensor>& inputs, std::ve
       check(ids[i] >= 0 && ids[i] < limit, "ERR_ONESTEP_VALUE", emb ? "embedding: id " : "select_rows: index ", ids[i], " at position ", i,
             " is outside [0, ", limit, ")");
   }
-  for (size_t i = 0; i < inputs.size(); ++i)
-    if (inputs_[i])
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs_[i]) continue;
+    const DType stored = deviceDtype_[spec_.inputs[i]];
+    if (stored == inputs[i].dtype()) {
       CUDA_CALL("copying inputs to the GPU", api().copy_to_device(inputs_[i]->ptr, inputs[i].data(), inputs[i].nbytes(), stream_, ERRBUF));
+      continue;
+    }
+    // stored in 16 bits: through the staging buffer (stream order keeps its reuse safe)
+    CUDA_CALL("copying inputs to the GPU", api().copy_to_device(staging_->ptr, inputs[i].data(), inputs[i].nbytes(), stream_, ERRBUF));
+    CUDA_CALL("converting inputs on the GPU", api().convert(inputs_[i]->ptr, (int32_t)stored, staging_->ptr, (int32_t)inputs[i].dtype(),
+                                                            inputs[i].numel(), stream_, ERRBUF));
+  }
 
   for (int rep = 0; rep < std::max(1, repeat); ++rep) {
     for (Segment& seg : segments_) {
@@ -457,9 +585,15 @@ std::vector<Tensor> CudaExecutor::run(const std::vector<Tensor>& inputs, std::ve
   for (size_t k = 0; k < spec_.outputs.size(); ++k) {
     const GraphValue& v = spec_.values[spec_.outputs[k]];
     results.push_back(Tensor::empty(v.dtype, v.shape));
-    if (!outputOnHost_[k])
-      CUDA_CALL("copying outputs from the GPU",
-                api().copy_to_host(results.back().mutableData(), data_[aliasOf_[spec_.outputs[k]]], results.back().nbytes(), stream_, ERRBUF));
+    if (outputOnHost_[k]) continue;
+    const int32_t r = aliasOf_[spec_.outputs[k]];
+    const void* from = data_[r];
+    if (deviceDtype_[r] != v.dtype) {  // stored in 16 bits: converted into the staging buffer first
+      CUDA_CALL("converting outputs on the GPU", api().convert(staging_->ptr, (int32_t)v.dtype, data_[r], (int32_t)deviceDtype_[r],
+                                                               results.back().numel(), stream_, ERRBUF));
+      from = staging_->ptr;
+    }
+    CUDA_CALL("copying outputs from the GPU", api().copy_to_host(results.back().mutableData(), from, results.back().nbytes(), stream_, ERRBUF));
   }
   CUDA_CALL("running the graph on the GPU", api().stream_sync(stream_, ERRBUF));
   for (size_t k = 0; k < spec_.outputs.size(); ++k)

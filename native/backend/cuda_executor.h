@@ -1,6 +1,7 @@
 // Running a validated, planned graph on the GPU through the CUDA backend library's C table:
 // constants (weights) uploaded once per process and shared between graphs (GEMM / conv weights
-// as fp16, the rest as stored), activations in one device arena laid out by the graph's plan,
+// as fp16, the rest as stored), activations in one device arena laid out by the graph's plan and
+// stored in the graph's 16-bit type where the kernels take it (float32 elsewhere),
 // one stream per graph, and each run of device nodes captured once as a CUDA graph and replayed.
 //
 // Per-node fallback: a node the library does not support (supports_node says why: no kernel for
@@ -46,6 +47,9 @@ class CudaExecutor {
   };
 
   void planPlacement(size_t arenaBytes);
+  void planNodes(DType act);
+  bool chooseStorage(DType act, const std::vector<DType>& base);
+  void describeNode(size_t index, onestep_cuda_node& n, bool withData) const;
   void launchDevice(const Segment& seg, std::vector<NodeProfile>* profile);
   void runCpu(const Segment& seg, const std::vector<Tensor>& inputs, std::vector<NodeProfile>* profile);
   void copyAcross(const Segment& seg, const std::vector<Tensor>& inputs, std::vector<NodeProfile>* profile);
@@ -58,12 +62,13 @@ class CudaExecutor {
   void* stream_ = nullptr;
   std::shared_ptr<DeviceBuffer> arena_;
   std::shared_ptr<DeviceBuffer> workspace_;            // scratch for the node running now (the largest plan's)
+  std::shared_ptr<DeviceBuffer> staging_;              // float32 graph inputs / outputs of values stored in 16 bits
   std::vector<onestep_cuda_node_plan> plan_;           // by node: the library's algorithm (device nodes)
   int32_t operand_ = ONESTEP_CUDA_F16;                 // the graph's tensor-core operand type
   std::vector<std::shared_ptr<DeviceBuffer>> consts_;  // by value id (null when not a constant on the device)
   std::vector<std::shared_ptr<DeviceBuffer>> inputs_;  // by position in spec.inputs (null when no device node reads it)
   std::vector<void*> data_;                            // device address of every value
-  std::vector<DType> deviceDtype_;                     // dtype of every value on the device
+  std::vector<DType> deviceDtype_;                     // how every value is stored on the device (activations: F32 or 16-bit)
   std::vector<Shape> deviceShape_;                     // its shape there (conv kernels: [Co, kh, kw, Ci])
   std::vector<std::string> fallback_;                  // by node: why it runs on the CPU ("" on the device)
   std::vector<int> inputPosition_;                     // by value id: its position in spec.inputs, or -1

@@ -78,6 +78,7 @@ struct NodePlacement {
   const char* algorithm = "";
   bool fallback = false;  // the graph's device could not run it; the CPU does
   std::string reason;     // why it fell back (the device backend's words)
+  const char* storage = "";  // how its output is stored where it runs (F32, F16, BF16); "" on the CPU backend
 };
 
 enum class Device : int32_t { Cpu = 0, Cuda = 1 };

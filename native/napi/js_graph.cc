@@ -225,6 +225,7 @@ Napi::Value JsGraph::Placements(const Napi::CallbackInfo& info) {
       o.Set("algorithm", p[i].algorithm);
       o.Set("fallback", p[i].fallback);
       if (p[i].fallback) o.Set("reason", p[i].reason);
+      if (p[i].storage[0]) o.Set("storage", p[i].storage);
       out.Set((uint32_t)i, o);
     }
     return out;
