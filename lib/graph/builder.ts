@@ -445,7 +445,7 @@ export class CompiledGraph {
     }
   }
 
-  /** Bytes of its activation arena (0 until compiled). */
+  /** Bytes of its activation arena (0 until compiled); on CUDA the device arena, 16-bit activations taking half. */
   get arenaBytes(): number {
     return this.native?.arenaBytes ?? 0;
   }

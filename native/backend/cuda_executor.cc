@@ -131,9 +131,8 @@ void forgetDeviceCopies(const void* hostData) {
   eraseEntriesOf(cache.entries, hostData);
 }
 
-CudaExecutor::CudaExecutor(const GraphSpec& spec, const std::vector<OpCost>& costs, const std::vector<int32_t>& aliasOf,
-                           const std::vector<int64_t>& offset, size_t arenaBytes)
-    : spec_(spec), costs_(costs), aliasOf_(aliasOf), offset_(offset) {
+CudaExecutor::CudaExecutor(const GraphSpec& spec, const std::vector<OpCost>& costs, const std::vector<int32_t>& aliasOf)
+    : spec_(spec), costs_(costs), aliasOf_(aliasOf) {
   const int32_t nv = (int32_t)spec.values.size();
   const size_t nn = spec.nodes.size();
   inputPosition_.assign(nv, -1);
@@ -201,13 +200,17 @@ CudaExecutor::CudaExecutor(const GraphSpec& spec, const std::vector<OpCost>& cos
       consts_[i] = deviceCopy(spec.consts[v.constIndex], deviceDtype_[i], stream_, convKernel[i]);
       data_[i] = consts_[i]->ptr;
     }
-    arena_ = allocDevice(arenaBytes, "allocating the activation arena");
+    // the arena, planned with the sizes as stored here
+    std::vector<size_t> bytes(nv, 0);
+    for (int32_t i = 0; i < nv; ++i) bytes[i] = (size_t)shapeNumel(spec.values[i].shape) * dtypeSize(deviceDtype_[aliasOf_[i]]);
+    arenaBytes_ = planArena(spec, aliasOf_, bytes, offset_);
+    arena_ = allocDevice(arenaBytes_, "allocating the activation arena");
     uint64_t workspaceBytes = 0;
     for (size_t i = 0; i < nn; ++i)
       if (fallback_[i].empty()) workspaceBytes = std::max<uint64_t>(workspaceBytes, plan_[i].workspace_bytes);
     if (workspaceBytes) workspace_ = allocDevice((size_t)workspaceBytes, "allocating the nodes' workspace");
     for (int32_t i = 0; i < nv; ++i)
-      if (offset[i] >= 0) data_[i] = static_cast<uint8_t*>(arena_->ptr) + offset[i];
+      if (offset_[i] >= 0) data_[i] = static_cast<uint8_t*>(arena_->ptr) + offset_[i];
     // graph inputs and outputs stored in 16 bits pass through a float32 staging buffer (converted on the device)
     size_t staging = 0;
     for (int32_t id : spec.inputs) {
@@ -222,7 +225,7 @@ CudaExecutor::CudaExecutor(const GraphSpec& spec, const std::vector<OpCost>& cos
       if (deviceDtype_[r] != spec.values[id].dtype) staging = std::max(staging, (size_t)shapeNumel(spec.values[id].shape) * dtypeSize(spec.values[id].dtype));
     }
     if (staging) staging_ = allocDevice(staging, "allocating the staging buffer of graph inputs and outputs");
-    planPlacement(arenaBytes);
+    planPlacement(arenaBytes_);
     CUDA_CALL("uploading weights", api().stream_sync(stream_, ERRBUF));
   } catch (...) {
     for (Segment& seg : segments_)

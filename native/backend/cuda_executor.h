@@ -9,7 +9,8 @@
 // is computed, or also read as another input) runs on the CPU backend, with its own plan. The graph
 // is cut into segments of consecutive device / CPU nodes; the copies between them are planned once
 // (each value crosses at most once each way, only where it is read on the other side), into a host
-// mirror of the arena at the same offsets (so the graph's lifetime plan holds there too).
+// mirror of the arena at the same offsets (so the lifetime plan holds there too). The arena is
+// planned with each value's device size: values stored in 16 bits take half the bytes.
 #pragma once
 
 #include <cstdint>
@@ -26,9 +27,11 @@ struct DeviceBuffer;
 
 class CudaExecutor {
  public:
-  // aliasOf / offset / arenaBytes: the graph's storage plan (graph.cc).
-  CudaExecutor(const GraphSpec& spec, const std::vector<OpCost>& costs, const std::vector<int32_t>& aliasOf,
-               const std::vector<int64_t>& offset, size_t arenaBytes);
+  // aliasOf: the graph's storage roots (graph.cc); the executor plans its own arena (planArena)
+  // with each value's size as stored on the device.
+  CudaExecutor(const GraphSpec& spec, const std::vector<OpCost>& costs, const std::vector<int32_t>& aliasOf);
+  // The device arena's bytes (activations as stored there).
+  size_t arenaBytes() const { return arenaBytes_; }
   ~CudaExecutor();
   CudaExecutor(const CudaExecutor&) = delete;
   CudaExecutor& operator=(const CudaExecutor&) = delete;
@@ -58,7 +61,8 @@ class CudaExecutor {
   const GraphSpec& spec_;
   const std::vector<OpCost>& costs_;
   const std::vector<int32_t>& aliasOf_;
-  const std::vector<int64_t>& offset_;
+  std::vector<int64_t> offset_;  // arena offsets (the device's plan; the host mirror uses them too)
+  size_t arenaBytes_ = 0;
   void* stream_ = nullptr;
   std::shared_ptr<DeviceBuffer> arena_;
   std::shared_ptr<DeviceBuffer> workspace_;            // scratch for the node running now (the largest plan's)

@@ -46,6 +46,8 @@ Graph::Graph(GraphSpec spec, Device device) : spec_(std::move(spec)), device_(de
   plan();
 }
 
+size_t Graph::arenaBytes() const { return cuda_ ? cuda_->arenaBytes() : arenaBytes_; }
+
 void Graph::prepare() {
   std::lock_guard<std::mutex> lock(runMutex_);
   prepareLocked();
@@ -53,7 +55,7 @@ void Graph::prepare() {
 
 void Graph::prepareLocked() {
   if (device_ == Device::Cuda) {
-    if (!cuda_) cuda_ = std::make_unique<CudaExecutor>(spec_, costs_, aliasOf_, offset_, arenaBytes_);
+    if (!cuda_) cuda_ = std::make_unique<CudaExecutor>(spec_, costs_, aliasOf_);
     return;
   }
   if (!cpu_) {
@@ -155,17 +157,23 @@ void Graph::plan() {
   for (int32_t i = 0; i < nv; ++i) aliasOf_[i] = i;
   for (const GraphNode& node : spec_.nodes)
     if (node.op == Op::Reshape) aliasOf_[node.output] = aliasOf_[node.inputs[0]];
+  std::vector<size_t> bytes(nv, 0);
+  for (int32_t i = 0; i < nv; ++i) bytes[i] = (size_t)shapeNumel(spec_.values[i].shape) * dtypeSize(spec_.values[i].dtype);
+  arenaBytes_ = planArena(spec_, aliasOf_, bytes, offset_);
+}
 
+size_t planArena(const GraphSpec& spec, const std::vector<int32_t>& aliasOf, const std::vector<size_t>& bytesOf, std::vector<int64_t>& offset) {
+  const int32_t nv = (int32_t)spec.values.size();
   // last node reading each storage root; outputs live to the end
-  const int64_t kForever = (int64_t)spec_.nodes.size();
+  const int64_t kForever = (int64_t)spec.nodes.size();
   std::vector<int64_t> lastUse(nv, -1);
-  for (size_t n = 0; n < spec_.nodes.size(); ++n)
-    for (int32_t id : spec_.nodes[n].inputs)
-      if (id >= 0) lastUse[aliasOf_[id]] = std::max<int64_t>(lastUse[aliasOf_[id]], (int64_t)n);
-  for (int32_t id : spec_.outputs) lastUse[aliasOf_[id]] = kForever;
+  for (size_t n = 0; n < spec.nodes.size(); ++n)
+    for (int32_t id : spec.nodes[n].inputs)
+      if (id >= 0) lastUse[aliasOf[id]] = std::max<int64_t>(lastUse[aliasOf[id]], (int64_t)n);
+  for (int32_t id : spec.outputs) lastUse[aliasOf[id]] = kForever;
 
   // best-fit allocation in one arena; blocks freed after their last reader runs
-  offset_.assign(nv, -1);
+  offset.assign(nv, -1);
   std::map<int64_t, size_t> freeBlocks;  // offset -> size
   size_t end = 0;
   auto allocate = [&](size_t bytes) -> int64_t {
@@ -211,23 +219,17 @@ void Graph::plan() {
     }
   };
   std::vector<int64_t> producer(nv, -1);
-  for (size_t n = 0; n < spec_.nodes.size(); ++n) producer[spec_.nodes[n].output] = (int64_t)n;
-  std::vector<std::vector<int32_t>> dies(spec_.nodes.size());
+  for (size_t n = 0; n < spec.nodes.size(); ++n) producer[spec.nodes[n].output] = (int64_t)n;
+  std::vector<std::vector<int32_t>> dies(spec.nodes.size());
   for (int32_t i = 0; i < nv; ++i)
-    if (aliasOf_[i] == i && spec_.values[i].kind == ValueKind::Node && lastUse[i] < kForever)
+    if (aliasOf[i] == i && spec.values[i].kind == ValueKind::Node && lastUse[i] < kForever)
       dies[std::max(lastUse[i], producer[i])].push_back(i);  // unread values die where they are made
-  for (size_t n = 0; n < spec_.nodes.size(); ++n) {
-    const int32_t out = spec_.nodes[n].output;
-    if (aliasOf_[out] == out) {
-      const GraphValue& v = spec_.values[out];
-      offset_[out] = allocate((size_t)shapeNumel(v.shape) * dtypeSize(v.dtype));
-    }
-    for (int32_t id : dies[n]) {
-      const GraphValue& v = spec_.values[id];
-      release(offset_[id], (size_t)shapeNumel(v.shape) * dtypeSize(v.dtype));
-    }
+  for (size_t n = 0; n < spec.nodes.size(); ++n) {
+    const int32_t out = spec.nodes[n].output;
+    if (aliasOf[out] == out) offset[out] = allocate(bytesOf[out]);
+    for (int32_t id : dies[n]) release(offset[id], bytesOf[id]);
   }
-  arenaBytes_ = end;
+  return end;
 }
 
 std::vector<Tensor> Graph::run(const std::vector<Tensor>& inputs, std::vector<NodeProfile>* profile, int repeat) {

@@ -86,6 +86,12 @@ enum class Device : int32_t { Cpu = 0, Cuda = 1 };
 class CudaExecutor;
 class CpuPlan;
 
+// The activation arena's plan: an offset (64-byte aligned) for every value that owns storage (the
+// nodes' outputs; reshapes alias their input's root, aliasOf), blocks reused once their last reader
+// has run (best fit), outputs kept to the end. bytesOf: each value's size in that arena (a backend
+// that stores some values narrower plans its own). Returns the arena's size.
+size_t planArena(const GraphSpec& spec, const std::vector<int32_t>& aliasOf, const std::vector<size_t>& bytesOf, std::vector<int64_t>& offset);
+
 class Graph {
  public:
   explicit Graph(GraphSpec spec, Device device = Device::Cpu);
@@ -102,7 +108,8 @@ class Graph {
   // After prepare(): where and how each node runs.
   std::vector<NodePlacement> placements();
 
-  size_t arenaBytes() const { return arenaBytes_; }
+  // The activation arena's bytes (on CUDA, once prepared: the device arena, values as stored there).
+  size_t arenaBytes() const;
   Device device() const { return device_; }
   size_t nodeCount() const { return spec_.nodes.size(); }
   const GraphSpec& spec() const { return spec_; }

@@ -91,7 +91,14 @@ for (const mode of modes) {
         const graph = g.build();
         const out = await graph.run({ x: rand(288), c: Float32Array.from([0.9, -0.4, 0.7, 0.2, 0.1, 0, 0, 0]) });
         const storage = (await graph.placements()).map((p) => p.op + ':' + p.storage);
-        console.log(JSON.stringify({ eps: Array.from(out.eps.toFloat32()), prev: Array.from(out.prev.toFloat32()), storage }));
+        // the same chain without the scheduler step: every value 16-bit (or every one float32)
+        const g2 = new GraphBuilder({ device: 'cuda' });
+        const x2 = g2.input('x', [1, 6, 6, 8]);
+        const n2 = g2.groupNorm(g2.conv2d(x2, t([8, 8, 3, 3]), t([8]), { padding: 1 }), t([8]), t([8]), 2, 1e-5, Act.Silu);
+        g2.output('y', g2.linear(g2.add(n2, x2), t([8, 8]), t([8])));
+        const chain = g2.build();
+        await chain.placements();  // compiled
+        console.log(JSON.stringify({ eps: Array.from(out.eps.toFloat32()), prev: Array.from(out.prev.toFloat32()), storage, arena: chain.arenaBytes }));
       })().catch((e) => { console.error(e.code + ': ' + e.message); process.exit(1); });`;
     const storageRun = (extra) => {
       const r = node(['-e', storageScript], extra);
@@ -106,6 +113,8 @@ for (const mode of modes) {
       // the library's scheduler step reads a 16-bit model output; the emulated table's refuses every 16-bit tensor
       assert.deepStrictEqual(half.storage, ['conv2d:F16', 'group_norm:F16', 'add:F16', `linear:${mode.simulated ? 'F16' : 'F32'}`, 'scheduler_step:F32']);
       assert.deepStrictEqual(f32.storage, ['conv2d:F32', 'group_norm:F32', 'add:F32', 'linear:F32', 'scheduler_step:F32']);
+      // the device arena is planned with the sizes as stored (288-element values: 1152 bytes, or 576)
+      assert.ok(f32.arena >= 2 * 1152 && half.arena * 2 === f32.arena, `arena ${half.arena} bytes with 16-bit storage, ${f32.arena} with float32`);
       for (const k of ['eps', 'prev']) {
         const d = rel(half[k], f32[k]);
         assert.ok(d > 0 && d < 5e-3, `${k}: fp16 storage is ${d} from float32 storage`);
