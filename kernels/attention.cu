@@ -1,5 +1,6 @@
 // Scaled dot-product attention over [B, N, H*D] tokens with the online softmax (no score matrix
-// is stored), two kernels:
+// is stored). On sm_80+ heads up to 160 (keys and values alike) take the FA2-style kernel of
+// attention_mma.cu; the rest, and older GPUs, these:
 //  - flashKernel (head sizes up to 64: SD1.x's 40, SD2.x / SDXL / CLIP's 64): a block of 4 warps
 //    takes 64 queries of one (sample, head); K and V pass through shared memory 32 keys at a time
 //    as fp16; each warp computes its 16 x 32 scores and then P x V on tensor cores (WMMA, fp32
@@ -302,36 +303,55 @@ Status runLtAttention(const onestep_cuda_node& n, cudaStream_t st) {
   return s;
 }
 
-// ONESTEP_CUDA_ATTENTION=cublaslt: cuBLASLt's two GEMMs for every head size they take (so that a GPU
-// session can time them against the flash kernel at SD's 64-wide heads; bench-ops.js); unset, auto.
-bool ltForAllHeads() {
-  static const bool all = [] {
+// ONESTEP_CUDA_ATTENTION picks the algorithm family for the heads it takes, so that a GPU session can
+// time them against each other (bench-ops.js): unset or "auto" (below), "cublaslt" (cuBLASLt's two
+// GEMMs for every head size they take), "wmma" (the WMMA flash kernel for heads up to 64, not the
+// mma one). Any other value is refused at plan time, naming it.
+enum class AttentionMode { kAuto, kCublasLt, kWmma, kBad };
+AttentionMode attentionMode() {
+  static const AttentionMode mode = [] {
     const char* e = std::getenv("ONESTEP_CUDA_ATTENTION");
-    return e && std::string(e) == "cublaslt";
+    const std::string v = e ? e : "";
+    if (v.empty() || v == "auto") return AttentionMode::kAuto;
+    if (v == "cublaslt") return AttentionMode::kCublasLt;
+    if (v == "wmma") return AttentionMode::kWmma;
+    return AttentionMode::kBad;
   }();
-  return all;
+  return mode;
+}
+
+void named(onestep_cuda_node_plan* out, int32_t algorithm, uint64_t workspace, const char* name) {
+  out->algorithm = algorithm;
+  out->workspace_bytes = workspace;
+  std::snprintf(out->name, sizeof(out->name), "%s", name);
 }
 
 }  // namespace
 
-// Heads up to 64: the flash kernel; larger ones: cuBLASLt's two GEMMs where it is loaded, else the
-// warp-per-query kernel.
+// Heads up to 160 with keys and values alike: the FA2-style kernel (attention_mma.cu, sm_80+); else
+// heads up to 64: the WMMA flash kernel; larger ones: cuBLASLt's two GEMMs where it is loaded, else
+// the warp-per-query kernel.
 Status planAttention(const onestep_cuda_node& n, onestep_cuda_node_plan* out) {
   const onestep_cuda_tensor &q = n.inputs[0], &v = n.inputs[2];
   const int64_t H = attrsOf<onestep::AttentionAttrs>(n).heads, D = q.shape[2] / H, Dv = v.shape[2] / H;
   std::memset(out, 0, sizeof(*out));
-  if (D <= kFlashMaxD && Dv <= kFlashMaxD && !ltForAllHeads()) {
-    std::snprintf(out->name, sizeof(out->name), "flash wmma");
+  const AttentionMode mode = attentionMode();
+  if (mode == AttentionMode::kBad) return Status::fail("ONESTEP_CUDA_ATTENTION must be auto, cublaslt or wmma, got '" + std::string(std::getenv("ONESTEP_CUDA_ATTENTION")) + "'");
+  const bool small = D <= kFlashMaxD && Dv <= kFlashMaxD;
+  if (mode == AttentionMode::kAuto && attentionMmaLimits(n).good()) {
+    named(out, kAlgoMma, 0, "flash mma");
+    return Status::ok();
+  }
+  if (small && mode != AttentionMode::kCublasLt) {
+    named(out, kAlgoOwn, 0, "flash wmma");
     return Status::ok();
   }
   LtAttention a;
   if (cublasLtUsable() && ltAttentionOf(n, &a)) {
-    out->algorithm = kAlgoCublasLt;
-    out->workspace_bytes = a.total();
-    std::snprintf(out->name, sizeof(out->name), "cublaslt");
+    named(out, kAlgoCublasLt, a.total(), "cublaslt");
     return Status::ok();
   }
-  std::snprintf(out->name, sizeof(out->name), D <= kFlashMaxD && Dv <= kFlashMaxD ? "flash wmma" : "warp per query");
+  named(out, kAlgoOwn, 0, small ? "flash wmma" : "warp per query");
   return Status::ok();
 }
 
@@ -358,6 +378,7 @@ Status launchAttention(const onestep_cuda_node& n, cudaStream_t s) {
   if (!fits.good()) return fits;
   const int64_t rows = B * H * Nq;
   if (rows == 0) return Status::ok();
+  if (n.algorithm == kAlgoMma) return launchAttentionMma(n, s);
   if (n.algorithm == kAlgoCublasLt) return runLtAttention(n, s);
   if (D <= kFlashMaxD && Dv <= kFlashMaxD) {
     const int64_t tiles = (Nq + kFlashRows - 1) / kFlashRows;

@@ -126,6 +126,8 @@ __global__ void __launch_bounds__(kThreads) gemmKernel(ActIn x, const void* __re
     gemmBody<kConv, T>(x, w, wDtype, y, M, N, K, g, ep);
 }
 
+}  // namespace
+
 // Compute capability major of the current device (cached: one device per process).
 int ccMajor() {
   static int major = [] {
@@ -136,6 +138,8 @@ int ccMajor() {
   }();
   return major;
 }
+
+namespace {
 
 // What the GEMM kernel cannot take: an M x N grid beyond CUDA's limits, bf16 before Ampere.
 Status gemmLimits(const char* op, const onestep_cuda_tensor& w, int64_t M, int64_t N) {

@@ -11,7 +11,10 @@
 namespace onestep_cuda {
 
 // Algorithms a launcher may choose at plan time (onestep_cuda_node::algorithm); 0 is its own kernels.
-enum Algorithm : int32_t { kAlgoOwn = 0, kAlgoCublasLt = 1, kAlgoCudnn = 2 };
+enum Algorithm : int32_t { kAlgoOwn = 0, kAlgoCublasLt = 1, kAlgoCudnn = 2, kAlgoMma = 3 };
+
+// Compute capability major of the current device (cached; gemm.cu).
+int ccMajor();
 
 // gemm.cu: linear and conv2d (implicit GEMM on NHWC), tensor cores, fused epilogue
 Status linearLimits(const onestep_cuda_node& n);
@@ -75,6 +78,10 @@ std::string cudnnInfoJson();
 Status attentionLimits(const onestep_cuda_node& n);
 Status launchAttention(const onestep_cuda_node& n, cudaStream_t s);
 Status planAttention(const onestep_cuda_node& n, onestep_cuda_node_plan* out);
+// attention_mma.cu: the FA2-style kernel (mma.sync, ldmatrix, cp.async; sm_80+), heads up to 160
+constexpr int64_t kAttentionMmaMaxHead = 160;
+Status attentionMmaLimits(const onestep_cuda_node& n);
+Status launchAttentionMma(const onestep_cuda_node& n, cudaStream_t s);
 // norm.cu
 Status groupNormLimits(const onestep_cuda_node& n);
 Status launchGroupNorm(const onestep_cuda_node& n, cudaStream_t s);

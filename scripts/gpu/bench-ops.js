@@ -46,7 +46,7 @@ async function timeGraph(build, inputs) {
 
 async function main() {
   const rows = [];
-  // flops for the compute-bound ops, bytes (read + write, fp32 here) for the memory-bound ones
+  // flops for the compute-bound ops, bytes (read + write, as stored) for the memory-bound ones
   const report = (kind, key, ms, flops, bytes = 0) => {
     const t = torch[`${kind} ${key}`];
     const ratio = t ? `  torch ${t.toFixed(3)} ms  ours/torch x${(ms / t).toFixed(2)}  (${(t / ms).toFixed(2)} of torch's speed)` : '';
@@ -75,7 +75,9 @@ async function main() {
   for (const [H, W, C, G] of wanted('group_norm') ? shapes.group_norm : []) {
     const gamma = rand([C]), beta = rand([C]);
     const ms = await timeGraph((g, v) => g.groupNorm(v.x, gamma, beta, G, 1e-5, Act.Silu), { x: rand([1, H, W, C]) });
-    report('group_norm', `${H}x${W}x${C}/${G}`, ms, 0, 2 * H * W * C * 4);
+    // read + write of x as the device stores it (16-bit unless ONESTEP_CUDA_ACTIVATIONS=f32)
+    const bytesPer = device === 'cuda' && process.env.ONESTEP_CUDA_ACTIVATIONS !== 'f32' ? 2 : 4;
+    report('group_norm', `${H}x${W}x${C}/${G}`, ms, 0, 2 * H * W * C * bytesPer);
   }
   if (opt('json')) fs.writeFileSync(opt('json'), JSON.stringify(rows, null, 1));
 }

@@ -50,8 +50,11 @@ if [ "$stage" = bench ] || [ "$stage" = all ]; then
   node scripts/gpu/bench-ops.js --torch "$OUT/torch.json" --json "$OUT/ops.json" 2>&1 | tee "$OUT/ops.txt"
   say "our own kernels only (no cuBLASLt / cuDNN)"
   ONESTEP_CUBLASLT=none ONESTEP_CUDNN=none node scripts/gpu/bench-ops.js --torch "$OUT/torch.json" --json "$OUT/ops-own.json" 2>&1 | tee "$OUT/ops-own.txt"
-  say "attention as cuBLASLt's two GEMMs at every head size (against the flash kernel at 64)"
+  say "attention as cuBLASLt's two GEMMs at every head size, then the WMMA flash kernel (against the mma one)"
   ONESTEP_CUDA_ATTENTION=cublaslt node scripts/gpu/bench-ops.js --only attention --torch "$OUT/torch.json" --json "$OUT/ops-attention-lt.json" 2>&1 | tee "$OUT/ops-attention-lt.txt"
+  ONESTEP_CUDA_ATTENTION=wmma node scripts/gpu/bench-ops.js --only attention --torch "$OUT/torch.json" --json "$OUT/ops-attention-wmma.json" 2>&1 | tee "$OUT/ops-attention-wmma.txt"
+  say "float32 activations (ONESTEP_CUDA_ACTIVATIONS=f32) against the 16-bit ones"
+  ONESTEP_CUDA_ACTIVATIONS=f32 node scripts/gpu/bench-ops.js --torch "$OUT/torch.json" --json "$OUT/ops-f32.json" 2>&1 | tee "$OUT/ops-f32.txt"
   for spec in "sd_turbo 1" "sdxl_turbo 1" "lcm_dreamshaper_v7 4"; do
     set -- $spec
     say "pipeline stages: $1 ($2 step(s), 512x512)"

@@ -456,23 +456,30 @@ for (const backend of backends) {
       check('layer_norm', y, ref.layerNorm(x.data, x.shape, gm.v, bt.v, 1e-5), 1e-5);
     });
 
-    // head sizes: small and odd ones, SD1.x's 40, CLIP / SD2.x / SDXL's 64 (causal for CLIP), and
-    // above 64 (on CUDA: the one-warp-per-query kernel rather than the tensor-core one)
+    // head sizes: small and odd ones, SD1.x's 40, 80 and 160, CLIP / SD2.x / SDXL's 64 (causal for
+    // CLIP), 128, keys and values of different sizes, and the VAE's 512; several key tiles (with a
+    // partial last one) and more than one block of queries
     for (const [B, Nq, Nk, H, D, Dv, causal] of [[1, 5, 5, 1, 8, 8, false], [2, 77, 77, 2, 4, 4, true], [1, 130, 77, 4, 16, 16, false],
       [1, 70, 200, 1, 24, 12, false], [2, 96, 77, 2, 40, 40, false], [1, 77, 77, 2, 64, 64, true], [1, 150, 33, 1, 64, 64, false],
-      [1, 40, 30, 1, 80, 72, false], [2, 33, 47, 3, 72, 96, true], [2, 20, 31, 2, 160, 80, false], [1, 64, 64, 1, 512, 512, false]]) {
+      [1, 40, 30, 1, 80, 72, false], [2, 33, 47, 3, 72, 96, true], [2, 20, 31, 2, 160, 80, false], [1, 64, 64, 1, 512, 512, false],
+      [1, 130, 200, 2, 80, 80, false], [2, 70, 90, 1, 160, 160, true], [1, 33, 150, 2, 128, 128, false], [2, 70, 130, 3, 36, 36, false],
+      [1, 200, 77, 2, 40, 40, true]]) {
       opCase('attention', `attention B${B} Nq${Nq} Nk${Nk} H${H} D${D} Dv${Dv}${causal ? ' causal' : ''}`, async () => {
         const q = X([B, Nq, H * D]), k = X([B, Nk, H * D]), v = X([B, Nk, H * Dv]);
         const scale = 1 / Math.sqrt(D);
         const { y, placements } = await run1On((g, x) => g.attention(x.q, x.k, x.v, H, scale, causal), { q, k, v });
-        // CUDA: heads up to 64 on the flash kernel; larger ones as cuBLASLt's two GEMMs where it is
-        // loaded (fp16 operands both ways), else one warp per query in fp32
+        // CUDA (sm_80+): heads up to 160, keys and values alike, on the FA2-style mma kernel; else heads
+        // up to 64 on the WMMA flash kernel; larger ones as cuBLASLt's two GEMMs where it is loaded
+        // (fp16 operands), else one warp per query in fp32. ONESTEP_CUDA_ATTENTION=wmma keeps heads
+        // up to 64 on the WMMA kernel; =cublaslt gives cuBLASLt every head size (a multiple of 8) it takes
+        const mode = process.env.ONESTEP_CUDA_ATTENTION || 'auto';
+        const sm80 = (cuda.devices || []).every((d) => Number(d.computeCapability.split('.')[0]) >= 8);
+        const mma = mode === 'auto' && sm80 && D === Dv && D <= 160;
         const flash = D <= 64 && Dv <= 64;
-        // cuBLASLt takes heads of a multiple of 8; ONESTEP_CUDA_ATTENTION=cublaslt gives it the small ones too
-        const lt = cublasLt && D % 8 === 0 && Dv % 8 === 0 && (!flash || process.env.ONESTEP_CUDA_ATTENTION === 'cublaslt');
-        const algo = emulatedTable ? 'emulated' : lt ? 'cublaslt' : flash ? 'flash wmma' : 'warp per query';
+        const lt = !mma && cublasLt && D % 8 === 0 && Dv % 8 === 0 && (!flash || mode === 'cublaslt');
+        const algo = emulatedTable ? 'emulated' : mma ? 'flash mma' : lt ? 'cublaslt' : flash ? 'flash wmma' : 'warp per query';
         if (backend === 'cuda' && !leftOut.has('attention')) assert.strictEqual(placements[0].algorithm, algo);
-        const fp16 = flash || lt;
+        const fp16 = mma || flash || lt;
         check('attention', y, ref.attention(q.data, q.shape, k.data, k.shape, v.data, v.shape, H, scale, causal), tolFor(backend, 1e-5, fp16));
       });
     }
