@@ -201,7 +201,7 @@ LtMatmul linearMatmul(const LtGemm& g) {
   m.out = g.out;
   m.bias = ltBias(g);
   m.accumulate = ltResidual(g);  // the residual as C
-  m.alignA = (uint32_t)kAlign;   // the weight (cudaMalloc)
+  m.alignA = kArenaAlign;        // the weight: uploaded (cudaMalloc, 256), or computed by the graph (in the arena, 64)
   m.alignB = xInPlace(g) ? kArenaAlign : (uint32_t)kAlign;  // X in the arena, or rounded into the workspace
   m.alignCD = kArenaAlign;
   return m;

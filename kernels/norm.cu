@@ -91,7 +91,7 @@ __global__ void groupNormPartialKernel(ActIn x, double* __restrict__ partial, in
   }
 }
 
-__global__ void groupNormScaleKernel(const double* __restrict__ partial, const float* __restrict__ gamma, const float* __restrict__ beta,
+__global__ void groupNormScaleKernel(const double* __restrict__ partial, ActIn gamma, ActIn beta,
                                      float* __restrict__ scaleShift, int64_t B, int64_t P, int64_t C, int64_t G, int64_t cpg, int64_t chunks,
                                      double eps) {
   const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;  // over B * C
@@ -140,7 +140,7 @@ __global__ void groupNormApplyKernel(ActIn x, const float* __restrict__ scaleShi
   }
 }
 
-__global__ void layerNormKernel(ActIn x, const float* __restrict__ gamma, const float* __restrict__ beta, ActOut y, int64_t C, double eps) {
+__global__ void layerNormKernel(ActIn x, ActIn gamma, ActIn beta, ActOut y, int64_t C, double eps) {
   const ActIn xr = x + blockIdx.x * C;
   const ActOut yr = y + blockIdx.x * C;
   double s1 = 0.0, unused = 0.0;
@@ -192,7 +192,7 @@ Status launchGroupNorm(const onestep_cuda_node& n, cudaStream_t s) {
   Status st = launched("group_norm (partial sums)");
   if (!st.good()) return st;
   ONESTEP_LAUNCH(groupNormScaleKernel, blocksFor(g.B * g.C, kThreads), kThreads, 0, s)(
-      partial, static_cast<const float*>(n.inputs[1].data), static_cast<const float*>(n.inputs[2].data), scaleShift, g.B, g.P, g.C, g.G, g.cpg,
+      partial, actIn(n.inputs[1]), actIn(n.inputs[2]), scaleShift, g.B, g.P, g.C, g.G, g.cpg,
       g.chunks, a.eps);
   st = launched("group_norm (statistics)");
   if (!st.good()) return st;
@@ -227,8 +227,7 @@ Status launchLayerNorm(const onestep_cuda_node& n, cudaStream_t s) {
   if (rows == 0) return Status::ok();
   const Status fits = layerNormLimits(n);
   if (!fits.good()) return fits;
-  ONESTEP_LAUNCH(layerNormKernel, (unsigned)rows, kThreads, 0, s)(actIn(x), static_cast<const float*>(n.inputs[1].data),
-                                                      static_cast<const float*>(n.inputs[2].data), actOut(n.output), C,
+  ONESTEP_LAUNCH(layerNormKernel, (unsigned)rows, kThreads, 0, s)(actIn(x), actIn(n.inputs[1]), actIn(n.inputs[2]), actOut(n.output), C,
                                                       attrsOf<onestep::LayerNormAttrs>(n).eps);
   return launched("layer_norm");
 }

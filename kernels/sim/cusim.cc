@@ -582,8 +582,18 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int d) {
   std::snprintf(p->name, sizeof(p->name), "cusim (the CUDA kernels run on the CPU)");
   p->totalGlobalMem = budget();
   p->sharedMemPerBlock = 48 * 1024;
+  // CUSIM_CC=major.minor (default 9.0): the compute capability reported, so that tests take the
+  // paths of older GPUs (e.g. 7.5: no bf16 tensor cores, no mma.sync m16n8k16)
   p->major = 9;
   p->minor = 0;
+  if (const char* cc = std::getenv("CUSIM_CC")) {
+    int major = 0, minor = 0;
+    char tail = 0;
+    if (std::sscanf(cc, "%d.%d%c", &major, &minor, &tail) != 2 || major < 5 || major > 12 || minor < 0 || minor > 9)
+      return fail(cudaErrorInvalidValue, std::string("CUSIM_CC must be major.minor (e.g. 7.5), got '") + cc + "'");
+    p->major = major;
+    p->minor = minor;
+  }
   p->multiProcessorCount = (int)std::thread::hardware_concurrency();
   p->warpSize = 32;
   p->maxThreadsPerBlock = 1024;

@@ -272,9 +272,11 @@ void CudaExecutor::describeNode(size_t index, onestep_cuda_node& n, bool withDat
 // input or a node's output) that no CPU node reads or writes, unless a node that reads or writes
 // it is refused by the library so (its limits: e.g. the scheduler step keeps its latents float32);
 // then that node's values go back to float32, and to 16 bits again one by one where it takes
-// them, and the others are asked again, until every device node takes what it gets (values only move to float32: it ends). Linear / conv2d biases read
-// nowhere else are uploaded in their nodes' output type (cuBLASLt's bias type is D's). False when a
-// node was refused with only float32 values of its own (it now runs on the CPU: choose again).
+// them, and the others are asked again, until every device node takes what it gets. Linear /
+// conv2d biases read nowhere else are uploaded in their nodes' output type (cuBLASLt's bias type is
+// D's) unless a node takes them only in float32. Every refusal leaves fewer 16-bit values (or one
+// more float32 bias) than the state it refused, so this ends. False when a node was refused with
+// only float32 values of its own (it now runs on the CPU: choose again).
 bool CudaExecutor::chooseStorage(DType act, const std::vector<DType>& base) {
   const int32_t nv = (int32_t)spec_.values.size();
   const size_t nn = spec_.nodes.size();
@@ -298,6 +300,7 @@ bool CudaExecutor::chooseStorage(DType act, const std::vector<DType>& base) {
     half[v] = aliasOf_[v] == v && gv.dtype == DType::F32 && !cpu[v] && (gv.kind == ValueKind::Node || gv.kind == ValueKind::Input);
   }
   onestep_cuda_node desc;
+  std::vector<bool> biasF32(nv, false);  // biases some node took only in float32
   for (bool changed = true; changed;) {
     changed = false;
     for (int32_t v = 0; v < nv; ++v) deviceDtype_[v] = half[aliasOf_[v]] ? act : base[v];
@@ -310,7 +313,7 @@ bool CudaExecutor::chooseStorage(DType act, const std::vector<DType>& base) {
     }
     for (int32_t v = 0; v < nv; ++v)
       if (spec_.values[v].kind == ValueKind::Const && biasReads[v] > 0 && otherReads[v] == 0 && halfOut[v] == biasReads[v] &&
-          spec_.values[v].dtype == DType::F32)
+          spec_.values[v].dtype == DType::F32 && !biasF32[v])
         deviceDtype_[v] = act;
     for (size_t i = 0; i < nn; ++i) {
       const GraphNode& n = spec_.nodes[i];
@@ -319,30 +322,35 @@ bool CudaExecutor::chooseStorage(DType act, const std::vector<DType>& base) {
       char why[512] = {0};
       if (api().supports_node(&desc, why, sizeof(why)) == 1) continue;
       // all its 16-bit values to float32, then back to 16 bits one at a time where it takes them (a
-      // node that refuses 16-bit latents may still read a 16-bit model output)
+      // node that refuses 16-bit latents may still read a 16-bit model output); its bias last
       std::vector<int32_t> mine;
       for (int32_t id : n.inputs)
         if (id >= 0 && half[aliasOf_[id]]) mine.push_back(aliasOf_[id]);
       if (half[aliasOf_[n.output]]) mine.push_back(aliasOf_[n.output]);
-      const bool biased = (n.op == Op::Linear || n.op == Op::Conv2d) && n.inputs.size() > 2 && n.inputs[2] >= 0;
+      const int32_t bias = (n.op == Op::Linear || n.op == Op::Conv2d) && n.inputs.size() > 2 && n.inputs[2] >= 0 ? aliasOf_[n.inputs[2]] : -1;
+      const bool halfBias = bias >= 0 && deviceDtype_[bias] == act && base[bias] != act;
       auto set = [&](int32_t r, bool h) {
         half[r] = h;
         deviceDtype_[r] = h ? act : base[r];
-        if (r == aliasOf_[n.output] && biased) deviceDtype_[n.inputs[2]] = base[n.inputs[2]];  // a bias follows later
+      };
+      auto takes = [&]() {
+        describeNode(i, desc, false);
+        std::memset(why, 0, sizeof(why));
+        return api().supports_node(&desc, why, sizeof(why)) == 1;
       };
       for (int32_t r : mine) set(r, false);
-      describeNode(i, desc, false);
-      std::memset(why, 0, sizeof(why));
-      if (mine.empty() || api().supports_node(&desc, why, sizeof(why)) != 1) {
+      if (bias >= 0) deviceDtype_[bias] = base[bias];
+      if (!takes()) {  // refused with float32 activations: it runs on the CPU (choose again)
         fallback_[i] = why[0] ? why : "the CUDA backend does not run it";
         return false;
       }
-      for (int32_t r : mine) {
-        set(r, true);
-        describeNode(i, desc, false);
-        if (api().supports_node(&desc, why, sizeof(why)) != 1) set(r, false);
+      for (int32_t r : mine)
+        if (!(set(r, true), takes())) set(r, false);
+      if (halfBias && half[aliasOf_[n.output]]) {
+        deviceDtype_[bias] = act;
+        if (!takes()) deviceDtype_[bias] = base[bias], biasF32[bias] = true;
       }
-      changed = true;
+      changed = true;  // the node now takes a state with fewer 16-bit values than the one it refused
     }
   }
   return true;
@@ -365,7 +373,9 @@ void CudaExecutor::planNodes(DType act) {
   }
   for (;;) {
     deviceDtype_ = base;
-    if (sixteen && !chooseStorage(act, base)) continue;
+    // a graph that asked for bf16 (fp32's range) on a GPU without it keeps float32 activations
+    const bool narrowed = spec_.gemmOperand == DType::BF16 && act != DType::BF16;
+    if (sixteen && !narrowed && !chooseStorage(act, base)) continue;
     // the library's algorithm per node (a vendor library's, with its heuristic, or its own kernels)
     // and the scratch that needs: one workspace serves every node (they run one after another)
     bool refused = false;

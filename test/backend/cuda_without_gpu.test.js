@@ -124,6 +124,33 @@ for (const mode of modes) {
       assert.match(r.stderr, /ERR_ONESTEP_OPTION: ONESTEP_CUDA_ACTIVATIONS must be '16' or 'f32', got 'half'/);
     });
 
+    if (mode.simulated) {
+      it('on a GPU before sm_80 (CUSIM_CC=7.5): the parity suite passes (no mma kernel, fp16 operands for bf16 graphs) and bf16 graphs keep float32 activations', () => {
+        parityPasses({ CUSIM_CC: '7.5' });
+        const script = `
+          const { GraphBuilder } = require('./dist/graph');
+          const { addon } = require('./dist/native');
+          (async () => {
+            const w = addon().tensorFromFloat32('F32', [8, 8], Float32Array.from({ length: 64 }, (_, i) => Math.sin(i)));
+            const storage = {};
+            for (const gemmOperand of ['F16', 'BF16']) {
+              const g = new GraphBuilder({ device: 'cuda', gemmOperand });
+              const x = g.input('x', [4, 8]);
+              g.output('y', g.add(g.linear(x, w), x));
+              const graph = g.build();
+              storage[gemmOperand] = (await graph.placements()).map((p) => p.op + ':' + p.storage);
+            }
+            console.log(JSON.stringify(storage));
+          })().catch((e) => { console.error(e); process.exit(1); });`;
+        const r = node(['-e', script], { CUSIM_CC: '7.5' });
+        assert.strictEqual(r.status, 0, r.stderr);
+        assert.deepStrictEqual(JSON.parse(r.stdout.trim().split('\n').pop()), { F16: ['linear:F16', 'add:F16'], BF16: ['linear:F32', 'add:F32'] });
+        // a malformed CUSIM_CC: cusim reports no device properties (info() lists no device)
+        const bad = node(['-e', "console.log(JSON.stringify(require('.').info().backends.cuda.devices))"], { CUSIM_CC: 'seven' });
+        assert.strictEqual(bad.stdout.trim(), '[]', bad.stdout + bad.stderr);
+      });
+    }
+
     if (!mode.simulated) {
       it('a node refusing 16-bit activations gets float32 ones, its neighbours keep fp16 (ONESTEP_CUDA_EMULATE_F32)', () => {
         const f32 = storageRun({ ONESTEP_CUDA_ACTIVATIONS: 'f32' });

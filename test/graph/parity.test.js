@@ -34,6 +34,8 @@ function cudaGemmAlgo(pointwise, conv = null) {
   return pointwise ? 'wmma' : 'implicit-gemm wmma';
 }
 const backends = ['cpu', 'cuda'];
+// tensor-core bf16 and mma.sync m16n8k16 need compute capability 8.0 (cusim: CUSIM_CC says which it reports)
+const sm80 = (cuda.devices || []).every((d) => Number(d.computeCapability.split('.')[0]) >= 8);
 const rng = new Rng();
 // tolerance on a backend: fp16 tensor-core operands (GEMM, attention) on CUDA
 const tolFor = (backend, tol, gemm) => (backend === 'cuda' && gemm ? Math.max(tol, 3e-3) : tol);
@@ -152,8 +154,12 @@ for (const backend of backends) {
       const x = X([37, 50], 3e5);
       const w = weight('F32', [45, 50]);
       const b = weight('F32', [45]);
+      // before sm_80 such graphs get fp16 operands (docs/CUDA.md): these values overflow there, as documented
+      const fp16Only = backend === 'cuda' && !sm80 && !emulatedTable;
+      const rangeCheck = (name, got, want) =>
+        fp16Only ? assert.ok(got.some((q) => !Number.isFinite(q)), `${name}: fp16 operands cannot hold 3e5-scaled values`) : check(name, got, want, tol);
       const { y, placements } = await run1On((g, v) => g.linear(v.x, w.t, b.t), { x }, { gemmOperand: 'BF16' });
-      check('linear, bf16 operands', y, ref.linear(x.data, x.shape, w.v, w.shape, b.v, Act.None), tol);
+      rangeCheck('linear, bf16 operands', y, ref.linear(x.data, x.shape, w.v, w.shape, b.v, Act.None));
       if (backend === 'cuda' && !leftOut.has('linear')) assert.strictEqual(placements[0].algorithm, cudaGemmAlgo(true));
       const xc = X([1, 6, 5, 12], 3e5);
       const wc = weight('F16', [9, 12, 3, 3], 0.3);
@@ -164,7 +170,7 @@ for (const backend of backends) {
         { gemmOperand: 'BF16' },
       );
       const want = ref.conv2d(xc.data, xc.shape, wc.v, wc.shape, bc.v, { stride: [1, 1], pad: [1, 1, 1, 1], up: 1, act: Act.None });
-      check('conv2d, bf16 operands', yc, want.y, tol);
+      rangeCheck('conv2d, bf16 operands', yc, want.y);
     });
 
     opCase('linear', 'linear without bias on a 3-D input', async () => {
@@ -449,6 +455,16 @@ for (const backend of backends) {
       }
     });
 
+    // gamma and beta computed by the graph (graph inputs here): on CUDA they are activations, stored in 16 bits
+    opCase(['layer_norm', 'group_norm'], 'layer_norm and group_norm with gamma and beta given as values', async () => {
+      const x = X([3, 7, 24], 3), gm = X([24]), bt = X([24]);
+      const ln = await run1On((g, v) => g.layerNorm(v.x, v.gm, v.bt, 1e-5), { x, gm, bt });
+      check('layer_norm, gamma and beta as values', ln.y, ref.layerNorm(x.data, x.shape, gm.data, bt.data, 1e-5), 1e-5);
+      const xs = [1, 5, 6, 24], xg = X(xs, 2);
+      const gn = await run1On((g, v) => g.groupNorm(v.x, v.gm, v.bt, 4, 1e-6, Act.Silu), { x: xg, gm, bt });
+      check('group_norm, gamma and beta as values', gn.y, ref.groupNorm(xg.data, xs, gm.data, bt.data, 4, 1e-6, Act.Silu), 1e-5);
+    });
+
     opCase('layer_norm', 'layer_norm', async () => {
       const x = X([3, 7, 20], 3);
       const gm = weight('F32', [20]), bt = weight('F32', [20]);
@@ -473,7 +489,6 @@ for (const backend of backends) {
         // (fp16 operands), else one warp per query in fp32. ONESTEP_CUDA_ATTENTION=wmma keeps heads
         // up to 64 on the WMMA kernel; =cublaslt gives cuBLASLt every head size (a multiple of 8) it takes
         const mode = process.env.ONESTEP_CUDA_ATTENTION || 'auto';
-        const sm80 = (cuda.devices || []).every((d) => Number(d.computeCapability.split('.')[0]) >= 8);
         const mma = mode === 'auto' && sm80 && D === Dv && D <= 160;
         const flash = D <= 64 && Dv <= 64;
         const lt = !mma && cublasLt && D % 8 === 0 && Dv % 8 === 0 && (!flash || mode === 'cublaslt');
