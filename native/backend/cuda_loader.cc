@@ -137,10 +137,14 @@ const CudaStatus& loadCudaBackend(const std::string& libraryPath) {
   char msg[512] = {0};
   int count = 0;
   const int rc = api->probe(&count, msg, sizeof(msg));
+  std::string device0;  // why device 0 (the one graphs run on) cannot be described, if it cannot
   for (int i = 0; i < count; ++i) {
     onestep_cuda_device_info info;
     char derr[256] = {0};
-    if (api->device_info(i, &info, derr, sizeof(derr)) != 0) continue;
+    if (api->device_info(i, &info, derr, sizeof(derr)) != 0) {
+      if (i == 0) device0 = derr[0] ? derr : "unknown error";
+      continue;
+    }
     CudaDevice d;
     d.index = i;
     d.name = info.name;
@@ -153,6 +157,10 @@ const CudaStatus& loadCudaBackend(const std::string& libraryPath) {
   }
   if (rc != 0) {
     gStatus.reason = msg[0] ? msg : "the CUDA probe failed";
+    return gStatus;
+  }
+  if (!device0.empty()) {  // its compute capability decides operand types and kernels: not usable without it
+    gStatus.reason = "cannot read the properties of device 0: " + device0;
     return gStatus;
   }
   gStatus.usable = true;

@@ -145,9 +145,11 @@ for (const mode of modes) {
         const r = node(['-e', script], { CUSIM_CC: '7.5' });
         assert.strictEqual(r.status, 0, r.stderr);
         assert.deepStrictEqual(JSON.parse(r.stdout.trim().split('\n').pop()), { F16: ['linear:F16', 'add:F16'], BF16: ['linear:F32', 'add:F32'] });
-        // a malformed CUSIM_CC: cusim reports no device properties (info() lists no device)
-        const bad = node(['-e', "console.log(JSON.stringify(require('.').info().backends.cuda.devices))"], { CUSIM_CC: 'seven' });
-        assert.strictEqual(bad.stdout.trim(), '[]', bad.stdout + bad.stderr);
+        // a malformed CUSIM_CC: cusim cannot describe its device, so CUDA is not usable, saying why
+        const bad = node(['-e', "const c = require('.').info().backends.cuda; console.log(JSON.stringify([c.usable, c.reason]))"], { CUSIM_CC: 'seven' });
+        const [usable, reason] = JSON.parse(bad.stdout.trim().split('\n').pop());
+        assert.strictEqual(usable, false);
+        assert.match(reason, /cannot read the properties of device 0: .*CUSIM_CC must be major\.minor \(e\.g\. 7\.5\), got 'seven'/);
       });
     }
 
