@@ -125,6 +125,32 @@ for (const mode of modes) {
     });
 
     if (mode.simulated) {
+      it('attention picks the mma kernel for heads up to 160; ONESTEP_CUDA_ATTENTION=wmma / cublaslt change it, another value sends the node to the CPU naming it', () => {
+        const script = `
+          const { GraphBuilder } = require('./dist/graph');
+          (async () => {
+            const out = [];
+            for (const D of [40, 160, 512]) {
+              const g = new GraphBuilder({ device: 'cuda' });
+              const q = g.input('q', [1, 70, 2 * D]);
+              g.output('y', g.attention(q, q, q, 2, 1 / Math.sqrt(D)));
+              const [p] = await g.build().placements();
+              out.push(p.algorithm + (p.fallback ? ' (cpu: ' + p.reason + ')' : ''));
+            }
+            console.log(JSON.stringify(out));
+          })().catch((e) => { console.error(e); process.exit(1); });`;
+        const algos = (extra) => {
+          const r = node(['-e', script], extra);
+          assert.strictEqual(r.status, 0, r.stderr);
+          return JSON.parse(r.stdout.trim().split('\n').pop());
+        };
+        assert.deepStrictEqual(algos({}), ['flash mma', 'flash mma', 'warp per query']);
+        assert.deepStrictEqual(algos({ ONESTEP_CUDA_ATTENTION: 'wmma' }), ['flash wmma', 'warp per query', 'warp per query']);
+        assert.deepStrictEqual(algos({ ONESTEP_CUDA_ATTENTION: 'cublaslt', ONESTEP_CUBLASLT: standIns.cublasLt }), ['cublaslt', 'cublaslt', 'cublaslt']);
+        const bad = algos({ ONESTEP_CUDA_ATTENTION: 'fast' });
+        for (const a of bad) assert.match(a, /\(cpu: the CUDA backend could not plan it: ONESTEP_CUDA_ATTENTION must be auto, cublaslt or wmma, got 'fast'\)/);
+      });
+
       it('on a GPU before sm_80 (CUSIM_CC=7.5): the parity suite passes (no mma kernel, fp16 operands for bf16 graphs) and bf16 graphs keep float32 activations', () => {
         parityPasses({ CUSIM_CC: '7.5' });
         const script = `
