@@ -173,6 +173,12 @@ int convert(void* dst, int32_t dstDtype, const void* src, int32_t srcDtype, int6
   return report(onestep_cuda::launchConvert(dst, dstDtype, src, srcDtype, n, (cudaStream_t)s), err, errlen);
 }
 
+int loraFuse(const onestep_cuda_tensor* out, const onestep_cuda_tensor* base, int32_t nParts, const onestep_cuda_tensor* ups,
+             const onestep_cuda_tensor* downs, const float* factors, int64_t cin, void* s, char* err, size_t errlen) {
+  if (!out || !base) return report(onestep_cuda::Status::fail("lora_fuse: null argument"), err, errlen);
+  return report(onestep_cuda::launchLoraFuse(*out, *base, nParts, ups, downs, factors, cin, (cudaStream_t)s), err, errlen);
+}
+
 int runNode(const onestep_cuda_node* node, void* s, char* err, size_t errlen) {
   if (!node) return report(onestep_cuda::Status::fail("run_node: null node"), err, errlen);
   return report(onestep_cuda::runNode(*node, (cudaStream_t)s), err, errlen);
@@ -223,7 +229,8 @@ void graphDestroy(void* exec) {
 
 const onestep_cuda_api kApi = {ONESTEP_CUDA_ABI, buildInfo,  probe,        deviceInfo,  deviceAlloc, deviceRelease, memInfo,
                                streamCreate,     streamDestroy, streamSync, copyToDevice, copyToHost, convert,     runNode,
-                               supportsNode,     planNode,      mathLibraries, captureBegin,     captureEnd, graphLaunch,  graphDestroy};
+                               supportsNode,     planNode,      mathLibraries, captureBegin,     captureEnd, graphLaunch,  graphDestroy,
+                               loraFuse};
 
 }  // namespace
 

@@ -15,7 +15,7 @@
 extern "C" {
 #endif
 
-#define ONESTEP_CUDA_ABI 5
+#define ONESTEP_CUDA_ABI 6
 
 /* Element types: the addon's DType values. */
 #define ONESTEP_CUDA_F32 0
@@ -111,6 +111,14 @@ typedef struct {
   int (*capture_end)(void* stream, void** graph_exec, char* err, size_t errlen);
   int (*graph_launch)(void* graph_exec, void* stream, char* err, size_t errlen);
   void (*graph_destroy)(void* graph_exec);
+
+  /* LoRA fusion (docs/LORA.md), launched on `stream`: out = base + sum_p factors[p] * ups[p] @ downs[p],
+   * accumulated in float32 and rounded once to out's type (F32 / F16 / BF16 anywhere; base may be
+   * out). out and base: the weight, [N, ...] with K = numel / N; ups[p]: N x r_p elements, downs[p]:
+   * r_p x K. conv_cin > 0: out and base are a conv kernel relaid out as [Co, kh, kw, Ci] with
+   * Ci = conv_cin while downs keep the checkpoint's [r, Ci, kh, kw] order. */
+  int (*lora_fuse)(const onestep_cuda_tensor* out, const onestep_cuda_tensor* base, int32_t n_parts, const onestep_cuda_tensor* ups,
+                   const onestep_cuda_tensor* downs, const float* factors, int64_t conv_cin, void* stream, char* err, size_t errlen);
 } onestep_cuda_api;
 
 #if defined(_WIN32)

@@ -111,5 +111,8 @@ Status supportsNode(const onestep_cuda_node& n);
 Status planNode(const onestep_cuda_node& n, onestep_cuda_node_plan* out);
 // convert.cu
 Status launchConvert(void* dst, int dstDtype, const void* src, int srcDtype, int64_t n, cudaStream_t s);
+// LoRA fusion into a weight on the device (kernels/lora.cu; the table's lora_fuse).
+Status launchLoraFuse(const onestep_cuda_tensor& out, const onestep_cuda_tensor& base, int nParts, const onestep_cuda_tensor* ups,
+                      const onestep_cuda_tensor* downs, const float* factors, int64_t cin, cudaStream_t s);
 
 }  // namespace onestep_cuda

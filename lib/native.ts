@@ -93,6 +93,19 @@ export interface NativeAddon {
   /** base + sum(factor * up @ down), computed in float32 and rounded once to base's dtype */
   fuseLora(base: NativeTensor, parts: { down: NativeTensor; up: NativeTensor; factor: number }[], name: string, dtype?: NativeDType, into?: NativeTensor): NativeTensor;
   /**
+   * The same fusion, recorded on the tensor and made where it is read (native/cpu/lora.h): on the
+   * GPU when a graph uploads it (and again in place when `into`'s definition is replaced), on the
+   * host at its first host read. hostWasRead: `into`'s host bytes had been made (graphs reading it
+   * on the CPU must be rebuilt).
+   */
+  deferLoraFusion(
+    base: NativeTensor,
+    parts: { down: NativeTensor; up: NativeTensor; factor: number }[],
+    name: string,
+    dtype?: NativeDType,
+    into?: NativeTensor,
+  ): { tensor: NativeTensor; hostWasRead: boolean };
+  /**
    * kernel: the float32 micro-kernel; bf16Kernel: the bf16 one, null where the CPU has none;
    * bf16DepthBlock: the depth of a bf16 panel block (also attention's key block at precision bf16)
    */

@@ -89,6 +89,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Graph", JsGraph::Define(env));
   RegisterGenerator(env, exports);
   exports.Set("fuseLora", Napi::Function::New(env, FuseLora, "fuseLora"));
+  exports.Set("deferLoraFusion", Napi::Function::New(env, DeferLoraFusion, "deferLoraFusion"));
   exports.Set("createGraph", Napi::Function::New(env, CreateGraph, "createGraph"));
   exports.Set("opSchema", Napi::Function::New(env, OpSchema, "opSchema"));
   exports.Set("inferNode", Napi::Function::New(env, InferNode, "inferNode"));

@@ -2,7 +2,10 @@
 // LoRA fusion time on a real-size model: a random kohya LoRA in the LCM-LoRA layout (rank 64 on
 // every UNet linear and 1x1 / 3x3 conv, plus the text encoder) is written for the random-weight
 // model bench.js uses, then fused, re-fused at another scale, and unfused; each is timed.
-//   node scripts/bench-lora.js [--model sd_turbo] [--rank 64] [--runs 3]
+// On cuda the fusion is the GPU's (docs/LORA.md, "On the GPU"): "fuse" is the first fusion plus
+// building the UNet graph (uploads and fusions on the device), "re-fuse" a scale change that
+// re-fuses the copies that graph holds, in place, and a UNet step checks the graph still runs.
+//   node scripts/bench-lora.js [--model sd_turbo] [--rank 64] [--runs 3] [--device cpu|cuda]
 'use strict';
 const fs = require('fs');
 const os = require('os');
@@ -15,15 +18,26 @@ const { UNet2DConditionModel } = require(path.join(dist, 'models', 'unet', 'unet
 const { CLIPTextModel } = require(path.join(dist, 'models', 'clip', 'text_encoder.js'));
 const { LoraSet } = require(path.join(dist, 'lora'));
 const { makeRandomModel } = require('./make-random-model.js');
+const { scriptOptions } = require('./script-options.js');
 
-const args = process.argv.slice(2);
-const opt = (name, def) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : def;
-};
-const modelName = opt('model', 'sd_turbo');
-const rank = Number(opt('rank', 64));
-const runs = Number(opt('runs', 3));
+const USAGE = `usage: npm run bench:lora -- [options]
+
+  --model NAME   sd_turbo (default) or another random-weight model of scripts/bench.js
+  --rank N       LoRA rank (default 64)
+  --runs N       repetitions (default 3; medians reported)
+  --device DEV   cpu (default) or cuda (fusion on the GPU)
+  -h, --help     this text`;
+const { parsed, usage, intOpt } = scriptOptions('bench-lora', USAGE, {
+  model: { type: 'string' },
+  rank: { type: 'string' },
+  runs: { type: 'string' },
+  device: { type: 'string' },
+});
+const modelName = parsed.model ?? 'sd_turbo';
+const rank = intOpt('rank', 64, 1);
+const runs = intOpt('runs', 3, 1);
+const device = parsed.device ?? 'cpu';
+if (!['cpu', 'cuda'].includes(device)) usage(`--device must be cpu or cuda, got '${device}'`);
 
 const dir = path.join(root, '.cache', 'random-models', modelName);
 if (!fs.existsSync(path.join(dir, 'RANDOM_WEIGHTS.txt'))) {
@@ -65,8 +79,17 @@ async function main() {
   ];
   await saveSafetensors(loraFile, Object.fromEntries(tensors));
   const mib = (fs.statSync(loraFile).size / 2 ** 20).toFixed(0);
-  const unet = UNet2DConditionModel.fromPretrained(path.join(dir, 'unet'));
-  const te = CLIPTextModel.fromPretrained(path.join(dir, 'text_encoder'));
+  const unet = UNet2DConditionModel.fromPretrained(path.join(dir, 'unet'), { device });
+  const te = CLIPTextModel.fromPretrained(path.join(dir, 'text_encoder'), { device });
+  // on cuda: the UNet graph at 64x64 latents (its uploads are where the GPU fuses)
+  const cfg = unet.config;
+  const shape = { batch: 1, height: 64, width: 64, contextLength: 77 };
+  const unetGraph = async () => {
+    if (device !== 'cuda') return 0;
+    const t0 = process.hrtime.bigint();
+    await unet.graph(shape.batch, shape.height, shape.width, shape.contextLength).ready();
+    return Number(process.hrtime.bigint() - t0) / 1e6;
+  };
   const set = new LoraSet({ unet: unet.weights, text_encoder: te.weights }, unet.config.layersPerBlock[0]);
   const time = (fn) => {
     const t0 = process.hrtime.bigint();
@@ -78,20 +101,27 @@ async function main() {
   const refuse = [];
   const unfuse = [];
   let report;
+  const rebuilt = [];
   for (let i = 0; i < runs; i++) {
     set.setScales({ a: 1 });
     const [ms, r] = time(() => set.apply());
-    fuse.push(ms);
+    for (const c of r.changed) (c === 'unet' ? unet : te).resetGraphs();
+    fuse.push(ms + (await unetGraph()));
     report = r.report;
     set.setScales({ a: 0.5 });
-    refuse.push(time(() => set.apply())[0]);
+    const [rms, rr] = time(() => set.apply());
+    refuse.push(rms);
+    rebuilt.push(...rr.changed);
     set.setScales({ a: 0 });
-    unfuse.push(time(() => set.apply())[0]);
+    const [ums, ur] = time(() => set.apply());
+    for (const c of ur.changed) (c === 'unet' ? unet : te).resetGraphs();
+    unfuse.push(ums);
   }
   const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)].toFixed(0);
   console.log(`model ${modelName}, LoRA rank ${rank}: ${rep.matched} modules (unet ${rep.byComponent.unet}, text_encoder ${rep.byComponent.text_encoder}), ${mib} MiB F16`);
   console.log(`threads ${addon().cpuInfo().threads}, cpu ${os.cpus()[0].model}`);
-  console.log(`read ${addMs.toFixed(0)} ms; fuse ${med(fuse)} ms; re-fuse at another scale ${med(refuse)} ms; unfuse ${med(unfuse)} ms (median of ${runs}); fused weights ${report.fused.unet + report.fused.text_encoder}`);
+  if (device === 'cuda') console.log(`device ${require(path.join(dist, 'info.js')).info().backends.cuda.devices[0]?.name ?? 'cuda'}; fused on ${JSON.stringify(report.fusedOn)}; graphs rebuilt by a scale change: ${JSON.stringify([...new Set(rebuilt)])}`);
+  console.log(`read ${addMs.toFixed(0)} ms; fuse ${med(fuse)} ms${device === 'cuda' ? ' (with the UNet graph build)' : ''}; re-fuse at another scale ${med(refuse)} ms; unfuse ${med(unfuse)} ms (median of ${runs}); fused weights ${report.fused.unet + report.fused.text_encoder}`);
   set.dispose();
   unet.dispose();
   te.dispose();

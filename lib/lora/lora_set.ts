@@ -4,6 +4,10 @@
 // precision the CPU engine computes in, so a delta below a half-precision ulp is not lost), and
 // installed in place of the checkpoint's weight. Unfusing just removes the replacements: the base weights are re-read from the mapped
 // checkpoint, bit for bit as a fresh load.
+//
+// Components whose graphs run on CUDA get deferred fusions instead (docs/LORA.md, "On the GPU"): the
+// replacement records base, parts and factors, the GPU fuses when it uploads the weight, and a scale
+// change re-fuses the GPU copies in place: no CPU work, no re-upload, no graph rebuild.
 import * as fs from 'fs';
 import * as path from 'path';
 import { ArgumentError, FileNotFoundError, OnestepError } from '../errors';
@@ -66,6 +70,17 @@ export interface LoraReport {
   adapters: LoraAdapterReport[];
   /** weights that now differ from the checkpoint, by component */
   fused: Partial<Record<LoraComponent, number>>;
+  /** where each component's weights are fused: 'gpu' (deferred to the CUDA device's copies) or 'cpu' */
+  fusedOn: Partial<Record<LoraComponent, 'cpu' | 'gpu'>>;
+  /** components whose graphs must be rebuilt (new or removed replacements, or CPU-fused weights rewritten) */
+  rebuilt: LoraComponent[];
+}
+
+/** Where a component's LoRA fusion runs: ONESTEP_LORA_FUSION=cpu forces the CPU, else the GPU for CUDA graphs. */
+function fusionPlace(device: string): 'cpu' | 'gpu' {
+  const v = process.env.ONESTEP_LORA_FUSION ?? 'auto';
+  if (v !== 'auto' && v !== 'cpu') throw new ArgumentError(`ONESTEP_LORA_FUSION must be 'auto' or 'cpu', got ${JSON.stringify(v)}`);
+  return v === 'auto' && device === 'cuda' ? 'gpu' : 'cpu';
 }
 
 interface Adapter {
@@ -103,6 +118,8 @@ function shapeProblem(ws: readonly number[], parts: { down: NativeTensor; up: Na
 export class LoraSet {
   private adapters: Adapter[] = [];
   private installed = new Map<LoraComponent, Map<string, NativeTensor>>();
+  /** replacements that are deferred fusions (made on the GPU) */
+  private deferred = new WeakSet<NativeTensor>();
 
   constructor(
     private readonly components: Partial<Record<LoraComponent, Weights>>,
@@ -201,7 +218,8 @@ export class LoraSet {
    * Fuses every adapter into copies of the base weights (always from the checkpoint) and installs
    * them, replacing the previous fusion. A weight fused before is re-fused into the same memory
    * (no new allocation: scale changes stay cheap); all shapes are checked before anything is
-   * written. Returns the components whose weights changed.
+   * written. Returns the components whose graphs must be rebuilt (deferred GPU fusions re-fused in
+   * place need none).
    */
   apply(): { report: LoraReport; changed: LoraComponent[] } {
     const a = addon();
@@ -224,6 +242,9 @@ export class LoraSet {
     }
     const next = new Map<LoraComponent, Map<string, NativeTensor>>();
     const reused = new Set<NativeTensor>();
+    const place = new Map<LoraComponent, 'cpu' | 'gpu'>();
+    for (const c of Object.keys(this.components) as LoraComponent[]) place.set(c, fusionPlace((this.components[c] as Weights).device));
+    const hostRead = new Set<LoraComponent>();
     const bases = new Map<string, NativeTensor>();
     try {
       // every shape is checked before anything is written: re-fusion writes into the previous fused weights
@@ -240,10 +261,18 @@ export class LoraSet {
         const base = bases.get(id) as NativeTensor;
         const dtype = this.fusedDtype === 'F32' ? 'F32' : base.dtype;
         const prev = this.installed.get(g.component)?.get(key);
-        const into = prev && prev.dtype === dtype && sameShape(prev.shape, base.shape) ? prev : undefined;
+        const gpu = place.get(g.component) === 'gpu';
+        const into = prev && prev.dtype === dtype && sameShape(prev.shape, base.shape) && this.deferred.has(prev) === gpu ? prev : undefined;
         let fused: NativeTensor;
         try {
-          fused = callNative(() => a.fuseLora(base, g.parts, `${g.component}.${key}`, dtype, into));
+          if (gpu) {
+            const r = callNative(() => a.deferLoraFusion(base, g.parts, `${g.component}.${key}`, dtype, into));
+            fused = r.tensor;
+            this.deferred.add(fused);
+            if (r.hostWasRead) hostRead.add(g.component);
+          } else {
+            fused = callNative(() => a.fuseLora(base, g.parts, `${g.component}.${key}`, dtype, into));
+          }
         } catch (e) {
           if (e instanceof OnestepError && e.code === 'ERR_ONESTEP_LORA') throw new LoraError(`${e.message} (LoRA ${[...new Set(g.sources)].join(', ')})`);
           throw e;
@@ -267,16 +296,24 @@ export class LoraSet {
     for (const c of Object.keys(this.components) as LoraComponent[]) {
       const w = this.components[c] as Weights;
       const fresh = next.get(c) ?? new Map<string, NativeTensor>();
-      const old = this.installed.get(c);
-      if ((old?.size ?? 0) === 0 && fresh.size === 0) continue;
+      const old = this.installed.get(c) ?? new Map<string, NativeTensor>();
+      if (old.size === 0 && fresh.size === 0) continue;
+      // deferred fusions re-fused in place (same replacements, no host bytes read): the GPU copies
+      // the graphs hold are current, nothing to rebuild
+      const same = fresh.size === old.size && [...fresh].every(([k, t]) => old.get(k) === t);
+      if (same && place.get(c) === 'gpu' && !hostRead.has(c)) continue;
       w.setOverrides(fresh);
-      for (const t of old?.values() ?? []) if (!reused.has(t)) t.dispose();
+      for (const t of old.values()) if (!reused.has(t)) t.dispose();
       this.installed.set(c, fresh);
       changed.push(c);
     }
     const fusedCounts: Partial<Record<LoraComponent, number>> = {};
-    for (const [c, m] of next) fusedCounts[c] = m.size;
-    return { report: { adapters: this.adapters.map((x) => this.describe(x)), fused: fusedCounts }, changed };
+    const fusedOn: Partial<Record<LoraComponent, 'cpu' | 'gpu'>> = {};
+    for (const [c, m] of next) {
+      fusedCounts[c] = m.size;
+      fusedOn[c] = place.get(c);
+    }
+    return { report: { adapters: this.adapters.map((x) => this.describe(x)), fused: fusedCounts, fusedOn, rebuilt: changed }, changed };
   }
 
   /** The fused replacement of a weight (tests, debugging), by component and full key. */

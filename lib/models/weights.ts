@@ -69,6 +69,11 @@ export class Weights {
     return new Map(this.store.recorded ?? []);
   }
 
+  /** The device the graphs of these weights run on. */
+  get device(): Device {
+    return this.store.device;
+  }
+
   get recording(): boolean {
     return this.store.recorded !== undefined;
   }

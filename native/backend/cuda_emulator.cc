@@ -300,9 +300,52 @@ int graphLaunch(void* g, void*, char* err, size_t errlen) {
 
 void graphDestroy(void* g) { delete static_cast<EmuGraph*>(g); }
 
+// The table's LoRA fusion on the CPU: the same contract as kernels/lora.cu (float32 sums, one rounding).
+int loraFuse(const onestep_cuda_tensor* out, const onestep_cuda_tensor* base, int32_t nParts, const onestep_cuda_tensor* ups,
+             const onestep_cuda_tensor* downs, const float* factors, int64_t cin, void* s, char* err, size_t errlen) {
+  if (s && static_cast<EmuStream*>(s)->capturing) {
+    writeError(err, errlen, "lora_fuse is not captured");
+    return 1;
+  }
+  if (!out || !base || !out->data || !base->data || out->rank < 2 || nParts < 0 || (nParts > 0 && (!ups || !downs || !factors))) {
+    writeError(err, errlen, "lora_fuse: bad arguments");
+    return 1;
+  }
+  const Shape shape(out->shape, out->shape + out->rank);
+  const int64_t N = shape[0], total = shapeNumel(shape), K = N ? total / N : 0, khw = cin > 0 ? K / cin : 1;
+  auto load = [](const onestep_cuda_tensor& t, int64_t i) -> float {
+    if (t.dtype == ONESTEP_CUDA_F16) return halfToFloat(static_cast<const uint16_t*>(t.data)[i]);
+    if (t.dtype == ONESTEP_CUDA_BF16) return bf16ToFloat(static_cast<const uint16_t*>(t.data)[i]);
+    return static_cast<const float*>(t.data)[i];
+  };
+  std::vector<float> acc((size_t)total);
+  for (int64_t i = 0; i < total; ++i) acc[i] = load(*base, i);
+  for (int32_t p = 0; p < nParts; ++p) {
+    const int64_t r = N ? shapeNumel(Shape(ups[p].shape, ups[p].shape + ups[p].rank)) / N : 0;
+    if (r <= 0 || shapeNumel(Shape(downs[p].shape, downs[p].shape + downs[p].rank)) != r * K) {
+      writeError(err, errlen, "lora_fuse: up must be [N, r] and down [r, K]");
+      return 1;
+    }
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t j = 0; j < K; ++j) {
+        const int64_t col = cin > 0 ? (j % cin) * khw + j / cin : j;
+        float sum = 0;
+        for (int64_t k = 0; k < r; ++k) sum += factors[p] * load(ups[p], n * r + k) * load(downs[p], k * K + col);
+        acc[n * K + j] += sum;
+      }
+  }
+  for (int64_t i = 0; i < total; ++i) {
+    if (out->dtype == ONESTEP_CUDA_F16) static_cast<uint16_t*>(out->data)[i] = floatToHalf(acc[i]);
+    else if (out->dtype == ONESTEP_CUDA_BF16) static_cast<uint16_t*>(out->data)[i] = floatToBf16(acc[i]);
+    else static_cast<float*>(out->data)[i] = acc[i];
+  }
+  return 0;
+}
+
 const onestep_cuda_api kEmulated = {ONESTEP_CUDA_ABI, buildInfo,   probe,   deviceInfo,   emuAlloc,     emuRelease,  memInfo,
                                     streamCreate,     streamDestroy, streamSync, copy,     copy,         convert,     runNode,
-                                    supportsNode,     planNode,         mathLibraries, captureBegin,     captureEnd,  graphLaunch, graphDestroy};
+                                    supportsNode,     planNode,         mathLibraries, captureBegin,     captureEnd,  graphLaunch, graphDestroy,
+                                    loraFuse};
 
 }  // namespace
 

@@ -12,6 +12,7 @@
 #include "../core/aligned.h"
 #include "../core/error.h"
 #include "../cpu/cpu_backend.h"
+#include "../cpu/lora.h"
 #include "../graph/derived.h"
 #include "../graph/kernels.h"
 #include "cuda_loader.h"
@@ -50,6 +51,7 @@ void cudaCheck(int rc, const char* err, const char* what) {
 struct DeviceBuffer {
   void* ptr = nullptr;
   size_t bytes = 0;
+  std::vector<std::shared_ptr<DeviceBuffer>> deps;  // what it was made from and is made again from (a LoRA fusion's base and parts)
   ~DeviceBuffer() {
     const onestep_cuda_api* a = cudaApi();
     if (ptr && a) a->release(ptr);
@@ -66,13 +68,15 @@ std::shared_ptr<DeviceBuffer> allocDevice(size_t bytes, const char* what) {
 }
 
 // Device copies of host tensors, shared by every graph that uses them (weights are uploaded once
-// per process). An entry is valid while the host memory it was made from is alive.
+// per process). An entry is valid while the host memory it was made from is alive. A deferred LoRA
+// fusion (native/cpu/lora.h) is made on the device from its base's copy and its parts' copies, and
+// made again in place when its definition changes (refuseDeviceCopies).
 struct WeightCache {
   struct Entry {
     std::weak_ptr<const void> owner;
     std::weak_ptr<DeviceBuffer> buffer;
   };
-  std::mutex mutex;
+  std::recursive_mutex mutex;  // a fusion's copy asks for its base's
   std::map<std::tuple<uintptr_t, size_t, int, bool>, Entry> entries;  // host data, bytes, device dtype, conv relayout
 };
 
@@ -83,13 +87,55 @@ WeightCache& weightCache() {
 
 // `convKernel`: t is a conv2d kernel as the graph holds it, [Co, Ci, kh, kw]; the device gets the
 // layout the CUDA kernels read, [Co, kh, kw, Ci] (relaid out on the host for the upload only).
-std::shared_ptr<DeviceBuffer> deviceCopy(const Tensor& src, DType want, void* stream, bool convKernel = false) {
+void describe(onestep_cuda_tensor& t, void* data, DType dtype, const Shape& shape) {
+  std::memset(&t, 0, sizeof(t));
+  t.data = data;
+  t.dtype = (int32_t)dtype;
+  t.rank = (int32_t)shape.size();
+  for (size_t i = 0; i < shape.size() && i < ONESTEP_CUDA_MAX_RANK; ++i) t.shape[i] = shape[i];
+}
+
+std::shared_ptr<DeviceBuffer> deviceCopy(const Tensor& src, DType want, void* stream, bool convKernel = false);
+
+// Makes `out` (the device copy, as `want`, of a deferred fusion of shape `shape`) from its definition:
+// base and parts uploaded (cached, held by out), then fused by the library (lora_fuse).
+void fuseOnDevice(DeviceBuffer& out, const LoraDefinition& def, DType want, const Shape& shape, void* stream, bool convKernel) {
+  // the base in its own dtype (one rounding, to `want`, at the end)
+  std::vector<std::shared_ptr<DeviceBuffer>> deps{deviceCopy(def.base, def.base.dtype(), stream, convKernel)};
+  std::vector<onestep_cuda_tensor> ups(def.parts.size()), downs(def.parts.size());
+  std::vector<float> factors;
+  for (size_t i = 0; i < def.parts.size(); ++i) {
+    const LoraPart& p = def.parts[i];
+    deps.push_back(deviceCopy(p.up, p.up.dtype(), stream));
+    describe(ups[i], deps.back()->ptr, p.up.dtype(), p.up.shape());
+    deps.push_back(deviceCopy(p.down, p.down.dtype(), stream));
+    describe(downs[i], deps.back()->ptr, p.down.dtype(), p.down.shape());
+    factors.push_back(p.factor);
+  }
+  const Shape dev = convKernel ? Shape{shape[0], shape[2], shape[3], shape[1]} : shape;
+  onestep_cuda_tensor o, b;
+  describe(o, out.ptr, want, dev);
+  describe(b, deps[0]->ptr, def.base.dtype(), dev);
+  const std::string what = "fusing LoRA '" + def.name + "' on the GPU";
+  CUDA_CALL(what.c_str(), api().lora_fuse(&o, &b, (int32_t)ups.size(), ups.data(), downs.data(), factors.data(),
+                                          convKernel ? shape[1] : 0, stream, ERRBUF));
+  CUDA_CALL(what.c_str(), api().stream_sync(stream, ERRBUF));  // the host memory of the uploads is only borrowed
+  out.deps = std::move(deps);
+}
+
+std::shared_ptr<DeviceBuffer> deviceCopy(const Tensor& src, DType want, void* stream, bool convKernel) {
   WeightCache& cache = weightCache();
   const auto key = std::make_tuple((uintptr_t)src.data(), src.nbytes(), (int)want, convKernel);
-  std::lock_guard<std::mutex> lock(cache.mutex);
+  std::lock_guard<std::recursive_mutex> lock(cache.mutex);
   auto it = cache.entries.find(key);
   if (it != cache.entries.end() && !it->second.owner.expired()) {
     if (auto b = it->second.buffer.lock()) return b;
+  }
+  if (auto def = deferredDefinition(src.data())) {
+    auto out = allocDevice((size_t)src.numel() * dtypeSize(want), "uploading a weight");
+    fuseOnDevice(*out, *def, want, src.shape(), stream, convKernel);
+    cache.entries[key] = WeightCache::Entry{src.owner(), out};
+    return out;
   }
   const Tensor t = convKernel ? relayoutConvKernel(src.data(), src.dtype(), src.shape()) : src;
   auto out = allocDevice((size_t)t.numel() * dtypeSize(want), "uploading a weight");
@@ -115,20 +161,26 @@ DType gemmOperandFor(DType asked) {
   return !s.devices.empty() && s.devices[0].ccMajor < 8 ? DType::F16 : asked;
 }
 
-void describe(onestep_cuda_tensor& t, void* data, DType dtype, const Shape& shape) {
-  std::memset(&t, 0, sizeof(t));
-  t.data = data;
-  t.dtype = (int32_t)dtype;
-  t.rank = (int32_t)shape.size();
-  for (size_t i = 0; i < shape.size() && i < ONESTEP_CUDA_MAX_RANK; ++i) t.shape[i] = shape[i];
-}
-
 }  // namespace
 
 void forgetDeviceCopies(const void* hostData) {
   WeightCache& cache = weightCache();
-  std::lock_guard<std::mutex> lock(cache.mutex);
+  std::lock_guard<std::recursive_mutex> lock(cache.mutex);
   eraseEntriesOf(cache.entries, hostData);
+}
+
+void refuseDeviceCopies(const void* hostData, const LoraDefinition& def) {
+  if (!cudaApi()) return;  // nothing was uploaded
+  WeightCache& cache = weightCache();
+  std::lock_guard<std::recursive_mutex> lock(cache.mutex);
+  static void* stream = nullptr;  // the fusions' own stream (kept: created once per process)
+  for (auto& [key, entry] : cache.entries) {
+    if (std::get<0>(key) != (uintptr_t)hostData || entry.owner.expired()) continue;
+    auto buffer = entry.buffer.lock();
+    if (!buffer) continue;
+    if (!stream) CUDA_CALL("creating a CUDA stream", api().stream_create(&stream, ERRBUF));
+    fuseOnDevice(*buffer, def, (DType)std::get<2>(key), def.base.shape(), stream, std::get<3>(key));
+  }
 }
 
 CudaExecutor::CudaExecutor(const GraphSpec& spec, const std::vector<OpCost>& costs, const std::vector<int32_t>& aliasOf)

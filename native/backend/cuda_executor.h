@@ -87,4 +87,9 @@ class CudaExecutor {
 // LoRA re-fusion); graphs built afterwards upload it again. No-op without CUDA.
 void forgetDeviceCopies(const void* hostData);
 
+// Makes the live device copies of a deferred LoRA fusion (native/cpu/lora.h) again, in place, from
+// its new definition (graphs keep their pointers: no re-upload, no rebuild). No-op without CUDA.
+struct LoraDefinition;
+void refuseDeviceCopies(const void* hostData, const LoraDefinition& def);
+
 }  // namespace onestep

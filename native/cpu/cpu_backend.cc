@@ -7,6 +7,7 @@
 
 #include "../core/error.h"
 #include "../graph/derived.h"
+#include "lora.h"
 #include "ops.h"
 #include "winograd.h"
 
@@ -132,6 +133,14 @@ WinogradPolicy winogradPolicy() { return (WinogradPolicy)gPolicy.load(); }
 void setWinogradPolicy(WinogradPolicy p) { gPolicy.store((int)p); }
 
 CpuPlan::CpuPlan(const GraphSpec& spec, const std::vector<size_t>& nodes) : steps_(spec.nodes.size()) {
+  // the host bytes of deferred LoRA fusions these nodes read (through views too) are made first
+  std::vector<int32_t> producer(spec.values.size(), -1);
+  for (size_t i = 0; i < spec.nodes.size(); ++i) producer[spec.nodes[i].output] = (int32_t)i;
+  for (size_t i : nodes)
+    for (int32_t id : spec.nodes[i].inputs) {
+      while (id >= 0 && spec.values[id].kind == ValueKind::Node && spec.nodes[producer[id]].op == Op::Reshape) id = spec.nodes[producer[id]].inputs[0];
+      if (id >= 0 && spec.values[id].kind == ValueKind::Const) ensureHostFused(spec.consts[spec.values[id].constIndex]);
+    }
   for (size_t i : nodes) {
     const GraphNode& n = spec.nodes[i];
     if (n.op == Op::Conv2d) {

@@ -1,22 +1,21 @@
 #include "lora.h"
 
+#include <map>
 #include <vector>
 
-#include "../graph/derived.h"
+#include "../backend/cuda_executor.h"
 #include "../core/error.h"
+#include "../graph/derived.h"
 #include "gemm.h"
 #include "thread_pool.h"
 
 namespace onestep {
 
-Tensor fuseLora(const Tensor& base, const std::vector<LoraPart>& parts, const std::string& name, DType outDtype, Tensor* into) {
-  const Shape& ws = base.shape();
+void checkLoraParts(const Shape& ws, DType baseDtype, const std::vector<LoraPart>& parts, const std::string& name) {
   check(ws.size() >= 2, "ERR_ONESTEP_LORA", "'", name, "': LoRA needs a 2-D or 4-D weight, got ", shapeString(ws));
-  check(base.dtype() != DType::I64, "ERR_ONESTEP_LORA", "'", name, "': the weight is not a float tensor");
-  check(outDtype != DType::I64, "ERR_ONESTEP_LORA", "'", name, "': the fused weight must be F32, F16 or BF16");
+  check(baseDtype != DType::I64, "ERR_ONESTEP_LORA", "'", name, "': the weight is not a float tensor");
   const int64_t N = ws[0];
-  const int64_t K = N > 0 ? base.numel() / N : 0;
-  // Everything is checked before anything is written (into may hold the weights in use).
+  const int64_t K = N > 0 ? shapeNumel(ws) / N : 0;
   for (const LoraPart& p : parts) {
     const Shape &ds = p.down.shape(), &us = p.up.shape();
     check(ds.size() >= 2 && us.size() >= 2, "ERR_ONESTEP_LORA", "'", name, "': LoRA tensors must be 2-D or 4-D");
@@ -27,19 +26,18 @@ Tensor fuseLora(const Tensor& base, const std::vector<LoraPart>& parts, const st
           ", ", r, "] (or [", N, ", ", r, ", 1, 1]) for down ", shapeString(ds));
     check(p.down.dtype() != DType::I64 && p.up.dtype() != DType::I64, "ERR_ONESTEP_LORA", "'", name, "': LoRA tensors must be float");
   }
-  Tensor out;
-  if (into) {
-    check(into->dtype() == outDtype && into->shape() == ws, "ERR_ONESTEP_LORA", "'", name, "': the tensor to fuse into is ",
-          dtypeName(into->dtype()), shapeString(into->shape()), ", expected ", dtypeName(outDtype), shapeString(ws));
-    into->mutableData();  // throws for a read-only view
-    out = *into;
-  } else {
-    out = Tensor::uninitialized(outDtype, ws);  // every element is written below
-  }
+}
+
+namespace {
+
+// Fuses into `out` (W's shape, outDtype; checked), nothing else.
+void fuseInto(const Tensor& base, const std::vector<LoraPart>& parts, Tensor& out) {
+  const int64_t N = base.shape()[0];
+  const int64_t K = N > 0 ? base.numel() / N : 0;
   // The float32 accumulator: the output itself when it is F32, else a scratch buffer.
   std::vector<float> scratch;
   float* w = nullptr;
-  if (outDtype == DType::F32) {
+  if (out.dtype() == DType::F32) {
     w = reinterpret_cast<float*>(out.mutableData());
   } else {
     scratch.resize((size_t)base.numel());
@@ -61,11 +59,130 @@ Tensor fuseLora(const Tensor& base, const std::vector<LoraPart>& parts, const st
     ep.accumulate = true;
     gemm(N, K, r, u.data(), r, b, w, K, ep);
   }
-  if (outDtype != DType::F32) {
+  if (out.dtype() != DType::F32) {
     ThreadPool::global().parallelFor(total, 1 << 16, [&](int64_t b, int64_t e, int) { out.copyFromFloat32(b, e - b, w + b); });
   }
+}
+
+void checkInto(const Tensor& into, const Shape& ws, DType outDtype, const std::string& name) {
+  check(into.dtype() == outDtype && into.shape() == ws, "ERR_ONESTEP_LORA", "'", name, "': the tensor to fuse into is ",
+        dtypeName(into.dtype()), shapeString(into.shape()), ", expected ", dtypeName(outDtype), shapeString(ws));
+}
+
+}  // namespace
+
+Tensor fuseLora(const Tensor& base, const std::vector<LoraPart>& parts, const std::string& name, DType outDtype, Tensor* into) {
+  const Shape& ws = base.shape();
+  checkLoraParts(ws, base.dtype(), parts, name);
+  check(outDtype != DType::I64, "ERR_ONESTEP_LORA", "'", name, "': the fused weight must be F32, F16 or BF16");
+  // Everything is checked before anything is written (into may hold the weights in use).
+  Tensor out;
+  if (into) {
+    checkInto(*into, ws, outDtype, name);
+    into->mutableData();  // throws for a read-only view
+    out = *into;
+  } else {
+    out = Tensor::uninitialized(outDtype, ws);  // every element is written below
+  }
+  fuseInto(base, parts, out);
   if (into) forgetDerived(out.data());  // rewritten in place: its derived forms and GPU copies are stale
   return out;
+}
+
+// ---- deferred fusions ----
+
+namespace {
+
+struct DeferredFusion {
+  std::weak_ptr<const void> owner;  // the host tensor's storage (the entry is dead once it expires)
+  std::shared_ptr<const LoraDefinition> definition;
+  uint64_t hostVersion = 0;  // the definition's version the host bytes hold (0: never computed)
+  std::mutex hostMutex;      // serialises computing the host bytes
+};
+
+struct Registry {
+  std::mutex mutex;
+  std::map<uintptr_t, std::shared_ptr<DeferredFusion>> entries;  // by the host tensor's data address
+  uint64_t versions = 0;
+  void prune() {
+    for (auto it = entries.begin(); it != entries.end();) it = it->second->owner.expired() ? entries.erase(it) : std::next(it);
+  }
+};
+
+Registry& registry() {
+  static Registry* r = new Registry();  // never destroyed (read by threads at exit)
+  return *r;
+}
+
+std::shared_ptr<DeferredFusion> entryOf(const void* data) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  auto it = r.entries.find((uintptr_t)data);
+  if (it == r.entries.end() || it->second->owner.expired()) return nullptr;
+  return it->second;
+}
+
+}  // namespace
+
+DeferResult deferLoraFusion(const Tensor& base, const std::vector<LoraPart>& parts, const std::string& name, DType hostDtype,
+                            const Tensor* into) {
+  const Shape& ws = base.shape();
+  checkLoraParts(ws, base.dtype(), parts, name);
+  check(hostDtype != DType::I64, "ERR_ONESTEP_LORA", "'", name, "': the fused weight must be F32, F16 or BF16");
+  std::shared_ptr<DeferredFusion> entry;
+  DeferResult result;
+  if (into) {
+    checkInto(*into, ws, hostDtype, name);
+    entry = entryOf(into->data());
+    check(entry != nullptr, "ERR_ONESTEP_LORA", "'", name, "': the tensor to fuse into is not a deferred fusion");
+    result.tensor = *into;
+  } else {
+    result.tensor = Tensor::uninitialized(hostDtype, ws);  // written on first host read (ensureHostFused)
+    entry = std::make_shared<DeferredFusion>();
+    entry->owner = result.tensor.owner();
+  }
+  auto def = std::make_shared<LoraDefinition>();
+  def->base = base;
+  def->parts = parts;
+  def->name = name;
+  {
+    Registry& r = registry();
+    std::lock_guard<std::mutex> lock(r.mutex);
+    def->version = ++r.versions;
+    if (!into) {
+      r.prune();
+      r.entries[(uintptr_t)result.tensor.data()] = entry;
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(entry->hostMutex);
+    result.hostWasRead = entry->hostVersion != 0;
+    entry->definition = def;
+    entry->hostVersion = 0;
+  }
+  if (into) {
+    if (result.hostWasRead) forgetDerivedOnHost(into->data());  // CPU forms of the old bytes
+    refuseDeviceCopies(into->data(), *def);
+  }
+  return result;
+}
+
+std::shared_ptr<const LoraDefinition> deferredDefinition(const void* data) {
+  auto e = entryOf(data);
+  if (!e) return nullptr;
+  std::lock_guard<std::mutex> lock(e->hostMutex);
+  return e->definition;
+}
+
+void ensureHostFused(const Tensor& t) {
+  if (!t.data()) return;
+  auto e = entryOf(t.data());
+  if (!e) return;
+  std::lock_guard<std::mutex> lock(e->hostMutex);
+  if (e->hostVersion == e->definition->version) return;
+  Tensor out = t;  // shares the storage
+  fuseInto(e->definition->base, e->definition->parts, out);
+  e->hostVersion = e->definition->version;
 }
 
 }  // namespace onestep

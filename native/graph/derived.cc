@@ -67,12 +67,14 @@ std::shared_ptr<const Tensor> derivedConstant(const Tensor& src, const char* for
   return made;
 }
 
-void forgetDerived(const void* data) {
+void forgetDerivedOnHost(const void* data) {
   Cache& c = cache();
-  {
-    std::lock_guard<std::mutex> lock(c.mutex);
-    eraseEntriesOf(c.entries, data);
-  }
+  std::lock_guard<std::mutex> lock(c.mutex);
+  eraseEntriesOf(c.entries, data);
+}
+
+void forgetDerived(const void* data) {
+  forgetDerivedOnHost(data);
   forgetDeviceCopies(data);
 }
 

@@ -25,6 +25,8 @@ std::shared_ptr<const Tensor> derivedConstant(const Tensor& src, const char* for
 // Drops the cached forms of the tensor whose data starts at `data` (it was rewritten in place);
 // graphs already holding a form keep it, later plans make it again. Also drops GPU copies.
 void forgetDerived(const void* data);
+// The same for the CPU's forms only (the device copies are kept, e.g. re-fused in place).
+void forgetDerivedOnHost(const void* data);
 
 // Drops the entries of a cache keyed by tuples that start with a source's address (the derived
 // forms here, the CUDA executor's device copies) for the source at `data`. The caller holds its lock.

@@ -9,6 +9,7 @@
 
 #include "../cpu/gemm.h"
 #include "../cpu/cpu_backend.h"
+#include "../cpu/lora.h"
 #include "addon_data.h"
 #include "js_tensor.h"
 #include "util.h"
@@ -261,7 +262,10 @@ Napi::Value JsGraph::Run(const Napi::CallbackInfo& info) {
     if (!info[0].IsArray()) fail("ERR_ONESTEP_ARGUMENT", "Graph.run: inputs must be an array of tensors");
     Napi::Array a = info[0].As<Napi::Array>();
     std::vector<Tensor> inputs;
-    for (uint32_t i = 0; i < a.Length(); ++i) inputs.push_back(JsTensor::FromValue(a.Get(i), "Graph.run input"));
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+      inputs.push_back(JsTensor::FromValue(a.Get(i), "Graph.run input"));
+      ensureHostFused(inputs.back());
+    }
     const bool hasOpts = info.Length() > 1 && info[1].IsObject();
     const bool profile = hasOpts && info[1].As<Napi::Object>().Get("profile").ToBoolean();
     int repeat = 1;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "../core/image.h"
+#include "../cpu/lora.h"
 #include "addon_data.h"
 #include "util.h"
 
@@ -78,6 +79,7 @@ Napi::Value JsTensor::Nbytes(const Napi::CallbackInfo& info) {
 Napi::Value JsTensor::ToFloat32(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     const Tensor& t = live();
+    ensureHostFused(t);  // a deferred LoRA fusion's bytes are made on first read
     Napi::Float32Array out = Napi::Float32Array::New(info.Env(), (size_t)t.numel());
     t.copyToFloat32(out.Data());
     return out;
@@ -87,6 +89,7 @@ Napi::Value JsTensor::ToFloat32(const Napi::CallbackInfo& info) {
 Napi::Value JsTensor::Bytes(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     const Tensor& t = live();
+    ensureHostFused(t);
     return Napi::Buffer<uint8_t>::Copy(info.Env(), t.data(), t.nbytes());
   });
 }
@@ -98,6 +101,7 @@ Napi::Value JsTensor::ToRgb8(const Napi::CallbackInfo& info) {
     requireArgs(info, 1, "toRgb8");
     check(info[0].IsNumber(), "ERR_ONESTEP_ARGUMENT", "toRgb8: the batch index must be a number");
     const Tensor& t = live();
+    ensureHostFused(t);
     const size_t bytes = (size_t)rgb8Bytes(t);
     float* unit = nullptr;
     if (info.Length() > 1 && !info[1].IsUndefined()) {

@@ -5,7 +5,7 @@
 # check: rebuild libonestep_cuda for this GPU, info, the op parity suite on cuda, every golden with
 #        --device cuda.  bench: our kernels vs torch at UNet shapes, then per-stage latency of
 #        random-weight SD-Turbo, SDXL-Turbo (1 step) and SD1.5 LCM (4 steps) at 512x512, full VAE and
-#        TAESD. sanitize: compute-sanitizer memcheck / racecheck / synccheck over the parity suite.
+#        TAESD, and LoRA fusion on the GPU (scripts/bench-lora.js). sanitize: compute-sanitizer memcheck / racecheck / synccheck over the parity suite.
 #        Results and logs go to $OUT.
 set -uo pipefail
 stage="${1:-all}"
@@ -60,6 +60,8 @@ if [ "$stage" = bench ] || [ "$stage" = all ]; then
     say "pipeline stages: $1 ($2 step(s), 512x512)"
     node scripts/bench.js --device cuda --model "$1" --steps "$2" --runs 10 2>&1 | tee "$OUT/bench-$1.txt"
   done
+  say "LoRA fused on the GPU: rank-64 LCM-LoRA layout on SD-Turbo, first fusion and re-fusion at another scale"
+  node scripts/bench-lora.js --device cuda --model sd_turbo --runs 3 2>&1 | tee "$OUT/bench-lora.txt"
 fi
 # sanitize (not part of all): what cusim cannot see — races between truly parallel warps, device
 # memory errors — on the parity suite, under compute-sanitizer (works on Firecracker machines).

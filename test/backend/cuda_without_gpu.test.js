@@ -193,17 +193,112 @@ for (const mode of modes) {
       });
     }
 
-    it('a pipeline on device cuda: LoRA scale changes reach the GPU copies of re-fused weights', () => {
+    // LoRA fused on the device (docs/LORA.md, "On the GPU"), read back exactly: a linear layer on
+    // identity rows returns W^T, a conv on one-hot images its kernel; every weight dtype, operand
+    // type, a relaid-out 3x3 kernel, partial tiles, several parts. Each is the CPU's float32 fusion
+    // rounded once to the operand type (within one unit of the last place where the sums' order
+    // differs); a new definition re-fuses the copy the compiled graph holds, in place.
+    it('LoRA fusion on the device: the weights the graphs read are the CPU fusion rounded once; a new scale re-fuses them in place', () => {
+      const script = `
+        const { GraphBuilder } = require('./dist/graph');
+        const { addon } = require('./dist/native');
+        (async () => {
+          const a = addon();
+          let seed = ${(Date.now() % 100000) + 1};
+          const seed0 = seed;
+          const rand = (n, s = 1) => Float32Array.from({ length: n }, () => s * (((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) - 0.5));
+          const numel = (s) => s.reduce((x, y) => x * y, 1);
+          const t = (dtype, shape, s) => a.tensorFromFloat32(dtype, shape, rand(numel(shape), s));
+          const cases = [
+            { shape: [70, 100], base: 'F16', lora: 'F16', ranks: [4, 20], operand: 'F16' },
+            { shape: [130, 40], base: 'BF16', lora: 'F32', ranks: [1], operand: 'BF16' },
+            { shape: [24, 10, 3, 3], base: 'F16', lora: 'F16', ranks: [8, 3], operand: 'F16' },
+            { shape: [16, 12, 1, 1], base: 'F32', lora: 'BF16', ranks: [5], operand: 'F16' },
+          ];
+          const results = [];
+          for (const c of cases) {
+            const [N, ...rest] = c.shape;
+            const K = numel(rest);
+            const conv = c.shape.length === 4;
+            const base = t(c.base, c.shape, 2);
+            const downs = c.ranks.map((r) => t(c.lora, conv ? [r, ...rest] : [r, K], 0.5));
+            const ups = c.ranks.map((r) => t(c.lora, conv ? [N, r, 1, 1] : [N, r], 0.5));
+            const parts = (factors) => c.ranks.map((r, i) => ({ down: downs[i], up: ups[i], factor: factors[i] }));
+            const f1 = c.ranks.map(() => rand(1, 4)[0]);
+            const def = a.deferLoraFusion(base, parts(f1), 'w', 'F32');
+            const g = new GraphBuilder({ device: 'cuda', gemmOperand: c.operand });
+            const probe = new Float32Array(K * K);
+            let y;
+            if (!conv) {
+              y = g.linear(g.input('x', [K, K]), def.tensor);
+              for (let k = 0; k < K; k++) probe[k * K + k] = 1;
+            } else {
+              const [Ci, kh, kw] = rest;
+              y = g.conv2d(g.input('x', [K, kh, kw, Ci]), def.tensor);
+              // image b = (ci, yy, xx) in the checkpoint's order: one-hot at pixel (yy, xx), channel ci
+              for (let ci = 0; ci < Ci; ci++) for (let yy = 0; yy < kh; yy++) for (let xx = 0; xx < kw; xx++)
+                probe[((ci * kh + yy) * kw + xx) * K + (yy * kw + xx) * Ci + ci] = 1;
+            }
+            g.output('y', y);
+            const graph = g.build();
+            const readBack = async () => {
+              const out = (await graph.run({ x: probe })).y.toFloat32();
+              const w = new Float32Array(N * K);
+              for (let b = 0; b < K; b++) for (let n = 0; n < N; n++) w[n * K + b] = out[b * N + n];
+              return w;
+            };
+            const expect = (f) => a.tensorFromFloat32(c.operand, c.shape, a.fuseLora(base, parts(f), 'w', 'F32').toFloat32()).toFloat32();
+            const compare = (got, want) => {
+              let ulps = 0, exact = 0;
+              for (let i = 0; i < want.length; i++) {
+                const ulp = Math.max(Math.abs(want[i]), 1e-4) * (c.operand === 'BF16' ? 2 ** -7 : 2 ** -10);
+                ulps = Math.max(ulps, Math.abs(got[i] - want[i]) / ulp);
+                if (got[i] === want[i]) exact++;
+              }
+              return { ulps, exact: exact / want.length };
+            };
+            const first = compare(await readBack(), expect(f1));
+            const f2 = f1.map((f) => -0.5 * f + 0.25);
+            const again = a.deferLoraFusion(base, parts(f2), 'w', 'F32', def.tensor);
+            const second = compare(await readBack(), expect(f2));
+            // the host bytes, made on first host read, are the CPU fusion bit for bit
+            const cpu = a.fuseLora(base, parts(f2), 'w', 'F32').toFloat32();
+            const hostEqual = def.tensor.toFloat32().every((v, i) => v === cpu[i]);
+            const third = a.deferLoraFusion(base, parts(f1), 'w', 'F32', def.tensor);
+            results.push({ seed: seed0, shape: c.shape, first, second, same: again.tensor === def.tensor, hostWasRead: [again.hostWasRead, third.hostWasRead], hostEqual,
+              onCpu: (await graph.placements())[0].fallback });
+          }
+          console.log(JSON.stringify(results));
+        })().catch((e) => { console.error(e.code + ': ' + e.message); process.exit(1); });`;
+      const r = node(['-e', script]);
+      assert.strictEqual(r.status, 0, r.stderr);
+      const results = JSON.parse(r.stdout.trim().split('\n').pop());
+      assert.strictEqual(results.length, 4);
+      for (const c of results) {
+        const label = JSON.stringify(c);
+        assert.strictEqual(c.onCpu, false, label);
+        for (const k of ['first', 'second']) assert.ok(c[k].ulps <= 1 && c[k].exact >= 0.99, `${k} fusion: ${label}`);
+        assert.ok(c.same && c.hostEqual, label);
+        // host bytes are only made when read: the re-fusion before the read says none were
+        assert.deepStrictEqual(c.hostWasRead, [false, true], label);
+      }
+    });
+
+    // a pipeline fuses its LoRA on the GPU; a scale change re-fuses the GPU copies in place (no graph
+    // is rebuilt) and the image follows the CPU's; with a LoRA-read op on the CPU (emulated table
+    // without linear), the host bytes are made there and a scale change rebuilds the graphs instead
+    const pipelineLora = (extra) => {
       const script = `
         const { loadPipeline } = require('.');
         (async () => {
           const model = ${JSON.stringify(fixture('models', 'tiny-sd15'))};
           const lora = ${JSON.stringify(fixture('lora', 'sd15_lora_kohya_full.safetensors'))};
           const gen = async (p) => Buffer.from((await p.generate({ prompt: 'a cat', seed: 4, steps: 2, scheduler: 'lcm', guidanceScale: 1 }))[0].rgb);
-          const gpu = await loadPipeline(model, { device: 'cuda', loras: [{ path: lora, name: 'l' }] });
+          const gpu = await loadPipeline(model, { device: 'cuda' });
+          const loaded = await gpu.loadLoras([{ path: lora, name: 'l' }]);
           const cpu = await loadPipeline(model, { device: 'cpu', loras: [{ path: lora, name: 'l' }] });
           const a = await gen(gpu);
-          await gpu.setLoraScales({ l: 0.25 });
+          const rescaled = await gpu.setLoraScales({ l: 0.25 });
           const b = await gen(gpu);
           await cpu.setLoraScales({ l: 0.25 });
           const c = await gen(cpu);
@@ -211,16 +306,34 @@ for (const mode of modes) {
           const d = await gen(gpu);
           let diff = 0;
           for (let i = 0; i < b.length; i++) diff = Math.max(diff, Math.abs(b[i] - c[i]));
-          console.log(JSON.stringify({ changed: !a.equals(b), back: a.equals(d), maxDiffVsCpu: diff }));
-          gpu.dispose(); cpu.dispose();
+          await gpu.unloadLoras();
+          const plain = await loadPipeline(model, { device: 'cuda' });
+          const unloaded = (await gen(gpu)).equals(await gen(plain));
+          console.log(JSON.stringify({ changed: !a.equals(b), back: a.equals(d), maxDiffVsCpu: diff, unloaded,
+            fusedOn: loaded.fusedOn, rebuiltAtLoad: loaded.rebuilt, rebuiltAtScale: rescaled.rebuilt }));
+          gpu.dispose(); cpu.dispose(); plain.dispose();
         })().catch((e) => { console.error(e); process.exit(1); });`;
-      const r = node(['-e', script]);
+      const r = node(['-e', script], extra);
       assert.strictEqual(r.status, 0, r.stderr);
       const o = JSON.parse(r.stdout.trim().split('\n').pop());
       assert.ok(o.changed, 'scale 0.25 changes the image');
       assert.ok(o.back, 'back at scale 1: the same image as before');
       assert.ok(o.maxDiffVsCpu <= 8, `fp16 GPU weights vs the CPU: max pixel difference ${o.maxDiffVsCpu}`);
+      assert.ok(o.unloaded, 'unloaded: the image of a pipeline that never had the LoRA');
+      assert.deepStrictEqual(o.fusedOn, { unet: 'gpu' });
+      assert.deepStrictEqual(o.rebuiltAtLoad, ['unet']);
+      return o;
+    };
+
+    it('a pipeline on device cuda fuses its LoRA on the GPU: scale changes re-fuse the GPU copies in place, no graph rebuilt', () => {
+      assert.deepStrictEqual(pipelineLora({}).rebuiltAtScale, []);
     });
+
+    if (!mode.simulated) {
+      it('... and where a node reading a LoRA weight runs on the CPU, its host bytes are made there and a scale change rebuilds the graphs', () => {
+        assert.deepStrictEqual(pipelineLora({ ONESTEP_CUDA_EMULATE_WITHOUT: 'linear' }).rebuiltAtScale, ['unet']);
+      });
+    }
 
     if (!mode.simulated) {
       // per-node fallback: the table is told to leave an op out (supports_node says no); its nodes

@@ -95,4 +95,40 @@ describe('lora: fuseLora (native)', () => {
     assert.throws(() => a.fuseLora(a.tensorFromFloat32('F32', [n, k], rng.float32Array(n * k)), [], 'w', 'F32', view), (e) => e.code === 'ERR_ONESTEP_READONLY');
     f.close();
   });
+
+  // deferred fusions (docs/LORA.md, "On the GPU"): on the CPU their host bytes are made on first
+  // read, bit for bit fuseLora's; a graph reading one computes with them
+  it('deferLoraFusion: host bytes made on first read (fuseLora\'s bit for bit), a CPU graph computes with them, a new definition is made again', async () => {
+    const { GraphBuilder } = require('../../dist/graph');
+    const base = tensor('F16', [12, 20]).t;
+    const parts = (f) => [{ down: tensor('F16', [3, 20], 0.3).t, up: tensor('F16', [12, 3], 0.3).t, factor: f }];
+    const p1 = parts(rng.normal());
+    const d = a.deferLoraFusion(base, p1, 'w', 'F32');
+    assert.deepStrictEqual([d.tensor.dtype, d.tensor.shape, d.hostWasRead], ['F32', [12, 20], false]);
+    const fused = a.fuseLora(base, p1, 'w', 'F32');
+    // a CPU graph reading the deferred weight: its plan makes the bytes first
+    const x = rng.float32Array(5 * 20);
+    const run = async (w) => {
+      const g = new GraphBuilder({ device: 'cpu' });
+      g.output('y', g.linear(g.input('x', [5, 20]), w));
+      const graph = g.build();
+      const y = (await graph.run({ x })).y.toFloat32();
+      graph.dispose();
+      return y;
+    };
+    assert.deepStrictEqual(Array.from(await run(d.tensor)), Array.from(await run(fused)));
+    assert.ok(d.tensor.bytes().equals(fused.bytes()));
+    // a new definition into it: the host bytes had been made (hostWasRead), and are made again
+    const p2 = parts(rng.normal());
+    const again = a.deferLoraFusion(base, p2, 'w', 'F32', d.tensor);
+    assert.strictEqual(again.tensor, d.tensor);
+    assert.strictEqual(again.hostWasRead, true);
+    assert.ok(d.tensor.bytes().equals(a.fuseLora(base, p2, 'w', 'F32').bytes()));
+    // fuseLora's checks, before anything changes; `into` must be a deferred fusion
+    const lora = (e) => e.code === 'ERR_ONESTEP_LORA' && /'w'/.test(e.message);
+    assert.throws(() => a.deferLoraFusion(base, [{ ...p2[0], down: tensor('F16', [3, 19]).t }], 'w', 'F32', d.tensor), (e) => lora(e) && /does not match the weight/.test(e.message));
+    assert.throws(() => a.deferLoraFusion(base, p2, 'w', 'F32', fused), (e) => lora(e) && /not a deferred fusion/.test(e.message));
+    assert.throws(() => a.deferLoraFusion(base, p2, 'w', 'F16', d.tensor), (e) => lora(e) && /expected F16\[12, 20\]/.test(e.message));
+    assert.ok(d.tensor.bytes().equals(a.fuseLora(base, p2, 'w', 'F32').bytes()), 'unchanged by the refused calls');
+  });
 });

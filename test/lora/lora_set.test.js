@@ -261,6 +261,18 @@ describe('lora: LoraSet', function () {
       const cut = path.join(dir, 'cut.safetensors');
       fs.writeFileSync(cut, bytes.subarray(0, bytes.length - 100));
       assert.throws(() => set.add([{ path: cut }]), (e) => e.code && e.code.startsWith('ERR_ONESTEP_SAFETENSORS'));
+      // where fusions run: ONESTEP_LORA_FUSION takes 'auto' or 'cpu', anything else names itself
+      process.env.ONESTEP_LORA_FUSION = 'gpu';
+      try {
+        assert.throws(() => set.apply(), (e) => e instanceof ArgumentError && /ONESTEP_LORA_FUSION must be 'auto' or 'cpu', got "gpu"/.test(e.message));
+      } finally {
+        delete process.env.ONESTEP_LORA_FUSION;
+      }
+      assertSameBytes(weightBytes(unet.weights), fused, 'weights after a refused option');
+      // CPU components fuse on the CPU
+      const r = set.apply();
+      assert.strictEqual(r.report.fusedOn.unet, 'cpu');
+      assert.ok(Object.values(r.report.fusedOn).every((p) => p === 'cpu'), JSON.stringify(r.report.fusedOn));
     } finally {
       set.dispose();
       unet.dispose();
