@@ -23,7 +23,7 @@ struct LoraPartDev {
   float factor;
 };
 
-constexpr int kMaxParts = 48;  // adapters on one weight (kernel parameters: 48 x 48 bytes)
+constexpr int kMaxParts = ONESTEP_CUDA_MAX_LORA_PARTS;  // adapters on one weight (kernel parameters: 48 x 48 bytes)
 
 struct LoraParts {
   LoraPartDev p[kMaxParts];

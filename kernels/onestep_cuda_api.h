@@ -26,6 +26,7 @@ extern "C" {
 #define ONESTEP_CUDA_MAX_RANK 8
 #define ONESTEP_CUDA_MAX_INPUTS 4
 #define ONESTEP_CUDA_MAX_ATTRS 8
+#define ONESTEP_CUDA_MAX_LORA_PARTS 48 /* adapters lora_fuse takes on one weight */
 
 typedef struct {
   char name[256];

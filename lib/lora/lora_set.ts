@@ -120,6 +120,11 @@ export class LoraSet {
   private installed = new Map<LoraComponent, Map<string, NativeTensor>>();
   /** replacements that are deferred fusions (made on the GPU) */
   private deferred = new WeakSet<NativeTensor>();
+  /**
+   * The last apply() failed after it had started rewriting weights in place (e.g. out of GPU memory
+   * part way): applying the previous adapters and scales again restores them.
+   */
+  interrupted = false;
 
   constructor(
     private readonly components: Partial<Record<LoraComponent, Weights>>,
@@ -245,6 +250,8 @@ export class LoraSet {
     const place = new Map<LoraComponent, 'cpu' | 'gpu'>();
     for (const c of Object.keys(this.components) as LoraComponent[]) place.set(c, fusionPlace((this.components[c] as Weights).device));
     const hostRead = new Set<LoraComponent>();
+    let writing = false;
+    this.interrupted = false;
     const bases = new Map<string, NativeTensor>();
     try {
       // every shape is checked before anything is written: re-fusion writes into the previous fused weights
@@ -256,6 +263,7 @@ export class LoraSet {
         const problem = shapeProblem(base.shape, g.parts);
         if (problem) throw new LoraError(`'${g.component}.${key}': ${problem} (LoRA ${[...new Set(g.sources)].join(', ')}: is it for another model?)`);
       }
+      writing = true;
       for (const [id, g] of groups) {
         const key = `${g.module}.weight`;
         const base = bases.get(id) as NativeTensor;
@@ -284,6 +292,7 @@ export class LoraSet {
       }
     } catch (e) {
       for (const m of next.values()) for (const t of m.values()) if (!reused.has(t)) t.dispose();
+      this.interrupted = writing && reused.size > 0;
       throw e;
     } finally {
       for (const b of bases.values()) b.dispose();

@@ -326,6 +326,15 @@ export class Pipeline {
         return report;
       } catch (e) {
         undo();
+        // weights are re-fused in place, one by one: a failure part way (out of GPU memory) is
+        // undone by fusing the previous adapters and scales again
+        if (set.interrupted) {
+          try {
+            this.recompile(set.apply().changed);
+          } catch {
+            this.recompile(['unet', ...(Object.keys(this.parts.conditioner.encoders()) as LoraComponent[])]);
+          }
+        }
         throw e;
       }
     });

@@ -307,6 +307,10 @@ int loraFuse(const onestep_cuda_tensor* out, const onestep_cuda_tensor* base, in
     writeError(err, errlen, "lora_fuse is not captured");
     return 1;
   }
+  if (nParts > ONESTEP_CUDA_MAX_LORA_PARTS) {
+    writeError(err, errlen, "lora_fuse: more adapters on one weight than the table takes");
+    return 1;
+  }
   if (!out || !base || !out->data || !base->data || out->rank < 2 || nParts < 0 || (nParts > 0 && (!ups || !downs || !factors))) {
     writeError(err, errlen, "lora_fuse: bad arguments");
     return 1;

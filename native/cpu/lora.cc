@@ -3,6 +3,7 @@
 #include <map>
 #include <vector>
 
+#include "../../kernels/onestep_cuda_api.h"
 #include "../backend/cuda_executor.h"
 #include "../core/error.h"
 #include "../graph/derived.h"
@@ -73,6 +74,9 @@ void checkInto(const Tensor& into, const Shape& ws, DType outDtype, const std::s
 
 Tensor fuseLora(const Tensor& base, const std::vector<LoraPart>& parts, const std::string& name, DType outDtype, Tensor* into) {
   const Shape& ws = base.shape();
+  // inputs that are deferred fusions are read as what they define
+  ensureHostFused(base);
+  for (const LoraPart& p : parts) ensureHostFused(p.down), ensureHostFused(p.up);
   checkLoraParts(ws, base.dtype(), parts, name);
   check(outDtype != DType::I64, "ERR_ONESTEP_LORA", "'", name, "': the fused weight must be F32, F16 or BF16");
   // Everything is checked before anything is written (into may hold the weights in use).
@@ -95,15 +99,18 @@ namespace {
 
 struct DeferredFusion {
   std::weak_ptr<const void> owner;  // the host tensor's storage (the entry is dead once it expires)
+  std::mutex mutex;                 // guards the three below (held briefly)
   std::shared_ptr<const LoraDefinition> definition;
-  uint64_t hostVersion = 0;  // the definition's version the host bytes hold (0: never computed)
-  std::mutex hostMutex;      // serialises computing the host bytes
+  uint64_t hostVersion = 0;   // the definition's version the host bytes hold (0: none)
+  bool hostEverRead = false;  // host bytes were made once: CPU plans may hold forms of them (sticky)
+  std::mutex computing;       // serialises making the host bytes
 };
 
 struct Registry {
   std::mutex mutex;
   std::map<uintptr_t, std::shared_ptr<DeferredFusion>> entries;  // by the host tensor's data address
   uint64_t versions = 0;
+  // dead entries go at once: their definitions hold the checkpoint's and the adapters' mappings
   void prune() {
     for (auto it = entries.begin(); it != entries.end();) it = it->second->owner.expired() ? entries.erase(it) : std::next(it);
   }
@@ -115,20 +122,33 @@ Registry& registry() {
 }
 
 std::shared_ptr<DeferredFusion> entryOf(const void* data) {
+  if (!data) return nullptr;
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mutex);
+  r.prune();
   auto it = r.entries.find((uintptr_t)data);
-  if (it == r.entries.end() || it->second->owner.expired()) return nullptr;
-  return it->second;
+  return it == r.entries.end() ? nullptr : it->second;
 }
 
 }  // namespace
+
+void pruneDeferredFusions() {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  r.prune();
+}
 
 DeferResult deferLoraFusion(const Tensor& base, const std::vector<LoraPart>& parts, const std::string& name, DType hostDtype,
                             const Tensor* into) {
   const Shape& ws = base.shape();
   checkLoraParts(ws, base.dtype(), parts, name);
   check(hostDtype != DType::I64, "ERR_ONESTEP_LORA", "'", name, "': the fused weight must be F32, F16 or BF16");
+  check(parts.size() <= (size_t)ONESTEP_CUDA_MAX_LORA_PARTS, "ERR_ONESTEP_LORA", "'", name, "': ", parts.size(),
+        " adapters on one weight; the GPU fuses at most ", ONESTEP_CUDA_MAX_LORA_PARTS, " (ONESTEP_LORA_FUSION=cpu fuses any number)");
+  // a definition reads host bytes as they are: never another deferred fusion's (nor its own)
+  bool deferredInput = entryOf(base.data()) != nullptr;
+  for (const LoraPart& p : parts) deferredInput = deferredInput || entryOf(p.down.data()) || entryOf(p.up.data());
+  check(!deferredInput, "ERR_ONESTEP_LORA", "'", name, "': the base or a LoRA part is itself a deferred fusion");
   std::shared_ptr<DeferredFusion> entry;
   DeferResult result;
   if (into) {
@@ -149,40 +169,43 @@ DeferResult deferLoraFusion(const Tensor& base, const std::vector<LoraPart>& par
     Registry& r = registry();
     std::lock_guard<std::mutex> lock(r.mutex);
     def->version = ++r.versions;
-    if (!into) {
-      r.prune();
-      r.entries[(uintptr_t)result.tensor.data()] = entry;
-    }
+    if (!into) r.entries[(uintptr_t)result.tensor.data()] = entry;
   }
+  // the device copies first: if that fails, the definition in force is still the old one
+  if (into) refuseDeviceCopies(into->data(), *def);
   {
-    std::lock_guard<std::mutex> lock(entry->hostMutex);
-    result.hostWasRead = entry->hostVersion != 0;
-    entry->definition = def;
-    entry->hostVersion = 0;
+    std::lock_guard<std::mutex> lock(entry->mutex);
+    result.hostWasRead = entry->hostEverRead;
+    entry->definition = def;  // the host bytes (hostVersion) are now stale: made again at the next read
   }
-  if (into) {
-    if (result.hostWasRead) forgetDerivedOnHost(into->data());  // CPU forms of the old bytes
-    refuseDeviceCopies(into->data(), *def);
-  }
+  if (result.hostWasRead) forgetDerivedOnHost(result.tensor.data());  // CPU forms of the old bytes
   return result;
 }
 
 std::shared_ptr<const LoraDefinition> deferredDefinition(const void* data) {
   auto e = entryOf(data);
   if (!e) return nullptr;
-  std::lock_guard<std::mutex> lock(e->hostMutex);
+  std::lock_guard<std::mutex> lock(e->mutex);
   return e->definition;
 }
 
 void ensureHostFused(const Tensor& t) {
-  if (!t.data()) return;
   auto e = entryOf(t.data());
   if (!e) return;
-  std::lock_guard<std::mutex> lock(e->hostMutex);
-  if (e->hostVersion == e->definition->version) return;
+  std::lock_guard<std::mutex> computing(e->computing);
+  std::shared_ptr<const LoraDefinition> def;
+  {
+    std::lock_guard<std::mutex> lock(e->mutex);
+    if (e->hostVersion == e->definition->version) return;
+    def = e->definition;
+  }
+  check(t.numel() == def->base.numel() && t.writable(), "ERR_ONESTEP_INTERNAL", "a view of the deferred fusion '", def->name,
+        "' was read before the fusion itself");
   Tensor out = t;  // shares the storage
-  fuseInto(e->definition->base, e->definition->parts, out);
-  e->hostVersion = e->definition->version;
+  fuseInto(def->base, def->parts, out);
+  std::lock_guard<std::mutex> lock(e->mutex);
+  e->hostVersion = def->version;
+  e->hostEverRead = true;
 }
 
 }  // namespace onestep

@@ -45,14 +45,17 @@ struct LoraDefinition {
 
 struct DeferResult {
   Tensor tensor;
-  // the host bytes had been computed (a CPU plan may hold forms derived from them): graphs that
-  // read it must be rebuilt
+  // host bytes had been made at some point (a CPU plan may hold forms derived from them): graphs
+  // that read it must be rebuilt
   bool hostWasRead = false;
 };
 
 // Records W' = fuse(base, parts) on an owned host tensor of W's shape in `hostDtype` (a new one, or
 // `into`, a tensor returned by an earlier call, whose definition is replaced): checked as fuseLora
-// checks, nothing computed. Device copies of `into` are re-fused in place (refuseDeviceCopies).
+// checks (and: at most ONESTEP_CUDA_MAX_LORA_PARTS parts, no input that is itself deferred), nothing
+// computed on the host. Device copies of `into` are re-fused in place first (refuseDeviceCopies; if
+// that throws, the old definition stays in force). The caller serialises a re-definition with runs
+// and compilations of graphs that read the tensor (pipelines do: one queue).
 DeferResult deferLoraFusion(const Tensor& base, const std::vector<LoraPart>& parts, const std::string& name, DType hostDtype,
                             const Tensor* into = nullptr);
 
@@ -62,5 +65,9 @@ std::shared_ptr<const LoraDefinition> deferredDefinition(const void* data);
 // Computes the host bytes of a deferred tensor if they do not hold its definition yet; no-op for
 // any other tensor. Thread-safe. Every host reader of constants calls it first (CpuPlan, JS readers).
 void ensureHostFused(const Tensor& t);
+
+// Drops the registry's dead entries (their tensors were freed) with the mappings their definitions
+// hold; also done at every lookup. Called when JS disposes tensors and graphs.
+void pruneDeferredFusions();
 
 }  // namespace onestep

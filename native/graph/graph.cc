@@ -12,6 +12,7 @@
 #include "../core/error.h"
 #include "../core/aligned.h"
 #include "../cpu/cpu_backend.h"
+#include "../cpu/lora.h"
 #include "kernels.h"
 
 namespace onestep {
@@ -54,6 +55,13 @@ void Graph::prepare() {
 }
 
 void Graph::prepareLocked() {
+  if (!cuda_ && !cpu_) {
+    // constants returned as outputs are copied from the host: deferred LoRA fusions made there first
+    for (int32_t id : spec_.outputs) {
+      const GraphValue& v = spec_.values[aliasOf_[id]];
+      if (v.kind == ValueKind::Const) ensureHostFused(spec_.consts[v.constIndex]);
+    }
+  }
   if (device_ == Device::Cuda) {
     if (!cuda_) cuda_ = std::make_unique<CudaExecutor>(spec_, costs_, aliasOf_);
     return;

@@ -293,6 +293,7 @@ Napi::Value JsGraph::NodeCount(const Napi::CallbackInfo& info) {
 
 Napi::Value JsGraph::Dispose(const Napi::CallbackInfo& info) {
   graph_.reset();  // a run in flight keeps its own reference
+  pruneDeferredFusions();
   if (reported_) {
     Napi::MemoryManagement::AdjustExternalMemory(info.Env(), -reported_);
     reported_ = 0;

@@ -120,6 +120,7 @@ Napi::Value JsTensor::ToRgb8(const Napi::CallbackInfo& info) {
 Napi::Value JsTensor::Dispose(const Napi::CallbackInfo& info) {
   release();
   disposed_ = true;
+  pruneDeferredFusions();  // a freed deferred LoRA fusion lets go of the mappings it defines from
   return info.Env().Undefined();
 }
 

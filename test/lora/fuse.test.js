@@ -129,6 +129,16 @@ describe('lora: fuseLora (native)', () => {
     assert.throws(() => a.deferLoraFusion(base, [{ ...p2[0], down: tensor('F16', [3, 19]).t }], 'w', 'F32', d.tensor), (e) => lora(e) && /does not match the weight/.test(e.message));
     assert.throws(() => a.deferLoraFusion(base, p2, 'w', 'F32', fused), (e) => lora(e) && /not a deferred fusion/.test(e.message));
     assert.throws(() => a.deferLoraFusion(base, p2, 'w', 'F16', d.tensor), (e) => lora(e) && /expected F16\[12, 20\]/.test(e.message));
+    // a deferred fusion is never the input of another (its host bytes are not what it defines until read)
+    assert.throws(() => a.deferLoraFusion(d.tensor, [], 'w2', 'F32'), (e) => e.code === 'ERR_ONESTEP_LORA' && /itself a deferred fusion/.test(e.message));
+    // the GPU's limit on adapters per weight, before anything changes
+    const many = Array.from({ length: 49 }, () => p2[0]);
+    assert.throws(() => a.deferLoraFusion(base, many, 'w', 'F32', d.tensor), (e) => lora(e) && /49 adapters on one weight; the GPU fuses at most 48/.test(e.message));
     assert.ok(d.tensor.bytes().equals(a.fuseLora(base, p2, 'w', 'F32').bytes()), 'unchanged by the refused calls');
+    // once host bytes were made, every later definition says so (CPU plans may hold their forms)
+    assert.strictEqual(a.deferLoraFusion(base, p1, 'w', 'F32', d.tensor).hostWasRead, true);
+    assert.strictEqual(a.deferLoraFusion(base, p2, 'w', 'F32', d.tensor).hostWasRead, true);
+    // fuseLora reads a deferred input as what it defines
+    assert.ok(a.fuseLora(d.tensor, [], 'w3', 'F32').bytes().equals(a.fuseLora(base, p2, 'w', 'F32').bytes()));
   });
 });
