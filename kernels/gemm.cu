@@ -13,6 +13,8 @@
 // takes (cudnn.cu); the launchers follow the node's `algorithm`.
 #include <mma.h>
 
+#include <cstdlib>
+#include <string>
 #include <type_traits>
 
 #include "ops.cuh"
@@ -31,22 +33,10 @@ using namespace nvcuda;
 constexpr int BM = 64, BN = 64, BK = 32, PAD = 8;
 constexpr int kThreads = 128;
 
-// 32-bit sizes (the launcher checks they fit): the gather's divisions stay cheap.
-struct ConvMap {
-  int H, W, C;  // input
-  int Ho, Wo;   // output
-  int kh, kw, sh, sw, pt, pl, up;
-};
-
-struct Epilogue {
-  ActIn bias;      // [N] or null
-  ActIn residual;  // [M, N] or null
-  int act;
-};
 
 template <bool kConv, class T>
 __device__ __forceinline__ void gemmBody(ActIn x, const void* __restrict__ w, int wDtype, ActOut y, int64_t M,
-                                         int64_t N, int64_t K, const ConvMap& g, const Epilogue& ep) {
+                                         int64_t N, int64_t K, const GemmConv& g, const GemmEpilogue& ep) {
   __shared__ __align__(32) T As[BM][BK + PAD];
   __shared__ __align__(32) T Bs[BN][BK + PAD];
   __shared__ __align__(32) float Cs[BM][BN + 4];
@@ -117,7 +107,7 @@ __device__ __forceinline__ void gemmBody(ActIn x, const void* __restrict__ w, in
 
 template <bool kConv, class T>
 __global__ void __launch_bounds__(kThreads) gemmKernel(ActIn x, const void* __restrict__ w, int wDtype, ActOut y,
-                                                       int64_t M, int64_t N, int64_t K, ConvMap g, Epilogue ep) {
+                                                       int64_t M, int64_t N, int64_t K, GemmConv g, GemmEpilogue ep) {
 #ifndef ONESTEP_BF16_WMMA
   if constexpr (std::is_same<T, __nv_bfloat16>::value) {
     __trap();  // never launched below sm_80 (the launcher and the executor check); loud if it were
@@ -149,8 +139,8 @@ Status gemmLimits(const char* op, const onestep_cuda_tensor& w, int64_t M, int64
   return Status::ok();
 }
 
-Status run(bool conv, ActIn x, const onestep_cuda_tensor& w, ActOut y, int64_t M, int64_t N, int64_t K, const ConvMap& g,
-           const Epilogue& ep, cudaStream_t s) {
+Status run(bool conv, ActIn x, const onestep_cuda_tensor& w, ActOut y, int64_t M, int64_t N, int64_t K, const GemmConv& g,
+           const GemmEpilogue& ep, cudaStream_t s) {
   if (M == 0 || N == 0) return Status::ok();
   const int64_t gy = (M + BM - 1) / BM, gx = (N + BN - 1) / BN;
   const dim3 grid((unsigned)gx, (unsigned)gy);
@@ -161,8 +151,8 @@ Status run(bool conv, ActIn x, const onestep_cuda_tensor& w, ActOut y, int64_t M
   return launched(conv ? "conv2d" : "linear");
 }
 
-Epilogue epilogueOf(const onestep_cuda_node& n, onestep::Act act) {
-  Epilogue ep;
+GemmEpilogue epilogueOf(const onestep_cuda_node& n, onestep::Act act) {
+  GemmEpilogue ep;
   ep.bias = actIn(n, 2);
   ep.residual = actIn(n, 3);
   ep.act = (int)act;
@@ -228,6 +218,34 @@ Status runLt(const onestep_cuda_node& n, const LtGemm& g, cudaStream_t s) {
   return cublasLtRun(g, actIn(n.inputs[0]), n.inputs[1].data, actIn(n, 2), actIn(n, 3), actOut(n.output), n.workspace, n.workspace_bytes, s);
 }
 
+// ONESTEP_CUDA_GEMM: "auto" (unset: the mma GEMM where it takes the node, its tile height chosen
+// per GEMM), "wmma" (the first WMMA kernel), "mma64" / "mma128" (the mma GEMM with that tile height
+// always), so that a GPU session can time the own GEMMs against each other and tests reach every
+// tile; any other value is refused at plan time, naming it.
+enum class GemmMode { kAuto, kWmma, kMma64, kMma128, kBad };
+GemmMode gemmMode() {
+  const char* e = std::getenv("ONESTEP_CUDA_GEMM");
+  const std::string v = e ? e : "";
+  if (v.empty() || v == "auto") return GemmMode::kAuto;
+  if (v == "wmma") return GemmMode::kWmma;
+  if (v == "mma64") return GemmMode::kMma64;
+  if (v == "mma128") return GemmMode::kMma128;
+  return GemmMode::kBad;
+}
+int mmaTile() { return gemmMode() == GemmMode::kMma64 ? 64 : gemmMode() == GemmMode::kMma128 ? 128 : 0; }
+
+// The own GEMM for a node no vendor library took: the mma one where its limits allow
+Status planOwn(const onestep_cuda_node& n, bool conv, int64_t M, int64_t N, int64_t K, const char* mma, const char* wmma,
+               onestep_cuda_node_plan* out) {
+  if (gemmMode() == GemmMode::kBad)
+    return Status::fail("ONESTEP_CUDA_GEMM must be auto, wmma, mma64 or mma128, got '" + std::string(std::getenv("ONESTEP_CUDA_GEMM")) + "'");
+  if (gemmMode() != GemmMode::kWmma && gemmMmaLimits(conv, n.inputs[0], n.inputs[1], M, N, K).good()) choosePlan(out, kAlgoMma, 0, mma);
+  else choosePlan(out, kAlgoOwn, 0, wmma);
+  return Status::ok();
+}
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
 bool pointwise(const onestep::Conv2dAttrs& a, const onestep_cuda_tensor& w) {
   return w.shape[1] == 1 && w.shape[2] == 1 && a.stride_h == 1 && a.stride_w == 1 && a.upsample == 1 && a.pad_top == 0 && a.pad_left == 0 &&
          a.pad_bottom == 0 && a.pad_right == 0;
@@ -237,9 +255,9 @@ bool pointwise(const onestep::Conv2dAttrs& a, const onestep_cuda_tensor& w) {
 
 // linear: cuBLASLt, else the own GEMM
 Status planLinear(const onestep_cuda_node& n, onestep_cuda_node_plan* out) {
-  const int64_t N = n.inputs[1].shape[0], K = n.inputs[1].shape[1];
-  if (!planLt(ltGemmOf(n, numel(n.output) / (N ? N : 1), N, K, attrsOf<onestep::LinearAttrs>(n).act), out)) choosePlan(out, kAlgoOwn, 0, "wmma");
-  return Status::ok();
+  const int64_t N = n.inputs[1].shape[0], K = n.inputs[1].shape[1], M = numel(n.output) / (N ? N : 1);
+  if (planLt(ltGemmOf(n, M, N, K, attrsOf<onestep::LinearAttrs>(n).act), out)) return Status::ok();
+  return planOwn(n, false, M, N, K, "mma", "wmma", out);
 }
 
 // conv2d: a 1x1 one is a GEMM (cuBLASLt first), the rest cuDNN where it takes them, else the own
@@ -250,8 +268,8 @@ Status planConv2d(const onestep_cuda_node& n, onestep_cuda_node_plan* out) {
   const bool pw = pointwise(a, w);
   if (pw && planLt(ltGemmOf(n, o.shape[0] * o.shape[1] * o.shape[2], w.shape[0], w.shape[3], a.act), out)) return Status::ok();
   if (planDnn(n, out)) return Status::ok();
-  choosePlan(out, kAlgoOwn, 0, pw ? "wmma" : "implicit-gemm wmma");
-  return Status::ok();
+  return planOwn(n, !pw, o.shape[0] * o.shape[1] * o.shape[2], w.shape[0], w.shape[1] * w.shape[2] * w.shape[3], pw ? "mma" : "implicit-gemm mma",
+                 pw ? "wmma" : "implicit-gemm wmma", out);
 }
 
 Status linearLimits(const onestep_cuda_node& n) {
@@ -266,7 +284,10 @@ Status launchLinear(const onestep_cuda_node& n, cudaStream_t s) {
   const Status fits = linearLimits(n);
   if (!fits.good()) return fits;
   if (n.algorithm == kAlgoCublasLt) return runLt(n, ltGemmOf(n, M, N, K, attrsOf<onestep::LinearAttrs>(n).act), s);
-  return run(false, actIn(x), w, actOut(n.output), M, N, K, ConvMap{},
+  // the mma GEMM where the pointers allow (views may start anywhere), else the first kernel
+  if (n.algorithm == kAlgoMma && aligned16(x.data) && aligned16(w.data))
+    return launchGemmMma(false, x, w, actOut(n.output), M, N, K, GemmConv{}, epilogueOf(n, attrsOf<onestep::LinearAttrs>(n).act), mmaTile(), s);
+  return run(false, actIn(x), w, actOut(n.output), M, N, K, GemmConv{},
              epilogueOf(n, attrsOf<onestep::LinearAttrs>(n).act), s);
 }
 
@@ -296,8 +317,9 @@ Status launchConv2d(const onestep_cuda_node& n, cudaStream_t s) {
     if (!dnnConvOf(n, &c)) return Status::fail("conv2d: sizes beyond cuDNN's int range");
     return cudnnRun(c, actIn(x), w.data, actIn(n, 2), actIn(n, 3), (int)a.act, actOut(o), n.workspace, n.workspace_bytes, s);
   }
-  ConvMap g{(int)x.shape[1], (int)x.shape[2], (int)x.shape[3], (int)o.shape[1], (int)o.shape[2], (int)w.shape[1],
+  GemmConv g{(int)x.shape[1], (int)x.shape[2], (int)x.shape[3], (int)o.shape[1], (int)o.shape[2], (int)w.shape[1],
             (int)w.shape[2],   (int)a.stride_h, (int)a.stride_w, (int)a.pad_top, (int)a.pad_left, (int)up};
+  if (n.algorithm == kAlgoMma && aligned16(x.data) && aligned16(w.data)) return launchGemmMma(!pointwise(a, w), x, w, actOut(o), M, N, K, g, epilogueOf(n, a.act), mmaTile(), s);
   return run(!pointwise(a, w), actIn(x), w, actOut(o), M, N, K, g, epilogueOf(n, a.act), s);
 }
 

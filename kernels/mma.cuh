@@ -42,11 +42,16 @@ inline float highHalf(uint32_t v, bool bf16) { return lowHalf(v >> 16, bf16); }
 
 inline void mma(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4], bool bf16) {
   const int l = ::cusim::laneId(), g = l / 4, t = l % 4;
+  static thread_local uint32_t regs[32][32][6];  // [warp][lane][a0..a3, b0, b1]
+  const int w = (int)(::cusim::tcur->linear / 32);
+  for (int r = 0; r < 4; ++r) regs[w][l][r] = a[r];
+  regs[w][l][4] = b[0], regs[w][l][5] = b[1];
+  __syncwarp();
   // rows g and g + 8 of A: held by lanes 4g .. 4g + 3
   float A[2][16];
   for (int src = 0; src < 4; ++src)
     for (int r = 0; r < 4; ++r) {
-      const uint32_t v = __shfl_sync(0xffffffffu, a[r], 4 * g + src);
+      const uint32_t v = regs[w][4 * g + src][r];
       const int row = r % 2, col = 2 * src + 8 * (r / 2);
       A[row][col] = lowHalf(v, bf16);
       A[row][col + 1] = highHalf(v, bf16);
@@ -56,11 +61,12 @@ inline void mma(float d[4], const uint32_t a[4], const uint32_t b[2], const floa
   for (int j = 0; j < 2; ++j)
     for (int src = 0; src < 4; ++src)
       for (int r = 0; r < 2; ++r) {
-        const uint32_t v = __shfl_sync(0xffffffffu, b[r], 4 * (2 * t + j) + src);
+        const uint32_t v = regs[w][4 * (2 * t + j) + src][4 + r];
         const int k = 2 * src + 8 * r;
         B[j][k] = lowHalf(v, bf16);
         B[j][k + 1] = highHalf(v, bf16);
       }
+  __syncwarp();  // every lane has read the scratch
   for (int r = 0; r < 4; ++r) {
     float acc = c[r];
     for (int k = 0; k < 16; ++k) acc += A[r / 2][k] * B[r % 2][k];
@@ -70,17 +76,21 @@ inline void mma(float d[4], const uint32_t a[4], const uint32_t b[2], const floa
 
 inline void ldmatrix(uint32_t r[4], const void* row, bool trans) {
   const int l = ::cusim::laneId(), g = l / 4, t = l % 4;
-  const uint64_t mine = (uint64_t)reinterpret_cast<uintptr_t>(row);
+  static thread_local const uint16_t* rows[32][32];  // [warp][lane]: each lane's row address
+  const int w = (int)(::cusim::tcur->linear / 32);
+  rows[w][l] = static_cast<const uint16_t*>(row);
+  __syncwarp();
   for (int j = 0; j < 4; ++j) {
     if (!trans) {
-      const auto* p = reinterpret_cast<const uint16_t*>((uintptr_t)__shfl_sync(0xffffffffu, mine, 8 * j + g));
+      const uint16_t* p = rows[w][8 * j + g];
       r[j] = (uint32_t)p[2 * t] | ((uint32_t)p[2 * t + 1] << 16);
     } else {
-      const auto* p0 = reinterpret_cast<const uint16_t*>((uintptr_t)__shfl_sync(0xffffffffu, mine, 8 * j + 2 * t));
-      const auto* p1 = reinterpret_cast<const uint16_t*>((uintptr_t)__shfl_sync(0xffffffffu, mine, 8 * j + 2 * t + 1));
+      const uint16_t* p0 = rows[w][8 * j + 2 * t];
+      const uint16_t* p1 = rows[w][8 * j + 2 * t + 1];
       r[j] = (uint32_t)p0[g] | ((uint32_t)p1[g] << 16);
     }
   }
+  __syncwarp();
 }
 
 }  // namespace mma_sim

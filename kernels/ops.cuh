@@ -23,6 +23,24 @@ Status conv2dLimits(const onestep_cuda_node& n);
 Status launchConv2d(const onestep_cuda_node& n, cudaStream_t s);
 Status planLinear(const onestep_cuda_node& n, onestep_cuda_node_plan* out);
 Status planConv2d(const onestep_cuda_node& n, onestep_cuda_node_plan* out);
+// What the GEMMs share: a conv's implicit-GEMM map over NHWC (32-bit sizes: the launchers check
+// they fit) and the epilogue (+ bias[n], activation, + residual[m, n]: native/cpu/gemm.h's order).
+struct GemmConv {
+  int H, W, C;  // input
+  int Ho, Wo;   // output
+  int kh, kw, sh, sw, pt, pl, up;
+};
+struct GemmEpilogue {
+  ActIn bias;      // [N] or null
+  ActIn residual;  // [M, N] or null
+  int act;
+};
+// gemm_mma.cu: the pipelined GEMM on mma.sync / ldmatrix / cp.async (sm_80+; x stored in the
+// weight's 16-bit type, K and a conv's channels multiples of 8, 16-byte aligned x and weights)
+Status gemmMmaLimits(bool conv, const onestep_cuda_tensor& x, const onestep_cuda_tensor& w, int64_t M, int64_t N, int64_t K);
+// tile: 64 or 128 rows per block, 0 to choose (128 unless that leaves multiprocessors idle)
+Status launchGemmMma(bool conv, const onestep_cuda_tensor& x, const onestep_cuda_tensor& w, ActOut y, int64_t M, int64_t N, int64_t K,
+                     const GemmConv& g, const GemmEpilogue& ep, int tile, cudaStream_t s);
 // cublaslt.cu: cuBLASLt loaded at run time; Y[M, N] = act(X[M, K] W[N, K]^T + bias) + residual
 struct LtGemm {
   int64_t M, N, K;

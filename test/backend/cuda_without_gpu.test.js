@@ -151,6 +151,28 @@ for (const mode of modes) {
         for (const a of bad) assert.match(a, /\(cpu: the CUDA backend could not plan it: ONESTEP_CUDA_ATTENTION must be auto, cublaslt or wmma, got 'fast'\)/);
       });
 
+      // the own GEMMs: the mma one at each tile height (ONESTEP_CUDA_GEMM=mma64 / mma128 force it;
+      // auto chooses per GEMM from the multiprocessor count), and the WMMA one it replaced
+      for (const mode of ['mma64', 'mma128', 'wmma']) {
+        it(`the op parity suite passes with ONESTEP_CUDA_GEMM=${mode}`, () => parityPasses({ ONESTEP_CUDA_GEMM: mode }));
+      }
+      it('an unknown ONESTEP_CUDA_GEMM sends the GEMMs to the CPU, naming it', () => {
+        const script = `
+          const { GraphBuilder } = require('./dist/graph');
+          const { addon } = require('./dist/native');
+          (async () => {
+            const g = new GraphBuilder({ device: 'cuda' });
+            g.output('y', g.linear(g.input('x', [4, 16]), addon().tensorFromFloat32('F16', [8, 16], new Float32Array(128).fill(0.5))));
+            const [p] = await g.build().placements();
+            console.log(JSON.stringify(p));
+          })().catch((e) => { console.error(e); process.exit(1); });`;
+        const r = node(['-e', script], { ONESTEP_CUDA_GEMM: 'fast' });
+        assert.strictEqual(r.status, 0, r.stderr);
+        const p = JSON.parse(r.stdout.trim().split('\n').pop());
+        assert.strictEqual(p.backend, 'cpu');
+        assert.match(p.reason, /ONESTEP_CUDA_GEMM must be auto, wmma, mma64 or mma128, got 'fast'/);
+      });
+
       it('on a GPU before sm_80 (CUSIM_CC=7.5): the parity suite passes (no mma kernel, fp16 operands for bf16 graphs) and bf16 graphs keep float32 activations', () => {
         parityPasses({ CUSIM_CC: '7.5' });
         const script = `
@@ -449,7 +471,8 @@ for (const mode of modes) {
           return JSON.parse(r.stdout.trim().split('\n').pop());
         };
         const relL2 = (a, b) => Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0) / a.reduce((s, v) => s + v * v, 0));
-        const own = ['cuda:wmma', 'cuda:wmma', 'cuda:wmma', 'cuda:implicit-gemm wmma', 'cuda:implicit-gemm wmma', 'cuda:wmma'];
+        // the own GEMM: the pipelined mma one (every K and channel count here is a multiple of 8)
+        const own = ['cuda:mma', 'cuda:mma', 'cuda:mma', 'cuda:implicit-gemm mma', 'cuda:implicit-gemm mma', 'cuda:mma'];
         let none;
         before(() => {
           none = gemms(withLibs(false, false));
@@ -466,8 +489,8 @@ for (const mode of modes) {
         // [cuBLASLt, cuDNN] loaded -> the algorithm of each node; the distance from the own kernels
         for (const [lt, dnn, placements, tol] of [
           // cuBLASLt rounds its fp16 D before an activation applied after it (the own kernel rounds once)
-          [true, false, ['cuda:cublaslt', 'cuda:cublaslt', 'cuda:cublaslt', 'cuda:implicit-gemm wmma', 'cuda:implicit-gemm wmma', 'cuda:cublaslt'], 2e-3],
-          [false, true, ['cuda:wmma', 'cuda:cudnn', 'cuda:cudnn', 'cuda:cudnn', 'cuda:cudnn', 'cuda:wmma'], 3e-3],
+          [true, false, ['cuda:cublaslt', 'cuda:cublaslt', 'cuda:cublaslt', 'cuda:implicit-gemm mma', 'cuda:implicit-gemm mma', 'cuda:cublaslt'], 2e-3],
+          [false, true, ['cuda:mma', 'cuda:cudnn', 'cuda:cudnn', 'cuda:cudnn', 'cuda:cudnn', 'cuda:mma'], 3e-3],
           [true, true, ['cuda:cublaslt', 'cuda:cublaslt', 'cuda:cublaslt', 'cuda:cudnn', 'cuda:cudnn', 'cuda:cublaslt'], 3e-3],
         ]) {
           const which = [lt && 'cuBLASLt', dnn && 'cuDNN'].filter(Boolean);

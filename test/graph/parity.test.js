@@ -23,19 +23,22 @@ const leftOut = new Set((emulatedTable && process.env.ONESTEP_CUDA_EMULATE_WITHO
 // The CUDA library's algorithm for a GEMM node (placements()), from what info() says it loaded
 // (e.g. ONESTEP_CUBLASLT / ONESTEP_CUDNN naming cusim's stand-ins): cuBLASLt for linear and 1x1
 // convolutions, cuDNN for the other convolutions (a fused upsampling or an asymmetric padding
-// materialised for it), else its own tensor-core kernels; the emulated table has one algorithm.
+// materialised for it), else its own tensor-core kernels — the pipelined mma GEMM where it takes the
+// node (sm_80+, x stored in 16 bits, K or a conv's input channels `k` a multiple of 8; not with
+// ONESTEP_CUDA_GEMM=wmma), else the WMMA one; the emulated table has one algorithm.
 const loaded = (name) => (cuda.mathLibraries || []).some((m) => m.name === name && m.loaded);
 const cublasLt = loaded('cuBLASLt');
 const cudnn = loaded('cuDNN');
-function cudaGemmAlgo(pointwise, conv = null) {
+// tensor-core bf16 and mma.sync m16n8k16 need compute capability 8.0 (cusim: CUSIM_CC says which it reports)
+const sm80 = (cuda.devices || []).every((d) => Number(d.computeCapability.split('.')[0]) >= 8);
+function cudaGemmAlgo(pointwise, conv, k) {
   if (emulatedTable) return 'emulated';
   if (pointwise && cublasLt) return 'cublaslt';
   if (conv && cudnn) return 'cudnn';
-  return pointwise ? 'wmma' : 'implicit-gemm wmma';
+  const mma = sm80 && storage16 && k % 8 === 0 && process.env.ONESTEP_CUDA_GEMM !== 'wmma';
+  return (pointwise ? '' : 'implicit-gemm ') + (mma ? 'mma' : 'wmma');
 }
 const backends = ['cpu', 'cuda'];
-// tensor-core bf16 and mma.sync m16n8k16 need compute capability 8.0 (cusim: CUSIM_CC says which it reports)
-const sm80 = (cuda.devices || []).every((d) => Number(d.computeCapability.split('.')[0]) >= 8);
 const rng = new Rng();
 // tolerance on a backend: fp16 tensor-core operands (GEMM, attention) on CUDA
 const tolFor = (backend, tol, gemm) => (backend === 'cuda' && gemm ? Math.max(tol, 3e-3) : tol);
@@ -131,7 +134,7 @@ for (const backend of backends) {
       opCase('linear', `linear, ${dtype} weights, bias, act, residual, odd sizes`, async () => {
         // few rows and many (the prepacked GEMM's two schedules), depths over several packed blocks
         for (const [M, K, N, act] of [[1, 8, 3, Act.None], [37, 50, 45, Act.Gelu], [77, 64, 33, Act.QuickGelu], [130, 300, 70, Act.Silu],
-          [20, 900, 100, Act.None], [260, 1000, 50, Act.Relu]]) {
+          [20, 900, 100, Act.None], [260, 1000, 50, Act.Relu], [300, 72, 260, Act.Gelu]]) {
           const x = X([M, K]);
           const w = weight(dtype, [N, K]);
           const b = weight('F32', [N]);
@@ -143,7 +146,7 @@ for (const backend of backends) {
             const prepacked = dtype === 'F32' || (dtype === 'F16' && addon().gemmInfo().kernel !== 'avx2');
             assert.strictEqual(placements[0].algorithm, prepacked ? 'gemm_prepacked' : 'gemm');
           } else if (!leftOut.has('linear')) {
-            assert.strictEqual(placements[0].algorithm, cudaGemmAlgo(true));
+            assert.strictEqual(placements[0].algorithm, cudaGemmAlgo(true, null, K));
           }
         }
       });
@@ -160,7 +163,7 @@ for (const backend of backends) {
         fp16Only ? assert.ok(got.some((q) => !Number.isFinite(q)), `${name}: fp16 operands cannot hold 3e5-scaled values`) : check(name, got, want, tol);
       const { y, placements } = await run1On((g, v) => g.linear(v.x, w.t, b.t), { x }, { gemmOperand: 'BF16' });
       rangeCheck('linear, bf16 operands', y, ref.linear(x.data, x.shape, w.v, w.shape, b.v, Act.None));
-      if (backend === 'cuda' && !leftOut.has('linear')) assert.strictEqual(placements[0].algorithm, cudaGemmAlgo(true));
+      if (backend === 'cuda' && !leftOut.has('linear')) assert.strictEqual(placements[0].algorithm, cudaGemmAlgo(true, null, 50));
       const xc = X([1, 6, 5, 12], 3e5);
       const wc = weight('F16', [9, 12, 3, 3], 0.3);
       const bc = weight('F32', [9]);
@@ -188,6 +191,9 @@ for (const backend of backends) {
       { xs: [1, 5, 4, 6], co: 7, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 2, act: Act.None, dtype: 'BF16' }, // fused upsample
       { xs: [2, 6, 5, 10], co: 9, k: 1, stride: [1, 1], pad: [0, 0, 0, 0], up: 1, act: Act.Relu }, // pointwise path
       { xs: [1, 4, 4, 40], co: 33, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 1, act: Act.None, residual: true },
+      { xs: [1, 13, 11, 24], co: 140, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 1, act: Act.Silu, dtype: 'F16', residual: true }, // several tiles each way
+      { xs: [2, 9, 7, 16], co: 20, k: 3, stride: [2, 2], pad: [0, 1, 1, 0], up: 1, act: Act.None }, // strided, asymmetric padding
+      { xs: [1, 6, 5, 32], co: 24, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 2, act: Act.None, dtype: 'F16' }, // fused upsample, 8-channel chunks
     ];
     // each case on every algorithm the backend may choose for it: on the CPU, Winograd (policy
     // 'always', for 3x3 stride 1) and the GEMMs (policy 'never'); elsewhere the backend's own choice
@@ -224,7 +230,7 @@ for (const backend of backends) {
           assert.deepStrictEqual(got.shape, want.shape);
           if (algo) assert.strictEqual(got.placements[got.placements.length - 1].algorithm, algo);
           const pointwise = c.k === 1 && c.pad.every((p) => p === 0) && c.up === 1 && c.stride.every((s) => s === 1);
-          if (backend === 'cuda' && !leftOut.has('conv2d')) assert.strictEqual(got.placements[got.placements.length - 1].algorithm, cudaGemmAlgo(pointwise, c));
+          if (backend === 'cuda' && !leftOut.has('conv2d')) assert.strictEqual(got.placements[got.placements.length - 1].algorithm, cudaGemmAlgo(pointwise, c, c.xs[3]));
           check(`conv2d ${algo}`, got.y, want.y, winograd ? 2e-6 : tolFor(backend, 1e-5, true));
         });
       }
