@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "common.cuh"
 
@@ -93,6 +94,47 @@ inline void ldmatrix(uint32_t r[4], const void* row, bool trans) {
   __syncwarp();
 }
 
+// cp.async as the hardware may run it, at its worst: the destination is overwritten at issue (with
+// NaNs: a slot still being read by other warps, for want of a barrier, shows) and the copy lands only
+// when a cpAsyncWait retires its group (reading before waiting shows too). Each CUDA thread keeps its
+// copies in flight (the source's bytes are read at issue: global memory does not change during a
+// kernel), by group.
+struct PendingCopy {
+  void* dst;
+  unsigned char bytes[16];
+  uint64_t group;
+};
+struct AsyncCopies {
+  std::vector<PendingCopy> pending;
+  uint64_t committed = 0;
+  uint3 block{};  // the block they were issued in (a block that exits with copies in flight drops them)
+};
+inline AsyncCopies& asyncCopies() {
+  static thread_local AsyncCopies perThread[1024];  // by thread of the block running on this OS thread
+  AsyncCopies& c = perThread[::cusim::tcur->linear];
+  const uint3 b = ::cusim::tcur->bid;
+  if (c.block.x != b.x || c.block.y != b.y || c.block.z != b.z) c = AsyncCopies{}, c.block = b;
+  return c;
+}
+inline void copyAsync(void* dst, const void* src) {
+  AsyncCopies& c = asyncCopies();
+  PendingCopy p{dst, {}, c.committed};
+  std::memcpy(p.bytes, src, 16);
+  c.pending.push_back(p);
+  std::memset(dst, 0xff, 16);  // until it lands: NaNs, so that reading the slot early shows
+}
+inline void commit() { ++asyncCopies().committed; }
+// lands every copy of the groups older than the n most recent committed ones
+inline void wait(uint64_t n) {
+  AsyncCopies& c = asyncCopies();
+  std::vector<PendingCopy> still;
+  for (const PendingCopy& p : c.pending) {
+    if (p.group + n < c.committed) std::memcpy(p.dst, p.bytes, 16);
+    else still.push_back(p);
+  }
+  c.pending.swap(still);
+}
+
 }  // namespace mma_sim
 
 #endif
@@ -144,7 +186,7 @@ __device__ __forceinline__ void ldmatrixX4Trans(uint32_t r[4], const void* row) 
 __device__ __forceinline__ void cpAsync16(void* smem, const void* gmem) {
 #ifdef ONESTEP_CUDA_SIM
   if (reinterpret_cast<uintptr_t>(smem) % 16 || reinterpret_cast<uintptr_t>(gmem) % 16) ::cusim::kernelError("cp.async: a pointer is not 16-byte aligned");
-  std::memcpy(smem, gmem, 16);
+  mma_sim::copyAsync(smem, gmem);
 #elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
@@ -154,7 +196,9 @@ __device__ __forceinline__ void cpAsync16(void* smem, const void* gmem) {
 }
 
 __device__ __forceinline__ void cpAsyncCommit() {
-#if !defined(ONESTEP_CUDA_SIM) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#ifdef ONESTEP_CUDA_SIM
+  mma_sim::commit();
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("cp.async.commit_group;\n" ::);
 #endif
 }
@@ -162,7 +206,9 @@ __device__ __forceinline__ void cpAsyncCommit() {
 // Waits until at most n committed groups are still in flight.
 template <int n>
 __device__ __forceinline__ void cpAsyncWait() {
-#if !defined(ONESTEP_CUDA_SIM) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#ifdef ONESTEP_CUDA_SIM
+  mma_sim::wait(n);
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("cp.async.wait_group %0;\n" ::"n"(n));
 #endif
 }

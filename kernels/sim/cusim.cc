@@ -256,6 +256,7 @@ bool releaseWarps(Worker& w, int n, bool& released) {
         g.state = kReady;
       }
       released = true;
+      return true;  // one warp at a time: it runs on until it blocks, ahead of the others
     }
   }
   return true;

@@ -5,6 +5,9 @@
 //  - every CUDA thread is a fiber; a block's fibers run on one OS thread and switch only at
 //    __syncthreads and warp-synchronous calls (shuffles, votes, __syncwarp), so a barrier that
 //    not every thread reaches, a shuffle whose lanes diverged or exited, is reported as an error;
+//    warps are let through warp-synchronous calls one at a time, lowest first, so a warp runs
+//    ahead of the others until it reaches a block barrier: shared memory a warp overwrites before
+//    a barrier that should have kept it waiting is overwritten before the others read it;
 //  - __shared__ variables are per block (thread_local statics: one block at a time per OS thread);
 //  - WMMA fragments are whole tiles, but each lane loads, computes and stores only what its own
 //    elements need (result element e belongs to lane e % 32), so a lane that skips a *_sync

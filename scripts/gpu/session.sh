@@ -50,6 +50,8 @@ if [ "$stage" = bench ] || [ "$stage" = all ]; then
   node scripts/gpu/bench-ops.js --torch "$OUT/torch.json" --json "$OUT/ops.json" 2>&1 | tee "$OUT/ops.txt"
   say "our own kernels only (no cuBLASLt / cuDNN)"
   ONESTEP_CUBLASLT=none ONESTEP_CUDNN=none node scripts/gpu/bench-ops.js --torch "$OUT/torch.json" --json "$OUT/ops-own.json" 2>&1 | tee "$OUT/ops-own.txt"
+  say "the first WMMA GEMM (ONESTEP_CUDA_GEMM=wmma) against the pipelined mma one"
+  ONESTEP_CUBLASLT=none ONESTEP_CUDNN=none ONESTEP_CUDA_GEMM=wmma node scripts/gpu/bench-ops.js --only gemm,conv --torch "$OUT/torch.json" --json "$OUT/ops-wmma.json" 2>&1 | tee "$OUT/ops-wmma.txt"
   say "attention as cuBLASLt's two GEMMs at every head size, then the WMMA flash kernel (against the mma one)"
   ONESTEP_CUDA_ATTENTION=cublaslt node scripts/gpu/bench-ops.js --only attention --torch "$OUT/torch.json" --json "$OUT/ops-attention-lt.json" 2>&1 | tee "$OUT/ops-attention-lt.txt"
   ONESTEP_CUDA_ATTENTION=wmma node scripts/gpu/bench-ops.js --only attention --torch "$OUT/torch.json" --json "$OUT/ops-attention-wmma.json" 2>&1 | tee "$OUT/ops-attention-wmma.txt"

@@ -46,6 +46,7 @@ describe('cusim: the CUDA simulator the kernel tests run on', function () {
   it('__syncthreads orders __shared__ writes and reads, one copy per block', () => ok('barriers'));
   it('a WMMA 16x16x16 product (row-major A, column-major B) matches float math on the fp16 operands', () => ok('wmma'));
   it('mma.sync m16n8k16 (fp16, bf16), ldmatrix x4 (plain, .trans) and cp.async (kernels/mma.cuh) follow the PTX fragment layouts', () => ok('mma'));
+  it('cp.async lands at its wait (NaN before it), and a warp runs ahead of the others to the next block barrier', () => ok('async-order'));
   it('capture records launches without running them, and every replay runs them', () => ok('capture'));
   it('host/device direction and bounds of copies are checked', () => ok('copy-kinds'));
   it('launches from four OS threads at once each run whole, once', () => ok('concurrent'));

@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 #include <mma.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -231,6 +232,52 @@ int mmaCase() {
   return 0;
 }
 
+// cp.async at its worst and warps one ahead of the other (kernels/mma.cuh, cusim.h): lane 0 of each
+// of two warps reads its slot right after issuing the copy (NaN: not landed), after the wait (the
+// bytes); warp 0 writes a flag after three warp-synchronous calls, with no block barrier, and warp 1
+// reads it after one: warp 0 has run ahead to the barrier, so warp 1 sees it set (in lockstep, not).
+__global__ void asyncOrderKernel(const float* src, float* out) {
+  __shared__ __align__(16) float slot[2][4];
+  __shared__ int flag;
+  const int w = threadIdx.x / 32, l = threadIdx.x % 32;
+  if (threadIdx.x == 0) flag = 0;
+  __syncthreads();
+  if (l == 0) {
+    onestep_cuda::cpAsync16(slot[w], src + 4 * w);
+    onestep_cuda::cpAsyncCommit();
+    out[4 * w] = slot[w][0];
+    onestep_cuda::cpAsyncWait<0>();
+    out[4 * w + 1] = slot[w][0];
+  }
+  __syncwarp();
+  if (w == 0) {
+    __syncwarp();
+    __syncwarp();
+    if (l == 0) flag = 1;
+  } else if (l == 0) {
+    out[6] = (float)flag;  // in lockstep, before warp 0's two more warp calls: 0
+  }
+  __syncthreads();
+}
+
+int asyncOrder() {
+  float* src = deviceArray<float>(8);
+  float* out = deviceArray<float>(8);
+  const float h[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  cudaMemcpy(src, h, sizeof(h), cudaMemcpyHostToDevice);
+  ONESTEP_LAUNCH(asyncOrderKernel, 1, 64)(src, out);
+  if (const cudaError_t e = cudaGetLastError()) return fails("async order", e);
+  float r[8];
+  cudaMemcpy(r, out, sizeof(r), cudaMemcpyDeviceToHost);
+  for (int w = 0; w < 2; ++w) {
+    if (!std::isnan(r[4 * w])) return std::printf("error: warp %d read %g from a cp.async slot before waiting\n", w, r[4 * w]), 0;
+    if (r[4 * w + 1] != h[4 * w]) return std::printf("error: warp %d read %g after waiting, expected %g\n", w, r[4 * w + 1], h[4 * w]), 0;
+  }
+  if (r[6] != 1.0f) return std::printf("error: warp 1 read the flag as %g: warp 0 did not run ahead\n", r[6]), 0;
+  std::printf("ok async order\n");
+  return 0;
+}
+
 int outOfMemory() {
   void* p = nullptr;
   const cudaError_t e = cudaMalloc(&p, (size_t)1 << 40);
@@ -353,6 +400,7 @@ int main(int argc, char** argv) {
   if (c == "wmma-misaligned") return wmmaCase(8, false);
   if (c == "wmma-skipped-lane") return wmmaCase(16, true);
   if (c == "mma") return mmaCase();
+  if (c == "async-order") return asyncOrder();
   if (c == "out-of-memory") return outOfMemory();
   if (c == "overrun") return overrun();
   if (c == "capture") return capture();
