@@ -99,7 +99,19 @@ std::shared_ptr<DeviceBuffer> deviceCopy(const Tensor& src, DType want, void* st
 
 // Makes `out` (the device copy, as `want`, of a deferred fusion of shape `shape`) from its definition:
 // base and parts uploaded (cached, held by out), then fused by the library (lora_fuse).
+// ONESTEP_LORA_BASE: "keep" (default: a fused weight's base stays on the device beside it, so a
+// re-fusion is a kernel) or "reload" (uploaded again from the mapped checkpoint for each fusion and
+// freed after it, unless a graph reads it anyway: the touched weights take their memory once).
+bool keepLoraBase() {
+  const char* e = std::getenv("ONESTEP_LORA_BASE");
+  const std::string v = e ? e : "";
+  if (v.empty() || v == "keep") return true;
+  if (v == "reload") return false;
+  fail("ERR_ONESTEP_OPTION", "ONESTEP_LORA_BASE must be 'keep' or 'reload', got '", v, "'");
+}
+
 void fuseOnDevice(DeviceBuffer& out, const LoraDefinition& def, DType want, const Shape& shape, void* stream, bool convKernel) {
+  const bool keep = keepLoraBase();
   // the base in its own dtype (one rounding, to `want`, at the end)
   std::vector<std::shared_ptr<DeviceBuffer>> deps{deviceCopy(def.base, def.base.dtype(), stream, convKernel)};
   std::vector<onestep_cuda_tensor> ups(def.parts.size()), downs(def.parts.size());
@@ -120,6 +132,7 @@ void fuseOnDevice(DeviceBuffer& out, const LoraDefinition& def, DType want, cons
   CUDA_CALL(what.c_str(), api().lora_fuse(&o, &b, (int32_t)ups.size(), ups.data(), downs.data(), factors.data(),
                                           convKernel ? shape[1] : 0, stream, ERRBUF));
   CUDA_CALL(what.c_str(), api().stream_sync(stream, ERRBUF));  // the host memory of the uploads is only borrowed
+  if (!keep) deps.erase(deps.begin());
   out.deps = std::move(deps);
 }
 

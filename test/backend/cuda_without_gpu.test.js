@@ -312,6 +312,7 @@ for (const mode of modes) {
     const pipelineLora = (extra) => {
       const script = `
         const { loadPipeline } = require('.');
+        const { addon } = require('./dist/native');
         (async () => {
           const model = ${JSON.stringify(fixture('models', 'tiny-sd15'))};
           const lora = ${JSON.stringify(fixture('lora', 'sd15_lora_kohya_full.safetensors'))};
@@ -320,6 +321,7 @@ for (const mode of modes) {
           const loaded = await gpu.loadLoras([{ path: lora, name: 'l' }]);
           const cpu = await loadPipeline(model, { device: 'cpu', loras: [{ path: lora, name: 'l' }] });
           const a = await gen(gpu);
+          const free = addon().cudaMemory().free;
           const rescaled = await gpu.setLoraScales({ l: 0.25 });
           const b = await gen(gpu);
           await cpu.setLoraScales({ l: 0.25 });
@@ -331,7 +333,7 @@ for (const mode of modes) {
           await gpu.unloadLoras();
           const plain = await loadPipeline(model, { device: 'cuda' });
           const unloaded = (await gen(gpu)).equals(await gen(plain));
-          console.log(JSON.stringify({ changed: !a.equals(b), back: a.equals(d), maxDiffVsCpu: diff, unloaded,
+          console.log(JSON.stringify({ changed: !a.equals(b), back: a.equals(d), maxDiffVsCpu: diff, unloaded, free,
             fusedOn: loaded.fusedOn, rebuiltAtLoad: loaded.rebuilt, rebuiltAtScale: rescaled.rebuilt }));
           gpu.dispose(); cpu.dispose(); plain.dispose();
         })().catch((e) => { console.error(e); process.exit(1); });`;
@@ -350,6 +352,20 @@ for (const mode of modes) {
     it('a pipeline on device cuda fuses its LoRA on the GPU: scale changes re-fuse the GPU copies in place, no graph rebuilt', () => {
       assert.deepStrictEqual(pipelineLora({}).rebuiltAtScale, []);
     });
+
+    if (mode.simulated) {
+      // cusim counts device memory: without the bases kept, the fused weights' bases are not held
+      it('... ONESTEP_LORA_BASE=reload: the same, with the bases uploaded for each fusion and not kept (less GPU memory held)', () => {
+        const keep = pipelineLora({});
+        const reload = pipelineLora({ ONESTEP_LORA_BASE: 'reload' });
+        assert.deepStrictEqual(reload.rebuiltAtScale, []);
+        assert.ok(reload.free > keep.free, `free GPU memory: ${reload.free} bytes with reload, ${keep.free} with the bases kept`);
+        const r = node(['-e', "require('.').loadPipeline(process.argv[1], { device: 'cuda', loras: [{ path: process.argv[2] }] }).then((p) => p.generate({ prompt: 'a', steps: 1 })).catch((e) => { console.error(e.code + ': ' + e.message); process.exit(3); })",
+          fixture('models', 'tiny-sd15'), fixture('lora', 'sd15_lora_kohya_full.safetensors')], { ONESTEP_LORA_BASE: 'later' });
+        assert.strictEqual(r.status, 3, r.stdout + r.stderr);
+        assert.match(r.stderr, /ERR_ONESTEP_OPTION: .*ONESTEP_LORA_BASE must be 'keep' or 'reload', got 'later'/);
+      });
+    }
 
     if (!mode.simulated) {
       it('... and where a node reading a LoRA weight runs on the CPU, its host bytes are made there and a scale change rebuilds the graphs', () => {
