@@ -235,10 +235,14 @@ GemmMode gemmMode() {
 int mmaTile() { return gemmMode() == GemmMode::kMma64 ? 64 : gemmMode() == GemmMode::kMma128 ? 128 : 0; }
 
 // The own GEMM for a node no vendor library took: the mma one where its limits allow
-Status planOwn(const onestep_cuda_node& n, bool conv, int64_t M, int64_t N, int64_t K, const char* mma, const char* wmma,
-               onestep_cuda_node_plan* out) {
+Status gemmModeStatus() {
   if (gemmMode() == GemmMode::kBad)
     return Status::fail("ONESTEP_CUDA_GEMM must be auto, wmma, mma64 or mma128, got '" + std::string(std::getenv("ONESTEP_CUDA_GEMM")) + "'");
+  return Status::ok();
+}
+
+Status planOwn(const onestep_cuda_node& n, bool conv, int64_t M, int64_t N, int64_t K, const char* mma, const char* wmma,
+               onestep_cuda_node_plan* out) {
   if (gemmMode() != GemmMode::kWmma && gemmMmaLimits(conv, n.inputs[0], n.inputs[1], M, N, K).good()) choosePlan(out, kAlgoMma, 0, mma);
   else choosePlan(out, kAlgoOwn, 0, wmma);
   return Status::ok();
@@ -256,6 +260,8 @@ bool pointwise(const onestep::Conv2dAttrs& a, const onestep_cuda_tensor& w) {
 // linear: cuBLASLt, else the own GEMM
 Status planLinear(const onestep_cuda_node& n, onestep_cuda_node_plan* out) {
   const int64_t N = n.inputs[1].shape[0], K = n.inputs[1].shape[1], M = numel(n.output) / (N ? N : 1);
+  const Status mode = gemmModeStatus();  // refused whichever path would take the node
+  if (!mode.good()) return mode;
   if (planLt(ltGemmOf(n, M, N, K, attrsOf<onestep::LinearAttrs>(n).act), out)) return Status::ok();
   return planOwn(n, false, M, N, K, "mma", "wmma", out);
 }
@@ -266,6 +272,8 @@ Status planConv2d(const onestep_cuda_node& n, onestep_cuda_node_plan* out) {
   const onestep_cuda_tensor &w = n.inputs[1], &o = n.output;
   const auto a = attrsOf<onestep::Conv2dAttrs>(n);
   const bool pw = pointwise(a, w);
+  const Status mode = gemmModeStatus();
+  if (!mode.good()) return mode;
   if (pw && planLt(ltGemmOf(n, o.shape[0] * o.shape[1] * o.shape[2], w.shape[0], w.shape[3], a.act), out)) return Status::ok();
   if (planDnn(n, out)) return Status::ok();
   return planOwn(n, !pw, o.shape[0] * o.shape[1] * o.shape[2], w.shape[0], w.shape[1] * w.shape[2] * w.shape[3], pw ? "mma" : "implicit-gemm mma",

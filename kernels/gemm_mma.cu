@@ -70,7 +70,7 @@ __global__ void __launch_bounds__(kThreads) gemmMmaKernel(const T* __restrict__ 
                                                           int64_t K, GemmConv g, GemmEpilogue ep) {
   constexpr int WM = BM / 2 / 16;  // m16 tiles per warp (warps: 2 along M, 4 along N; 32 columns = 4 n8 tiles each)
   __shared__ __align__(16) GemmSmem<T, BM> s;
-  const int64_t m0 = (int64_t)blockIdx.y * BM, n0 = (int64_t)blockIdx.x * kBN;
+  const int64_t m0 = (int64_t)blockIdx.x * BM, n0 = (int64_t)blockIdx.y * kBN;  // M on x: a VAE's millions of rows
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, wm = warp / 4, wn = warp % 4;
   if constexpr (kConv) {
     for (int r = threadIdx.x; r < BM; r += kThreads) {
@@ -168,7 +168,7 @@ Status gemmMmaLimits(bool conv, const onestep_cuda_tensor& x, const onestep_cuda
   if (w.dtype != ONESTEP_CUDA_F16 && w.dtype != ONESTEP_CUDA_BF16) return Status::fail("the mma GEMM takes fp16 or bf16 weights");
   if (x.dtype != w.dtype) return Status::fail("the mma GEMM reads x stored in the weight's type");
   if (K % 8 || (conv && x.shape[3] % 8)) return Status::fail("the mma GEMM needs K (a conv's input channels) in multiples of 8");
-  if ((M + 63) / 64 > 65535 || (N + kBN - 1) / kBN > 0x7fffffff) return Status::fail("the GEMM is too large for one grid");
+  if ((M + 63) / 64 > 0x7fffffff || (N + kBN - 1) / kBN > 65535) return Status::fail("the GEMM is too large for one grid");
   return Status::ok();
 }
 
@@ -185,9 +185,9 @@ Status launchGemmMma(bool conv, const onestep_cuda_tensor& x, const onestep_cuda
     cudaGetLastError();
     return n;
   }();
-  const int64_t gx = (N + kBN - 1) / kBN;
-  const bool tall = tile ? tile == 128 : ((M + 127) / 128) * gx >= 2 * sms;
-  const dim3 grid((unsigned)gx, (unsigned)((M + (tall ? 127 : 63)) / (tall ? 128 : 64)));
+  const int64_t gn = (N + kBN - 1) / kBN;
+  const bool tall = tile ? tile == 128 : ((M + 127) / 128) * gn >= 2 * sms;
+  const dim3 grid((unsigned)((M + (tall ? 127 : 63)) / (tall ? 128 : 64)), (unsigned)gn);
   if (w.dtype == ONESTEP_CUDA_BF16) {
     if (conv) launchTiles<true, __nv_bfloat16>(tall, grid, x, w, y, M, N, K, g, ep, s);
     else launchTiles<false, __nv_bfloat16>(tall, grid, x, w, y, M, N, K, g, ep, s);

@@ -41,13 +41,21 @@ inline float lowHalf(uint32_t v, bool bf16) {
 }
 inline float highHalf(uint32_t v, bool bf16) { return lowHalf(v >> 16, bf16); }
 
+// The warp barrier of these exchanges: its own kind of warp call, so that a lane in an mma and a lane
+// in another warp-synchronous call are reported as divergent.
+inline void exchange() {
+  asm volatile("" ::: "memory");
+  ::cusim::warpOp(3, 0xffffffffu, 0, 0);
+  asm volatile("" ::: "memory");
+}
+
 inline void mma(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4], bool bf16) {
   const int l = ::cusim::laneId(), g = l / 4, t = l % 4;
   static thread_local uint32_t regs[32][32][6];  // [warp][lane][a0..a3, b0, b1]
   const int w = (int)(::cusim::tcur->linear / 32);
   for (int r = 0; r < 4; ++r) regs[w][l][r] = a[r];
   regs[w][l][4] = b[0], regs[w][l][5] = b[1];
-  __syncwarp();
+  exchange();
   // rows g and g + 8 of A: held by lanes 4g .. 4g + 3
   float A[2][16];
   for (int src = 0; src < 4; ++src)
@@ -67,7 +75,7 @@ inline void mma(float d[4], const uint32_t a[4], const uint32_t b[2], const floa
         B[j][k] = lowHalf(v, bf16);
         B[j][k + 1] = highHalf(v, bf16);
       }
-  __syncwarp();  // every lane has read the scratch
+  exchange();  // every lane has read the scratch
   for (int r = 0; r < 4; ++r) {
     float acc = c[r];
     for (int k = 0; k < 16; ++k) acc += A[r / 2][k] * B[r % 2][k];
@@ -80,7 +88,7 @@ inline void ldmatrix(uint32_t r[4], const void* row, bool trans) {
   static thread_local const uint16_t* rows[32][32];  // [warp][lane]: each lane's row address
   const int w = (int)(::cusim::tcur->linear / 32);
   rows[w][l] = static_cast<const uint16_t*>(row);
-  __syncwarp();
+  exchange();
   for (int j = 0; j < 4; ++j) {
     if (!trans) {
       const uint16_t* p = rows[w][8 * j + g];
@@ -91,7 +99,7 @@ inline void ldmatrix(uint32_t r[4], const void* row, bool trans) {
       r[j] = (uint32_t)p0[g] | ((uint32_t)p1[g] << 16);
     }
   }
-  __syncwarp();
+  exchange();
 }
 
 // cp.async as the hardware may run it, at its worst: the destination is overwritten at issue (with
@@ -107,13 +115,12 @@ struct PendingCopy {
 struct AsyncCopies {
   std::vector<PendingCopy> pending;
   uint64_t committed = 0;
-  uint3 block{};  // the block they were issued in (a block that exits with copies in flight drops them)
+  uint64_t block = 0;  // the run of the block they were issued in (copies a block left in flight are dropped)
 };
 inline AsyncCopies& asyncCopies() {
   static thread_local AsyncCopies perThread[1024];  // by thread of the block running on this OS thread
   AsyncCopies& c = perThread[::cusim::tcur->linear];
-  const uint3 b = ::cusim::tcur->bid;
-  if (c.block.x != b.x || c.block.y != b.y || c.block.z != b.z) c = AsyncCopies{}, c.block = b;
+  if (c.block != ::cusim::tcur->serial) c = AsyncCopies{}, c.block = ::cusim::tcur->serial;
   return c;
 }
 inline void copyAsync(void* dst, const void* src) {

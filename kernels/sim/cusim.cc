@@ -118,6 +118,8 @@ struct Worker {
   const std::function<void()>* body = nullptr;
   bool failed = false;
   std::string error;
+  bool reverse = false;  // warps let through from the highest (odd blocks) instead of the lowest
+  int lastWarp = -1, streak = 0;  // the warp let through last, how many rounds in a row
   ~Worker() {
     for (Fiber& f : fibers)
       if (f.stack) munmap(f.stack - sysconf(_SC_PAGESIZE), kStackBytes + sysconf(_SC_PAGESIZE));
@@ -203,8 +205,14 @@ bool prepare(Worker& w, int n) {
 
 // Releases the warp-synchronous calls that every lane of their mask has reached; false on a
 // misuse (message in w.error).
+// One warp per round, the lowest (the highest in odd blocks) that can go, so that it runs ahead of the
+// others until it blocks; all that can go after a long streak of one warp (a warp polling for
+// another's write through warp calls would otherwise never let it run).
 bool releaseWarps(Worker& w, int n, bool& released) {
-  for (int base = 0; base < n; base += 32) {
+  const int warps = (n + 31) / 32;
+  const bool everyWarp = w.streak > 100000;
+  for (int i = 0; i < warps; ++i) {
+    const int base = 32 * (w.reverse ? warps - 1 - i : i);
     const int lanes = n - base < 32 ? n - base : 32;
     for (int l = 0; l < lanes; ++l) {
       Fiber& f = w.fibers[base + l];
@@ -256,15 +264,24 @@ bool releaseWarps(Worker& w, int n, bool& released) {
         g.state = kReady;
       }
       released = true;
+      if (everyWarp) continue;
+      w.streak = base / 32 == w.lastWarp ? w.streak + 1 : 0;
+      w.lastWarp = base / 32;
       return true;  // one warp at a time: it runs on until it blocks, ahead of the others
     }
   }
+  if (everyWarp) w.streak = 0;
   return true;
 }
 
 // Runs one block to completion; false with w.error on a fault.
+std::atomic<uint64_t> gBlockSerial{0};
+
 bool runBlock(Worker& w, dim3 grid, dim3 block, uint3 bidx) {
   const int n = (int)(block.x * block.y * block.z);
+  const uint64_t serial = ++gBlockSerial;
+  w.reverse = (bidx.x + bidx.y + bidx.z) % 2 == 1;
+  w.lastWarp = -1, w.streak = 0;
   for (int t = 0; t < n; ++t) {
     Fiber& f = w.fibers[t];
     f.ctx.tid = uint3{t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
@@ -272,6 +289,7 @@ bool runBlock(Worker& w, dim3 grid, dim3 block, uint3 bidx) {
     f.ctx.bdim = block;
     f.ctx.gdim = grid;
     f.ctx.linear = t;
+    f.ctx.serial = serial;
     f.state = kReady;
     startContext(&w, &f);
   }

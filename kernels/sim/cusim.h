@@ -5,9 +5,10 @@
 //  - every CUDA thread is a fiber; a block's fibers run on one OS thread and switch only at
 //    __syncthreads and warp-synchronous calls (shuffles, votes, __syncwarp), so a barrier that
 //    not every thread reaches, a shuffle whose lanes diverged or exited, is reported as an error;
-//    warps are let through warp-synchronous calls one at a time, lowest first, so a warp runs
-//    ahead of the others until it reaches a block barrier: shared memory a warp overwrites before
-//    a barrier that should have kept it waiting is overwritten before the others read it;
+//    warps are let through warp-synchronous calls one at a time, lowest first (highest first in
+//    odd blocks), so a warp runs ahead of the others until it reaches a block barrier: shared
+//    memory a warp overwrites before a barrier that should have kept it waiting is overwritten
+//    before the others read it;
 //  - __shared__ variables are per block (thread_local statics: one block at a time per OS thread);
 //  - WMMA fragments are whole tiles, but each lane loads, computes and stores only what its own
 //    elements need (result element e belongs to lane e % 32), so a lane that skips a *_sync
@@ -139,11 +140,13 @@ struct ThreadCtx {
   dim3 bdim;
   dim3 gdim;
   int linear;  // threadIdx flattened (x fastest)
+  uint64_t serial;  // the block's run, unique in the process (state kept per block starts afresh)
 };
 extern thread_local ThreadCtx* tcur;
 
 // Block-wide barrier; warp-synchronous operations: every lane in `mask` must make the same call
-// with the same mask. kind: 0 sync, 1 shuffle (value in, value of lane `src` out), 2 ballot.
+// with the same mask. kind: 0 sync, 1 shuffle (value in, value of lane `src` out), 2 ballot,
+// 3 a tensor-core call's exchange (mma.cuh: matched only with the same call).
 void syncBlock();
 uint64_t warpOp(int kind, unsigned mask, uint64_t value, int src);
 // A failure found inside a kernel (bad WMMA pointer...): the launch fails with this message.

@@ -224,6 +224,7 @@ CudaExecutor::CudaExecutor(const GraphSpec& spec, const std::vector<OpCost>& cos
       fallback_[i] = "its kernel is also read by another node (the CUDA backend holds kernels in its own layout)";
   }
 
+  keepLoraBase();  // ONESTEP_LORA_BASE checked when any graph is built, LoRA or not
   CUDA_CALL("creating a CUDA stream", api().stream_create(&stream_, ERRBUF));
   try {
     // GEMM and convolution weights as the tensor cores' operand type (fp16, or bf16 where the graph

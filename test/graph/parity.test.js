@@ -154,26 +154,32 @@ for (const backend of backends) {
 
     opCase(['linear', 'conv2d'], 'linear and conv2d with bf16 tensor-core operands (gemmOperand BF16) keep fp32 range: activations beyond fp16 max', async () => {
       const tol = backend === 'cuda' ? 1e-2 : 1e-5;  // bf16 operands: 8 significant bits
-      const x = X([37, 50], 3e5);
-      const w = weight('F32', [45, 50]);
-      const b = weight('F32', [45]);
       // before sm_80 such graphs get fp16 operands (docs/CUDA.md): these values overflow there, as documented
       const fp16Only = backend === 'cuda' && !sm80 && !emulatedTable;
       const rangeCheck = (name, got, want) =>
         fp16Only ? assert.ok(got.some((q) => !Number.isFinite(q)), `${name}: fp16 operands cannot hold 3e5-scaled values`) : check(name, got, want, tol);
-      const { y, placements } = await run1On((g, v) => g.linear(v.x, w.t, b.t), { x }, { gemmOperand: 'BF16' });
-      rangeCheck('linear, bf16 operands', y, ref.linear(x.data, x.shape, w.v, w.shape, b.v, Act.None));
-      if (backend === 'cuda' && !leftOut.has('linear')) assert.strictEqual(placements[0].algorithm, cudaGemmAlgo(true, null, 50));
-      const xc = X([1, 6, 5, 12], 3e5);
-      const wc = weight('F16', [9, 12, 3, 3], 0.3);
-      const bc = weight('F32', [9]);
-      const { y: yc } = await run1On(
-        (g, v) => g.conv2d(v.x, wc.t, bc.t, { padding: [1, 1, 1, 1] }),
-        { x: xc },
-        { gemmOperand: 'BF16' },
-      );
-      const want = ref.conv2d(xc.data, xc.shape, wc.v, wc.shape, bc.v, { stride: [1, 1], pad: [1, 1, 1, 1], up: 1, act: Act.None });
-      rangeCheck('conv2d, bf16 operands', yc, want.y);
+      // depths and channels of both own GEMMs (the mma one takes multiples of 8)
+      for (const K of [50, 48]) {
+        const x = X([37, K], 3e5);
+        const w = weight('F32', [45, K]);
+        const b = weight('F32', [45]);
+        const { y, placements } = await run1On((g, v) => g.linear(v.x, w.t, b.t), { x }, { gemmOperand: 'BF16' });
+        rangeCheck(`linear, bf16 operands, K ${K}`, y, ref.linear(x.data, x.shape, w.v, w.shape, b.v, Act.None));
+        if (backend === 'cuda' && !leftOut.has('linear')) assert.strictEqual(placements[0].algorithm, cudaGemmAlgo(true, null, K));
+      }
+      for (const C of [12, 16]) {
+        const xc = X([1, 6, 5, C], 3e5);
+        const wc = weight('F16', [9, C, 3, 3], 0.3);
+        const bc = weight('F32', [9]);
+        const { y: yc, placements } = await run1On(
+          (g, v) => g.conv2d(v.x, wc.t, bc.t, { padding: [1, 1, 1, 1] }),
+          { x: xc },
+          { gemmOperand: 'BF16' },
+        );
+        const want = ref.conv2d(xc.data, xc.shape, wc.v, wc.shape, bc.v, { stride: [1, 1], pad: [1, 1, 1, 1], up: 1, act: Act.None });
+        rangeCheck(`conv2d, bf16 operands, ${C} channels`, yc, want.y);
+        if (backend === 'cuda' && !leftOut.has('conv2d')) assert.strictEqual(placements[0].algorithm, cudaGemmAlgo(false, {}, C));
+      }
     });
 
     opCase('linear', 'linear without bias on a 3-D input', async () => {
