@@ -97,18 +97,23 @@ void describe(onestep_cuda_tensor& t, void* data, DType dtype, const Shape& shap
 
 std::shared_ptr<DeviceBuffer> deviceCopy(const Tensor& src, DType want, void* stream, bool convKernel = false);
 
-// Makes `out` (the device copy, as `want`, of a deferred fusion of shape `shape`) from its definition:
-// base and parts uploaded (cached, held by out), then fused by the library (lora_fuse).
+// A two-way option from the environment: true when unset or `on`, false when `off`, else an
+// ERR_ONESTEP_OPTION naming the variable.
+bool envChoice(const char* name, const char* on, const char* off) {
+  const char* e = std::getenv(name);
+  const std::string v = e ? e : "";
+  if (v.empty() || v == on) return true;
+  if (v == off) return false;
+  fail("ERR_ONESTEP_OPTION", name, " must be '", on, "' or '", off, "', got '", v, "'");
+}
+
 // ONESTEP_LORA_BASE: "keep" (default: a fused weight's base stays on the device beside it, so a
 // re-fusion is a kernel) or "reload" (uploaded again from the mapped checkpoint for each fusion and
 // freed after it, unless a graph reads it anyway: the touched weights take their memory once).
-bool keepLoraBase() {
-  const char* e = std::getenv("ONESTEP_LORA_BASE");
-  const std::string v = e ? e : "";
-  if (v.empty() || v == "keep") return true;
-  if (v == "reload") return false;
-  fail("ERR_ONESTEP_OPTION", "ONESTEP_LORA_BASE must be 'keep' or 'reload', got '", v, "'");
-}
+bool keepLoraBase() { return envChoice("ONESTEP_LORA_BASE", "keep", "reload"); }
+
+// Makes `out` (the device copy, as `want`, of a deferred fusion of shape `shape`) from its definition:
+// base and parts uploaded (cached, held by out), then fused by the library (lora_fuse).
 
 void fuseOnDevice(DeviceBuffer& out, const LoraDefinition& def, DType want, const Shape& shape, void* stream, bool convKernel) {
   const bool keep = keepLoraBase();
@@ -303,13 +308,7 @@ CudaExecutor::CudaExecutor(const GraphSpec& spec, const std::vector<OpCost>& cos
 
 // ONESTEP_CUDA_ACTIVATIONS: "16" (default) stores activations in the graph's 16-bit type where the
 // kernels take it; "f32" keeps every activation float32 (to compare, or to rule the rounding out).
-bool activationsIn16Bits() {
-  const char* e = std::getenv("ONESTEP_CUDA_ACTIVATIONS");
-  const std::string v = e ? e : "";
-  if (v.empty() || v == "16") return true;
-  if (v == "f32") return false;
-  fail("ERR_ONESTEP_OPTION", "ONESTEP_CUDA_ACTIVATIONS must be '16' or 'f32', got '", v, "'");
-}
+bool activationsIn16Bits() { return envChoice("ONESTEP_CUDA_ACTIVATIONS", "16", "f32"); }
 
 void CudaExecutor::describeNode(size_t index, onestep_cuda_node& n, bool withData) const {
   const GraphNode& node = spec_.nodes[index];

@@ -125,9 +125,13 @@ std::shared_ptr<DeferredFusion> entryOf(const void* data) {
   if (!data) return nullptr;
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mutex);
-  r.prune();
   auto it = r.entries.find((uintptr_t)data);
-  return it == r.entries.end() ? nullptr : it->second;
+  if (it == r.entries.end()) return nullptr;
+  if (it->second->owner.expired()) {  // freed (its address may be another tensor's now)
+    r.entries.erase(it);
+    return nullptr;
+  }
+  return it->second;
 }
 
 }  // namespace
@@ -169,7 +173,10 @@ DeferResult deferLoraFusion(const Tensor& base, const std::vector<LoraPart>& par
     Registry& r = registry();
     std::lock_guard<std::mutex> lock(r.mutex);
     def->version = ++r.versions;
-    if (!into) r.entries[(uintptr_t)result.tensor.data()] = entry;
+    if (!into) {
+      r.prune();
+      r.entries[(uintptr_t)result.tensor.data()] = entry;
+    }
   }
   // the device copies first: if that fails, the definition in force is still the old one
   if (into) refuseDeviceCopies(into->data(), *def);

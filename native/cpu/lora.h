@@ -67,7 +67,8 @@ std::shared_ptr<const LoraDefinition> deferredDefinition(const void* data);
 void ensureHostFused(const Tensor& t);
 
 // Drops the registry's dead entries (their tensors were freed) with the mappings their definitions
-// hold; also done at every lookup. Called when JS disposes tensors and graphs.
+// hold; also done when an entry is added. Called when JS disposes tensors and graphs (lookups, on
+// hot paths, only drop the entry they find dead).
 void pruneDeferredFusions();
 
 }  // namespace onestep
