@@ -23,6 +23,7 @@ namespace {
 
 // ---- per-thread packing buffers -----------------------------------------------------------
 thread_local ScratchBuffer tPackA, tPackB;
+thread_local ScratchBuffer tSharedA;  // A packed once for all threads (gemmPrepacked, few rows)
 
 // ---- B element loads ----------------------------------------------------------------------
 template <DType T>
@@ -337,13 +338,34 @@ void gemmPrepacked(int64_t M, const GemmA& A, const PrepackedB& B, float* C, int
     return;
   }
   const int mr = kr.mr, nr = kr.nr;
-  const int64_t panels = (N + nr - 1) / nr;
+  const int64_t panels = (N + nr - 1) / nr, blocks = (K + kr.kc - 1) / kr.kc;
+  ThreadPool& pool = ThreadPool::global();
+  // Few rows (one row block): the threads split the panels and each would pack all of A for every
+  // depth block of its chunks; pack it once instead, in parallel, into the caller's buffer (block
+  // kb's panels at mPad * k0), and let the tasks read it.
+  const float* sharedA = nullptr;
+  const int64_t mPad = (M + mr - 1) / mr * mr;
+  if (M <= kr.mc && parallel && pool.size() > 1) {
+    float* buf = tSharedA.get((size_t)(mPad * K));
+    const int64_t rowPanels = mPad / mr;
+    pool.parallelFor(blocks * rowPanels, 1, [&](int64_t begin, int64_t end, int) {
+      for (int64_t t = begin; t < end; ++t) {
+        const int64_t k0 = (t / rowPanels) * kr.kc, kc = std::min<int64_t>(kr.kc, K - k0), m0 = (t % rowPanels) * mr;
+        packA(kr, A, m0, std::min<int64_t>(mr, M - m0), k0, kc, buf + mPad * k0 + m0 * kc);
+      }
+    });
+    sharedA = buf;
+  }
   // one task: rows [m0, m0+mcur) x panels [p0, p1) over the depth blocks [kb0, kb1)
   auto task = [&](int64_t m0, int64_t mcur, int64_t p0, int64_t p1, int64_t kb0, int64_t kb1) {
     for (int64_t kb = kb0; kb < kb1; ++kb) {
       const int64_t k0 = kb * kr.kc, kc = std::min<int64_t>(kr.kc, K - k0);
-      float* ap = tPackA.get((size_t)(((mcur + mr - 1) / mr) * mr * kc));
-      packA(kr, A, m0, mcur, k0, kc, ap);
+      const float* ap = sharedA ? sharedA + mPad * k0 + m0 * kc : nullptr;
+      if (!ap) {
+        float* own = tPackA.get((size_t)(((mcur + mr - 1) / mr) * mr * kc));
+        packA(kr, A, m0, mcur, k0, kc, own);
+        ap = own;
+      }
       const int64_t at = k0 * panels * nr;
       if (B.dtype == DType::F16)
         computeBlock(kr, ap, static_cast<const uint16_t*>(B.data) + at, kc, m0, mcur, 0, N, p0, p1, C, ldc, k0 == 0, k0 + kc >= K, ep);
@@ -351,7 +373,7 @@ void gemmPrepacked(int64_t M, const GemmA& A, const PrepackedB& B, float* C, int
         computeBlock(kr, ap, static_cast<const float*>(B.data) + at, kc, m0, mcur, 0, N, p0, p1, C, ldc, k0 == 0, k0 + kc >= K, ep);
     }
   };
-  splitPrepacked(M, panels, (K + kr.kc - 1) / kr.kc, kr.mc, mr, parallel, task);
+  splitPrepacked(M, panels, blocks, kr.mc, mr, parallel, task);
 }
 
 void splitPrepacked(int64_t M, int64_t panels, int64_t blocks, int64_t mcDefault, int mr, bool parallel, const PrepackedTask& task) {
@@ -376,27 +398,24 @@ void splitPrepacked(int64_t M, int64_t panels, int64_t blocks, int64_t mcDefault
     return;
   }
   // many rows: depth block by depth block, the block's panels shared by all row blocks (as gemm()
-  // with its packing pass gone)
-  int64_t mc = mcDefault;
-  if (threads > 1) {
-    // row blocks of at most mcDefault rows (a multiple of mr), as many as a multiple of the threads
-    // where a few more blocks allow it, so each thread gets the same share
-    const int64_t fewest = (M + mcDefault - 1) / mcDefault;
-    for (int64_t want = (fewest + threads - 1) / threads * threads; want <= fewest + 4 * threads; want += threads) {
-      const int64_t m = std::max<int64_t>(mr, ((M + want - 1) / want + mr - 1) / mr * mr);
-      if (m > mcDefault) continue;
-      mc = m;
-      if (((M + m - 1) / m) % threads == 0) break;
-    }
-  }
-  const int64_t mBlocks = (M + mc - 1) / mc;
+  // with its packing pass gone). Row blocks of at most mcDefault rows hold whole micro-panels
+  // (tiles), as many blocks as a multiple of the threads and their tile counts differing by at
+  // most one, the larger first: so that every thread, taking one block at a time, gets the same
+  // share (blocks of mcDefault rows and a short last one left one thread ~10 % idle at 1024 rows).
+  const int64_t tiles = (M + mr - 1) / mr, maxTiles = std::max<int64_t>(1, mcDefault / mr);
+  int64_t mBlocks = (tiles + maxTiles - 1) / maxTiles;
+  if (threads > 1) mBlocks = std::min(tiles, (mBlocks + threads - 1) / threads * threads);
+  const int64_t baseTiles = tiles / mBlocks, extra = tiles % mBlocks;
+  auto blockTile = [&](int64_t b) { return b * baseTiles + std::min(b, extra); };
+  // too few row blocks for the threads: split the panels too
   const int64_t chunks = std::min<int64_t>(panels, std::max<int64_t>(1, (2 * threads + mBlocks - 1) / mBlocks));
   for (int64_t kb = 0; kb < blocks; ++kb)
     run(mBlocks * chunks, [&](int64_t begin, int64_t end, int) {
       for (int64_t t = begin; t < end; ++t) {
         const int64_t ib = t / chunks, ch = t % chunks;
-        const int64_t m0 = ib * mc, p0 = panels * ch / chunks, p1 = panels * (ch + 1) / chunks;
-        if (p1 > p0) task(m0, std::min(mc, M - m0), p0, p1, kb, kb + 1);
+        const int64_t m0 = blockTile(ib) * mr, m1 = std::min(M, blockTile(ib + 1) * mr);
+        const int64_t p0 = panels * ch / chunks, p1 = panels * (ch + 1) / chunks;
+        if (p1 > p0 && m1 > m0) task(m0, m1 - m0, p0, p1, kb, kb + 1);
       }
     });
 }

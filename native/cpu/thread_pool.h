@@ -1,5 +1,9 @@
 // A fixed pool of worker threads for data-parallel loops. The calling thread takes part, so a
 // loop runs on size() threads in all. Nested loops (a loop body that loops again) run serially.
+//
+// Between loops a worker spins for a while (ONESTEP_SPIN_US, default 200 microseconds) before it
+// sleeps, and so does the caller waiting for the workers' last chunks: a graph runs its nodes'
+// loops back to back, and a sleeping thread takes tens of microseconds to wake, once per loop.
 #pragma once
 
 #include <atomic>
@@ -18,7 +22,7 @@ class ThreadPool {
   // fn(begin, end, thread) over [0, n) in chunks of at least `grain`.
   using RangeFn = std::function<void(int64_t begin, int64_t end, int thread)>;
 
-  explicit ThreadPool(int threads);
+  explicit ThreadPool(int threads, int spinMicros = 200);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
@@ -37,20 +41,26 @@ class ThreadPool {
   void run(int64_t n, int64_t chunk, const RangeFn& fn);
   void workerLoop(int index);
   void runChunks(int thread);
+  // spins up to spinMicros_ while pred() is false; true when it became true
+  template <typename Pred>
+  bool spinUntil(Pred pred) const;
 
   std::vector<std::thread> workers_;
+  const int spinMicros_;
   std::mutex jobMutex_;  // one loop at a time
-  std::mutex mutex_;
+  std::mutex mutex_;     // sleeping and waking, error_
   std::condition_variable wake_;
   std::condition_variable done_;
-  uint64_t generation_ = 0;
-  bool stop_ = false;
+  std::atomic<uint64_t> generation_{0};  // a new job (release: the fields below are set)
+  std::atomic<int> sleepers_{0};         // workers asleep (or about to be) on wake_
+  std::atomic<bool> callerSleeps_{false};
+  std::atomic<bool> stop_{false};
   // the current job
   const RangeFn* fn_ = nullptr;
   int64_t n_ = 0;
   int64_t chunk_ = 1;
   std::atomic<int64_t> next_{0};
-  int pending_ = 0;
+  std::atomic<int> pending_{0};  // workers still in the job
   std::exception_ptr error_;
 };
 
