@@ -187,8 +187,13 @@ void packBnkHAvx512(const uint16_t* b, int64_t ld, int64_t w, int64_t kc, uint16
   });
 }
 
+void widenHAvx512(const uint16_t* src, int64_t n, float* dst) {
+  for (int64_t i = 0; i < n; i += 16)
+    _mm512_store_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i))));
+}
+
 const GemmKernel kAvx512 = {"avx512",       MR,           NR,           384,          112, microAvx512, microAvx512H, kLowRows, microLowAvx512,
-                             microLowAvx512H, packRowsAvx512, packBnkAvx512, packBnkHAvx512};
+                             microLowAvx512H, packRowsAvx512, packBnkAvx512, packBnkHAvx512, widenHAvx512};
 
 }  // namespace
 
