@@ -227,6 +227,8 @@ async function generate(argv: string[]): Promise<number> {
     taesd,
     vae: values.vae,
     controlnet: controlnets.length ? controlnets : undefined,
+    // one generate() per run: nothing is reused, so each stage's memory goes once it has run
+    lowMemory: true,
     onDownloadProgress,
   });
   try {

@@ -42,6 +42,14 @@ export interface LoadOptions {
   resolved?: { device: Device; precision: Precision };
   /** weight variant to prefer, e.g. 'fp16' */
   variant?: string;
+  /**
+   * Keep one stage's memory at a time: after the text encoder, the UNet loop and the decoder have
+   * run, their compiled graphs (activation arenas) and prepared weights (GEMM panels, Winograd
+   * kernels) are freed; the checkpoints stay mapped, and the next generate() prepares them again
+   * (about a first run's extra time per stage). For one-shot use (the CLI sets it): SD-Turbo's
+   * peak RSS in float32 3.5 -> 2.3 GiB (docs/PERFORMANCE.md). Default false.
+   */
+  lowMemory?: boolean;
   /** the sampler to use by default instead of the one in scheduler_config.json */
   scheduler?: SchedulerName;
   /** decode with TAESD: true = the standard repo for the family, or a folder / repo id */
@@ -329,6 +337,7 @@ async function fromSingleFile(file: string, options: LoadOptions): Promise<Loade
 
 export async function loadPipeline(idOrDir: string, options: LoadOptions = {}): Promise<Pipeline> {
   if (typeof idOrDir !== 'string' || idOrDir === '') throw new ArgumentError('loadPipeline: give a model folder, a single-file .safetensors checkpoint or a Hugging Face repo id');
+  if (options.lowMemory !== undefined && typeof options.lowMemory !== 'boolean') throw new ArgumentError(`lowMemory must be true or false, got ${JSON.stringify(options.lowMemory)}`);
   if (options.pipelineClass !== undefined && !pipelineClassInfo(options.pipelineClass)) {
     throw new ArgumentError(`pipelineClass '${options.pipelineClass}' is not supported (supported: ${Object.keys(PIPELINE_CLASSES).join(', ')})`);
   }
@@ -380,6 +389,7 @@ export async function loadPipeline(idOrDir: string, options: LoadOptions = {}): 
       defaults,
       forceZerosForEmptyPrompt: sdxl ? loaded.forceZerosForEmptyPrompt : false,
       precision: options.resolved?.precision,
+      lowMemory: options.lowMemory === true,
       controlNets,
       loadControlNet,
     });

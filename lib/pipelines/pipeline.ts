@@ -54,6 +54,8 @@ export interface PipelineParts {
   controlNets?: { name: string; model: ControlNetModel }[];
   /** the CPU's GEMM arithmetic its networks were loaded with (default 'fp32') */
   precision?: Precision;
+  /** LoadOptions.lowMemory: each stage's graphs (their working memory and weight forms) dropped after it */
+  lowMemory?: boolean;
   /** loads a ControlNet folder or repo id on the UNet's device (lib/pipelines/load.ts) */
   loadControlNet?: (idOrDir: string, options: { variant?: string; config?: string }) => Promise<ControlNetModel>;
 }
@@ -407,15 +409,41 @@ export class Pipeline {
       }
     };
     return withFallbackReports(onFallback, async () => {
-      const cond = await this.condition(job);
+      let cond: Conditioned | undefined;
       try {
+        cond = await this.condition(job);
+        this.releaseAfter('text');
         const latents = await this.startLatents(job, cond);
+        this.releaseAfter('vae');
         const final = await this.denoise(job, cond, latents);
+        this.releaseAfter('unet');
         return await this.finish(job, cond, final);
       } finally {
-        cond.dispose();
+        cond?.dispose();
+        this.releaseAfter('all');
       }
     });
+  }
+
+  /**
+   * lowMemory: drops the graphs of the stage just done (their arenas, and the weight forms they
+   * alone held: prepacked panels, relaid-out and Winograd kernels), so that one stage's memory
+   * is resident at a time; the next generation compiles them again (a cold run's extra time).
+   */
+  private releaseAfter(stage: 'text' | 'vae' | 'unet' | 'all'): void {
+    if (!this.parts.lowMemory) return;
+    const p = this.parts;
+    if (stage === 'text' || stage === 'all') for (const e of Object.values(p.conditioner.encoders())) e.resetGraphs();
+    if (stage === 'vae' || stage === 'all') {
+      p.decoder.model.resetGraphs();
+      p.encoder?.resetGraphs();
+    }
+    if (stage === 'unet' || stage === 'all') {
+      for (const g of this.stepGraphs.values()) g.dispose();
+      this.stepGraphs.clear();
+      p.unet.resetGraphs();
+      for (const c of this.controlNetList) c.resetGraphs();
+    }
   }
 
   /** Stage 1: the options checked (before any work), the output size, the plan and the noise. */

@@ -50,6 +50,44 @@ describe('pipelines', function () {
     for (let i = 0; i < img.width * img.height; i++) for (let c = 0; c < 3; c++) assert.strictEqual(png.data[i * 4 + c], img.rgb[i * 3 + c]);
   });
 
+  it('lowMemory drops each stage\'s graphs once it has run, and changes no image', async () => {
+    await assert.rejects(loadPipeline(model('tiny-sd21'), { lowMemory: 'yes' }), (e) => e instanceof ArgumentError && /lowMemory must be true or false/.test(e.message));
+    const graphsOf = (p) => ({
+      text: Object.values(p.parts.conditioner.encoders()).reduce((n, e) => n + e.graphs.size, 0),
+      unet: p.parts.unet.graphs.size + p.stepGraphs.size,
+      vae: p.parts.decoder.model.graphs.size,
+    });
+    const [src] = await sd21.generate({ prompt: 'a fox', seed: 1 });
+    const file = path.join(dir, 'low-src.png');
+    await src.save(file);
+    const cases = [
+      [lcm, model('tiny-lcm'), { prompt: 'a red barn', seed: 7, steps: 2 }],
+      [sdxl, model('tiny-sdxl'), { prompt: 'a fox', seed: 3 }],
+      [sd21, model('tiny-sd21'), { prompt: 'a fox in snow', seed: 2, image: file, strength: 0.5, steps: 2 }],
+    ];
+    for (const [kept, dirOf, opts] of cases) {
+      const low = await loadPipeline(dirOf, { lowMemory: true });
+      try {
+        const seen = [];
+        for (let round = 0; round < 2; round++) {
+          const [want] = await kept.generate(opts);
+          const [got] = await low.generate({ ...opts, onProgress: (e) => seen.push([e.stage, graphsOf(low)]) });
+          assert.ok(Buffer.from(got.rgb).equals(Buffer.from(want.rgb)), `${dirOf} round ${round}: the image differs with lowMemory`);
+          assert.deepStrictEqual(graphsOf(low), { text: 0, unet: 0, vae: 0 }, `${dirOf}: graphs left after generate()`);
+          assert.ok(graphsOf(kept).unet > 0, 'the default pipeline keeps its graphs');
+        }
+        // while the UNet steps, the text encoders' graphs are gone; while decoding, the UNet's too
+        const steps = seen.filter(([st]) => st === 'denoise');
+        const decode = seen.filter(([st]) => st === 'decode');
+        assert.ok(steps.length > 0 && decode.length > 0, JSON.stringify(seen));
+        for (const [, g] of steps) assert.strictEqual(g.text, 0, JSON.stringify(seen));
+        for (const [, g] of decode) assert.deepStrictEqual([g.text, g.unet], [0, 0], JSON.stringify(seen));
+      } finally {
+        low.dispose();
+      }
+    }
+  });
+
   it('img2img from a PNG file, with latents returned', async () => {
     const [src] = await sd21.generate({ prompt: 'a fox', seed: 1 });
     const file = path.join(dir, 'src.png');

@@ -140,9 +140,14 @@ export class AutoencoderKL {
     return this.w.unused();
   }
 
-  dispose(): void {
+  /** Drops the compiled graphs, their working memory and the weight forms only they held; rebuilt on next use. */
+  resetGraphs(): void {
     for (const g of this.graphs.values()) g.dispose();
     this.graphs.clear();
+  }
+
+  dispose(): void {
+    this.resetGraphs();
     this.w.close();
   }
 }
