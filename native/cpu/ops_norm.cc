@@ -76,21 +76,9 @@ void cpuLayerNorm(const GraphNode& node, const std::vector<TensorRef>& in, const
   const float* gamma = static_cast<const float*>(in[1].data);
   const float* beta = static_cast<const float*>(in[2].data);
   float* y = static_cast<float*>(out.data);
+  const VecMath& vm = vecMath();
   ThreadPool::global().parallelFor(rows, 16, [&](int64_t begin, int64_t end, int) {
-    for (int64_t r = begin; r < end; ++r) {
-      const float* xr = x + r * C;
-      float* yr = y + r * C;
-      double s1 = 0;
-      for (int64_t c = 0; c < C; ++c) s1 += xr[c];
-      const double mean = s1 / (double)C;
-      double s2 = 0;
-      for (int64_t c = 0; c < C; ++c) {
-        const double d = xr[c] - mean;
-        s2 += d * d;
-      }
-      const double rstd = 1.0 / std::sqrt(s2 / (double)C + eps);
-      for (int64_t c = 0; c < C; ++c) yr[c] = (float)((xr[c] - mean) * rstd) * gamma[c] + beta[c];
-    }
+    for (int64_t r = begin; r < end; ++r) vm.layerNormRow(x + r * C, y + r * C, gamma, beta, C, eps);
   });
 }
 

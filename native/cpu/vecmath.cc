@@ -66,7 +66,20 @@ void scaleShiftActRowScalar(const float* x, float* y, const float* scale, const 
   for (int64_t c = 0; c < n; ++c) y[c] = applyAct(act, x[c] * scale[c] + shift[c]);
 }
 
-const VecMath kScalar = {"scalar", actRowScalar, softmaxRowScalar, softmaxBlockRowScalar, channelMomentsScalar, scaleShiftActRowScalar};
+void layerNormRowScalar(const float* x, float* y, const float* gamma, const float* beta, int64_t n, double eps) {
+  double s1 = 0;
+  for (int64_t c = 0; c < n; ++c) s1 += x[c];
+  const double mean = s1 / (double)n;
+  double s2 = 0;
+  for (int64_t c = 0; c < n; ++c) {
+    const double d = x[c] - mean;
+    s2 += d * d;
+  }
+  const double rstd = 1.0 / std::sqrt(s2 / (double)n + eps);
+  for (int64_t c = 0; c < n; ++c) y[c] = (float)((x[c] - mean) * rstd) * gamma[c] + beta[c];
+}
+
+const VecMath kScalar = {"scalar", actRowScalar, softmaxRowScalar, softmaxBlockRowScalar, channelMomentsScalar, scaleShiftActRowScalar, layerNormRowScalar};
 
 const VecMath* pick() {
   const CpuInfo& c = cpuInfo();

@@ -25,6 +25,8 @@ struct VecMath {
   void (*channelMoments)(const float* x, int64_t rows, int64_t C, const float* k, double* sum, double* sq);
   // y[c] = act(x[c] * scale[c] + shift[c]) for c < n
   void (*scaleShiftActRow)(const float* x, float* y, const float* scale, const float* shift, int64_t n, Act act);
+  // y = (x - mean) / sqrt(var + eps) * gamma + beta over one row of n (two passes for the moments)
+  void (*layerNormRow)(const float* x, float* y, const float* gamma, const float* beta, int64_t n, double eps);
 };
 
 const VecMath& vecMath();

@@ -179,7 +179,51 @@ void scaleShiftActRowAvx512(const float* x, float* y, const float* scale, const 
   }
 }
 
-const VecMath kAvx512 = {"avx512", actRowAvx512, softmaxRowAvx512, softmaxBlockRowAvx512, channelMomentsAvx512, scaleShiftActRowAvx512};
+// float lanes over the row (at most a few thousand values: the text encoders' and UNets' widths),
+// the lanes added in double; the deviations from the mean in a second pass (no cancellation)
+void layerNormRowAvx512(const float* x, float* y, const float* gamma, const float* beta, int64_t n, double eps) {
+  const int64_t full = n / 16 * 16;
+  const __mmask16 tail = (__mmask16)((1u << (n - full)) - 1);
+  __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+  int64_t c = 0;
+  for (; c + 32 <= full; c += 32) {
+    s0 = _mm512_add_ps(s0, _mm512_loadu_ps(x + c));
+    s1 = _mm512_add_ps(s1, _mm512_loadu_ps(x + c + 16));
+  }
+  for (; c < full; c += 16) s0 = _mm512_add_ps(s0, _mm512_loadu_ps(x + c));
+  if (tail) s1 = _mm512_add_ps(s1, _mm512_maskz_loadu_ps(tail, x + full));
+  auto sumd = [](__m512 v) {
+    return _mm512_reduce_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v))) +
+           _mm512_reduce_add_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+  };
+  const double mean = (sumd(s0) + sumd(s1)) / (double)n;
+  const __m512 mv = _mm512_set1_ps((float)mean);
+  __m512 q0 = _mm512_setzero_ps(), q1 = _mm512_setzero_ps();
+  for (c = 0; c + 32 <= full; c += 32) {
+    const __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(x + c), mv), d1 = _mm512_sub_ps(_mm512_loadu_ps(x + c + 16), mv);
+    q0 = _mm512_fmadd_ps(d0, d0, q0);
+    q1 = _mm512_fmadd_ps(d1, d1, q1);
+  }
+  for (; c < full; c += 16) {
+    const __m512 d = _mm512_sub_ps(_mm512_loadu_ps(x + c), mv);
+    q0 = _mm512_fmadd_ps(d, d, q0);
+  }
+  if (tail) {
+    const __m512 d = _mm512_maskz_sub_ps(tail, _mm512_maskz_loadu_ps(tail, x + full), mv);
+    q1 = _mm512_fmadd_ps(d, d, q1);
+  }
+  const __m512 rv = _mm512_set1_ps((float)(1.0 / std::sqrt((sumd(q0) + sumd(q1)) / (double)n + eps)));
+  for (c = 0; c < full; c += 16) {
+    const __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + c), mv), rv);
+    _mm512_storeu_ps(y + c, _mm512_fmadd_ps(v, _mm512_loadu_ps(gamma + c), _mm512_loadu_ps(beta + c)));
+  }
+  if (tail) {
+    const __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, x + full), mv), rv);
+    _mm512_mask_storeu_ps(y + full, tail, _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(tail, gamma + full), _mm512_maskz_loadu_ps(tail, beta + full)));
+  }
+}
+
+const VecMath kAvx512 = {"avx512", actRowAvx512, softmaxRowAvx512, softmaxBlockRowAvx512, channelMomentsAvx512, scaleShiftActRowAvx512, layerNormRowAvx512};
 
 }  // namespace
 

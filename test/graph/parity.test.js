@@ -478,10 +478,15 @@ for (const backend of backends) {
     });
 
     opCase('layer_norm', 'layer_norm', async () => {
-      const x = X([3, 7, 20], 3);
-      const gm = weight('F32', [20]), bt = weight('F32', [20]);
-      const { y } = await run1On((g, v) => g.layerNorm(v.x, gm.t, bt.t, 1e-5), { x });
-      check('layer_norm', y, ref.layerNorm(x.data, x.shape, gm.v, bt.v, 1e-5), 1e-5);
+      // widths below one vector, with a partial last vector, and of the networks' (1024: OpenCLIP);
+      // rows whose mean is far from zero (the variance from deviations, not from sums of squares)
+      for (const [C, offset] of [[20, 0], [77, 0], [1024, 0], [48, 40]]) {
+        const x = X([3, 7, C], 3);
+        for (let i = 0; i < x.data.length; i++) x.data[i] += offset;
+        const gm = weight('F32', [C]), bt = weight('F32', [C]);
+        const { y } = await run1On((g, v) => g.layerNorm(v.x, gm.t, bt.t, 1e-5), { x });
+        check(`layer_norm ${C} wide, mean ${offset}`, y, ref.layerNorm(x.data, x.shape, gm.v, bt.v, 1e-5), 1e-5);
+      }
     });
 
     // head sizes: small and odd ones, SD1.x's 40, 80 and 160, CLIP / SD2.x / SDXL's 64 (causal for
