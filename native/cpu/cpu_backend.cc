@@ -31,10 +31,11 @@ bool useWinograd(const GraphSpec& spec, const GraphNode& n) {
   if (w[2] != 3 || w[3] != 3 || a.stride_h != 1 || a.stride_w != 1) return false;
   if (p == WinogradPolicy::Always) return true;
   const int64_t pixels = x[1] * a.upsample * x[2] * a.upsample;
-  // from 32x32 pixels in bf16 (its transformed weights, bf16 panels, take 16/9 of an F16 kernel);
-  // float32's take 32/9 of it, so it waits for 64x64, where the saving is largest
-  const int64_t from = spec.cpuGemmOperand == DType::BF16 ? 32 * 32 : 64 * 64;
-  return w[0] >= 32 && w[1] >= 32 && pixels >= from;
+  // from 32x32 pixels, in both precisions: at 16x16 the transforms cost more than the products
+  // save (SD-Turbo's UNet step 12 % slower), at 32x32 the step is 6-7 % faster in float32 (AMD Zen
+  // 4, 2 threads). The transformed weights take 16/9 of an F16 kernel as bf16 panels and 32/9 as
+  // float32 ones (SD-Turbo's UNet +0.36 GiB in float32; docs/PERFORMANCE.md, "Memory").
+  return w[0] >= 32 && w[1] >= 32 && pixels >= 32 * 32;
 }
 
 bool prepackEnabled() {

@@ -383,14 +383,13 @@ for (const backend of backends) {
         const { y, placements } = await run1On((g, v) => g.conv2d(v.x, g.unary(v.w, { a: 1, b: 0 }), undefined, { padding: 1 }), { x, w }, { precision: 'bf16' });
         assert.strictEqual(placements.find((p) => p.op === 'conv2d').algorithm, 'implicit_gemm');
         check('conv2d on a computed kernel at precision bf16', y, ref.conv2d(x.data, x.shape, w.data, w.shape, undefined, { pad: [1, 1, 1, 1] }).y, 1e-5);
-        // a constant kernel of that size: Winograd on bf16 operands; from 32x32 pixels in bf16, where
-        // float32 (whose transformed weights take twice the memory) keeps the implicit GEMM
+        // a constant kernel of that size: Winograd on bf16 operands; from 32x32 pixels in both
+        // precisions, below it the implicit GEMM
         const { placements: p2 } = await run1On((g, v) => g.conv2d(v.x, wc.t, undefined, { padding: 1 }), { x }, { precision: 'bf16' });
         assert.strictEqual(p2[0].algorithm, 'winograd_bf16');
-        const x32 = X([1, 32, 33, 32]);
-        for (const [precision, algorithm] of [['bf16', 'winograd_bf16'], ['fp32', 'implicit_gemm']]) {
-          const { placements: p3 } = await run1On((g, v) => g.conv2d(v.x, wc.t, undefined, { padding: 1 }), { x: x32 }, { precision });
-          assert.strictEqual(p3[0].algorithm, algorithm, precision);
+        for (const [xs, precision, algorithm] of [[[1, 32, 33, 32], 'bf16', 'winograd_bf16'], [[1, 32, 33, 32], 'fp32', 'winograd'], [[1, 31, 32, 32], 'bf16', 'implicit_gemm_bf16'], [[1, 31, 32, 32], 'fp32', 'implicit_gemm']]) {
+          const { placements: p3 } = await run1On((g, v) => g.conv2d(v.x, wc.t, undefined, { padding: 1 }), { x: X(xs) }, { precision });
+          assert.strictEqual(p3[0].algorithm, algorithm, `${precision} at ${xs[1]}x${xs[2]}`);
         }
         const xm = X([3, 16]);
         const wm = X([5, 16]);
@@ -416,7 +415,7 @@ for (const backend of backends) {
     if (backend === 'cpu') opCase('conv2d', 'conv2d picks Winograd for large 3x3 stride-1 convs (policy auto) and matches the direct kernel', async () => {
       const before = winogradPolicy();
       try {
-        const x = X([1, 66, 65, 32]); // 66 x 65 >= 64 x 64 pixels: auto picks Winograd
+        const x = X([1, 66, 65, 32]); // 66 x 65 >= 32 x 32 pixels: auto picks Winograd
         const w = weight('F32', [40, 32, 3, 3], 0.2);
         const results = {};
         for (const p of ['never', 'auto']) {
