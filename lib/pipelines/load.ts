@@ -47,7 +47,7 @@ export interface LoadOptions {
    * run, their compiled graphs (activation arenas) and prepared weights (GEMM panels, Winograd
    * kernels) are freed; the checkpoints stay mapped, and the next generate() prepares them again
    * (about a first run's extra time per stage). For one-shot use (the CLI sets it): SD-Turbo's
-   * peak RSS in float32 3.5 -> 2.3 GiB (docs/PERFORMANCE.md). Default false.
+   * peak RSS in float32 3.83 -> 2.38 GiB (docs/PERFORMANCE.md, "Memory"). Default false.
    */
   lowMemory?: boolean;
   /** the sampler to use by default instead of the one in scheduler_config.json */

@@ -382,6 +382,11 @@ export class Pipeline {
     const id = JSON.stringify(key);
     let graph = this.stepGraphs.get(id);
     if (!graph) {
+      // lowMemory: one step graph at a time (a ControlNet's start / end window changes the key mid-loop)
+      if (this.parts.lowMemory) {
+        for (const g of this.stepGraphs.values()) g.dispose();
+        this.stepGraphs.clear();
+      }
       graph = await buildStepGraph(this.parts.unet, this.controlNetList, key);
       this.stepGraphs.set(id, graph);
     }
@@ -419,8 +424,11 @@ export class Pipeline {
         this.releaseAfter('unet');
         return await this.finish(job, cond, final);
       } finally {
-        cond?.dispose();
-        this.releaseAfter('all');
+        try {
+          cond?.dispose();
+        } finally {
+          this.releaseAfter('all');
+        }
       }
     });
   }

@@ -187,6 +187,7 @@ void packBnkHAvx512(const uint16_t* b, int64_t ld, int64_t w, int64_t kc, uint16
   });
 }
 
+static_assert(NR % 16 == 0, "widenH converts whole vectors: a panel group is a multiple of 16 values");
 void widenHAvx512(const uint16_t* src, int64_t n, float* dst) {
   for (int64_t i = 0; i < n; i += 16)
     _mm512_store_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i))));

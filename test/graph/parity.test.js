@@ -479,7 +479,7 @@ for (const backend of backends) {
     opCase('layer_norm', 'layer_norm', async () => {
       // widths below one vector, with a partial last vector, and of the networks' (1024: OpenCLIP);
       // rows whose mean is far from zero (the variance from deviations, not from sums of squares)
-      for (const [C, offset] of [[20, 0], [77, 0], [1024, 0], [48, 40]]) {
+      for (const [C, offset] of [[20, 0], [77, 0], [1024, 0], [48, 40], [320, 1e4]]) {
         const x = X([3, 7, C], 3);
         for (let i = 0; i < x.data.length; i++) x.data[i] += offset;
         const gm = weight('F32', [C]), bt = weight('F32', [C]);

@@ -81,6 +81,22 @@ describe('pipelines: ControlNet', function () {
     assert.ok(relL2(skipped.latents, (await gen(undefined, { steps: 4 })).latents) > 1e-4, 'it acted on the first half');
   });
 
+  it('lowMemory: one step graph at a time across the window, the ControlNet\'s graphs dropped after the loop, the same image', async () => {
+    const low = await loadPipeline(model('tiny-sd15'), { controlnet: model('tiny-sd15-controlnet'), lowMemory: true });
+    try {
+      const control = { image: img, end: 0.5 };
+      const opts = { prompt: 'a cabin', seed: 11, steps: 4, scheduler: 'lcm', guidanceScale: 1, control };
+      const counts = [];
+      const [got] = await low.generate({ ...opts, onProgress: (e) => e.stage === 'denoise' && counts.push(low.stepGraphs.size) });
+      const want = await gen(control, { steps: 4 });
+      assert.ok(Buffer.from(got.rgb).equals(Buffer.from(want.rgb)), 'the image differs with lowMemory');
+      assert.ok(counts.length >= 4 && counts.every((n) => n <= 1), `step graphs held during the loop: ${counts}`);
+      assert.deepStrictEqual([low.stepGraphs.size, low.controlNets[0].graphs?.size ?? 0], [0, 0]);
+    } finally {
+      await low.dispose();
+    }
+  });
+
   it('several ControlNets sum their residuals (MultiControlNet): the same one twice at s equals once at 2s', async () => {
     const twice = await gen([{ image: img, scale: 0.4 }, { image: img, scale: 0.4 }]);
     const once = await gen({ image: img, scale: 0.8 });
