@@ -1,5 +1,6 @@
 // The CPU thread pool (native/cpu/thread_pool.cc) and the GEMM work splits on it
-// (native/cpu/gemm.cc): the same graphs run many times on pools of several sizes, with the
+// (native/cpu/gemm.cc): the same graphs run many times, alone and all at once (loops started on the
+// pool from several threads), on pools of several sizes, with the
 // workers sleeping between loops (ONESTEP_SPIN_US=0), spinning briefly (1 us: both paths race)
 // and spinning (the default), must finish (no lost wake-up: the child has a deadline) and give the
 // one-thread result bit for bit (each output element is summed in the same order whatever the
@@ -37,7 +38,7 @@ describe('CPU thread pool', function () {
         const env = { ONESTEP_NUM_THREADS: threads, ONESTEP_SPIN_US: spin };
         const got = runChild(seed, env, 40);
         for (const M of ROWS) {
-          assert.strictEqual(got[M].differing, 0, `${M} rows ${JSON.stringify(env)}: ${got[M].differing} of 40 runs differ from the first (seed ${seed})`);
+          assert.strictEqual(got[M].differing, 0, `${M} rows ${JSON.stringify(env)}: ${got[M].differing} of 80 runs differ from the first (seed ${seed})`);
           assert.strictEqual(got[M].digest, one[M].digest, `${M} rows ${JSON.stringify(env)}: differs from the one-thread result (seed ${seed})`);
         }
       }

@@ -1,6 +1,7 @@
 // Child process of test/backend/thread_pool.test.js: runs small graphs (layer_norm, then linear
 // layers whose row counts take both GEMM work splits: one row block, and many blocks; the first
-// weight F16, whose panels are widened to float in groups under full row blocks) many times
+// weight F16, whose panels are widened to float in groups under full row blocks) many times, one
+// graph at a time and then all at once
 // on the pool the environment sets up (ONESTEP_NUM_THREADS, ONESTEP_SPIN_US), and prints, per row
 // count, a digest of the output, the number of runs whose output differed from the first, and the
 // output's distance from the float64 reference.
@@ -18,6 +19,7 @@ const K = 96, H = 200, N = 40;
 
 (async () => {
   const results = {};
+  const cases = [];
   for (const M of rowCounts) {
     const x = rng.float32Array(M * K), gamma = rng.float32Array(K), beta = rng.float32Array(K);
     const w1 = rng.float32Array(H * K, 0.2), b1 = rng.float32Array(H), w2 = rng.float32Array(N * H, 0.2);
@@ -26,19 +28,24 @@ const K = 96, H = 200, N = 40;
     const g = new GraphBuilder({ device: 'cpu' });
     const h = g.layerNorm(g.input('x', [M, K]), t([K], gamma), t([K], beta), 1e-5);
     g.output('y', g.linear(g.linear(h, t([H, K], w1, 'F16'), t([H], b1), { act: Act.Gelu }), t([N, H], w2)));
-    const graph = g.build();
-    let first, differing = 0;
-    for (let r = 0; r < runs; r++) {
-      const out = await graph.run({ x });
-      const y = out.y.toFloat32();
-      out.y.dispose();
-      if (!first) first = y;
-      else if (Buffer.compare(Buffer.from(y.buffer), Buffer.from(first.buffer)) !== 0) differing++;
-    }
-    graph.dispose();
+    cases.push({ M, x, graph: g.build(), first: undefined, differing: 0 });
     const hn = ref.layerNorm(x, [M, K], gamma, beta, 1e-5);
-    const want = ref.linear(ref.linear(hn, [M, K], w1h, [H, K], b1, Act.Gelu), [M, H], w2, [N, H]);
-    results[M] = { digest: crypto.createHash('sha256').update(Buffer.from(first.buffer)).digest('hex'), differing, relL2: ref.relL2(first, want) };
+    cases[cases.length - 1].want = ref.linear(ref.linear(hn, [M, K], w1h, [H, K], b1, Act.Gelu), [M, H], w2, [N, H]);
+  }
+  const runOnce = async (c) => {
+    const out = await c.graph.run({ x: c.x });
+    const y = out.y.toFloat32();
+    out.y.dispose();
+    if (!c.first) c.first = y;
+    else if (Buffer.compare(Buffer.from(y.buffer), Buffer.from(c.first.buffer)) !== 0) c.differing++;
+  };
+  // each graph alone, then all of them at once (their runs start loops on the pool from several
+  // threads, which take turns)
+  for (const c of cases) for (let r = 0; r < runs; r++) await runOnce(c);
+  for (let r = 0; r < runs; r++) await Promise.all(cases.map(runOnce));
+  for (const c of cases) {
+    c.graph.dispose();
+    results[c.M] = { digest: crypto.createHash('sha256').update(Buffer.from(c.first.buffer)).digest('hex'), differing: c.differing, relL2: ref.relL2(c.first, c.want) };
   }
   console.log(JSON.stringify(results));
 })().catch((e) => {
