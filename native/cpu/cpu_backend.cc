@@ -107,15 +107,19 @@ CpuStep planConv2d(const GraphSpec& spec, const GraphNode& n) {
   const bool constant = w.kind == ValueKind::Const;
   const Tensor* src = constant ? &spec.consts[w.constIndex] : nullptr;
   if (constant && useWinograd(spec, n)) {
-    s.kernel = &cpuConv2dWinograd;
+    s.kernel = &cpuConv2d;  // (not called: run() takes cpuConv2dWinograd)
+    s.winograd = true;
     s.algorithm = s.bf16 ? "winograd_bf16" : "winograd";
     // the checkpoint's layout is not read again by this form: its mapped pages go back to the OS
     const bool bf16 = s.bf16;
-    s.replaced[1] = derivedConstant(*src, bf16 ? "winograd_f2x2_3x3_bf16" : "winograd_f2x2_3x3", [bf16](const Tensor& t) {
-      Tensor u = bf16 ? winogradWeightBf16(t) : winogradWeight(t);
+    const int kernel = gemmPrepackKernel();
+    const std::string form = bf16 ? std::string("winograd_f2x2_3x3_bf16") : "winograd_f2x2_3x3_packed_" + std::to_string(kernel);
+    s.replaced[1] = derivedConstant(*src, form.c_str(), [bf16](const Tensor& t) {
+      Tensor u = bf16 ? winogradWeightBf16(t) : winogradWeightPrepacked(t);
       t.releaseMappedPages();
       return u;
     });
+    s.packedB = PrepackedB{s.replaced[1]->data(), bf16 ? DType::BF16 : DType::F32, w.shape[1], w.shape[0], bf16 ? 0 : kernel};
     return s;
   }
   const auto a = n.attrsAs<Conv2dAttrs>();
@@ -161,6 +165,7 @@ void CpuPlan::run(size_t node, const GraphSpec& spec, std::vector<TensorRef>& in
   const CpuStep& s = steps_[node];
   for (size_t k = 0; k < s.replaced.size(); ++k)
     if (s.replaced[k]) in[k] = TensorRef{const_cast<uint8_t*>(s.replaced[k]->data()), s.replaced[k]->dtype(), &s.replaced[k]->shape()};
+  if (s.winograd) return cpuConv2dWinograd(spec.nodes[node], in, out, s.packedB);
   if (s.packedB.data) {
     const GraphNode& n = spec.nodes[node];
     if (n.op == Op::Conv2d) cpuConv2dPrepacked(n, in, out, s.packedB, spec.values[n.inputs[1]].shape);

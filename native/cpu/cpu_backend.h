@@ -40,7 +40,8 @@ struct CpuStep {
   std::vector<std::shared_ptr<const Tensor>> replaced;
   bool relayoutWeight = false;  // conv2d by GEMM on a computed (non-constant) kernel: relaid out per run
   bool bf16 = false;            // the graph's cpuGemmOperand is BF16: bf16 operands (constant weights packed as bf16)
-  PrepackedB packedB;           // linear on a weight packed at plan time (packedB.data set; kept alive by `replaced`)
+  PrepackedB packedB;           // linear / conv2d on a weight packed at plan time (packedB.data set; kept alive by `replaced`)
+  bool winograd = false;        // conv2d by Winograd on the transformed kernel packedB (cpuConv2dWinograd)
 };
 
 class CpuPlan {

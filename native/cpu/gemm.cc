@@ -314,6 +314,25 @@ DType gemmPrepackDtype(DType weight) {
 
 size_t gemmPrepackElems(int64_t K, int64_t N) { return gemmPackedBSize(K, N); }
 
+size_t gemmPrepackElems(int64_t K, int64_t N, int kernel) {
+  const GemmKernel& kr = *kernelById(kernel);
+  return (size_t)(((N + kr.nr - 1) / kr.nr) * kr.nr * std::max<int64_t>(K, 1));
+}
+
+int64_t gemmPrepackPanelWidth() { return pickKernel()->nr; }
+
+void gemmPrepackBColumns(const GemmB& B, int64_t K, int64_t N, int64_t n0, int64_t w, float* out) {
+  const GemmKernel& kr = *pickKernel();
+  const int nr = kr.nr;
+  check(n0 % nr == 0 && n0 >= 0 && w >= 0 && n0 + w <= N, "ERR_ONESTEP_INTERNAL", "gemmPrepackBColumns: columns ", n0, "+", w,
+        " of ", N);
+  const int64_t panels = (N + nr - 1) / nr;
+  for (int64_t k0 = 0; k0 < K; k0 += kr.kc) {
+    const int64_t kc = std::min<int64_t>(kr.kc, K - k0);
+    packB(kr, B, k0, kc, 0, w, out + k0 * panels * nr + (n0 / nr) * kc * nr);  // consecutive panels, kc * nr apart
+  }
+}
+
 void gemmPrepackB(const GemmB& B, int64_t K, int64_t N, DType as, void* out) {
   const GemmKernel& kr = *pickKernel();
   const int nr = kr.nr;
@@ -417,7 +436,8 @@ void splitPrepacked(int64_t M, int64_t panels, int64_t blocks, int64_t mcDefault
     // few rows (a text encoder's 77): one row block, threads split the panels (each reads its own
     // part of B) and run every depth block themselves: one pass, no barrier between blocks
     const int64_t mc = (M + mr - 1) / mr * mr;
-    const int64_t chunks = std::min<int64_t>(panels, 4 * threads);
+    // (one thread: one chunk, A packed once per depth block)
+    const int64_t chunks = threads > 1 ? std::min<int64_t>(panels, 4 * threads) : 1;
     run(chunks, [&](int64_t begin, int64_t end, int) {
       for (int64_t ch = begin; ch < end; ++ch) {
         const int64_t p0 = panels * ch / chunks, p1 = panels * (ch + 1) / chunks;
@@ -431,18 +451,15 @@ void splitPrepacked(int64_t M, int64_t panels, int64_t blocks, int64_t mcDefault
   // (tiles), as many blocks as a multiple of the threads and their tile counts differing by at
   // most one, the larger first: so that every thread, taking one block at a time, gets the same
   // share (blocks of mcDefault rows and a short last one left one thread ~10 % idle at 1024 rows).
-  const int64_t tiles = (M + mr - 1) / mr, maxTiles = std::max<int64_t>(1, mcDefault / mr);
-  int64_t mBlocks = (tiles + maxTiles - 1) / maxTiles;
-  if (threads > 1) mBlocks = std::min(tiles, (mBlocks + threads - 1) / threads * threads);
-  const int64_t baseTiles = tiles / mBlocks, extra = tiles % mBlocks;
-  auto blockTile = [&](int64_t b) { return b * baseTiles + std::min(b, extra); };
+  const RowBlocks rb = balancedRowBlocks(M, mcDefault, mr, threads);
+  const int64_t mBlocks = rb.count;
   // too few row blocks for the threads: split the panels too
   const int64_t chunks = std::min<int64_t>(panels, std::max<int64_t>(1, (2 * threads + mBlocks - 1) / mBlocks));
   for (int64_t kb = 0; kb < blocks; ++kb)
     run(mBlocks * chunks, [&](int64_t begin, int64_t end, int) {
       for (int64_t t = begin; t < end; ++t) {
         const int64_t ib = t / chunks, ch = t % chunks;
-        const int64_t m0 = blockTile(ib) * mr, m1 = std::min(M, blockTile(ib + 1) * mr);
+        const int64_t m0 = rb.begin(ib), m1 = rb.end(ib);
         const int64_t p0 = panels * ch / chunks, p1 = panels * (ch + 1) / chunks;
         if (p1 > p0 && m1 > m0) task(m0, m1 - m0, p0, p1, kb, kb + 1);
       }
@@ -450,6 +467,20 @@ void splitPrepacked(int64_t M, int64_t panels, int64_t blocks, int64_t mcDefault
 }
 
 int64_t gemmRowBlock() { return 4 * pickKernel()->mr; }
+int64_t gemmMicroRows() { return pickKernel()->mr; }
+
+RowBlocks balancedRowBlocks(int64_t M, int64_t maxRows, int64_t group, int threads) {
+  RowBlocks r;
+  r.M = std::max<int64_t>(M, 0);
+  r.group = std::max<int64_t>(group, 1);
+  const int64_t groups = (r.M + r.group - 1) / r.group, maxGroups = std::max<int64_t>(1, maxRows / r.group);
+  if (groups == 0) return r;
+  r.count = (groups + maxGroups - 1) / maxGroups;
+  if (threads > 1) r.count = std::min(groups, (r.count + threads - 1) / threads * threads);
+  r.base = groups / r.count;
+  r.extra = groups % r.count;
+  return r;
+}
 
 void gemm(int64_t M, int64_t N, int64_t K, const GemmA& A, const GemmB& B, float* C, int64_t ldc,
           const GemmEpilogue& ep, bool parallel) {

@@ -4,6 +4,7 @@
 // Micro-kernels: AVX-512, AVX2+FMA or portable C++, chosen at run time.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -89,8 +90,15 @@ DType gemmPrepackDtype(DType weight);
 int gemmPrepackKernel();
 // Elements (of the panels' dtype) of B [K x N] prepacked.
 size_t gemmPrepackElems(int64_t K, int64_t N);
+// The same for the kernel `kernel` (a PrepackedB's).
+size_t gemmPrepackElems(int64_t K, int64_t N, int kernel);
 // Packs B for the kernel in use into `out` (gemmPrepackElems elements of `as`), in parallel.
 void gemmPrepackB(const GemmB& B, int64_t K, int64_t N, DType as, void* out);
+// Packs part of B [K x N] as F32 panels: B holds columns [n0, n0 + w) (its own 0..w), written into
+// their place in `out`, all of B prepacked (gemmPrepackB's layout); n0 a multiple of
+// gemmPrepackPanelWidth(). Single-threaded: callers making B a few panels at a time (Winograd).
+void gemmPrepackBColumns(const GemmB& B, int64_t K, int64_t N, int64_t n0, int64_t w, float* out);
+int64_t gemmPrepackPanelWidth();
 // C = epilogue(A * B) with a prepacked B (ep.accumulate unsupported); one parallel pass.
 void gemmPrepacked(int64_t M, const GemmA& A, const PrepackedB& B, float* C, int64_t ldc, const GemmEpilogue& ep, bool parallel = true);
 
@@ -116,8 +124,22 @@ int64_t gemmBf16RowBlock();
 // Elements from one row of a bf16 A (GemmA::bf16) to the next.
 int64_t gemmBf16RowStride();
 
-// Rows per block that suit the micro-kernel in use (a multiple of its MR).
+// Rows per block that suit the micro-kernel in use (a multiple of its MR), and its MR.
 int64_t gemmRowBlock();
+int64_t gemmMicroRows();
+
+// Rows [0, M) split for `threads` threads taking one block at a time (parallelForEach): blocks of
+// whole groups of `group` rows (a micro-kernel's tile), at most maxRows rows where the threads
+// allow, as many blocks as a multiple of the threads (while there are groups enough), their group
+// counts differing by at most one, the larger first. Blocks of maxRows and a short last one leave a
+// thread idle for up to a block at the end (at 256 rows of 14-row tiles, 2 threads: 11 tiles
+// against 8).
+struct RowBlocks {
+  int64_t M = 0, group = 1, count = 0, base = 0, extra = 0;
+  int64_t begin(int64_t b) const { return std::min(M, (b * base + std::min(b, extra)) * group); }
+  int64_t end(int64_t b) const { return begin(b + 1); }
+};
+RowBlocks balancedRowBlocks(int64_t M, int64_t maxRows, int64_t group, int threads);
 
 // Name of the micro-kernel in use ("avx512", "avx2", "generic").
 const char* gemmKernelName();

@@ -14,9 +14,10 @@ ONESTEP_OP_TABLE(ONESTEP_CPU_KERNEL_DECL)
 #undef ONESTEP_CPU_KERNEL_DECL
 
 // conv2d by Winograd F(2x2, 3x3) (an algorithm the CPU plan picks, cpu_backend.cc): in[1] is the
-// transformed kernel, u [16, Co, Ci] (F32, winogradWeight), or its 16 matrices as bf16 panels (BF16,
-// winogradWeightBf16: bf16 operands); stride 1, 3x3 only.
-void cpuConv2dWinograd(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out);
+// transformed kernel's 16 matrices prepacked, [16, stride]: float32 panels for the GEMM kernel
+// w.kernel (winogradWeightPrepacked), or bf16 panels (winogradWeightBf16: bf16 operands), as
+// w.dtype says (w.data is not read); stride 1, 3x3 only.
+void cpuConv2dWinograd(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out, const PrepackedB& w);
 // attention with bf16 operands (precision 'bf16'): Q K^T and P V on bf16-rounded values, float32
 // scores, softmax and sums
 void cpuAttentionBf16(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out);

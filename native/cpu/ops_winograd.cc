@@ -1,6 +1,6 @@
 // conv2d by Winograd F(2x2, 3x3), for 3x3 stride-1 convolutions (the CPU plan's choice). Tiles of 2x2 outputs are
 // processed in blocks: input transform into a per-thread buffer, 16 GEMMs against the
-// transformed weights (packed once per call and shared), output transform with the fused
+// transformed weights (prepacked by the plan), output transform with the fused
 // bias / activation / residual. 2.25x fewer multiplies than the direct convolution. With bf16
 // operands (precision 'bf16') the transformed weights are bf16 panels made at plan time and the
 // transformed input is rounded to bf16 as the GEMMs pack it; the transforms stay float32.
@@ -23,45 +23,33 @@ namespace {
 thread_local ScratchBuffer tV, tM, tVb;
 }  // namespace
 
-void cpuConv2dWinograd(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out) {
+void cpuConv2dWinograd(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out, const PrepackedB& w) {
   const Shape& xs = *in[0].shape;
   const Shape& us = *in[1].shape;
   const Shape& os = *out.shape;
-  const bool bf16 = in[1].dtype == DType::BF16;
+  const bool bf16 = w.dtype == DType::BF16;
   const int64_t B = xs[0], H = xs[1], W = xs[2], Ci = xs[3], Co = os[3];
-  check(bf16 ? us[1] == winogradBf16Stride(Co, Ci) : (us[1] == Co && us[2] == Ci), "ERR_ONESTEP_INTERNAL",
-        "conv2d (Winograd): transformed kernel ", shapeString(us), " does not fit ", Ci, " -> ", Co, " channels");
+  const int64_t stride = bf16 ? winogradBf16Stride(Co, Ci) : winogradF32Stride(Co, Ci, w.kernel);
+  check(in[1].dtype == w.dtype && (w.dtype == DType::BF16 || w.dtype == DType::F32) && us.size() == 2 && us[0] == 16 &&
+            us[1] == stride,
+        "ERR_ONESTEP_INTERNAL", "conv2d (Winograd): transformed kernel ", dtypeName(in[1].dtype), " ", shapeString(us),
+        " does not fit ", Ci, " -> ", Co, " channels");
   const int64_t Ho = os[1], Wo = os[2];
   const auto a = node.attrsAs<Conv2dAttrs>();
   const int64_t pt = a.pad_top, pl = a.pad_left, up = a.upsample;
   const Act act = a.act;
   const int64_t Hu = H * up, Wu = W * up;
   const float* x = static_cast<const float*>(in[0].data);
-  const float* u = static_cast<const float*>(in[1].data);
   const float* bias = in.size() > 2 ? static_cast<const float*>(in[2].data) : nullptr;
   const float* residual = in.size() > 3 ? static_cast<const float*>(in[3].data) : nullptr;
   float* y = static_cast<float*>(out.data);
   ThreadPool& pool = ThreadPool::global();
   const WinogradKernels& wk = winogradKernels();
 
-  // float32: the 16 transformed weight matrices, packed once for this call
-  const size_t per = bf16 ? 0 : (gemmPackedBSize(Ci, Co) + 15) / 16 * 16;
-  AlignedArray<float> packedBlock;
-  if (!bf16) packedBlock = alignedArray<float>(per * 16);
-  float* packed = packedBlock.get();
-  if (!bf16) pool.parallelFor(16, 1, [&](int64_t begin, int64_t end, int) {
-    for (int64_t xi = begin; xi < end; ++xi) {
-      GemmB g;
-      g.data = u + xi * Co * Ci;
-      g.ld = Ci;
-      g.nk = true;
-      gemmPackB(g, Ci, Co, packed + per * xi);
-    }
-  });
-
   const int64_t th = (Ho + 1) / 2, tw = (Wo + 1) / 2, T = B * th * tw;
   const int64_t TB = bf16 ? gemmBf16RowBlock() : 2 * gemmRowBlock();
-  const int64_t blocks = (T + TB - 1) / TB;
+  // tile blocks balanced over the threads, in whole micro-panels of the GEMMs' rows (bf16: 16)
+  const RowBlocks rb = balancedRowBlocks(T, TB, bf16 ? 16 : gemmMicroRows(), pool.size());
   // bf16: the input transform writes the GEMMs' A directly, rounded (GemmA::bf16): per xi, depth
   // blocks of kb channels, TBr rows each, rows `lda` apart, zero past Ci to a multiple of 32
   const int64_t kb = gemmBf16DepthBlock(), lda = gemmBf16RowStride(), TBr = (TB + 31) / 32 * 32;
@@ -70,7 +58,7 @@ void cpuConv2dWinograd(const GraphNode& node, const std::vector<TensorRef>& in, 
   // bf16: output channels in chunks of 64, so the 16 products of a chunk (16 x TB x 64 floats)
   // stay in L2 until the output transform reads them
   const int64_t coChunk = bf16 ? std::min<int64_t>(Co, 64) : Co, allPanels = (Co + 31) / 32;
-  pool.parallelForEach(blocks, [&](int64_t begin, int64_t end, int) {
+  pool.parallelForEach(rb.count, [&](int64_t begin, int64_t end, int) {
     float* V = bf16 ? nullptr : tV.get((size_t)(16 * TB * Ci));
     float* M = tM.get((size_t)(16 * TB * Co));
     uint16_t* Vb = nullptr;
@@ -83,7 +71,7 @@ void cpuConv2dWinograd(const GraphNode& node, const std::vector<TensorRef>& in, 
             std::fill_n(Vb + xi * xiStride + (depthBlocks - 1) * blockStride + r * lda + tailFrom, tailTo - tailFrom, (uint16_t)0);
     }
     for (int64_t blk = begin; blk < end; ++blk) {
-      const int64_t t0 = blk * TB, n = std::min(TB, T - t0);
+      const int64_t t0 = rb.begin(blk), n = rb.end(blk) - t0;
       for (int64_t tl = 0; tl < n; ++tl) {
         const int64_t t = t0 + tl, tx = t % tw, ty = (t / tw) % th, b = t / (tw * th);
         const float* src[16];
@@ -103,14 +91,15 @@ void cpuConv2dWinograd(const GraphNode& node, const std::vector<TensorRef>& in, 
           if (bf16) {
             ga.bf16 = Vb + xi * xiStride;
             ga.bf16Rows = TBr;
-            PrepackedB pb{static_cast<const uint16_t*>(in[1].data) + xi * us[1], DType::BF16, Ci, cw, 0};
+            PrepackedB pb{static_cast<const uint16_t*>(in[1].data) + xi * stride, DType::BF16, Ci, cw, 0};
             pb.firstPanel = co0 / 32;
             pb.allPanels = allPanels;
             gemmPrepacked(n, ga, pb, M + xi * TB * cw, cw, GemmEpilogue{}, false);
           } else {
             ga.data = V + xi * TB * Ci;
             ga.ld = Ci;
-            gemmPackedB(n, Co, Ci, ga, packed + per * xi, M + xi * TB * Co, Co, GemmEpilogue{});
+            const PrepackedB pb{static_cast<const float*>(in[1].data) + xi * stride, DType::F32, Ci, Co, w.kernel};
+            gemmPrepacked(n, ga, pb, M + xi * TB * Co, Co, GemmEpilogue{}, false);
           }
         }
         for (int64_t tl = 0; tl < n; ++tl) {

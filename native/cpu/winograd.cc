@@ -83,28 +83,75 @@ const WinogradKernels& winogradKernels() {
   return *k;
 }
 
-Tensor winogradWeight(const Tensor& w) {
-  const Shape& s = w.shape();
+namespace {
+
+void checkKernel3x3(const Shape& s) {
   check(s.size() == 4 && s[2] == 3 && s[3] == 3, "ERR_ONESTEP_INTERNAL", "Winograd weights need a 3x3 kernel [Co, Ci, 3, 3], got ",
         shapeString(s));
+}
+
+// U = G g G^T of one 3x3 kernel k (row-major), computed in double: u[i * 4 + j]
+// G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
+void transformKernel(const float* k, float* u) {
+  static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j) {
+      double acc = 0;
+      for (int y = 0; y < 3; ++y)
+        for (int x = 0; x < 3; ++x) acc += G[i][y] * (double)k[y * 3 + x] * G[j][x];
+      u[i * 4 + j] = (float)acc;
+    }
+}
+
+}  // namespace
+
+Tensor winogradWeight(const Tensor& w) {
+  const Shape& s = w.shape();
+  checkKernel3x3(s);
   const int64_t Co = s[0], Ci = s[1];
   Tensor out = Tensor::uninitialized(DType::F32, Shape{16, Co, Ci});
   float* u = reinterpret_cast<float*>(out.mutableData());
-  // G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]; U = G g G^T, computed in double
-  const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
   ThreadPool::global().parallelFor(Co, 1, [&](int64_t begin, int64_t end, int) {
     std::vector<float> g((size_t)(Ci * 9));
+    float v[16];
     for (int64_t o = begin; o < end; ++o) {
       w.copyToFloat32(o * Ci * 9, Ci * 9, g.data());
       for (int64_t c = 0; c < Ci; ++c) {
-        const float* k = g.data() + c * 9;
-        for (int i = 0; i < 4; ++i)
-          for (int j = 0; j < 4; ++j) {
-            double acc = 0;
-            for (int y = 0; y < 3; ++y)
-              for (int x = 0; x < 3; ++x) acc += G[i][y] * (double)k[y * 3 + x] * G[j][x];
-            u[((int64_t)(i * 4 + j) * Co + o) * Ci + c] = (float)acc;
-          }
+        transformKernel(g.data() + c * 9, v);
+        for (int xi = 0; xi < 16; ++xi) u[((int64_t)xi * Co + o) * Ci + c] = v[xi];
+      }
+    }
+  });
+  return out;
+}
+
+int64_t winogradF32Stride(int64_t Co, int64_t Ci, int kernel) { return ((int64_t)gemmPrepackElems(Ci, Co, kernel) + 15) / 16 * 16; }
+
+Tensor winogradWeightPrepacked(const Tensor& w) {
+  const Shape& s = w.shape();
+  checkKernel3x3(s);
+  const int64_t Co = s[0], Ci = s[1], nr = gemmPrepackPanelWidth(), stride = winogradF32Stride(Co, Ci, gemmPrepackKernel());
+  Tensor out = Tensor::uninitialized(DType::F32, Shape{16, stride});
+  float* packed = reinterpret_cast<float*>(out.mutableData());
+  // one panel of output channels at a time: its 16 matrices [nr][Ci] made, then packed into place
+  ThreadPool::global().parallelFor((Co + nr - 1) / nr, 1, [&](int64_t begin, int64_t end, int) {
+    std::vector<float> g((size_t)(nr * Ci * 9)), u((size_t)(16 * nr * Ci));
+    float v[16];
+    for (int64_t p = begin; p < end; ++p) {
+      const int64_t o0 = p * nr, width = std::min(nr, Co - o0);
+      w.copyToFloat32(o0 * Ci * 9, width * Ci * 9, g.data());
+      for (int64_t o = 0; o < width; ++o)
+        for (int64_t c = 0; c < Ci; ++c) {
+          transformKernel(g.data() + (o * Ci + c) * 9, v);
+          for (int xi = 0; xi < 16; ++xi) u[((size_t)xi * nr + o) * Ci + c] = v[xi];
+        }
+      for (int xi = 0; xi < 16; ++xi) {
+        GemmB b;
+        b.data = u.data() + (size_t)xi * nr * Ci;
+        b.dtype = DType::F32;
+        b.ld = Ci;
+        b.nk = true;
+        gemmPrepackBColumns(b, Ci, Co, o0, width, packed + xi * stride);
       }
     }
   });

@@ -37,6 +37,11 @@ const WinogradKernels* winogradKernelsAvx512();  // nullptr where not compiled
 
 // A 3x3 kernel as stored, g [Co, Ci, 3, 3] (F32, F16 or BF16) -> F32 u [16, Co, Ci] = G g G^T.
 Tensor winogradWeight(const Tensor& w);
+// The same 16 matrices prepacked as float32 panels for the GEMM kernel in use (gemmPrepackB's
+// layout, PrepackedB::kernel gemmPrepackKernel()), each winogradF32Stride(Co, Ci, kernel) floats
+// apart: F32 [16, stride]. Packed once here, not by every call.
+Tensor winogradWeightPrepacked(const Tensor& w);
+int64_t winogradF32Stride(int64_t Co, int64_t Ci, int kernel);
 // The same 16 matrices [Co][Ci] rounded to bf16 and prepacked as bf16 panels (gemmPrepackBf16),
 // each winogradBf16Stride(Co, Ci) elements apart: BF16 [16, stride].
 Tensor winogradWeightBf16(const Tensor& w);

@@ -15,6 +15,8 @@ const child = path.join(__dirname, '..', 'helpers', 'pool_stress.js');
 // 77 rows: one row block (A packed once, threads split the panels); 113, 250, 1029: row blocks
 // of whole micro-panels, balanced across the threads, the last one partial
 const ROWS = [77, 113, 250, 1029];
+// and the child's conv2d by Winograd (285 tiles in balanced blocks)
+const CASES = [...ROWS, 'winograd'];
 
 function runChild(seed, env, runs) {
   const r = spawnSync(process.execPath, [child, String(seed), String(runs), ...ROWS.map(String)], {
@@ -32,12 +34,12 @@ describe('CPU thread pool', function () {
 
   it('gives the one-thread result bit for bit on 2 and 3 threads, sleeping or spinning between loops', () => {
     const one = runChild(seed, { ONESTEP_NUM_THREADS: '1' }, 2);
-    for (const M of ROWS) assert.ok(one[M].relL2 < 1e-5, `${M} rows on one thread: rel L2 ${one[M].relL2} from the reference (seed ${seed})`);
+    for (const M of CASES) assert.ok(one[M].relL2 < 1e-5, `${M} rows on one thread: rel L2 ${one[M].relL2} from the reference (seed ${seed})`);
     for (const threads of ['2', '3'])
       for (const spin of ['0', '1', '200']) {
         const env = { ONESTEP_NUM_THREADS: threads, ONESTEP_SPIN_US: spin };
         const got = runChild(seed, env, 40);
-        for (const M of ROWS) {
+        for (const M of CASES) {
           assert.strictEqual(got[M].differing, 0, `${M} rows ${JSON.stringify(env)}: ${got[M].differing} of 80 runs differ from the first (seed ${seed})`);
           assert.strictEqual(got[M].digest, one[M].digest, `${M} rows ${JSON.stringify(env)}: differs from the one-thread result (seed ${seed})`);
         }

@@ -210,6 +210,8 @@ for (const backend of backends) {
       { xs: [1, 5, 6, 17], co: 18, k: 3, stride: [1, 1], pad: [0, 0, 0, 0], up: 1, act: Act.None }, // odd output size, no padding
       { xs: [1, 5, 4, 20], co: 7, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 2, act: Act.Relu, dtype: 'BF16' }, // fused upsample
       { xs: [1, 6, 6, 48], co: 50, k: 3, stride: [1, 1], pad: [0, 1, 2, 0], up: 1, act: Act.None, residual: true }, // asymmetric padding
+      { xs: [1, 30, 34, 12], co: 45, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 1, act: Act.Silu, dtype: 'F16', residual: true }, // 255 tiles: blocks over the threads
+      { xs: [1, 5, 6, 400], co: 40, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 1, act: Act.None }, // depth 400: two blocks of prepacked panels
     ];
     const policies = backend === 'cpu' ? ['never', 'always'] : [undefined];
     for (const c of [...convCases, ...winogradCases]) {
@@ -356,6 +358,7 @@ for (const backend of backends) {
               { xs: [1, 5, 4, 20], co: 7, pad: [1, 1, 1, 1], up: 2, act: Act.Relu, dtype: 'BF16' },
               { xs: [1, 6, 6, 600], co: 50, pad: [0, 1, 2, 0], up: 1, act: Act.None, residual: true }, // depth 600: two blocks
               { xs: [1, 7, 6, 40], co: 100, pad: [1, 1, 1, 1], up: 1, act: Act.Silu, residual: true }, // output channels in chunks (64 + 36)
+              { xs: [2, 17, 15, 8], co: 20, pad: [1, 1, 1, 1], up: 1, act: Act.None }, // 144 tiles: blocks over the threads
             ]) {
               const x = X(c.xs);
               const w = weight(c.dtype || 'F32', [c.co, c.xs[3], 3, 3], 0.3);

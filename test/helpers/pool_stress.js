@@ -1,6 +1,7 @@
 // Child process of test/backend/thread_pool.test.js: runs small graphs (layer_norm, then linear
 // layers whose row counts take both GEMM work splits: one row block, and many blocks; the first
-// weight F16, whose panels are widened to float in groups under full row blocks) many times, one
+// weight F16, whose panels are widened to float in groups under full row blocks; and a conv2d by
+// Winograd, its tiles in blocks split over the threads) many times, one
 // graph at a time and then all at once
 // on the pool the environment sets up (ONESTEP_NUM_THREADS, ONESTEP_SPIN_US), and prints, per row
 // count, a digest of the output, the number of runs whose output differed from the first, and the
@@ -31,6 +32,21 @@ const K = 96, H = 200, N = 40;
     cases.push({ M, x, graph: g.build(), first: undefined, differing: 0 });
     const hn = ref.layerNorm(x, [M, K], gamma, beta, 1e-5);
     cases[cases.length - 1].want = ref.linear(ref.linear(hn, [M, K], w1h, [H, K], b1, Act.Gelu), [M, H], w2, [N, H]);
+  }
+  // a 3x3 convolution by Winograd: 19 x 15 tiles of 2x2 outputs in blocks balanced over the threads
+  {
+    const { setWinogradPolicy } = require('../../dist/graph');
+    const xs = [1, 38, 30, 24], co = 40;
+    const x = rng.float32Array(xs.reduce((a, b) => a * b)), w = rng.float32Array(co * xs[3] * 9, 0.2), b = rng.float32Array(co);
+    const wh = decodeToFloat32('F16', encodeFromFloat32('F16', w));
+    setWinogradPolicy('always');
+    const g = new GraphBuilder({ device: 'cpu' });
+    g.output('y', g.conv2d(g.input('x', xs), addon().tensorFromFloat32('F16', [co, xs[3], 3, 3], w), addon().tensorFromFloat32('F32', [co], b), { padding: 1, act: Act.Silu }));
+    const graph = g.build();
+    const algorithm = (await graph.placements())[0].algorithm;
+    setWinogradPolicy('auto');
+    if (algorithm !== 'winograd') throw new Error(`the conv ran by ${algorithm}, not winograd`);
+    cases.push({ M: 'winograd', x, graph, first: undefined, differing: 0, want: ref.conv2d(x, xs, wh, [co, xs[3], 3, 3], b, { stride: [1, 1], pad: [1, 1, 1, 1], up: 1, act: Act.Silu }).y });
   }
   const runOnce = async (c) => {
     const out = await c.graph.run({ x: c.x });
