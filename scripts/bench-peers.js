@@ -13,7 +13,8 @@
 //     seeded inputs and PyTorch's outputs beside them;
 //   - onnxruntime-node in .cache/peers/ort (npm install --onnxruntime-node-install=skip: its bundled
 //     CPU binaries, no GPU download).
-// Then per stage: both engines warm, then --rounds rounds of A B (the order swapped every round),
+// Then per stage: both engines warm, then --rounds rounds of A B (the order swapped every round,
+// an idle pause before each run),
 // each run timed with its CPU time (process user + system: CPU / wall says how busy the cores were);
 // medians, the median of per-round ratios, and each engine's output against PyTorch's (rel L2).
 // Both engines get the same thread count (onestep's pool, ORT's intra-op pool; inter-op 1).
@@ -36,6 +37,8 @@ const USAGE = `usage: npm run bench:peers -- [options]
                       git clone --branch v0.27.2 https://github.com/huggingface/diffusers)
   --python PATH       a python with torch (default: python3 on PATH that imports torch, else /usr/bin/python3)
   --ort-version V     onnxruntime-node version (default 1.31.1)
+  --pause-ms N        idle pause before each timed run (default 300): threads still spinning after
+                      the other engine's run (onnxruntime's workers spin by default) stop first
   --json FILE         also write the results as JSON`;
 
 const { parsed, usage, intOpt } = scriptOptions('bench:peers', USAGE, {
@@ -47,6 +50,7 @@ const { parsed, usage, intOpt } = scriptOptions('bench:peers', USAGE, {
   'diffusers-src': { type: 'string' },
   python: { type: 'string' },
   'ort-version': { type: 'string' },
+  'pause-ms': { type: 'string' },
   json: { type: 'string' },
   precision: { type: 'string' },
 });
@@ -56,6 +60,7 @@ const modelName = parsed.model ?? 'sd_turbo';
 if (!MODELS.includes(modelName)) usage(`--model must be one of ${MODELS.join(', ')}, got '${modelName}'`);
 const size = intOpt('size', 512, 8, 8);
 const rounds = intOpt('rounds', 5, 1);
+const pauseMs = intOpt('pause-ms', 300, 0);
 const stages = (parsed.stages ?? STAGES.join(',')).split(',').filter(Boolean);
 for (const s of stages) if (!STAGES.includes(s)) usage(`--stages takes ${STAGES.join(', ')}, got '${s}'`);
 const precision = parsed.precision ?? 'fp32';
@@ -213,7 +218,12 @@ async function main() {
     const rows = { onestep: [], ort: [] };
     for (let r = 0; r < rounds; r++) {
       const order = r % 2 ? ['ort', 'onestep'] : ['onestep', 'ort'];
-      for (const e of order) rows[e].push(await timed(e === 'onestep' ? runOnestep : runOrt));
+      for (const e of order) {
+        // a pause first: either engine's threads may still spin after its run (onnxruntime's
+        // workers spin by default) and would take the cores from the other engine's run
+        await new Promise((resolve) => setTimeout(resolve, pauseMs));
+        rows[e].push(await timed(e === 'onestep' ? runOnestep : runOrt));
+      }
     }
     const ms = (e) => median(rows[e].map((x) => x.wall));
     const busy = (e) => median(rows[e].map((x) => x.cpu / x.wall));
