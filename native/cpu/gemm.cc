@@ -155,7 +155,7 @@ void microGeneric(int64_t kc, const float* ap, const float* bp, float* c, int64_
 void microGenericH(int64_t kc, const float* ap, const uint16_t* bp, float* c, int64_t ldc, bool accumulate) {
   microGenericT(kc, ap, bp, c, ldc, accumulate);
 }
-const GemmKernel kGeneric = {"generic", kGenMR, kGenNR, 256, 64, microGeneric, microGenericH, 0, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+const GemmKernel kGeneric = {"generic", kGenMR, kGenNR, 256, 64, microGeneric, microGenericH, 0, nullptr, nullptr, nullptr, nullptr, nullptr};
 
 std::atomic<const GemmKernel*> gKernel{nullptr};
 
@@ -191,28 +191,25 @@ inline void microRowsOf(const GemmKernel& kr, int64_t h, int64_t kc, const float
   else kr.microH(kc, ap, bp, c, ldc, acc);
 }
 
-thread_local ScratchBuffer tWideB;  // F16 panels widened to float (computeBlock)
-
-// bp points at panel bp0 (the block's first, or the first of a widened group)
+// an A micro-panel stays in L1 while the block's B panels [p0, p1) (bp: the block's panel 0) stream
+// past it from L2; F16 panels are converted in the micro-kernel (microH)
 template <typename BT>
-void computeBlockT(const GemmKernel& kr, const float* ap, const BT* bp, int64_t bp0, int64_t kc, int64_t m0, int64_t mc,
-                   int64_t n0, int64_t ncur, int64_t p0, int64_t p1, float* C, int64_t ldc, bool first, bool last,
-                   const GemmEpilogue& ep) {
+void computeBlockT(const GemmKernel& kr, const float* ap, const BT* bp, int64_t kc, int64_t m0, int64_t mc, int64_t n0,
+                   int64_t ncur, int64_t p0, int64_t p1, float* C, int64_t ldc, bool first, bool last, const GemmEpilogue& ep) {
   const int mr = kr.mr, nr = kr.nr;
   const int64_t mPanels = (mc + mr - 1) / mr;
   alignas(64) float edge[32 * 32];
-  // an A micro-panel stays in L1 while the block's B panels stream past it from L2
   for (int64_t ip = 0; ip < mPanels; ++ip) {
     const int64_t i = ip * mr, h = std::min<int64_t>(mr, mc - i);
     for (int64_t jp = p0; jp < p1; ++jp) {
       const int64_t j = jp * nr, w = std::min<int64_t>(nr, ncur - j);
       float* c = C + (m0 + i) * ldc + n0 + j;
       if (h == mr && w == nr) {
-        microOf(kr, kc, ap + ip * kc * mr, bp + (jp - bp0) * kc * nr, c, ldc, !first);
+        microOf(kr, kc, ap + ip * kc * mr, bp + jp * kc * nr, c, ldc, !first);
       } else {
         if (!first)
           for (int64_t r = 0; r < h; ++r) std::memcpy(edge + r * nr, c + r * ldc, w * sizeof(float));
-        microRowsOf(kr, h, kc, ap + ip * kc * mr, bp + (jp - bp0) * kc * nr, edge, nr, !first);
+        microRowsOf(kr, h, kc, ap + ip * kc * mr, bp + jp * kc * nr, edge, nr, !first);
         for (int64_t r = 0; r < h; ++r) std::memcpy(c + r * ldc, edge + r * nr, w * sizeof(float));
       }
       if (last) applyEpilogue(ep, c, ldc, m0 + i, n0 + j, h, w);
@@ -222,28 +219,16 @@ void computeBlockT(const GemmKernel& kr, const float* ap, const BT* bp, int64_t 
 
 inline void computeBlock(const GemmKernel& kr, const float* ap, const float* bp, int64_t kc, int64_t m0, int64_t mc, int64_t n0,
                          int64_t ncur, int64_t p0, int64_t p1, float* C, int64_t ldc, bool first, bool last, const GemmEpilogue& ep) {
-  computeBlockT(kr, ap, bp, 0, kc, m0, mc, n0, ncur, p0, p1, C, ldc, first, last, ep);
+  computeBlockT(kr, ap, bp, kc, m0, mc, n0, ncur, p0, p1, C, ldc, first, last, ep);
 }
 
-// F16 panels under a full row block (7 or more A micro-panels, as the many-rows split makes them):
-// widened to float a few panels at a time (they stay in L2) and run on the float kernel, instead
-// of converted in the micro-kernel once per A micro-panel, where the conversions take FMA issue
-// slots (one thread of an AMD Zen 4: 3.5-5 % faster at the UNet's shapes). Fewer micro-panels
-// convert in registers: there the panels come from memory once, and a widening pass of its own
-// would wait on it where the micro-kernel overlaps it (77 rows: 4-7 % slower widened).
-// Same values, same order: the same bits.
+// F16 panels converted in registers, whatever the rows: with the A values broadcast from memory
+// in each FMA (gemm_avx512.cc) the conversions no longer take the FMA's issue slots, and widening
+// whole panels to float first (once for several A micro-panels) was 2-4 % slower at the UNet's
+// shapes (it had been 3.5-5 % faster with the earlier register broadcasts).
 void computeBlock(const GemmKernel& kr, const float* ap, const uint16_t* bp, int64_t kc, int64_t m0, int64_t mc, int64_t n0,
                   int64_t ncur, int64_t p0, int64_t p1, float* C, int64_t ldc, bool first, bool last, const GemmEpilogue& ep) {
-  const int mr = kr.mr, nr = kr.nr;
-  if (!kr.widenH || mc < 7 * mr) return computeBlockT(kr, ap, bp, 0, kc, m0, mc, n0, ncur, p0, p1, C, ldc, first, last, ep);
-  constexpr int64_t kGroup = 4;  // panels widened at a time (4 x 384 x 32 floats: 192 KiB)
-  const int64_t panelElems = kc * nr;
-  float* wide = tWideB.get((size_t)(kGroup * panelElems));
-  for (int64_t g0 = p0; g0 < p1; g0 += kGroup) {
-    const int64_t g1 = std::min(p1, g0 + kGroup);
-    kr.widenH(bp + g0 * panelElems, (g1 - g0) * panelElems, wide);
-    computeBlockT(kr, ap, (const float*)wide, g0, kc, m0, mc, n0, ncur, g0, g1, C, ldc, first, last, ep);
-  }
+  computeBlockT(kr, ap, bp, kc, m0, mc, n0, ncur, p0, p1, C, ldc, first, last, ep);
 }
 
 thread_local ScratchBuffer tSharedB;

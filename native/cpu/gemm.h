@@ -172,10 +172,6 @@ struct GemmKernel {
   void (*packBnk)(const void* b, DType dtype, int64_t ld, int64_t w, int64_t kc, float* dst);
   // The same from F16 storage into an F16 panel (prepacking; nullptr = portable loops).
   void (*packBnkH)(const uint16_t* b, int64_t ld, int64_t w, int64_t kc, uint16_t* dst);
-  // dst[i] = src[i] as float, i < n (a multiple of 16): F16 panels widened once for several A
-  // micro-panels, where converting them in the micro-kernel would take FMA issue slots (nullptr:
-  // microH converts in registers).
-  void (*widenH)(const uint16_t* src, int64_t n, float* dst);
 };
 
 const GemmKernel* gemmKernelGeneric();

@@ -1,6 +1,6 @@
 // Child process of test/backend/thread_pool.test.js: runs small graphs (layer_norm, then linear
 // layers whose row counts take both GEMM work splits: one row block, and many blocks; the first
-// weight F16, whose panels are widened to float in groups under full row blocks; and a conv2d by
+// weight F16, its panels converted in the micro-kernel; and a conv2d by
 // Winograd, its tiles in blocks split over the threads) many times, one
 // graph at a time and then all at once
 // on the pool the environment sets up (ONESTEP_NUM_THREADS, ONESTEP_SPIN_US), and prints, per row
