@@ -88,8 +88,8 @@ export interface NativeAddon {
   /** the graph's rules for one node: its output shape and multiply-adds [conv, linear, attention QK, attention PV] (throws ERR_ONESTEP_GRAPH) */
   inferNode(op: number, inputs: ({ dtype: string; shape: readonly number[] } | null)[], attrs: number[]): { shape: number[]; macs: number[]; bytes: number };
   /** when the CPU plan runs conv2d by Winograd (native/cpu/cpu_backend.h) */
-  setWinogradPolicy(policy: 'auto' | 'always' | 'never'): void;
-  winogradPolicy(): 'auto' | 'always' | 'never';
+  setWinogradPolicy(policy: 'auto' | 'always' | 'f4x4' | 'never'): void;
+  winogradPolicy(): 'auto' | 'always' | 'f4x4' | 'never';
   /** base + sum(factor * up @ down), computed in float32 and rounded once to base's dtype */
   fuseLora(base: NativeTensor, parts: { down: NativeTensor; up: NativeTensor; factor: number }[], name: string, dtype?: NativeDType, into?: NativeTensor): NativeTensor;
   /**

@@ -18,24 +18,33 @@ namespace {
 std::atomic<int> gPolicy{[] {
   const char* e = std::getenv("ONESTEP_WINOGRAD");
   if (e && std::strcmp(e, "always") == 0) return (int)WinogradPolicy::Always;
+  if (e && std::strcmp(e, "f4x4") == 0) return (int)WinogradPolicy::AlwaysF4;
   if (e && std::strcmp(e, "never") == 0) return (int)WinogradPolicy::Never;
   return (int)WinogradPolicy::Auto;
 }()};
 
-bool useWinograd(const GraphSpec& spec, const GraphNode& n) {
+// The Winograd tile for a conv2d node: 0 (the direct kernel), 2 (F(2x2, 3x3)) or 4 (F(4x4, 3x3),
+// float32 only)
+int winogradTile(const GraphSpec& spec, const GraphNode& n) {
   const WinogradPolicy p = winogradPolicy();
-  if (p == WinogradPolicy::Never) return false;
+  if (p == WinogradPolicy::Never) return 0;
   const Shape& x = spec.values[n.inputs[0]].shape;
   const Shape& w = spec.values[n.inputs[1]].shape;  // [Co, Ci, kh, kw]
   const auto a = n.attrsAs<Conv2dAttrs>();
-  if (w[2] != 3 || w[3] != 3 || a.stride_h != 1 || a.stride_w != 1) return false;
-  if (p == WinogradPolicy::Always) return true;
+  if (w[2] != 3 || w[3] != 3 || a.stride_h != 1 || a.stride_w != 1) return 0;
+  const bool bf16 = spec.cpuGemmOperand == DType::BF16;
+  if (p == WinogradPolicy::Always) return 2;
+  if (p == WinogradPolicy::AlwaysF4) return bf16 ? 2 : 4;
   const int64_t pixels = x[1] * a.upsample * x[2] * a.upsample;
+  if (w[0] < 32 || w[1] < 32 || pixels < 32 * 32) return 0;
   // from 32x32 pixels, in both precisions: at 16x16 the transforms cost more than the products
   // save (SD-Turbo's UNet step 12 % slower), at 32x32 the step is 6-7 % faster in float32 (AMD Zen
   // 4, 2 threads). The transformed weights take 16/9 of an F16 kernel as bf16 panels and 32/9 as
   // float32 ones (SD-Turbo's UNet +0.36 GiB in float32; docs/PERFORMANCE.md, "Memory").
-  return w[0] >= 32 && w[1] >= 32 && pixels >= 32 * 32;
+  // From 64x64 pixels in float32, F(4x4, 3x3): 4x fewer multiplies instead of 2.25x, for 36
+  // matrices (64/9 of an F16 kernel); bf16 operands keep F(2x2, 3x3), whose transforms amplify
+  // their rounding less.
+  return !bf16 && pixels >= 64 * 64 ? 4 : 2;
 }
 
 bool prepackEnabled() {
@@ -106,16 +115,18 @@ CpuStep planConv2d(const GraphSpec& spec, const GraphNode& n) {
   const GraphValue& w = spec.values[n.inputs[1]];
   const bool constant = w.kind == ValueKind::Const;
   const Tensor* src = constant ? &spec.consts[w.constIndex] : nullptr;
-  if (constant && useWinograd(spec, n)) {
+  const int tile = constant ? winogradTile(spec, n) : 0;
+  if (tile) {
     s.kernel = &cpuConv2d;  // (not called: run() takes cpuConv2dWinograd)
     s.winograd = true;
-    s.algorithm = s.bf16 ? "winograd_bf16" : "winograd";
+    s.algorithm = s.bf16 ? "winograd_bf16" : tile == 4 ? "winograd_f4x4" : "winograd";
     // the checkpoint's layout is not read again by this form: its mapped pages go back to the OS
     const bool bf16 = s.bf16;
     const int kernel = gemmPrepackKernel();
-    const std::string form = bf16 ? std::string("winograd_f2x2_3x3_bf16") : "winograd_f2x2_3x3_packed_" + std::to_string(kernel);
-    s.replaced[1] = derivedConstant(*src, form.c_str(), [bf16](const Tensor& t) {
-      Tensor u = bf16 ? winogradWeightBf16(t) : winogradWeightPrepacked(t);
+    const std::string form = bf16 ? std::string("winograd_f2x2_3x3_bf16")
+                                  : "winograd_f" + std::to_string(tile) + "x" + std::to_string(tile) + "_3x3_packed_" + std::to_string(kernel);
+    s.replaced[1] = derivedConstant(*src, form.c_str(), [bf16, tile](const Tensor& t) {
+      Tensor u = bf16 ? winogradWeightBf16(t) : winogradWeightPrepacked(t, tile);
       t.releaseMappedPages();
       return u;
     });

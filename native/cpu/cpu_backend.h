@@ -1,6 +1,6 @@
 // The CPU backend: it runs every op (the fallback of every other backend). Its plan chooses, per
 // node, the algorithm and the derived constants its kernel reads (native/graph/derived.h):
-//   conv2d  Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions large enough to pay off (policy
+//   conv2d  Winograd F(2x2, 3x3) or F(4x4, 3x3) for 3x3 stride-1 convolutions large enough to pay off (policy
 //           below), else a GEMM: pointwise for 1x1 / stride 1 / unpadded, implicit GEMM otherwise
 //           (the receptive field gathered while packing), on the kernel relaid out as [Co, kh, kw, Ci]
 //   linear  GEMM on the weight packed once at plan time in the micro-kernel's layout (F16 weights
@@ -24,11 +24,11 @@
 namespace onestep {
 
 // When conv2d runs by Winograd: 'auto' (default; env ONESTEP_WINOGRAD) for 3x3 stride-1 convs with
-// at least 32 channels in and out on inputs of 64x64 pixels or more (after any fused upsampling;
-// 32x32 at precision bf16, whose transformed weights take half the memory; below that the direct
-// kernel is as fast and needs no extra weights), 'always' for every 3x3 stride-1 conv, 'never'.
-// Read when a graph is planned.
-enum class WinogradPolicy : int { Auto = 0, Always = 1, Never = 2 };
+// at least 32 channels in and out on inputs of 32x32 pixels or more (after any fused upsampling;
+// below that the direct kernel is as fast and needs no extra weights), by F(4x4, 3x3) from 64x64
+// pixels in float32, else F(2x2, 3x3); 'always' for every 3x3 stride-1 conv by F(2x2, 3x3); 'f4x4'
+// the same by F(4x4, 3x3) in float32 (F(2x2, 3x3) at bf16); 'never'. Read when a graph is planned.
+enum class WinogradPolicy : int { Auto = 0, Always = 1, Never = 2, AlwaysF4 = 3 };
 WinogradPolicy winogradPolicy();
 void setWinogradPolicy(WinogradPolicy p);
 

@@ -1,7 +1,8 @@
-// conv2d by Winograd F(2x2, 3x3), for 3x3 stride-1 convolutions (the CPU plan's choice). Tiles of 2x2 outputs are
-// processed in blocks: input transform into a per-thread buffer, 16 GEMMs against the
+// conv2d by Winograd F(2x2, 3x3) or, in float32, F(4x4, 3x3), for 3x3 stride-1 convolutions (the
+// CPU plan's choice, also of the variant). Tiles of 2x2 (4x4) outputs are
+// processed in blocks: input transform into a per-thread buffer, 16 (36) GEMMs against the
 // transformed weights (prepacked by the plan), output transform with the fused
-// bias / activation / residual. 2.25x fewer multiplies than the direct convolution. With bf16
+// bias / activation / residual. 2.25x (4x) fewer multiplies than the direct convolution. With bf16
 // operands (precision 'bf16') the transformed weights are bf16 panels made at plan time and the
 // transformed input is rounded to bf16 as the GEMMs pack it; the transforms stay float32.
 #include <algorithm>
@@ -30,7 +31,9 @@ void cpuConv2dWinograd(const GraphNode& node, const std::vector<TensorRef>& in, 
   const bool bf16 = w.dtype == DType::BF16;
   const int64_t B = xs[0], H = xs[1], W = xs[2], Ci = xs[3], Co = os[3];
   const int64_t stride = bf16 ? winogradBf16Stride(Co, Ci) : winogradF32Stride(Co, Ci, w.kernel);
-  check(in[1].dtype == w.dtype && (w.dtype == DType::BF16 || w.dtype == DType::F32) && us.size() == 2 && us[0] == 16 &&
+  // the variant from the transformed kernel: 16 matrices F(2x2, 3x3), 36 F(4x4, 3x3) (float32 only)
+  const int64_t nx = us.size() == 2 ? us[0] : 0;
+  check(in[1].dtype == w.dtype && (w.dtype == DType::BF16 || w.dtype == DType::F32) && (nx == 16 || (nx == 36 && !bf16)) &&
             us[1] == stride,
         "ERR_ONESTEP_INTERNAL", "conv2d (Winograd): transformed kernel ", dtypeName(in[1].dtype), " ", shapeString(us),
         " does not fit ", Ci, " -> ", Co, " channels");
@@ -46,8 +49,12 @@ void cpuConv2dWinograd(const GraphNode& node, const std::vector<TensorRef>& in, 
   ThreadPool& pool = ThreadPool::global();
   const WinogradKernels& wk = winogradKernels();
 
-  const int64_t th = (Ho + 1) / 2, tw = (Wo + 1) / 2, T = B * th * tw;
-  const int64_t TB = bf16 ? gemmBf16RowBlock() : 2 * gemmRowBlock();
+  const int tm = nx == 36 ? 4 : 2, ts = tm + 2;  // outputs and inputs per tile side
+  const WinoInputFn inputFn = tm == 4 ? wk.input43 : wk.input;
+  const WinoOutputFn outputFn = tm == 4 ? wk.output43 : wk.output;
+  const int64_t th = (Ho + tm - 1) / tm, tw = (Wo + tm - 1) / tm, T = B * th * tw;
+  // tiles per block: the buffers hold nx x TB x channels (F(4x4, 3x3): 36 matrices of 4 times the outputs)
+  const int64_t TB = bf16 ? gemmBf16RowBlock() : tm == 4 ? gemmRowBlock() : 2 * gemmRowBlock();
   // tile blocks balanced over the threads, in whole micro-panels of the GEMMs' rows (bf16: 16)
   const RowBlocks rb = balancedRowBlocks(T, TB, bf16 ? 16 : gemmMicroRows(), pool.size());
   // bf16: the input transform writes the GEMMs' A directly, rounded (GemmA::bf16): per xi, depth
@@ -59,8 +66,8 @@ void cpuConv2dWinograd(const GraphNode& node, const std::vector<TensorRef>& in, 
   // stay in L2 until the output transform reads them
   const int64_t coChunk = bf16 ? std::min<int64_t>(Co, 64) : Co, allPanels = (Co + 31) / 32;
   pool.parallelForEach(rb.count, [&](int64_t begin, int64_t end, int) {
-    float* V = bf16 ? nullptr : tV.get((size_t)(16 * TB * Ci));
-    float* M = tM.get((size_t)(16 * TB * Co));
+    float* V = bf16 ? nullptr : tV.get((size_t)(nx * TB * Ci));
+    float* M = tM.get((size_t)(nx * TB * Co));
     uint16_t* Vb = nullptr;
     if (bf16) {
       Vb = reinterpret_cast<uint16_t*>(tVb.get((size_t)(16 * xiStride + 1) / 2));
@@ -74,19 +81,19 @@ void cpuConv2dWinograd(const GraphNode& node, const std::vector<TensorRef>& in, 
       const int64_t t0 = rb.begin(blk), n = rb.end(blk) - t0;
       for (int64_t tl = 0; tl < n; ++tl) {
         const int64_t t = t0 + tl, tx = t % tw, ty = (t / tw) % th, b = t / (tw * th);
-        const float* src[16];
-        for (int i = 0; i < 4; ++i)
-          for (int j = 0; j < 4; ++j) {
-            const int64_t iy = 2 * ty - pt + i, ix = 2 * tx - pl + j;
-            src[i * 4 + j] = (iy < 0 || iy >= Hu || ix < 0 || ix >= Wu) ? nullptr
-                                                                          : x + ((b * H + iy / up) * W + ix / up) * Ci;
+        const float* src[36];
+        for (int i = 0; i < ts; ++i)
+          for (int j = 0; j < ts; ++j) {
+            const int64_t iy = tm * ty - pt + i, ix = tm * tx - pl + j;
+            src[i * ts + j] = (iy < 0 || iy >= Hu || ix < 0 || ix >= Wu) ? nullptr
+                                                                            : x + ((b * H + iy / up) * W + ix / up) * Ci;
           }
         if (bf16) wk.inputBf16(src, Ci, Vb + tl * lda, xiStride, kb, blockStride);
-        else wk.input(src, Ci, V + tl * Ci, TB * Ci);
+        else inputFn(src, Ci, V + tl * Ci, TB * Ci);
       }
       for (int64_t co0 = 0; co0 < Co; co0 += coChunk) {
         const int64_t cw = std::min(coChunk, Co - co0);
-        for (int xi = 0; xi < 16; ++xi) {
+        for (int xi = 0; xi < nx; ++xi) {
           GemmA ga;
           if (bf16) {
             ga.bf16 = Vb + xi * xiStride;
@@ -104,17 +111,17 @@ void cpuConv2dWinograd(const GraphNode& node, const std::vector<TensorRef>& in, 
         }
         for (int64_t tl = 0; tl < n; ++tl) {
           const int64_t t = t0 + tl, tx = t % tw, ty = (t / tw) % th, b = t / (tw * th);
-          float* dst[4];
-          const float* res[4];
-          for (int i = 0; i < 2; ++i)
-            for (int j = 0; j < 2; ++j) {
-              const int64_t oy = 2 * ty + i, ox = 2 * tx + j;
+          float* dst[16];
+          const float* res[16];
+          for (int i = 0; i < tm; ++i)
+            for (int j = 0; j < tm; ++j) {
+              const int64_t oy = tm * ty + i, ox = tm * tx + j;
               const bool inside = oy < Ho && ox < Wo;
               const int64_t off = ((b * Ho + oy) * Wo + ox) * Co + co0;
-              dst[i * 2 + j] = inside ? y + off : nullptr;
-              res[i * 2 + j] = inside && residual ? residual + off : nullptr;
+              dst[i * tm + j] = inside ? y + off : nullptr;
+              res[i * tm + j] = inside && residual ? residual + off : nullptr;
             }
-          wk.output(M + tl * cw, TB * cw, cw, bias ? bias + co0 : nullptr, act, dst, res);
+          outputFn(M + tl * cw, TB * cw, cw, bias ? bias + co0 : nullptr, act, dst, res);
         }
       }
     }

@@ -70,7 +70,54 @@ void outputGeneric(const float* m, int64_t stride, int64_t Co, const float* bias
   }
 }
 
-const WinogradKernels kGeneric = {"generic", inputGeneric, outputGeneric, inputBf16Generic};
+// F(4x4, 3x3): t = B^T d along one axis (6 values, stride s apart), as the AVX-512 code computes it
+template <typename T, typename In, typename Out>
+inline void btRow43(In d, Out t) {
+  const T a = d(4) - 4.0f * d(2), b = d(3) - 4.0f * d(1), c = d(4) - d(2), e = 2.0f * (d(3) - d(1));
+  t(0, 4.0f * d(0) - 5.0f * d(2) + d(4));
+  t(1, a + b);
+  t(2, a - b);
+  t(3, c + e);
+  t(4, c - e);
+  t(5, 4.0f * d(1) - 5.0f * d(3) + d(5));
+}
+
+void input43Generic(const float* const* src, int64_t C, float* dst, int64_t stride) {
+  for (int64_t c = 0; c < C; ++c) {
+    float d[6][6], t[6][6];
+    for (int i = 0; i < 6; ++i)
+      for (int j = 0; j < 6; ++j) d[i][j] = src[i * 6 + j] ? src[i * 6 + j][c] : 0.0f;
+    for (int j = 0; j < 6; ++j)  // rows: B^T d
+      btRow43<float>([&](int i) { return d[i][j]; }, [&](int i, float v) { t[i][j] = v; });
+    for (int i = 0; i < 6; ++i)  // columns: (B^T d) B
+      btRow43<float>([&](int j) { return t[i][j]; }, [&](int j, float v) { dst[(i * 6 + j) * stride + c] = v; });
+  }
+}
+
+// y = A^T m along one axis: 6 values -> 4
+template <typename In, typename Out>
+inline void atRow43(In m, Out y) {
+  const float s12 = m(1) + m(2), d12 = m(1) - m(2), s34 = m(3) + m(4), d34 = m(3) - m(4);
+  y(0, m(0) + s12 + s34);
+  y(1, d12 + 2.0f * d34);
+  y(2, s12 + 4.0f * s34);
+  y(3, d12 + 8.0f * d34 + m(5));
+}
+
+void output43Generic(const float* m, int64_t stride, int64_t Co, const float* bias, Act act, float* const* out,
+                     const float* const* res) {
+  for (int64_t c = 0; c < Co; ++c) {
+    float t[4][6];
+    for (int j = 0; j < 6; ++j) atRow43([&](int i) { return m[(i * 6 + j) * stride + c]; }, [&](int i, float v) { t[i][j] = v; });
+    const float b = bias ? bias[c] : 0.0f;
+    for (int i = 0; i < 4; ++i)
+      atRow43([&](int j) { return t[i][j]; }, [&](int j, float v) {
+        if (out[i * 4 + j]) out[i * 4 + j][c] = applyAct(act, v + b) + (res[i * 4 + j] ? res[i * 4 + j][c] : 0.0f);
+      });
+  }
+}
+
+const WinogradKernels kGeneric = {"generic", inputGeneric, outputGeneric, inputBf16Generic, input43Generic, output43Generic};
 
 }  // namespace
 
@@ -90,16 +137,22 @@ void checkKernel3x3(const Shape& s) {
         shapeString(s));
 }
 
-// U = G g G^T of one 3x3 kernel k (row-major), computed in double: u[i * 4 + j]
-// G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
-void transformKernel(const float* k, float* u) {
-  static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
-  for (int i = 0; i < 4; ++i)
-    for (int j = 0; j < 4; ++j) {
+// U = G g G^T of one 3x3 kernel k (row-major), computed in double: u[i * n + j], n = tile + 2
+// F(2x2, 3x3): G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]; F(4x4, 3x3): winograd.h
+void transformKernel(const float* k, float* u, int tile) {
+  static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+  static const double G4[6][3] = {{0.25, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                  {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+  const int n = tile + 2;
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) {
       double acc = 0;
       for (int y = 0; y < 3; ++y)
-        for (int x = 0; x < 3; ++x) acc += G[i][y] * (double)k[y * 3 + x] * G[j][x];
-      u[i * 4 + j] = (float)acc;
+        for (int x = 0; x < 3; ++x) {
+          const double gi = tile == 4 ? G4[i][y] : G2[i][y], gj = tile == 4 ? G4[j][x] : G2[j][x];
+          acc += gi * (double)k[y * 3 + x] * gj;
+        }
+      u[i * n + j] = (float)acc;
     }
 }
 
@@ -117,7 +170,7 @@ Tensor winogradWeight(const Tensor& w) {
     for (int64_t o = begin; o < end; ++o) {
       w.copyToFloat32(o * Ci * 9, Ci * 9, g.data());
       for (int64_t c = 0; c < Ci; ++c) {
-        transformKernel(g.data() + c * 9, v);
+        transformKernel(g.data() + c * 9, v, 2);
         for (int xi = 0; xi < 16; ++xi) u[((int64_t)xi * Co + o) * Ci + c] = v[xi];
       }
     }
@@ -127,25 +180,27 @@ Tensor winogradWeight(const Tensor& w) {
 
 int64_t winogradF32Stride(int64_t Co, int64_t Ci, int kernel) { return ((int64_t)gemmPrepackElems(Ci, Co, kernel) + 15) / 16 * 16; }
 
-Tensor winogradWeightPrepacked(const Tensor& w) {
+Tensor winogradWeightPrepacked(const Tensor& w, int tile) {
   const Shape& s = w.shape();
   checkKernel3x3(s);
+  check(tile == 2 || tile == 4, "ERR_ONESTEP_INTERNAL", "Winograd tiles are 2x2 or 4x4, got ", tile);
+  const int nx = (tile + 2) * (tile + 2);
   const int64_t Co = s[0], Ci = s[1], nr = gemmPrepackPanelWidth(), stride = winogradF32Stride(Co, Ci, gemmPrepackKernel());
-  Tensor out = Tensor::uninitialized(DType::F32, Shape{16, stride});
+  Tensor out = Tensor::uninitialized(DType::F32, Shape{nx, stride});
   float* packed = reinterpret_cast<float*>(out.mutableData());
-  // one panel of output channels at a time: its 16 matrices [nr][Ci] made, then packed into place
+  // one panel of output channels at a time: its nx matrices [nr][Ci] made, then packed into place
   ThreadPool::global().parallelFor((Co + nr - 1) / nr, 1, [&](int64_t begin, int64_t end, int) {
-    std::vector<float> g((size_t)(nr * Ci * 9)), u((size_t)(16 * nr * Ci));
-    float v[16];
+    std::vector<float> g((size_t)(nr * Ci * 9)), u((size_t)(nx * nr * Ci));
+    float v[36];
     for (int64_t p = begin; p < end; ++p) {
       const int64_t o0 = p * nr, width = std::min(nr, Co - o0);
       w.copyToFloat32(o0 * Ci * 9, width * Ci * 9, g.data());
       for (int64_t o = 0; o < width; ++o)
         for (int64_t c = 0; c < Ci; ++c) {
-          transformKernel(g.data() + (o * Ci + c) * 9, v);
-          for (int xi = 0; xi < 16; ++xi) u[((size_t)xi * nr + o) * Ci + c] = v[xi];
+          transformKernel(g.data() + (o * Ci + c) * 9, v, tile);
+          for (int xi = 0; xi < nx; ++xi) u[((size_t)xi * nr + o) * Ci + c] = v[xi];
         }
-      for (int xi = 0; xi < 16; ++xi) {
+      for (int xi = 0; xi < nx; ++xi) {
         GemmB b;
         b.data = u.data() + (size_t)xi * nr * Ci;
         b.dtype = DType::F32;

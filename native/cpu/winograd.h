@@ -1,5 +1,9 @@
-// Winograd F(2x2, 3x3) convolution pieces: the weight transform (done once at load), and the
-// per-tile input / output transforms (vectorised over channels where the CPU allows).
+// Winograd F(2x2, 3x3) and F(4x4, 3x3) convolution pieces: the weight transforms (done once at
+// load), and the per-tile input / output transforms (vectorised over channels where the CPU allows).
+// F(4x4, 3x3) uses the points 0, +-1, +-2 (Lavin & Gray): B^T rows [4 0 -5 0 1 0], [0 -4 -4 1 1 0],
+// [0 4 -4 -1 1 0], [0 -2 -1 2 1 0], [0 2 -1 -2 1 0], [0 4 0 -5 0 1]; G rows [1/4 0 0],
+// -1/6 [1 1 1], -1/6 [1 -1 1], [1/24 1/12 1/6], [1/24 -1/12 1/6], [0 0 1]; A^T rows [1 1 1 1 1 0],
+// [0 1 -1 2 -2 0], [0 1 1 4 4 0], [0 1 -1 8 -8 1].
 #pragma once
 
 #include <cstdint>
@@ -25,11 +29,18 @@ using WinoOutputFn = void (*)(const float* m, int64_t mStride, int64_t Co, const
 using WinoInputBf16Fn = void (*)(const float* const* src, int64_t C, uint16_t* dst, int64_t xiStride, int64_t block,
                                  int64_t blockStride);
 
+// F(4x4, 3x3) (float32 only): one 6x6 input tile -> 36 values per channel (src[i * 6 + j], dst[xi *
+// dstStride + c]), and 36 products -> the 4x4 outputs (out[i * 4 + j], res[i * 4 + j]), as above.
+using WinoInput43Fn = WinoInputFn;
+using WinoOutput43Fn = WinoOutputFn;
+
 struct WinogradKernels {
   const char* name;
   WinoInputFn input;
   WinoOutputFn output;
   WinoInputBf16Fn inputBf16;
+  WinoInput43Fn input43;
+  WinoOutput43Fn output43;
 };
 
 const WinogradKernels& winogradKernels();
@@ -39,8 +50,9 @@ const WinogradKernels* winogradKernelsAvx512();  // nullptr where not compiled
 Tensor winogradWeight(const Tensor& w);
 // The same 16 matrices prepacked as float32 panels for the GEMM kernel in use (gemmPrepackB's
 // layout, PrepackedB::kernel gemmPrepackKernel()), each winogradF32Stride(Co, Ci, kernel) floats
-// apart: F32 [16, stride]. Packed once here, not by every call.
-Tensor winogradWeightPrepacked(const Tensor& w);
+// apart: F32 [16, stride]. Packed once here, not by every call. tile 4: F(4x4, 3x3)'s 36 matrices
+// G4 g G4^T instead, F32 [36, stride].
+Tensor winogradWeightPrepacked(const Tensor& w, int tile = 2);
 int64_t winogradF32Stride(int64_t Co, int64_t Ci, int kernel);
 // The same 16 matrices [Co][Ci] rounded to bf16 and prepacked as bf16 panels (gemmPrepackBf16),
 // each winogradBf16Stride(Co, Ci) elements apart: BF16 [16, stride].

@@ -1,4 +1,4 @@
-// AVX-512 Winograd F(2x2, 3x3) tile transforms, 16 channels per vector.
+// AVX-512 Winograd F(2x2, 3x3) and F(4x4, 3x3) tile transforms, 16 channels per vector.
 #include "winograd.h"
 
 #include <algorithm>
@@ -109,7 +109,70 @@ void outputAvx512(const float* mm, int64_t stride, int64_t Co, const float* bias
   }
 }
 
-const WinogradKernels kAvx512 = {"avx512", inputAvx512, outputAvx512, inputBf16Avx512};
+// F(4x4, 3x3), 16 channels per vector: t = B^T d along one axis (d(i), t(i, v): winograd.h's B^T)
+template <typename In, typename Out>
+inline void btRow43(In d, Out t) {
+  const __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f), mfour = _mm512_set1_ps(-4.0f), two = _mm512_set1_ps(2.0f);
+  const __m512 a = _mm512_fmadd_ps(mfour, d(2), d(4)), b = _mm512_fmadd_ps(mfour, d(1), d(3));
+  const __m512 c = _mm512_sub_ps(d(4), d(2)), e = _mm512_mul_ps(two, _mm512_sub_ps(d(3), d(1)));
+  t(0, _mm512_fmadd_ps(four, d(0), _mm512_fnmadd_ps(five, d(2), d(4))));
+  t(1, _mm512_add_ps(a, b));
+  t(2, _mm512_sub_ps(a, b));
+  t(3, _mm512_add_ps(c, e));
+  t(4, _mm512_sub_ps(c, e));
+  t(5, _mm512_fmadd_ps(four, d(1), _mm512_fnmadd_ps(five, d(3), d(5))));
+}
+
+void input43Avx512(const float* const* src, int64_t C, float* dst, int64_t stride) {
+  for (int64_t c = 0; c < C; c += 16) {
+    const int64_t n = std::min<int64_t>(16, C - c);
+    const __mmask16 m = (__mmask16)((1u << n) - 1);
+    __m512 d[36], t[36];
+    for (int x = 0; x < 36; ++x) d[x] = src[x] ? _mm512_maskz_loadu_ps(m, src[x] + c) : _mm512_setzero_ps();
+    for (int j = 0; j < 6; ++j) btRow43([&](int i) { return d[i * 6 + j]; }, [&](int i, __m512 v) { t[i * 6 + j] = v; });
+    for (int i = 0; i < 6; ++i)
+      btRow43([&](int j) { return t[i * 6 + j]; }, [&](int j, __m512 v) { _mm512_mask_storeu_ps(dst + (i * 6 + j) * stride + c, m, v); });
+  }
+}
+
+// y = A^T m along one axis: 6 values -> 4 (winograd.h's A^T)
+template <typename In, typename Out>
+inline void atRow43(In v, Out y) {
+  const __m512 s12 = _mm512_add_ps(v(1), v(2)), d12 = _mm512_sub_ps(v(1), v(2));
+  const __m512 s34 = _mm512_add_ps(v(3), v(4)), d34 = _mm512_sub_ps(v(3), v(4));
+  y(0, _mm512_add_ps(_mm512_add_ps(v(0), s12), s34));
+  y(1, _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d34, d12));
+  y(2, _mm512_fmadd_ps(_mm512_set1_ps(4.0f), s34, s12));
+  y(3, _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d34, d12), v(5)));
+}
+
+void output43Avx512(const float* mm, int64_t stride, int64_t Co, const float* bias, Act act, float* const* out,
+                    const float* const* res) {
+  alignas(64) float buf[16];
+  for (int64_t c = 0; c < Co; c += 16) {
+    const int64_t n = std::min<int64_t>(16, Co - c);
+    const __mmask16 m = (__mmask16)((1u << n) - 1);
+    __m512 t[24], y[16];
+    for (int j = 0; j < 6; ++j)
+      atRow43([&](int i) { return _mm512_maskz_loadu_ps(m, mm + (i * 6 + j) * stride + c); }, [&](int i, __m512 v) { t[i * 6 + j] = v; });
+    const __m512 b = bias ? _mm512_maskz_loadu_ps(m, bias + c) : _mm512_setzero_ps();
+    for (int i = 0; i < 4; ++i)
+      atRow43([&](int j) { return t[i * 6 + j]; }, [&](int j, __m512 v) { y[i * 4 + j] = _mm512_add_ps(v, b); });
+    for (int p = 0; p < 16; ++p) {
+      if (!out[p]) continue;
+      __m512 r = y[p];
+      if (act != Act::None) {
+        _mm512_store_ps(buf, r);
+        applyActRow(act, buf, n);
+        r = _mm512_load_ps(buf);
+      }
+      if (res[p]) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m, res[p] + c));
+      _mm512_mask_storeu_ps(out[p] + c, m, r);
+    }
+  }
+}
+
+const WinogradKernels kAvx512 = {"avx512", inputAvx512, outputAvx512, inputBf16Avx512, input43Avx512, output43Avx512};
 
 }  // namespace
 

@@ -414,13 +414,14 @@ Napi::Value SetWinogradPolicy(const Napi::CallbackInfo& info) {
     if (p == "auto") setWinogradPolicy(WinogradPolicy::Auto);
     else if (p == "always") setWinogradPolicy(WinogradPolicy::Always);
     else if (p == "never") setWinogradPolicy(WinogradPolicy::Never);
-    else fail("ERR_ONESTEP_ARGUMENT", "setWinogradPolicy: policy must be 'auto', 'always' or 'never', got '", p, "'");
+    else if (p == "f4x4") setWinogradPolicy(WinogradPolicy::AlwaysF4);
+    else fail("ERR_ONESTEP_ARGUMENT", "setWinogradPolicy: policy must be 'auto', 'always', 'f4x4' or 'never', got '", p, "'");
     return info.Env().Undefined();
   });
 }
 
 Napi::Value GetWinogradPolicy(const Napi::CallbackInfo& info) {
-  static const char* const kNames[] = {"auto", "always", "never"};
+  static const char* const kNames[] = {"auto", "always", "never", "f4x4"};
   return Napi::String::New(info.Env(), kNames[(int)winogradPolicy()]);
 }
 

@@ -15,8 +15,8 @@ const child = path.join(__dirname, '..', 'helpers', 'pool_stress.js');
 // 77 rows: one row block (A packed once, threads split the panels); 113, 250, 1029: row blocks
 // of whole micro-panels, balanced across the threads, the last one partial
 const ROWS = [77, 113, 250, 1029];
-// and the child's conv2d by Winograd (285 tiles in balanced blocks)
-const CASES = [...ROWS, 'winograd'];
+// and the child's conv2d by Winograd (F(2x2, 3x3): 285 tiles, F(4x4, 3x3): 80, in balanced blocks)
+const CASES = [...ROWS, 'winograd', 'winograd_f4x4'];
 
 function runChild(seed, env, runs) {
   const r = spawnSync(process.execPath, [child, String(seed), String(runs), ...ROWS.map(String)], {

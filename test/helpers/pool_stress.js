@@ -33,20 +33,21 @@ const K = 96, H = 200, N = 40;
     const hn = ref.layerNorm(x, [M, K], gamma, beta, 1e-5);
     cases[cases.length - 1].want = ref.linear(ref.linear(hn, [M, K], w1h, [H, K], b1, Act.Gelu), [M, H], w2, [N, H]);
   }
-  // a 3x3 convolution by Winograd: 19 x 15 tiles of 2x2 outputs in blocks balanced over the threads
-  {
-    const { setWinogradPolicy } = require('../../dist/graph');
+  // a 3x3 convolution by Winograd, F(2x2, 3x3) then F(4x4, 3x3): 19 x 15 (10 x 8) tiles in blocks
+  // balanced over the threads
+  const { setWinogradPolicy } = require('../../dist/graph');
+  for (const [policy, algorithm] of [['always', 'winograd'], ['f4x4', 'winograd_f4x4']]) {
     const xs = [1, 38, 30, 24], co = 40;
     const x = rng.float32Array(xs.reduce((a, b) => a * b)), w = rng.float32Array(co * xs[3] * 9, 0.2), b = rng.float32Array(co);
     const wh = decodeToFloat32('F16', encodeFromFloat32('F16', w));
-    setWinogradPolicy('always');
+    setWinogradPolicy(policy);
     const g = new GraphBuilder({ device: 'cpu' });
     g.output('y', g.conv2d(g.input('x', xs), addon().tensorFromFloat32('F16', [co, xs[3], 3, 3], w), addon().tensorFromFloat32('F32', [co], b), { padding: 1, act: Act.Silu }));
     const graph = g.build();
-    const algorithm = (await graph.placements())[0].algorithm;
+    const got = (await graph.placements())[0].algorithm;
     setWinogradPolicy('auto');
-    if (algorithm !== 'winograd') throw new Error(`the conv ran by ${algorithm}, not winograd`);
-    cases.push({ M: 'winograd', x, graph, first: undefined, differing: 0, want: ref.conv2d(x, xs, wh, [co, xs[3], 3, 3], b, { stride: [1, 1], pad: [1, 1, 1, 1], up: 1, act: Act.Silu }).y });
+    if (got !== algorithm) throw new Error(`the conv ran by ${got}, not ${algorithm}`);
+    cases.push({ M: algorithm, x, graph, first: undefined, differing: 0, want: ref.conv2d(x, xs, wh, [co, xs[3], 3, 3], b, { stride: [1, 1], pad: [1, 1, 1, 1], up: 1, act: Act.Silu }).y });
   }
   const runOnce = async (c) => {
     const out = await c.graph.run({ x: c.x });
