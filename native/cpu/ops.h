@@ -13,8 +13,8 @@ namespace onestep {
 ONESTEP_OP_TABLE(ONESTEP_CPU_KERNEL_DECL)
 #undef ONESTEP_CPU_KERNEL_DECL
 
-// conv2d by Winograd F(2x2, 3x3) (an algorithm the CPU plan picks, cpu_backend.cc): in[1] is the
-// transformed kernel's 16 matrices prepacked, [16, stride]: float32 panels for the GEMM kernel
+// conv2d by Winograd F(2x2, 3x3) or F(4x4, 3x3) (an algorithm the CPU plan picks, cpu_backend.cc):
+// in[1] is the transformed kernel's 16 (36) matrices prepacked, [16 or 36, stride]: float32 panels for the GEMM kernel
 // w.kernel (winogradWeightPrepacked), or bf16 panels (winogradWeightBf16: bf16 operands), as
 // w.dtype says (w.data is not read); stride 1, 3x3 only.
 void cpuConv2dWinograd(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out, const PrepackedB& w);

@@ -70,10 +70,11 @@ void outputGeneric(const float* m, int64_t stride, int64_t Co, const float* bias
   }
 }
 
-// F(4x4, 3x3): t = B^T d along one axis (6 values, stride s apart), as the AVX-512 code computes it
-template <typename T, typename In, typename Out>
+// F(4x4, 3x3): t = B^T d along one axis (d(i) reads the 6 values, t(i, v) writes them), in the
+// AVX-512 code's order of operations
+template <typename In, typename Out>
 inline void btRow43(In d, Out t) {
-  const T a = d(4) - 4.0f * d(2), b = d(3) - 4.0f * d(1), c = d(4) - d(2), e = 2.0f * (d(3) - d(1));
+  const float a = d(4) - 4.0f * d(2), b = d(3) - 4.0f * d(1), c = d(4) - d(2), e = 2.0f * (d(3) - d(1));
   t(0, 4.0f * d(0) - 5.0f * d(2) + d(4));
   t(1, a + b);
   t(2, a - b);
@@ -88,9 +89,9 @@ void input43Generic(const float* const* src, int64_t C, float* dst, int64_t stri
     for (int i = 0; i < 6; ++i)
       for (int j = 0; j < 6; ++j) d[i][j] = src[i * 6 + j] ? src[i * 6 + j][c] : 0.0f;
     for (int j = 0; j < 6; ++j)  // rows: B^T d
-      btRow43<float>([&](int i) { return d[i][j]; }, [&](int i, float v) { t[i][j] = v; });
+      btRow43([&](int i) { return d[i][j]; }, [&](int i, float v) { t[i][j] = v; });
     for (int i = 0; i < 6; ++i)  // columns: (B^T d) B
-      btRow43<float>([&](int j) { return t[i][j]; }, [&](int j, float v) { dst[(i * 6 + j) * stride + c] = v; });
+      btRow43([&](int j) { return t[i][j]; }, [&](int j, float v) { dst[(i * 6 + j) * stride + c] = v; });
   }
 }
 

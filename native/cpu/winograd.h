@@ -29,18 +29,15 @@ using WinoOutputFn = void (*)(const float* m, int64_t mStride, int64_t Co, const
 using WinoInputBf16Fn = void (*)(const float* const* src, int64_t C, uint16_t* dst, int64_t xiStride, int64_t block,
                                  int64_t blockStride);
 
-// F(4x4, 3x3) (float32 only): one 6x6 input tile -> 36 values per channel (src[i * 6 + j], dst[xi *
-// dstStride + c]), and 36 products -> the 4x4 outputs (out[i * 4 + j], res[i * 4 + j]), as above.
-using WinoInput43Fn = WinoInputFn;
-using WinoOutput43Fn = WinoOutputFn;
-
 struct WinogradKernels {
   const char* name;
   WinoInputFn input;
   WinoOutputFn output;
   WinoInputBf16Fn inputBf16;
-  WinoInput43Fn input43;
-  WinoOutput43Fn output43;
+  // F(4x4, 3x3) (float32 only), the same signatures: one 6x6 input tile -> 36 values per channel
+  // (src[i * 6 + j], dst[xi * dstStride + c]); 36 products -> the 4x4 outputs (out / res[i * 4 + j])
+  WinoInputFn input43;
+  WinoOutputFn output43;
 };
 
 const WinogradKernels& winogradKernels();
