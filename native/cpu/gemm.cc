@@ -191,35 +191,35 @@ inline void microRowsOf(const GemmKernel& kr, int64_t h, int64_t kc, const float
   else kr.microH(kc, ap, bp, c, ldc, acc);
 }
 
-// an A micro-panel stays in L1 while the block's B panels [p0, p1) (bp: the block's panel 0) stream
-// past it from L2; F16 panels are converted in the micro-kernel (microH)
+// the block's tiles: rows [m0, m0+mc) x B panels [p0, p1) (bp: the block's panel 0), in the order
+// forEachTile gives; F16 panels are converted in the micro-kernel (microH)
 template <typename BT>
 void computeBlockT(const GemmKernel& kr, const float* ap, const BT* bp, int64_t kc, int64_t m0, int64_t mc, int64_t n0,
-                   int64_t ncur, int64_t p0, int64_t p1, float* C, int64_t ldc, bool first, bool last, const GemmEpilogue& ep) {
+                   int64_t ncur, int64_t p0, int64_t p1, float* C, int64_t ldc, bool first, bool last, const GemmEpilogue& ep,
+                   bool panelsOuter) {
   const int mr = kr.mr, nr = kr.nr;
   const int64_t mPanels = (mc + mr - 1) / mr;
   alignas(64) float edge[32 * 32];
-  for (int64_t ip = 0; ip < mPanels; ++ip) {
+  forEachTile(mPanels, p0, p1, panelsOuter, [&](int64_t ip, int64_t jp) {
     const int64_t i = ip * mr, h = std::min<int64_t>(mr, mc - i);
-    for (int64_t jp = p0; jp < p1; ++jp) {
-      const int64_t j = jp * nr, w = std::min<int64_t>(nr, ncur - j);
-      float* c = C + (m0 + i) * ldc + n0 + j;
-      if (h == mr && w == nr) {
-        microOf(kr, kc, ap + ip * kc * mr, bp + jp * kc * nr, c, ldc, !first);
-      } else {
-        if (!first)
-          for (int64_t r = 0; r < h; ++r) std::memcpy(edge + r * nr, c + r * ldc, w * sizeof(float));
-        microRowsOf(kr, h, kc, ap + ip * kc * mr, bp + jp * kc * nr, edge, nr, !first);
-        for (int64_t r = 0; r < h; ++r) std::memcpy(c + r * ldc, edge + r * nr, w * sizeof(float));
-      }
-      if (last) applyEpilogue(ep, c, ldc, m0 + i, n0 + j, h, w);
+    const int64_t j = jp * nr, w = std::min<int64_t>(nr, ncur - j);
+    float* c = C + (m0 + i) * ldc + n0 + j;
+    if (h == mr && w == nr) {
+      microOf(kr, kc, ap + ip * kc * mr, bp + jp * kc * nr, c, ldc, !first);
+    } else {
+      if (!first)
+        for (int64_t r = 0; r < h; ++r) std::memcpy(edge + r * nr, c + r * ldc, w * sizeof(float));
+      microRowsOf(kr, h, kc, ap + ip * kc * mr, bp + jp * kc * nr, edge, nr, !first);
+      for (int64_t r = 0; r < h; ++r) std::memcpy(c + r * ldc, edge + r * nr, w * sizeof(float));
     }
-  }
+    if (last) applyEpilogue(ep, c, ldc, m0 + i, n0 + j, h, w);
+  });
 }
 
 inline void computeBlock(const GemmKernel& kr, const float* ap, const float* bp, int64_t kc, int64_t m0, int64_t mc, int64_t n0,
-                         int64_t ncur, int64_t p0, int64_t p1, float* C, int64_t ldc, bool first, bool last, const GemmEpilogue& ep) {
-  computeBlockT(kr, ap, bp, kc, m0, mc, n0, ncur, p0, p1, C, ldc, first, last, ep);
+                         int64_t ncur, int64_t p0, int64_t p1, float* C, int64_t ldc, bool first, bool last, const GemmEpilogue& ep,
+                         bool panelsOuter = false) {
+  computeBlockT(kr, ap, bp, kc, m0, mc, n0, ncur, p0, p1, C, ldc, first, last, ep, panelsOuter);
 }
 
 // F16 panels converted in registers, whatever the rows: with the A values broadcast from memory
@@ -227,8 +227,9 @@ inline void computeBlock(const GemmKernel& kr, const float* ap, const float* bp,
 // whole panels to float first (once for several A micro-panels) was 2-4 % slower at the UNet's
 // shapes (it had been 3.5-5 % faster with the earlier register broadcasts).
 void computeBlock(const GemmKernel& kr, const float* ap, const uint16_t* bp, int64_t kc, int64_t m0, int64_t mc, int64_t n0,
-                  int64_t ncur, int64_t p0, int64_t p1, float* C, int64_t ldc, bool first, bool last, const GemmEpilogue& ep) {
-  computeBlockT(kr, ap, bp, kc, m0, mc, n0, ncur, p0, p1, C, ldc, first, last, ep);
+                  int64_t ncur, int64_t p0, int64_t p1, float* C, int64_t ldc, bool first, bool last, const GemmEpilogue& ep,
+                  bool panelsOuter = false) {
+  computeBlockT(kr, ap, bp, kc, m0, mc, n0, ncur, p0, p1, C, ldc, first, last, ep, panelsOuter);
 }
 
 thread_local ScratchBuffer tSharedB;
@@ -390,7 +391,7 @@ void gemmPrepacked(int64_t M, const GemmA& A, const PrepackedB& B, float* C, int
     sharedA = buf;
   }
   // one task: rows [m0, m0+mcur) x panels [p0, p1) over the depth blocks [kb0, kb1)
-  auto task = [&](int64_t m0, int64_t mcur, int64_t p0, int64_t p1, int64_t kb0, int64_t kb1) {
+  auto task = [&](int64_t m0, int64_t mcur, int64_t p0, int64_t p1, int64_t kb0, int64_t kb1, bool panelsOuter) {
     for (int64_t kb = kb0; kb < kb1; ++kb) {
       const int64_t k0 = kb * kr.kc, kc = std::min<int64_t>(kr.kc, K - k0);
       const float* ap = sharedA ? sharedA + mPad * k0 + m0 * kc : nullptr;
@@ -401,9 +402,11 @@ void gemmPrepacked(int64_t M, const GemmA& A, const PrepackedB& B, float* C, int
       }
       const int64_t at = k0 * panels * nr;
       if (B.dtype == DType::F16)
-        computeBlock(kr, ap, static_cast<const uint16_t*>(B.data) + at, kc, m0, mcur, 0, N, p0, p1, C, ldc, k0 == 0, k0 + kc >= K, ep);
+        computeBlock(kr, ap, static_cast<const uint16_t*>(B.data) + at, kc, m0, mcur, 0, N, p0, p1, C, ldc, k0 == 0, k0 + kc >= K, ep,
+                     panelsOuter);
       else
-        computeBlock(kr, ap, static_cast<const float*>(B.data) + at, kc, m0, mcur, 0, N, p0, p1, C, ldc, k0 == 0, k0 + kc >= K, ep);
+        computeBlock(kr, ap, static_cast<const float*>(B.data) + at, kc, m0, mcur, 0, N, p0, p1, C, ldc, k0 == 0, k0 + kc >= K, ep,
+                     panelsOuter);
     }
   };
   splitPrepacked(M, panels, blocks, kr.mc, mr, parallel, task);
@@ -426,7 +429,7 @@ void splitPrepacked(int64_t M, int64_t panels, int64_t blocks, int64_t mcDefault
     run(chunks, [&](int64_t begin, int64_t end, int) {
       for (int64_t ch = begin; ch < end; ++ch) {
         const int64_t p0 = panels * ch / chunks, p1 = panels * (ch + 1) / chunks;
-        if (p1 > p0) task(0, std::min(mc, M), p0, p1, 0, blocks);
+        if (p1 > p0) task(0, std::min(mc, M), p0, p1, 0, blocks, true);
       }
     });
     return;
@@ -446,7 +449,7 @@ void splitPrepacked(int64_t M, int64_t panels, int64_t blocks, int64_t mcDefault
         const int64_t ib = t / chunks, ch = t % chunks;
         const int64_t m0 = rb.begin(ib), m1 = rb.end(ib);
         const int64_t p0 = panels * ch / chunks, p1 = panels * (ch + 1) / chunks;
-        if (p1 > p0 && m1 > m0) task(m0, m1 - m0, p0, p1, kb, kb + 1);
+        if (p1 > p0 && m1 > m0) task(m0, m1 - m0, p0, p1, kb, kb + 1, false);
       }
     });
 }

@@ -207,7 +207,7 @@ void gemmPrepackedBf16(int64_t M, const GemmA& A, const PrepackedB& B, float* C,
     }
     return static_cast<const uint16_t*>(ap);
   };
-  auto task = [&](int64_t m0, int64_t mcur, int64_t p0, int64_t p1, int64_t kb0, int64_t kb1) {
+  auto task = [&](int64_t m0, int64_t mcur, int64_t p0, int64_t p1, int64_t kb0, int64_t kb1, bool panelsOuter) {
     const int64_t mPanels = (mcur + mr - 1) / mr;
     if (kr.begin) kr.begin();
     for (int64_t kb = kb0; kb < kb1; ++kb) {
@@ -215,16 +215,13 @@ void gemmPrepackedBf16(int64_t M, const GemmA& A, const PrepackedB& B, float* C,
       const uint16_t* ap = A.bf16 ? A.bf16 + (kb * A.bf16Rows + m0) * kBf16Lda : packA(m0, mcur, k0, kc, kcp);
       const uint16_t* bblock = bdata + k0 * allPanels * kBf16Nr + B.firstPanel * kcp * kBf16Nr;
       const bool accumulate = kb > 0, last = kb + 1 == blocks;
-      // an A micro-panel stays in L1 while the B panels stream past it from L2
-      for (int64_t ip = 0; ip < mPanels; ++ip) {
+      forEachTile(mPanels, p0, p1, panelsOuter, [&](int64_t ip, int64_t jp) {
         const int64_t i = ip * mr, h = std::min<int64_t>(mr, mcur - i);
-        for (int64_t jp = p0; jp < p1; ++jp) {
-          const int64_t j = jp * kBf16Nr, w = std::min<int64_t>(kBf16Nr, N - j);
-          float* c = C + (m0 + i) * ldc + j;
-          microTile(kr, kcp, ap + ip * panelElems, bblock + jp * kcp * kBf16Nr, c, ldc, h, w, accumulate);
-          if (last) applyEpilogue(ep, c, ldc, m0 + i, j, h, w);
-        }
-      }
+        const int64_t j = jp * kBf16Nr, w = std::min<int64_t>(kBf16Nr, N - j);
+        float* c = C + (m0 + i) * ldc + j;
+        microTile(kr, kcp, ap + ip * panelElems, bblock + jp * kcp * kBf16Nr, c, ldc, h, w, accumulate);
+        if (last) applyEpilogue(ep, c, ldc, m0 + i, j, h, w);
+      });
     }
     if (kr.end) kr.end();
   };

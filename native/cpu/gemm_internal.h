@@ -57,9 +57,26 @@ void applyEpilogue(const GemmEpilogue& ep, float* c, int64_t ldc, int64_t m0, in
 // The work split of a product on prepacked B (M rows, `panels` 32-column panels, `blocks` depth
 // blocks), shared by every driver: task(m0, rows, p0, p1, kb0, kb1) computes rows [m0, m0+rows)
 // x panels [p0, p1) over depth blocks [kb0, kb1), accumulating across blocks in C. Few rows: one
-// parallel pass, threads split the panels; many: block by block, rows x panel chunks.
-using PrepackedTask = std::function<void(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t)>;
+// parallel pass, threads split the panels; many: block by block, rows x panel chunks. The last
+// argument, panelsOuter, is true on the few-rows pass (see forEachTile).
+using PrepackedTask = std::function<void(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool)>;
 void splitPrepacked(int64_t M, int64_t panels, int64_t blocks, int64_t mcDefault, int mr, bool parallel, const PrepackedTask& task);
+
+// The tiles of a block, f(ip, jp) for row micro-panels [0, mPanels) x panels [p0, p1). Rows
+// outer (panelsOuter false): an A micro-panel stays in L1 while the block's B panels pass from
+// L2, where the many-rows split shares each depth block's panels between the row blocks. Panels
+// outer: a B panel, read from memory once (the few-rows pass reads each weight once), stays in
+// L1 while the row panels pass; text encoder, 77 rows: ~1 % faster in float32.
+template <typename F>
+inline void forEachTile(int64_t mPanels, int64_t p0, int64_t p1, bool panelsOuter, F f) {
+  if (panelsOuter) {
+    for (int64_t jp = p0; jp < p1; ++jp)
+      for (int64_t ip = 0; ip < mPanels; ++ip) f(ip, jp);
+  } else {
+    for (int64_t ip = 0; ip < mPanels; ++ip)
+      for (int64_t jp = p0; jp < p1; ++jp) f(ip, jp);
+  }
+}
 
 // The bf16 driver (gemm_bf16.cc), for PrepackedB of BF16 panels.
 void gemmPrepackedBf16(int64_t M, const GemmA& A, const PrepackedB& B, float* C, int64_t ldc, const GemmEpilogue& ep, bool parallel);
