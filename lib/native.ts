@@ -107,9 +107,10 @@ export interface NativeAddon {
   ): { tensor: NativeTensor; hostWasRead: boolean };
   /**
    * kernel: the float32 micro-kernel; bf16Kernel: the bf16 one, null where the CPU has none;
-   * bf16DepthBlock: the depth of a bf16 panel block (also attention's key block at precision bf16)
+   * bf16DepthBlock: the depth of a bf16 panel block (also attention's key block at precision bf16);
+   * narrow: the kernel has a narrow variant (conv2d to at most 8 channels from 16 or more: 'narrow_gemm')
    */
-  gemmInfo(): { kernel: string; bf16Kernel: string | null; bf16DepthBlock: number };
+  gemmInfo(): { kernel: string; bf16Kernel: string | null; bf16DepthBlock: number; narrow: boolean };
   gemmSelect(kernel: string): boolean;
   /** forces a bf16 kernel ('amx_bf16', 'avx512_bf16', 'generic'; 'none': as without bf16; 'auto': the default); false where it cannot run */
   gemmSelectBf16(kernel: string): boolean;

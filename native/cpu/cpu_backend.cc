@@ -133,6 +133,23 @@ CpuStep planConv2d(const GraphSpec& spec, const GraphNode& n) {
     s.packedB = PrepackedB{s.replaced[1]->data(), bf16 ? DType::BF16 : DType::F32, w.shape[1], w.shape[0], bf16 ? 0 : kernel};
     return s;
   }
+  if (constant && w.shape[0] <= kGemmNarrowMaxN && w.shape[1] >= 16 && gemmNarrowAvailable()) {
+    // few output channels (a decoder's last conv, to RGB): the narrow GEMM, vectorized along the
+    // input channels, on the kernel as float32 [Co, kh, kw, Ci] (a few KB) whatever the precision
+    s.kernel = &cpuConv2dNarrow;
+    s.algorithm = "narrow_gemm";
+    s.replaced[1] = derivedConstant(*src, "conv_ohwi_f32", [](const Tensor& t) {
+      Tensor r = relayoutConvKernel(t.data(), t.dtype(), t.shape());
+      if (r.dtype() != DType::F32) {
+        Tensor f = Tensor::uninitialized(DType::F32, r.shape());
+        r.copyToFloat32(reinterpret_cast<float*>(f.mutableData()));
+        r = f;
+      }
+      t.releaseMappedPages();
+      return r;
+    });
+    return s;
+  }
   const auto a = n.attrsAs<Conv2dAttrs>();
   const bool pointwise = w.shape[2] == 1 && w.shape[3] == 1 && a.stride_h == 1 && a.stride_w == 1 && a.upsample == 1 &&
                          a.pad_top == 0 && a.pad_left == 0 && a.pad_bottom == 0 && a.pad_right == 0;

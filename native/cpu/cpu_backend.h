@@ -1,8 +1,10 @@
 // The CPU backend: it runs every op (the fallback of every other backend). Its plan chooses, per
 // node, the algorithm and the derived constants its kernel reads (native/graph/derived.h):
 //   conv2d  Winograd F(2x2, 3x3) or F(4x4, 3x3) for 3x3 stride-1 convolutions large enough to pay off (policy
-//           below), else a GEMM: pointwise for 1x1 / stride 1 / unpadded, implicit GEMM otherwise
-//           (the receptive field gathered while packing), on the kernel relaid out as [Co, kh, kw, Ci]
+//           below); to at most kGemmNarrowMaxN channels from 16 or more, the narrow GEMM (float32,
+//           where the kernel has one); else a GEMM: pointwise for 1x1 / stride 1 / unpadded, implicit
+//           GEMM otherwise (the receptive field gathered while packing), on the kernel relaid out as
+//           [Co, kh, kw, Ci]
 //   linear  GEMM on the weight packed once at plan time in the micro-kernel's layout (F16 weights
 //           stay F16, converted in registers; ONESTEP_GEMM_PREPACK=0 turns it off), else packed per
 //           call (BF16 weights, or F16 ones where the kernel has no half-precision variant)

@@ -155,7 +155,7 @@ void microGeneric(int64_t kc, const float* ap, const float* bp, float* c, int64_
 void microGenericH(int64_t kc, const float* ap, const uint16_t* bp, float* c, int64_t ldc, bool accumulate) {
   microGenericT(kc, ap, bp, c, ldc, accumulate);
 }
-const GemmKernel kGeneric = {"generic", kGenMR, kGenNR, 256, 64, microGeneric, microGenericH, 0, nullptr, nullptr, nullptr, nullptr, nullptr};
+const GemmKernel kGeneric = {"generic", kGenMR, kGenNR, 256, 64, microGeneric, microGenericH, 0, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
 
 std::atomic<const GemmKernel*> gKernel{nullptr};
 
@@ -468,6 +468,35 @@ RowBlocks balancedRowBlocks(int64_t M, int64_t maxRows, int64_t group, int threa
   r.base = groups / r.count;
   r.extra = groups % r.count;
   return r;
+}
+
+bool gemmNarrowAvailable() { return pickKernel()->narrow != nullptr; }
+
+void gemmNarrow(int64_t M, int64_t N, int64_t K, const GemmA& A, const float* B, float* C, int64_t ldc, const GemmEpilogue& ep,
+                bool parallel) {
+  if (M <= 0 || N <= 0) return;
+  check(N <= kGemmNarrowMaxN && K >= 0 && !ep.accumulate, "ERR_ONESTEP_INTERNAL", "gemmNarrow: ", N, " columns, depth ", K);
+  const GemmKernel& kr = *pickKernel();
+  if (!kr.narrow || K == 0) {
+    GemmB b;
+    b.data = B;
+    b.dtype = DType::F32;
+    b.ld = K;
+    b.nk = true;
+    return gemm(M, N, K, A, b, C, ldc, ep, parallel);
+  }
+  // blocks of rows: whole groups of every narrow tile (48 is a multiple of 16, 12, 8, 6, 4, 3, 2)
+  constexpr int64_t kRows = 48;
+  const int64_t blocks = (M + kRows - 1) / kRows;
+  auto body = [&](int64_t begin, int64_t end, int) {
+    for (int64_t b = begin; b < end; ++b) {
+      const int64_t m0 = b * kRows, h = std::min(kRows, M - m0);
+      kr.narrow(A, m0, h, N, K, B, C + m0 * ldc, ldc);
+      applyEpilogue(ep, C + m0 * ldc, ldc, m0, 0, h, N);
+    }
+  };
+  if (parallel && ThreadPool::global().size() > 1) ThreadPool::global().parallelFor(blocks, 1, body);
+  else body(0, blocks, 0);
 }
 
 void gemm(int64_t M, int64_t N, int64_t K, const GemmA& A, const GemmB& B, float* C, int64_t ldc,

@@ -1,6 +1,7 @@
 // AVX-512 GEMM micro-kernel: 14 x 32 tile (28 zmm accumulators, 2 for B; A broadcast from memory). Compiled
 // for AVX-512 through a target pragma; used only where the CPU reports avx512f.
 #include "gemm.h"
+#include "gemm_internal.h"
 
 #include <algorithm>
 
@@ -207,7 +208,7 @@ void packBnkHAvx512(const uint16_t* b, int64_t ld, int64_t w, int64_t kc, uint16
 }
 
 const GemmKernel kAvx512 = {"avx512",       MR,           NR,           384,          112, microAvx512, microAvx512H, kLowRows, microLowAvx512,
-                             microLowAvx512H, packRowsAvx512, packBnkAvx512, packBnkHAvx512};
+                             microLowAvx512H, packRowsAvx512, packBnkAvx512, packBnkHAvx512, gemmNarrowAvx512};
 
 }  // namespace
 

@@ -25,25 +25,48 @@ void forEachRowRun(const GemmA& A, int64_t m, int64_t h, int64_t k0, int64_t kc,
   }
   const ConvGeom& g = *A.conv;
   const int64_t Hu = g.H * g.up, Wu = g.W * g.up;
-  int64_t oxs[32], oys[32], bs[32];
+  // per row: the receptive field's top-left corner in the (upsampled) input, and the image's first pixel
+  int64_t y0s[32], x0s[32], bs[32];
   for (int64_t i = 0; i < h; ++i) {
     const int64_t r = m + i;
-    oxs[i] = r % g.Wo;
-    oys[i] = (r / g.Wo) % g.Ho;
-    bs[i] = r / (g.Wo * g.Ho);
+    x0s[i] = (r % g.Wo) * g.sw - g.pl;
+    y0s[i] = ((r / g.Wo) % g.Ho) * g.sh - g.pt;
+    bs[i] = (r / (g.Wo * g.Ho)) * g.H;
   }
+  // the tap (ky, kx) and channel ci of depth k, stepped along (no division per run: a run is a
+  // tap's channels, as few as 16 for a narrow GEMM's four vector steps)
+  const int64_t tap0 = k0 / g.C;
+  int64_t ci = k0 % g.C, ky = tap0 / g.kw, kx = tap0 % g.kw;
+  // the nearest-upsampled input's pixel p is the input's p / up (a shift for 2)
+  const int upShift = g.up == 1 ? 0 : g.up == 2 ? 1 : -1;
   int64_t k = k0;
   while (k < k0 + kc) {
-    const int64_t tap = k / g.C, ci = k % g.C;
     const int64_t run = std::min(g.C - ci, k0 + kc - k);
-    const int64_t ky = tap / g.kw, kx = tap % g.kw;
     for (int64_t i = 0; i < h; ++i) {
-      const int64_t iy = oys[i] * g.sh + ky - g.pt, ix = oxs[i] * g.sw + kx - g.pl;
-      rows[i] = (iy < 0 || iy >= Hu || ix < 0 || ix >= Wu) ? nullptr
-                                                           : g.x + ((bs[i] * g.H + iy / g.up) * g.W + ix / g.up) * g.C + ci;
+      int64_t iy = y0s[i] + ky, ix = x0s[i] + kx;
+      if (iy < 0 || iy >= Hu || ix < 0 || ix >= Wu) {
+        rows[i] = nullptr;
+        continue;
+      }
+      if (upShift > 0) {
+        iy >>= upShift;
+        ix >>= upShift;
+      } else if (upShift < 0) {
+        iy /= g.up;
+        ix /= g.up;
+      }
+      rows[i] = g.x + ((bs[i] + iy) * g.W + ix) * g.C + ci;
     }
     put(rows, run, k - k0);
     k += run;
+    ci += run;
+    if (ci == g.C) {
+      ci = 0;
+      if (++kx == g.kw) {
+        kx = 0;
+        ++ky;
+      }
+    }
   }
 }
 
@@ -77,6 +100,9 @@ inline void forEachTile(int64_t mPanels, int64_t p0, int64_t p1, bool panelsOute
       for (int64_t jp = p0; jp < p1; ++jp) f(ip, jp);
   }
 }
+
+// The AVX-512 narrow kernel (gemm_narrow_avx512.cc; GemmKernel::narrow of the avx512 kernel).
+void gemmNarrowAvx512(const GemmA& A, int64_t m, int64_t h, int64_t N, int64_t K, const float* B, float* c, int64_t ldc);
 
 // The bf16 driver (gemm_bf16.cc), for PrepackedB of BF16 panels.
 void gemmPrepackedBf16(int64_t M, const GemmA& A, const PrepackedB& B, float* C, int64_t ldc, const GemmEpilogue& ep, bool parallel);

@@ -23,6 +23,8 @@ void cpuConv2dWinograd(const GraphNode& node, const std::vector<TensorRef>& in, 
 void cpuAttentionBf16(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out);
 // linear with its weight prepacked by the CPU plan (in[1] is not read)
 void cpuLinearPrepacked(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out, const PrepackedB& w);
+// conv2d to few output channels (gemmNarrow): in[1] is the kernel as float32 [Co, kh, kw, Ci]
+void cpuConv2dNarrow(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out);
 // conv2d by GEMM with its kernel prepacked by the CPU plan (`kernel`: the graph's [Co, Ci, kh, kw])
 void cpuConv2dPrepacked(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out, const PrepackedB& w, const Shape& kernel);
 

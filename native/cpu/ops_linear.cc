@@ -1,6 +1,7 @@
 // linear and conv2d: both are GEMMs with a fused epilogue (bias, activation, residual).
 #include "ops.h"
 
+#include "../core/error.h"
 #include "gemm.h"
 
 namespace onestep {
@@ -96,6 +97,14 @@ void cpuConv2d(const GraphNode& node, const std::vector<TensorRef>& in, const Te
   b.ld = c.K;
   b.nk = true;
   gemm(c.M, c.N, c.K, c.A, b, static_cast<float*>(out.data), c.N, c.ep);
+}
+
+void cpuConv2dNarrow(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out) {
+  const Shape& w = *in[1].shape;  // [Co, kh, kw, Ci] float32 (the CPU plan's derived form)
+  check(in[1].dtype == DType::F32, "ERR_ONESTEP_INTERNAL", "conv2d (narrow): the kernel must be float32");
+  ConvGemm c;
+  setUpConv(c, node, in, out, w[0], w[1], w[2]);
+  gemmNarrow(c.M, c.N, c.K, c.A, static_cast<const float*>(in[1].data), static_cast<float*>(out.data), c.N, c.ep);
 }
 
 void cpuConv2dPrepacked(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out, const PrepackedB& w, const Shape& kernel) {

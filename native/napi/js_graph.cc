@@ -432,6 +432,7 @@ Napi::Value GemmInfo(const Napi::CallbackInfo& info) {
     const char* bf16 = gemmBf16KernelName();
     o.Set("bf16Kernel", bf16 ? Napi::Value(Napi::String::New(info.Env(), bf16)) : info.Env().Null());
     o.Set("bf16DepthBlock", Napi::Number::New(info.Env(), (double)gemmBf16DepthBlock()));
+    o.Set("narrow", Napi::Boolean::New(info.Env(), gemmNarrowAvailable()));
     return o;
   });
 }

@@ -46,7 +46,7 @@ Napi::Value InferNode(const Napi::CallbackInfo& info);
 // setWinogradPolicy('auto' | 'always' | 'never') / winogradPolicy(): the CPU plan's conv2d choice
 Napi::Value SetWinogradPolicy(const Napi::CallbackInfo& info);
 Napi::Value GetWinogradPolicy(const Napi::CallbackInfo& info);
-// gemmInfo() -> { kernel, bf16Kernel }, gemmSelect(name) / gemmSelectBf16(name) -> boolean, gemmBench(M, N, K, dtype, seconds) -> GFLOP/s
+// gemmInfo() -> { kernel, bf16Kernel, bf16DepthBlock, narrow }, gemmSelect(name) / gemmSelectBf16(name) -> boolean, gemmBench(M, N, K, dtype, seconds) -> GFLOP/s
 Napi::Value GemmInfo(const Napi::CallbackInfo& info);
 Napi::Value GemmSelect(const Napi::CallbackInfo& info);
 Napi::Value GemmSelectBf16(const Napi::CallbackInfo& info);

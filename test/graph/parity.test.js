@@ -214,12 +214,17 @@ for (const backend of backends) {
       { xs: [1, 5, 6, 400], co: 40, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 1, act: Act.None }, // depth 400: two blocks of prepacked panels
     ];
     // (and F(4x4, 3x3): policy 'f4x4')
+    // outside Winograd the CPU runs a conv to at most 8 channels from 16 or more by its narrow
+    // GEMM (where the kernel has one), else by the GEMMs (pointwise: unpadded 1x1 stride 1)
+    const narrowCpu = addon().gemmInfo().narrow;
+    const narrow = (c) => narrowCpu && c.co <= 8 && c.xs[3] >= 16;
+    const directAlgo = (c, suffix = '') => narrow(c) ? 'narrow_gemm' : (c.k === 1 && c.pad.every((p) => p === 0) && c.up === 1 ? 'gemm_1x1' : 'implicit_gemm') + suffix;
     const policies = backend === 'cpu' ? ['never', 'always', 'f4x4'] : [undefined];
     for (const c of [...convCases, ...winogradCases]) {
       for (const policy of policies) {
         const winograd = (policy === 'always' || policy === 'f4x4') && c.k === 3 && c.stride[0] === 1 && c.stride[1] === 1;
         if ((policy === 'always' || policy === 'f4x4') && !winograd) continue;
-        const algo = backend !== 'cpu' ? '' : winograd ? (policy === 'f4x4' ? 'winograd_f4x4' : 'winograd') : c.k === 1 && c.pad.every((p) => p === 0) && c.up === 1 ? 'gemm_1x1' : 'implicit_gemm';
+        const algo = backend !== 'cpu' ? '' : winograd ? (policy === 'f4x4' ? 'winograd_f4x4' : 'winograd') : directAlgo(c);
         opCase('conv2d', `conv2d ${c.k}x${c.k} x${JSON.stringify(c.xs)} -> ${c.co}, stride ${c.stride}, pad ${c.pad}, up ${c.up}, ${c.dtype || 'F32'}${c.residual ? ', residual' : ''}${algo ? `, ${algo}` : ''}`, async () => {
           const x = X(c.xs);
           const w = weight(c.dtype || 'F32', [c.co, c.xs[3], c.k, c.k], 0.3);
@@ -305,13 +310,15 @@ for (const backend of backends) {
             const r = c.residual ? X(ref.conv2d(x.data, x.shape, w.v, w.shape, b.v, geom).shape) : undefined;
             if (r) inputs.r = r;
             const got = await run1On((g, v) => g.conv2d(v.x, w.t, b.t, { stride: c.stride, padding: c.pad, upsample: c.up, act: c.act, residual: v.r }), inputs, { precision: 'bf16' });
-            const pointwise = c.k === 1 && c.pad.every((p) => p === 0) && c.up === 1;
-            assert.strictEqual(got.placements[got.placements.length - 1].algorithm, pointwise ? 'gemm_1x1_bf16' : 'implicit_gemm_bf16');
+            assert.strictEqual(got.placements[got.placements.length - 1].algorithm, directAlgo(c, '_bf16'));
             const want = ref.conv2d(bf(x.data), x.shape, bf(w.v), w.shape, b.v, { ...geom, act: c.act, residual: r && r.data });
             assert.deepStrictEqual(got.shape, want.shape);
             const what = `conv2d ${c.k}x${c.k} ${JSON.stringify(c.xs)} -> ${c.co}`;
-            check(`${what} on bf16 operands`, got.y, want.y, 1e-5);
-            check(`${what} against float32`, got.y, ref.conv2d(x.data, x.shape, w.v, w.shape, b.v, { ...geom, act: c.act, residual: r && r.data }).y, 1e-2);
+            const want32 = ref.conv2d(x.data, x.shape, w.v, w.shape, b.v, { ...geom, act: c.act, residual: r && r.data }).y;
+            // the narrow GEMM keeps float32 operands at either precision
+            if (narrow(c)) check(`${what} (narrow) against float32`, got.y, want32, 1e-5);
+            else check(`${what} on bf16 operands`, got.y, want.y, 1e-5);
+            check(`${what} against float32`, got.y, want32, 1e-2);
           }
         }));
       }
@@ -416,6 +423,63 @@ for (const backend of backends) {
         assert.ok(!a.gemmSelectBf16('no_such_kernel'));
       });
     }
+
+    // few output channels (a decoder's last conv, to RGB): on the CPU the narrow GEMM (vectorized
+    // along the input channels; row groups of 16 for one column ... 2 for eight, blocks of 48
+    // rows), at precision fp32 and bf16 alike in float32; M is no multiple of the groups
+    const narrowCases = [
+      { xs: [1, 13, 11, 16], co: 3, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 1, act: Act.None },
+      { xs: [2, 9, 10, 20], co: 1, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 1, act: Act.Silu, dtype: 'F16' }, // a vector and 4 channels
+      { xs: [1, 7, 9, 67], co: 2, k: 3, stride: [2, 2], pad: [0, 1, 1, 0], up: 1, act: Act.None, residual: true }, // strided, asymmetric
+      { xs: [1, 6, 5, 32], co: 4, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 2, act: Act.None, dtype: 'BF16' }, // fused upsample
+      { xs: [1, 8, 7, 48], co: 5, k: 1, stride: [1, 1], pad: [0, 0, 0, 0], up: 1, act: Act.Relu }, // pointwise: dense rows
+      { xs: [1, 11, 12, 24], co: 6, k: 3, stride: [1, 1], pad: [0, 0, 0, 0], up: 1, act: Act.None }, // no padding
+      { xs: [1, 10, 10, 40], co: 7, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 1, act: Act.Gelu, residual: true },
+      { xs: [1, 9, 9, 130], co: 8, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 1, act: Act.None, dtype: 'F16' },
+      { xs: [1, 5, 7, 16], co: 9, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 1, act: Act.None }, // 9 channels: the GEMMs
+      { xs: [1, 5, 7, 15], co: 3, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 1, act: Act.None }, // 15 in: the GEMMs
+    ];
+    opCase('conv2d', 'conv2d to few output channels (the CPU\'s narrow GEMM), at precision fp32 and bf16', async () => {
+      const bf16Ok = backend === 'cpu' && addon().gemmInfo().bf16Kernel !== null;
+      for (const c of narrowCases) {
+        const x = X(c.xs);
+        const w = weight(c.dtype || 'F32', [c.co, c.xs[3], c.k, c.k], 0.3);
+        const b = weight('F32', [c.co]);
+        const inputs = { x };
+        const geom = { stride: c.stride, pad: c.pad, up: c.up };
+        const r = c.residual ? X(ref.conv2d(x.data, x.shape, w.v, w.shape, b.v, geom).shape) : undefined;
+        if (r) inputs.r = r;
+        const want = ref.conv2d(x.data, x.shape, w.v, w.shape, b.v, { ...geom, act: c.act, residual: r && r.data });
+        const what = `conv2d ${c.k}x${c.k} ${JSON.stringify(c.xs)} -> ${c.co}`;
+        for (const precision of bf16Ok ? ['fp32', 'bf16'] : ['fp32']) {
+          const got = await run1On((g, v) => g.conv2d(v.x, w.t, b.t, { stride: c.stride, padding: c.pad, upsample: c.up, act: c.act, residual: v.r }), inputs, { precision });
+          assert.deepStrictEqual(got.shape, want.shape);
+          if (backend === 'cpu') assert.strictEqual(got.placements[0].algorithm, directAlgo(c, precision === 'bf16' ? '_bf16' : ''), `${what} at ${precision}`);
+          check(`${what} at ${precision}`, got.y, want.y, precision === 'bf16' && !narrow(c) ? 1e-2 : tolFor(backend, 1e-5, true));
+        }
+      }
+      if (backend === 'cpu' && narrowCpu) {
+        // a plan made for the narrow kernel, run after the GEMM kernel changed (a test's switch):
+        // the same values by the GEMMs
+        const c = narrowCases[0];
+        const x = X(c.xs);
+        const w = weight('F32', [c.co, c.xs[3], 3, 3], 0.3);
+        const g = new GraphBuilder({ device: 'cpu' });
+        g.output('y', g.conv2d(g.input('x', x.shape), w.t, undefined, { padding: 1 }));
+        const graph = build1(g);
+        assert.strictEqual((await graph.placements())[0].algorithm, 'narrow_gemm');
+        const kernel = addon().gemmInfo().kernel;
+        assert.ok(addon().gemmSelect('generic'));
+        try {
+          const out = await graph.run({ x: x.data });
+          check('narrow plan on the generic kernel', out.y.toFloat32(), ref.conv2d(x.data, x.shape, w.v, w.shape, undefined, { pad: [1, 1, 1, 1] }).y, 1e-5);
+          out.y.dispose();
+        } finally {
+          assert.ok(addon().gemmSelect(kernel));
+          graph.dispose();
+        }
+      }
+    });
 
     if (backend === 'cpu') opCase('conv2d', 'conv2d picks Winograd for large 3x3 stride-1 convs (policy auto; F(4x4, 3x3) from 64x64) and matches the direct kernel', async () => {
       const before = winogradPolicy();

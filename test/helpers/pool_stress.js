@@ -1,7 +1,7 @@
 // Child process of test/backend/thread_pool.test.js: runs small graphs (layer_norm, then linear
 // layers whose row counts take both GEMM work splits: one row block, and many blocks; the first
-// weight F16, its panels converted in the micro-kernel; and a conv2d by
-// Winograd, its tiles in blocks split over the threads) many times, one
+// weight F16, its panels converted in the micro-kernel; a conv2d by
+// Winograd, its tiles in blocks split over the threads; a conv2d by the narrow GEMM) many times, one
 // graph at a time and then all at once
 // on the pool the environment sets up (ONESTEP_NUM_THREADS, ONESTEP_SPIN_US), and prints, per row
 // count, a digest of the output, the number of runs whose output differed from the first, and the
@@ -48,6 +48,18 @@ const K = 96, H = 200, N = 40;
     setWinogradPolicy('auto');
     if (got !== algorithm) throw new Error(`the conv ran by ${got}, not ${algorithm}`);
     cases.push({ M: algorithm, x, graph, first: undefined, differing: 0, want: ref.conv2d(x, xs, wh, [co, xs[3], 3, 3], b, { stride: [1, 1], pad: [1, 1, 1, 1], up: 1, act: Act.Silu }).y });
+  }
+  // a conv to 3 channels by the narrow GEMM (where the kernel has one): 210 rows in blocks of 48
+  // over the threads
+  if (addon().gemmInfo().narrow) {
+    const xs = [1, 15, 14, 40], co = 3;
+    const x = rng.float32Array(xs.reduce((a, b) => a * b)), w = rng.float32Array(co * xs[3] * 9, 0.2), b = rng.float32Array(co);
+    const g = new GraphBuilder({ device: 'cpu' });
+    g.output('y', g.conv2d(g.input('x', xs), addon().tensorFromFloat32('F32', [co, xs[3], 3, 3], w), addon().tensorFromFloat32('F32', [co], b), { padding: 1 }));
+    const graph = g.build();
+    const got = (await graph.placements())[0].algorithm;
+    if (got !== 'narrow_gemm') throw new Error(`the conv ran by ${got}, not narrow_gemm`);
+    cases.push({ M: got, x, graph, first: undefined, differing: 0, want: ref.conv2d(x, xs, w, [co, xs[3], 3, 3], b, { stride: [1, 1], pad: [1, 1, 1, 1], up: 1 }).y });
   }
   const runOnce = async (c) => {
     const out = await c.graph.run({ x: c.x });

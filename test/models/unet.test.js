@@ -64,7 +64,7 @@ describe('UNet2DConditionModel', () => {
     u.dispose();
   });
 
-  it("precision 'bf16' runs every GEMM on a weight with bf16 operands (no Winograd), the rest as in fp32", async () => {
+  it("precision 'bf16' runs every GEMM on a weight with bf16 operands (no Winograd; conv_out to 4 channels by the narrow GEMM in float32 where the CPU has it), the rest as in fp32", async () => {
     const { addon } = require('../../dist/native');
     const native = addon().gemmInfo().bf16Kernel;
     if (!native) assert.ok(addon().gemmSelectBf16('generic'));
@@ -76,8 +76,11 @@ describe('UNet2DConditionModel', () => {
         u.dispose();
       }
       const algos = (p) => new Set(p.filter((n) => n.op === 'linear' || n.op === 'conv2d').map((n) => n.algorithm));
-      assert.deepStrictEqual([...algos(placements.bf16)].sort(), ['gemm_1x1_bf16', 'gemm_bf16', 'implicit_gemm_bf16']);
+      const narrow = addon().gemmInfo().narrow ? ['narrow_gemm'] : [];
+      assert.deepStrictEqual([...algos(placements.bf16)].sort(), ['gemm_1x1_bf16', 'gemm_bf16', 'implicit_gemm_bf16', ...narrow].sort());
       assert.ok(![...algos(placements.fp32)].some((x) => /bf16/.test(x)));
+      // the narrow conv is conv_out, in both precisions
+      for (const p of [placements.fp32, placements.bf16]) assert.deepStrictEqual(p.filter((n) => n.algorithm === 'narrow_gemm').length, narrow.length);
       assert.deepStrictEqual(placements.bf16.map((n) => n.op), placements.fp32.map((n) => n.op));
     } finally {
       addon().gemmSelectBf16('auto');
