@@ -138,23 +138,20 @@ void checkKernel3x3(const Shape& s) {
         shapeString(s));
 }
 
-// U = G g G^T of one 3x3 kernel k (row-major), computed in double: u[i * n + j], n = tile + 2
-// F(2x2, 3x3): G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]; F(4x4, 3x3): winograd.h
+// U = G g G^T of one 3x3 kernel k (row-major), computed in double as (G g) G^T: u[i * n + j],
+// n = tile + 2. F(2x2, 3x3): G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]];
+// F(4x4, 3x3): winograd.h
 void transformKernel(const float* k, float* u, int tile) {
-  static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+  static const double G2[6][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
   static const double G4[6][3] = {{0.25, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
                                   {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+  const double(*G)[3] = tile == 4 ? G4 : G2;
   const int n = tile + 2;
+  double t[6][3];  // G g
   for (int i = 0; i < n; ++i)
-    for (int j = 0; j < n; ++j) {
-      double acc = 0;
-      for (int y = 0; y < 3; ++y)
-        for (int x = 0; x < 3; ++x) {
-          const double gi = tile == 4 ? G4[i][y] : G2[i][y], gj = tile == 4 ? G4[j][x] : G2[j][x];
-          acc += gi * (double)k[y * 3 + x] * gj;
-        }
-      u[i * n + j] = (float)acc;
-    }
+    for (int x = 0; x < 3; ++x) t[i][x] = G[i][0] * (double)k[x] + G[i][1] * (double)k[3 + x] + G[i][2] * (double)k[6 + x];
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) u[i * n + j] = (float)(t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2]);
 }
 
 }  // namespace
@@ -192,14 +189,20 @@ Tensor winogradWeightPrepacked(const Tensor& w, int tile) {
   // one panel of output channels at a time: its nx matrices [nr][Ci] made, then packed into place
   ThreadPool::global().parallelFor((Co + nr - 1) / nr, 1, [&](int64_t begin, int64_t end, int) {
     std::vector<float> g((size_t)(nr * Ci * 9)), u((size_t)(nx * nr * Ci));
-    float v[36];
+    float v[36], runs[36 * 16];
     for (int64_t p = begin; p < end; ++p) {
       const int64_t o0 = p * nr, width = std::min(nr, Co - o0);
       w.copyToFloat32(o0 * Ci * 9, width * Ci * 9, g.data());
+      // 16 input channels at a time, gathered per matrix in L1 and written as runs (one value
+      // at a time into nx matrices a panel apart missed the cache on every store)
       for (int64_t o = 0; o < width; ++o)
-        for (int64_t c = 0; c < Ci; ++c) {
-          transformKernel(g.data() + (o * Ci + c) * 9, v, tile);
-          for (int xi = 0; xi < nx; ++xi) u[((size_t)xi * nr + o) * Ci + c] = v[xi];
+        for (int64_t c0 = 0; c0 < Ci; c0 += 16) {
+          const int64_t cn = std::min<int64_t>(16, Ci - c0);
+          for (int64_t cc = 0; cc < cn; ++cc) {
+            transformKernel(g.data() + (o * Ci + c0 + cc) * 9, v, tile);
+            for (int xi = 0; xi < nx; ++xi) runs[xi * 16 + cc] = v[xi];
+          }
+          for (int xi = 0; xi < nx; ++xi) std::memcpy(u.data() + ((size_t)xi * nr + o) * Ci + c0, runs + xi * 16, (size_t)cn * sizeof(float));
         }
       for (int xi = 0; xi < nx; ++xi) {
         GemmB b;
