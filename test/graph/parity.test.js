@@ -190,6 +190,19 @@ for (const backend of backends) {
       check('linear', y, ref.linear(x.data, x.shape, w.v, w.shape), tolFor(backend, 1e-5, true));
     });
 
+    // a conv case's random operands (x, the kernel, the bias, a residual where it has one), its
+    // float64 reference on given x and kernel values, and a run of it on this backend
+    const convCase = (c) => {
+      const x = X(c.xs);
+      const w = weight(c.dtype || 'F32', [c.co, c.xs[3], c.k, c.k], 0.3);
+      const b = weight('F32', [c.co]);
+      const geom = { stride: c.stride, pad: c.pad, up: c.up };
+      const r = c.residual ? X(ref.conv2d(x.data, x.shape, w.v, w.shape, b.v, geom).shape) : undefined;
+      const refOf = (xv, wv) => ref.conv2d(xv, x.shape, wv, w.shape, b.v, { ...geom, act: c.act, residual: r && r.data });
+      const run = (builderOptions) =>
+        run1On((g, v) => g.conv2d(v.x, w.t, b.t, { stride: c.stride, padding: c.pad, upsample: c.up, act: c.act, residual: v.r }), r ? { x, r } : { x }, builderOptions);
+      return { x, w, refOf, run, want: refOf(x.data, w.v) };
+    };
     const convCases = [
       { xs: [1, 9, 7, 5], co: 6, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 1, act: Act.None },
       { xs: [2, 8, 8, 16], co: 12, k: 3, stride: [2, 2], pad: [1, 1, 1, 1], up: 1, act: Act.Silu, dtype: 'F16' },
@@ -226,18 +239,12 @@ for (const backend of backends) {
         if ((policy === 'always' || policy === 'f4x4') && !winograd) continue;
         const algo = backend !== 'cpu' ? '' : winograd ? (policy === 'f4x4' ? 'winograd_f4x4' : 'winograd') : directAlgo(c);
         opCase('conv2d', `conv2d ${c.k}x${c.k} x${JSON.stringify(c.xs)} -> ${c.co}, stride ${c.stride}, pad ${c.pad}, up ${c.up}, ${c.dtype || 'F32'}${c.residual ? ', residual' : ''}${algo ? `, ${algo}` : ''}`, async () => {
-          const x = X(c.xs);
-          const w = weight(c.dtype || 'F32', [c.co, c.xs[3], c.k, c.k], 0.3);
-          const b = weight('F32', [c.co]);
-          const inputs = { x };
-          const r = c.residual ? X(ref.conv2d(x.data, x.shape, w.v, w.shape, b.v, { stride: c.stride, pad: c.pad, up: c.up }).shape) : undefined;
-          if (r) inputs.r = r;
-          const want = ref.conv2d(x.data, x.shape, w.v, w.shape, b.v, { stride: c.stride, pad: c.pad, up: c.up, act: c.act, residual: r && r.data });
+          const { run, want } = convCase(c);
           const before = winogradPolicy();
           if (policy) setWinogradPolicy(policy);
           let got;
           try {
-            got = await run1On((g, v) => g.conv2d(v.x, w.t, b.t, { stride: c.stride, padding: c.pad, upsample: c.up, act: c.act, residual: v.r }), inputs);
+            got = await run();
           } finally {
             setWinogradPolicy(before);
           }
@@ -302,23 +309,16 @@ for (const backend of backends) {
         }
         opCase('conv2d', `conv2d at precision bf16 (${kernel} kernel): 3x3, strided, padded, upsampled, 1x1, residual`, () => withKernel(kernel, async () => {
           for (const c of bf16ConvCases) {
-            const x = X(c.xs);
-            const w = weight(c.dtype || 'F32', [c.co, c.xs[3], c.k, c.k], 0.3);
-            const b = weight('F32', [c.co]);
-            const inputs = { x };
-            const geom = { stride: c.stride, pad: c.pad, up: c.up };
-            const r = c.residual ? X(ref.conv2d(x.data, x.shape, w.v, w.shape, b.v, geom).shape) : undefined;
-            if (r) inputs.r = r;
-            const got = await run1On((g, v) => g.conv2d(v.x, w.t, b.t, { stride: c.stride, padding: c.pad, upsample: c.up, act: c.act, residual: v.r }), inputs, { precision: 'bf16' });
+            const { x, w, refOf, run, want: want32 } = convCase(c);
+            const got = await run({ precision: 'bf16' });
             assert.strictEqual(got.placements[got.placements.length - 1].algorithm, directAlgo(c, '_bf16'));
-            const want = ref.conv2d(bf(x.data), x.shape, bf(w.v), w.shape, b.v, { ...geom, act: c.act, residual: r && r.data });
+            const want = refOf(bf(x.data), bf(w.v));
             assert.deepStrictEqual(got.shape, want.shape);
             const what = `conv2d ${c.k}x${c.k} ${JSON.stringify(c.xs)} -> ${c.co}`;
-            const want32 = ref.conv2d(x.data, x.shape, w.v, w.shape, b.v, { ...geom, act: c.act, residual: r && r.data }).y;
             // the narrow GEMM keeps float32 operands at either precision
-            if (narrow(c)) check(`${what} (narrow) against float32`, got.y, want32, 1e-5);
+            if (narrow(c)) check(`${what} (narrow) against float32`, got.y, want32.y, 1e-5);
             else check(`${what} on bf16 operands`, got.y, want.y, 1e-5);
-            check(`${what} against float32`, got.y, want32, 1e-2);
+            check(`${what} against float32`, got.y, want32.y, 1e-2);
           }
         }));
       }
@@ -442,17 +442,10 @@ for (const backend of backends) {
     opCase('conv2d', 'conv2d to few output channels (the CPU\'s narrow GEMM), at precision fp32 and bf16', async () => {
       const bf16Ok = backend === 'cpu' && addon().gemmInfo().bf16Kernel !== null;
       for (const c of narrowCases) {
-        const x = X(c.xs);
-        const w = weight(c.dtype || 'F32', [c.co, c.xs[3], c.k, c.k], 0.3);
-        const b = weight('F32', [c.co]);
-        const inputs = { x };
-        const geom = { stride: c.stride, pad: c.pad, up: c.up };
-        const r = c.residual ? X(ref.conv2d(x.data, x.shape, w.v, w.shape, b.v, geom).shape) : undefined;
-        if (r) inputs.r = r;
-        const want = ref.conv2d(x.data, x.shape, w.v, w.shape, b.v, { ...geom, act: c.act, residual: r && r.data });
+        const { run, want } = convCase(c);
         const what = `conv2d ${c.k}x${c.k} ${JSON.stringify(c.xs)} -> ${c.co}`;
         for (const precision of bf16Ok ? ['fp32', 'bf16'] : ['fp32']) {
-          const got = await run1On((g, v) => g.conv2d(v.x, w.t, b.t, { stride: c.stride, padding: c.pad, upsample: c.up, act: c.act, residual: v.r }), inputs, { precision });
+          const got = await run({ precision });
           assert.deepStrictEqual(got.shape, want.shape);
           if (backend === 'cpu') assert.strictEqual(got.placements[0].algorithm, directAlgo(c, precision === 'bf16' ? '_bf16' : ''), `${what} at ${precision}`);
           check(`${what} at ${precision}`, got.y, want.y, precision === 'bf16' && !narrow(c) ? 1e-2 : tolFor(backend, 1e-5, true));
