@@ -1,16 +1,12 @@
 // AVX2 + FMA GEMM micro-kernel: 6 x 16 tile (12 ymm accumulators). Compiled for AVX2 through a
 // target pragma, so no build flags are needed; used only where the CPU reports avx2 and fma.
 #include "gemm.h"
+#include "simd_target.h"
 
-#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#if defined(ONESTEP_SIMD_X86)
 #include <immintrin.h>
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#endif
+ONESTEP_SIMD_BEGIN("avx2,fma")
 
 namespace onestep {
 namespace {
@@ -68,11 +64,7 @@ const GemmKernel* gemmKernelAvx2() { return &kAvx2; }
 
 }  // namespace onestep
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+ONESTEP_SIMD_END
 
 #else
 namespace onestep {

@@ -1,23 +1,15 @@
 // AVX-512 GEMM micro-kernel: 14 x 32 tile (28 zmm accumulators, 2 for B; A broadcast from memory). Compiled
 // for AVX-512 through a target pragma; used only where the CPU reports avx512f.
 #include "gemm.h"
+#include "simd_target.h"
 #include "gemm_internal.h"
 
 #include <algorithm>
 
-#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#if defined(ONESTEP_SIMD_X86)
 #include <immintrin.h>
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,f16c"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,f16c")
-// GCC 12 warns about the intrinsics' own internal _mm512_undefined_ps() values
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+ONESTEP_SIMD_BEGIN("avx512f,avx512bw,avx512vl,f16c")
 
 namespace onestep {
 namespace {
@@ -216,12 +208,7 @@ const GemmKernel* gemmKernelAvx512() { return &kAvx512; }
 
 }  // namespace onestep
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC diagnostic pop
-#pragma GCC pop_options
-#endif
+ONESTEP_SIMD_END
 
 #else
 namespace onestep {

@@ -6,6 +6,7 @@
 //   word; VDPBF16PS.
 // Both read the shared layouts of gemm_internal.h (A rows kBf16Lda apart) and pack A alike.
 #include "gemm_internal.h"
+#include "simd_target.h"
 
 #include <cstring>
 #include <mutex>
@@ -17,19 +18,11 @@
 #include <unistd.h>
 #endif
 
-#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#if defined(ONESTEP_SIMD_X86)
 #define ONESTEP_BF16_X86 1
 #include <immintrin.h>
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,amx-tile,amx-bf16"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512bf16,amx-tile,amx-bf16")
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+ONESTEP_SIMD_BEGIN("avx512f,avx512bw,avx512vl,avx512bf16,amx-tile,amx-bf16")
 
 namespace onestep {
 namespace {
@@ -186,12 +179,7 @@ const GemmKernelBf16* gemmKernelBf16Amx() { return &kAmx; }
 
 }  // namespace onestep
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC diagnostic pop
-#pragma GCC pop_options
-#endif
+ONESTEP_SIMD_END
 
 #else  // not x86
 

@@ -5,23 +5,15 @@
 // B vector once for the rows, and one horizontal sum per output at the end. Compiled for AVX-512
 // through a target pragma; used only where the CPU reports avx512f (the avx512 GEMM kernel's).
 #include "gemm_internal.h"
+#include "simd_target.h"
 
 #include <algorithm>
 #include <vector>
 
-#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#if defined(ONESTEP_SIMD_X86)
 #include <immintrin.h>
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f")
-// GCC 12 warns about the intrinsics' own internal _mm512_undefined_ps() values
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+ONESTEP_SIMD_BEGIN("avx512f")
 
 namespace onestep {
 namespace {
@@ -160,11 +152,6 @@ void gemmNarrowAvx512(const GemmA& A, int64_t m, int64_t h, int64_t N, int64_t K
 
 }  // namespace onestep
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC diagnostic pop
-#pragma GCC pop_options
-#endif
+ONESTEP_SIMD_END
 
 #endif

@@ -1,22 +1,15 @@
 // AVX-512 Winograd F(2x2, 3x3) and F(4x4, 3x3) tile transforms, 16 channels per vector.
 #include "winograd.h"
+#include "simd_target.h"
 
 #include <algorithm>
 
-#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#if defined(ONESTEP_SIMD_X86)
 #include <immintrin.h>
 
 #include "vecmath.h"
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f")
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+ONESTEP_SIMD_BEGIN("avx512f")
 
 namespace onestep {
 namespace {
@@ -180,12 +173,7 @@ const WinogradKernels* winogradKernelsAvx512() { return &kAvx512; }
 
 }  // namespace onestep
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC diagnostic pop
-#pragma GCC pop_options
-#endif
+ONESTEP_SIMD_END
 
 #else
 namespace onestep {
