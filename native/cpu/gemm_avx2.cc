@@ -1,6 +1,7 @@
 // AVX2 + FMA GEMM micro-kernel: 6 x 16 tile (12 ymm accumulators). Compiled for AVX2 through a
 // target pragma, so no build flags are needed; used only where the CPU reports avx2 and fma.
 #include "gemm.h"
+#include "gemm_internal.h"
 #include "simd_target.h"
 
 #if defined(ONESTEP_SIMD_X86)
@@ -56,7 +57,7 @@ void microAvx2(int64_t kc, const float* ap, const float* bp, float* c, int64_t l
   }
 }
 
-const GemmKernel kAvx2 = {"avx2", MR, NR, 256, 72, microAvx2, nullptr, 0, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+const GemmKernel kAvx2 = {"avx2", MR, NR, 256, 72, microAvx2, nullptr, 0, nullptr, nullptr, nullptr, nullptr, nullptr, gemmNarrowAvx2};
 
 }  // namespace
 

@@ -101,8 +101,9 @@ inline void forEachTile(int64_t mPanels, int64_t p0, int64_t p1, bool panelsOute
   }
 }
 
-// The AVX-512 narrow kernel (gemm_narrow_avx512.cc; GemmKernel::narrow of the avx512 kernel).
+// The narrow kernels (gemm_narrow.h; GemmKernel::narrow of the avx512 and avx2 kernels).
 void gemmNarrowAvx512(const GemmA& A, int64_t m, int64_t h, int64_t N, int64_t K, const float* B, float* c, int64_t ldc);
+void gemmNarrowAvx2(const GemmA& A, int64_t m, int64_t h, int64_t N, int64_t K, const float* B, float* c, int64_t ldc);
 
 // The bf16 driver (gemm_bf16.cc), for PrepackedB of BF16 panels.
 void gemmPrepackedBf16(int64_t M, const GemmA& A, const PrepackedB& B, float* C, int64_t ldc, const GemmEpilogue& ep, bool parallel);

@@ -474,6 +474,48 @@ for (const backend of backends) {
       }
     });
 
+    // the float32 GEMM kernels other than the CPU's own choice that it can run (AVX2 on an AVX-512
+    // CPU, the portable one): every conv case by each algorithm (Winograd, the GEMMs, the narrow
+    // GEMM where the kernel has it) and linear layers of both work splits
+    if (backend === 'cpu') {
+      const own = addon().gemmInfo().kernel;
+      const others = ['avx512', 'avx2', 'generic'].filter((k) => k !== own && addon().gemmSelect(k));
+      addon().gemmSelect(own);
+      for (const kernel of others) {
+        opCase(['linear', 'conv2d'], `linear and conv2d on the ${kernel} GEMM kernel`, async () => {
+          assert.ok(addon().gemmSelect(kernel));
+          const before = winogradPolicy();
+          try {
+            const nar = addon().gemmInfo().narrow;
+            for (const c of [...convCases, ...winogradCases, ...narrowCases]) {
+              for (const policy of ['never', 'always', 'f4x4']) {
+                const winograd = policy !== 'never' && c.k === 3 && c.stride[0] === 1 && c.stride[1] === 1;
+                if (policy !== 'never' && !winograd) continue;
+                const { run, want } = convCase(c);
+                setWinogradPolicy(policy);
+                const got = await run();
+                const algo = winograd ? (policy === 'f4x4' ? 'winograd_f4x4' : 'winograd')
+                  : nar && c.co <= 8 && c.xs[3] >= 16 ? 'narrow_gemm' : c.k === 1 && c.pad.every((p) => p === 0) && c.up === 1 ? 'gemm_1x1' : 'implicit_gemm';
+                const what = `${kernel}: conv2d ${c.k}x${c.k} ${JSON.stringify(c.xs)} -> ${c.co}, ${algo}`;
+                assert.strictEqual(got.placements[0].algorithm, algo, what);
+                check(what, got.y, want.y, policy === 'f4x4' ? 1e-5 : winograd ? 2e-6 : 1e-5);
+              }
+            }
+            for (const [M, K, N, act] of [[37, 50, 45, Act.Gelu], [77, 600, 33, Act.QuickGelu], [260, 1000, 50, Act.Relu]]) {
+              for (const dtype of ['F32', 'F16']) {
+                const x = X([M, K]), w = weight(dtype, [N, K]), b = weight('F32', [N]), r = X([M, N]);
+                const { y } = await run1On((g, v) => g.linear(v.x, w.t, b.t, { act, residual: v.r }), { x, r });
+                check(`${kernel}: linear ${M}x${K}x${N}, ${dtype}`, y, ref.linear(x.data, x.shape, w.v, w.shape, b.v, act, r.data), 1e-5);
+              }
+            }
+          } finally {
+            setWinogradPolicy(before);
+            assert.ok(addon().gemmSelect(own));
+          }
+        });
+      }
+    }
+
     if (backend === 'cpu') opCase('conv2d', 'conv2d picks Winograd for large 3x3 stride-1 convs (policy auto; F(4x4, 3x3) from 64x64) and matches the direct kernel', async () => {
       const before = winogradPolicy();
       try {
