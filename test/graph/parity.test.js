@@ -213,6 +213,7 @@ for (const backend of backends) {
       { xs: [1, 13, 11, 24], co: 140, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 1, act: Act.Silu, dtype: 'F16', residual: true }, // several tiles each way
       { xs: [2, 9, 7, 16], co: 20, k: 3, stride: [2, 2], pad: [0, 1, 1, 0], up: 1, act: Act.None }, // strided, asymmetric padding
       { xs: [1, 6, 5, 32], co: 24, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 2, act: Act.None, dtype: 'F16' }, // fused upsample, 8-channel chunks
+      { xs: [1, 3, 4, 8], co: 10, k: 3, stride: [2, 1], pad: [1, 0, 2, 1], up: 3, act: Act.None }, // upsampled by 3 (not a shift), strided
     ];
     // each case on every algorithm the backend may choose for it: on the CPU, Winograd (policy
     // 'always', for 3x3 stride 1) and the GEMMs (policy 'never'); elsewhere the backend's own choice
@@ -432,6 +433,7 @@ for (const backend of backends) {
       { xs: [2, 9, 10, 20], co: 1, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 1, act: Act.Silu, dtype: 'F16' }, // a vector and 4 channels
       { xs: [1, 7, 9, 67], co: 2, k: 3, stride: [2, 2], pad: [0, 1, 1, 0], up: 1, act: Act.None, residual: true }, // strided, asymmetric
       { xs: [1, 6, 5, 32], co: 4, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 2, act: Act.None, dtype: 'BF16' }, // fused upsample
+      { xs: [1, 4, 3, 17], co: 3, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 3, act: Act.None }, // upsampled by 3
       { xs: [1, 8, 7, 48], co: 5, k: 1, stride: [1, 1], pad: [0, 0, 0, 0], up: 1, act: Act.Relu }, // pointwise: dense rows
       { xs: [1, 11, 12, 24], co: 6, k: 3, stride: [1, 1], pad: [0, 0, 0, 0], up: 1, act: Act.None }, // no padding
       { xs: [1, 10, 10, 40], co: 7, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 1, act: Act.Gelu, residual: true },
