@@ -472,8 +472,7 @@ RowBlocks balancedRowBlocks(int64_t M, int64_t maxRows, int64_t group, int threa
 
 bool gemmNarrowAvailable() { return pickKernel()->narrow != nullptr; }
 
-void gemmNarrow(int64_t M, int64_t N, int64_t K, const GemmA& A, const float* B, float* C, int64_t ldc, const GemmEpilogue& ep,
-                bool parallel) {
+void gemmNarrow(int64_t M, int64_t N, int64_t K, const GemmA& A, const float* B, float* C, const GemmEpilogue& ep, bool parallel) {
   if (M <= 0 || N <= 0) return;
   check(N <= kGemmNarrowMaxN && K >= 0 && !ep.accumulate, "ERR_ONESTEP_INTERNAL", "gemmNarrow: ", N, " columns, depth ", K);
   const GemmKernel& kr = *pickKernel();
@@ -483,7 +482,7 @@ void gemmNarrow(int64_t M, int64_t N, int64_t K, const GemmA& A, const float* B,
     b.dtype = DType::F32;
     b.ld = K;
     b.nk = true;
-    return gemm(M, N, K, A, b, C, ldc, ep, parallel);
+    return gemm(M, N, K, A, b, C, N, ep, parallel);
   }
   // blocks of rows: whole groups of every narrow tile (48 is a multiple of 16, 12, 8, 6, 4, 3, 2)
   constexpr int64_t kRows = 48;
@@ -491,8 +490,8 @@ void gemmNarrow(int64_t M, int64_t N, int64_t K, const GemmA& A, const float* B,
   auto body = [&](int64_t begin, int64_t end, int) {
     for (int64_t b = begin; b < end; ++b) {
       const int64_t m0 = b * kRows, h = std::min(kRows, M - m0);
-      kr.narrow(A, m0, h, N, K, B, C + m0 * ldc, ldc);
-      applyEpilogue(ep, C + m0 * ldc, ldc, m0, 0, h, N);
+      kr.narrow(A, m0, h, N, K, B, C + m0 * N);
+      applyEpilogue(ep, C + m0 * N, N, m0, 0, h, N);
     }
   };
   if (parallel && ThreadPool::global().size() > 1) ThreadPool::global().parallelFor(blocks, 1, body);

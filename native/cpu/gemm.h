@@ -103,13 +103,13 @@ int64_t gemmPrepackPanelWidth();
 void gemmPrepacked(int64_t M, const GemmA& A, const PrepackedB& B, float* C, int64_t ldc, const GemmEpilogue& ep, bool parallel = true);
 
 // ---- few columns (a convolution to 3 or 4 channels) --------------------------------------------
-// C[M x N] = epilogue(A * B^T) for N <= kGemmNarrowMaxN columns, B float32 [N][K] (rows K apart),
-// vectorized along the depth where the kernel in use has a narrow variant (GemmKernel::narrow;
-// gemmNarrowAvailable), else by gemm(). Float32 operands whatever the graph's precision.
+// C[M x N] = epilogue(A * B^T) for N <= kGemmNarrowMaxN columns, C dense (rows N apart), B float32
+// [N][K] (rows K apart), vectorized along the depth where the kernel in use has a narrow variant
+// (GemmKernel::narrow; gemmNarrowAvailable), else by gemm(). Float32 operands whatever the graph's
+// precision.
 constexpr int kGemmNarrowMaxN = 8;
 bool gemmNarrowAvailable();
-void gemmNarrow(int64_t M, int64_t N, int64_t K, const GemmA& A, const float* B, float* C, int64_t ldc, const GemmEpilogue& ep,
-                bool parallel = true);
+void gemmNarrow(int64_t M, int64_t N, int64_t K, const GemmA& A, const float* B, float* C, const GemmEpilogue& ep, bool parallel = true);
 
 // ---- bfloat16 products (a CPU graph of precision 'bf16') ---------------------------------------
 // Operands rounded to bf16 (nearest even), products accumulated in float32: AMX-BF16 tiles where
@@ -181,9 +181,9 @@ struct GemmKernel {
   void (*packBnk)(const void* b, DType dtype, int64_t ld, int64_t w, int64_t kc, float* dst);
   // The same from F16 storage into an F16 panel (prepacking; nullptr = portable loops).
   void (*packBnkH)(const uint16_t* b, int64_t ld, int64_t w, int64_t kc, uint16_t* dst);
-  // Few columns (gemmNarrow; nullptr: none): rows [m, m+h) of C (c: row m, ldc) x all N <=
+  // Few columns (gemmNarrow; nullptr: none): rows [m, m+h) of the dense C (c: row m) x all N <=
   // kGemmNarrowMaxN columns = A's rows * B^T, B float32 [N][K]; no epilogue.
-  void (*narrow)(const GemmA& A, int64_t m, int64_t h, int64_t N, int64_t K, const float* B, float* c, int64_t ldc);
+  void (*narrow)(const GemmA& A, int64_t m, int64_t h, int64_t N, int64_t K, const float* B, float* c);
 };
 
 const GemmKernel* gemmKernelGeneric();

@@ -102,8 +102,8 @@ inline void forEachTile(int64_t mPanels, int64_t p0, int64_t p1, bool panelsOute
 }
 
 // The narrow kernels (gemm_narrow.h; GemmKernel::narrow of the avx512 and avx2 kernels).
-void gemmNarrowAvx512(const GemmA& A, int64_t m, int64_t h, int64_t N, int64_t K, const float* B, float* c, int64_t ldc);
-void gemmNarrowAvx2(const GemmA& A, int64_t m, int64_t h, int64_t N, int64_t K, const float* B, float* c, int64_t ldc);
+void gemmNarrowAvx512(const GemmA& A, int64_t m, int64_t h, int64_t N, int64_t K, const float* B, float* c);
+void gemmNarrowAvx2(const GemmA& A, int64_t m, int64_t h, int64_t N, int64_t K, const float* B, float* c);
 
 // The bf16 driver (gemm_bf16.cc), for PrepackedB of BF16 panels.
 void gemmPrepackedBf16(int64_t M, const GemmA& A, const PrepackedB& B, float* C, int64_t ldc, const GemmEpilogue& ep, bool parallel);

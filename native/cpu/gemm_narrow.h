@@ -6,8 +6,9 @@
 // end, a vector of them at a time.
 //
 // Included by one file per ISA (gemm_narrow_avx512.cc, gemm_narrow_avx2.cc) inside its
-// ONESTEP_SIMD_BEGIN / END: everything here has internal linkage, so each file's copy is compiled
-// for its own ISA. V supplies (static, inline):
+// ONESTEP_SIMD_BEGIN / END, after the standard headers below (so that no library code is first
+// compiled for the ISA): everything here has internal linkage, so each file's copy is compiled
+// for its own ISA. C is dense (its rows N floats apart). V supplies (static, inline):
 //   using vec; W (lanes); zero(); load(p); Mask; tailMask(n) (lanes [0, n)); loadTail(p, mask);
 //   fma(a, b, c) (a * b + c); sum(vec v[W]) (lane q: the sum of v[q]'s lanes);
 //   store(p, v, n) (the first n lanes); rows(N) (constexpr): rows per group for N columns, so that
@@ -74,11 +75,11 @@ __attribute__((always_inline)) inline void narrowStep(typename V::vec (&acc)[P][
   }
 }
 
-// Rows [m, m+h) (h <= P) x the N columns: c[i * ldc + j] = sum_k A[m+i][k] * B[j][k]. The runs are
+// Rows [m, m+h) (h <= P) x the N columns: c[i * N + j] = sum_k A[m+i][k] * B[j][k]. The runs are
 // gathered first, then the products run in this function's own loops, so that the accumulators
 // stay in registers.
 template <typename V, int N, int P>
-void narrowRows(const GemmA& A, int64_t m, int64_t h, int64_t K, const float* B, float* c, int64_t ldc, std::vector<NarrowRun<P>>& runs) {
+void narrowRows(const GemmA& A, int64_t m, int64_t h, int64_t K, const float* B, float* c, std::vector<NarrowRun<P>>& runs) {
   using vec = typename V::vec;
   constexpr int W = V::W;
   narrowRuns<P>(A, m, h, K, runs);
@@ -93,9 +94,9 @@ void narrowRows(const GemmA& A, int64_t m, int64_t h, int64_t K, const float* B,
     for (; k + W <= x.run; k += W) narrowStep<V, N, P, false>(acc, x, b, K, k, typename V::Mask{});
     if (k < x.run) narrowStep<V, N, P, true>(acc, x, b, K, k, V::tailMask((int)(x.run - k)));
   }
-  // the sums, W accumulators at a time in row-major order (output f = i * N + j), stored as a
-  // vector where C's rows are dense (ldc == N: the group's outputs are contiguous); the loops
-  // unrolled whole, so that every index is a constant and the accumulators stay in registers
+  // the sums, W accumulators at a time in row-major order (output f = i * N + j: the group's
+  // outputs are contiguous in the dense C), stored as vectors; the loops unrolled whole, so that
+  // every index is a constant and the accumulators stay in registers
   vec v[W];
   int q = 0, f0 = 0;
 #pragma GCC unroll 16
@@ -108,37 +109,29 @@ void narrowRows(const GemmA& A, int64_t m, int64_t h, int64_t K, const float* B,
       q = 0;
       const vec sums = V::sum(v);
       const int64_t valid = std::min<int64_t>(W, h * N - f0);
-      if (valid > 0) {
-        if (ldc == N) {
-          V::store(c + f0, sums, (int)valid);
-        } else {
-          float t[W];
-          V::store(t, sums, W);
-          for (int64_t e = 0; e < valid; ++e) c[((f0 + e) / N) * ldc + (f0 + e) % N] = t[e];
-        }
-      }
+      if (valid > 0) V::store(c + f0, sums, (int)valid);
       f0 += W;
     }
 }
 
 template <typename V, int N, int P>
-void narrowGroups(const GemmA& A, int64_t m, int64_t h, int64_t K, const float* B, float* c, int64_t ldc) {
+void narrowGroups(const GemmA& A, int64_t m, int64_t h, int64_t K, const float* B, float* c) {
   thread_local std::vector<NarrowRun<P>> runs;
-  for (int64_t s = 0; s < h; s += P) narrowRows<V, N, P>(A, m + s, std::min<int64_t>(P, h - s), K, B, c + s * ldc, ldc, runs);
+  for (int64_t s = 0; s < h; s += P) narrowRows<V, N, P>(A, m + s, std::min<int64_t>(P, h - s), K, B, c + s * N, runs);
 }
 
-// The kernel for GemmKernel::narrow: rows [m, m+h) of C in groups of V::rows(N).
+// The kernel for GemmKernel::narrow: rows [m, m+h) of the dense C (c: row m) in groups of V::rows(N).
 template <typename V>
-void narrowKernel(const GemmA& A, int64_t m, int64_t h, int64_t N, int64_t K, const float* B, float* c, int64_t ldc) {
+void narrowKernel(const GemmA& A, int64_t m, int64_t h, int64_t N, int64_t K, const float* B, float* c) {
   switch (N) {
-    case 1: return narrowGroups<V, 1, V::rows(1)>(A, m, h, K, B, c, ldc);
-    case 2: return narrowGroups<V, 2, V::rows(2)>(A, m, h, K, B, c, ldc);
-    case 3: return narrowGroups<V, 3, V::rows(3)>(A, m, h, K, B, c, ldc);
-    case 4: return narrowGroups<V, 4, V::rows(4)>(A, m, h, K, B, c, ldc);
-    case 5: return narrowGroups<V, 5, V::rows(5)>(A, m, h, K, B, c, ldc);
-    case 6: return narrowGroups<V, 6, V::rows(6)>(A, m, h, K, B, c, ldc);
-    case 7: return narrowGroups<V, 7, V::rows(7)>(A, m, h, K, B, c, ldc);
-    case 8: return narrowGroups<V, 8, V::rows(8)>(A, m, h, K, B, c, ldc);
+    case 1: return narrowGroups<V, 1, V::rows(1)>(A, m, h, K, B, c);
+    case 2: return narrowGroups<V, 2, V::rows(2)>(A, m, h, K, B, c);
+    case 3: return narrowGroups<V, 3, V::rows(3)>(A, m, h, K, B, c);
+    case 4: return narrowGroups<V, 4, V::rows(4)>(A, m, h, K, B, c);
+    case 5: return narrowGroups<V, 5, V::rows(5)>(A, m, h, K, B, c);
+    case 6: return narrowGroups<V, 6, V::rows(6)>(A, m, h, K, B, c);
+    case 7: return narrowGroups<V, 7, V::rows(7)>(A, m, h, K, B, c);
+    case 8: return narrowGroups<V, 8, V::rows(8)>(A, m, h, K, B, c);
     default: break;
   }
 }

@@ -4,6 +4,10 @@
 #include "gemm_internal.h"
 #include "simd_target.h"
 
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
 #if defined(ONESTEP_SIMD_X86)
 #include <immintrin.h>
 
@@ -50,8 +54,8 @@ static_assert(Avx512Vec::rows(8) * 8 + 8 + 1 <= 32 && Avx512Vec::rows(3) * 3 + 3
 
 }  // namespace
 
-void gemmNarrowAvx512(const GemmA& A, int64_t m, int64_t h, int64_t N, int64_t K, const float* B, float* c, int64_t ldc) {
-  narrowKernel<Avx512Vec>(A, m, h, N, K, B, c, ldc);
+void gemmNarrowAvx512(const GemmA& A, int64_t m, int64_t h, int64_t N, int64_t K, const float* B, float* c) {
+  narrowKernel<Avx512Vec>(A, m, h, N, K, B, c);
 }
 
 }  // namespace onestep

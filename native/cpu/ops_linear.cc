@@ -104,7 +104,7 @@ void cpuConv2dNarrow(const GraphNode& node, const std::vector<TensorRef>& in, co
   check(in[1].dtype == DType::F32, "ERR_ONESTEP_INTERNAL", "conv2d (narrow): the kernel must be float32");
   ConvGemm c;
   setUpConv(c, node, in, out, w[0], w[1], w[2]);
-  gemmNarrow(c.M, c.N, c.K, c.A, static_cast<const float*>(in[1].data), static_cast<float*>(out.data), c.N, c.ep);
+  gemmNarrow(c.M, c.N, c.K, c.A, static_cast<const float*>(in[1].data), static_cast<float*>(out.data), c.ep);
 }
 
 void cpuConv2dPrepacked(const GraphNode& node, const std::vector<TensorRef>& in, const TensorRef& out, const PrepackedB& w, const Shape& kernel) {

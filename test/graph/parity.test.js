@@ -286,7 +286,8 @@ for (const backend of backends) {
         { xs: [1, 9, 7, 5], co: 6, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 1, act: Act.None },
         { xs: [2, 8, 8, 16], co: 12, k: 3, stride: [2, 2], pad: [1, 1, 1, 1], up: 1, act: Act.Silu, dtype: 'F16' },
         { xs: [1, 8, 6, 4], co: 8, k: 3, stride: [2, 2], pad: [0, 0, 1, 1], up: 1, act: Act.None },
-        { xs: [1, 5, 4, 20], co: 7, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 2, act: Act.Relu, dtype: 'BF16' },
+        { xs: [1, 5, 4, 20], co: 7, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 2, act: Act.Relu, dtype: 'BF16' }, // (the narrow GEMM where the kernel has one)
+        { xs: [1, 5, 4, 20], co: 12, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 2, act: Act.Relu, dtype: 'BF16' }, // upsampled input rounded to bf16 while packed
         { xs: [2, 6, 5, 10], co: 9, k: 1, stride: [1, 1], pad: [0, 0, 0, 0], up: 1, act: Act.Relu },
         { xs: [1, 6, 6, 48], co: 50, k: 3, stride: [1, 1], pad: [0, 1, 2, 0], up: 1, act: Act.None, residual: true },
         { xs: [1, 12, 11, 67], co: 40, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 1, act: Act.None }, // depth 603: two blocks, odd runs
@@ -442,12 +443,19 @@ for (const backend of backends) {
       { xs: [1, 5, 7, 15], co: 3, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 1, act: Act.None }, // 15 in: the GEMMs
     ];
     opCase('conv2d', 'conv2d to few output channels (the CPU\'s narrow GEMM), at precision fp32 and bf16', async () => {
-      const bf16Ok = backend === 'cpu' && addon().gemmInfo().bf16Kernel !== null;
+      // bf16 graphs on the CPU only (a CPU without a bf16 kernel: the portable one, forced)
+      const forceBf16 = backend === 'cpu' && addon().gemmInfo().bf16Kernel === null;
       for (const c of narrowCases) {
         const { run, want } = convCase(c);
         const what = `conv2d ${c.k}x${c.k} ${JSON.stringify(c.xs)} -> ${c.co}`;
-        for (const precision of bf16Ok ? ['fp32', 'bf16'] : ['fp32']) {
-          const got = await run({ precision });
+        for (const precision of backend === 'cpu' ? ['fp32', 'bf16'] : ['fp32']) {
+          if (precision === 'bf16' && forceBf16) assert.ok(addon().gemmSelectBf16('generic'));
+          let got;
+          try {
+            got = await run({ precision });
+          } finally {
+            if (precision === 'bf16' && forceBf16) addon().gemmSelectBf16('auto');
+          }
           assert.deepStrictEqual(got.shape, want.shape);
           if (backend === 'cpu') assert.strictEqual(got.placements[0].algorithm, directAlgo(c, precision === 'bf16' ? '_bf16' : ''), `${what} at ${precision}`);
           check(`${what} at ${precision}`, got.y, want.y, precision === 'bf16' && !narrow(c) ? 1e-2 : tolFor(backend, 1e-5, true));

@@ -79,8 +79,12 @@ describe('UNet2DConditionModel', () => {
       const narrow = addon().gemmInfo().narrow ? ['narrow_gemm'] : [];
       assert.deepStrictEqual([...algos(placements.bf16)].sort(), ['gemm_1x1_bf16', 'gemm_bf16', 'implicit_gemm_bf16', ...narrow].sort());
       assert.ok(![...algos(placements.fp32)].some((x) => /bf16/.test(x)));
-      // the narrow conv is conv_out, in both precisions
-      for (const p of [placements.fp32, placements.bf16]) assert.deepStrictEqual(p.filter((n) => n.algorithm === 'narrow_gemm').length, narrow.length);
+      // the narrow conv is conv_out (the last conv2d), in both precisions
+      for (const p of [placements.fp32, placements.bf16]) {
+        const convs = p.filter((n) => n.op === 'conv2d');
+        assert.strictEqual(convs.filter((n) => n.algorithm === 'narrow_gemm').length, narrow.length);
+        if (narrow.length) assert.strictEqual(convs[convs.length - 1].algorithm, 'narrow_gemm');
+      }
       assert.deepStrictEqual(placements.bf16.map((n) => n.op), placements.fp32.map((n) => n.op));
     } finally {
       addon().gemmSelectBf16('auto');
