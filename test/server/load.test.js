@@ -21,7 +21,11 @@ describe('server: load (bounded, loopback)', function () {
     assert.strictEqual(r.http.sent, 48);
     assert.strictEqual(r.ws.sent, 60);
     for (const status of Object.keys(r.http.status)) assert.ok(status === '200' || status === '503', detail);
-    assert.ok(r.http.status[200] > 0 && r.ws.image > 0, detail);
+    // images were served; which clients got them is the queue's call: with 6 HTTP clients on a
+    // queue of 3, every WebSocket client's last prompt may meet a full queue (ERR_ONESTEP_BUSY, a
+    // final reply like any other, checked below) on a slow machine (seen once in CI: 0 images for
+    // 4 clients); the WebSocket tests check its images
+    assert.ok(r.http.status[200] > 0, detail);
     assert.ok(r.ws.errors.every((c) => c === 'ERR_ONESTEP_BUSY'), detail);
     assert.strictEqual(r.generations.error, 0, detail);
     assert.ok(r.generations.aborted > 0, `superseded and vanished generations were aborted: ${detail}`);
