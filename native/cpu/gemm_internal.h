@@ -83,6 +83,12 @@ void applyEpilogue(const GemmEpilogue& ep, float* c, int64_t ldc, int64_t m0, in
 // parallel pass, threads split the panels; many: block by block, rows x panel chunks. The last
 // argument, panelsOuter, is true on the few-rows pass (see forEachTile).
 using PrepackedTask = std::function<void(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool)>;
+// The few-rows pass's chunks of panels: one per thread where each thread has at least
+// kFewRowsPanelsPerThread panels (fewRowsOwnA: its task packs A itself), else up to 4 per thread,
+// taken one at a time (the float32 driver then packs A once for all of them).
+constexpr int64_t kFewRowsPanelsPerThread = 16;
+bool fewRowsOwnA(int64_t panels, int threads);
+int64_t fewRowsChunks(int64_t panels, int threads);
 void splitPrepacked(int64_t M, int64_t panels, int64_t blocks, int64_t mcDefault, int mr, bool parallel, const PrepackedTask& task);
 
 // The tiles of a block, f(ip, jp) for row micro-panels [0, mPanels) x panels [p0, p1). Rows

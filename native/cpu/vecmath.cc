@@ -79,7 +79,22 @@ void layerNormRowScalar(const float* x, float* y, const float* gamma, const floa
   for (int64_t c = 0; c < n; ++c) y[c] = (float)((x[c] - mean) * rstd) * gamma[c] + beta[c];
 }
 
-const VecMath kScalar = {"scalar", actRowScalar, softmaxRowScalar, softmaxBlockRowScalar, channelMomentsScalar, scaleShiftActRowScalar, layerNormRowScalar};
+void epilogueRowsScalar(float* c, int64_t ldc, int64_t h, int64_t w, float alpha, const float* bias, Act act, const float* res,
+                        int64_t ldr) {
+  for (int64_t i = 0; i < h; ++i) {
+    float* row = c + i * ldc;
+    const float* r = res ? res + i * ldr : nullptr;
+    for (int64_t j = 0; j < w; ++j) {
+      float v = row[j] * alpha;
+      if (bias) v += bias[j];
+      v = applyAct(act, v);
+      row[j] = r ? v + r[j] : v;
+    }
+  }
+}
+
+const VecMath kScalar = {"scalar",       actRowScalar, softmaxRowScalar, softmaxBlockRowScalar, channelMomentsScalar, scaleShiftActRowScalar,
+                         layerNormRowScalar, epilogueRowsScalar};
 
 const VecMath* pick() {
   const CpuInfo& c = cpuInfo();

@@ -27,6 +27,11 @@ struct VecMath {
   void (*scaleShiftActRow)(const float* x, float* y, const float* scale, const float* shift, int64_t n, Act act);
   // y = (x - mean) / sqrt(var + eps) * gamma + beta over one row of n (two passes for the moments)
   void (*layerNormRow)(const float* x, float* y, const float* gamma, const float* beta, int64_t n, double eps);
+  // A GEMM tile's epilogue, one pass over each of its h rows of w: c[i * ldc + j] =
+  // act(c * alpha + bias[j]) + res[i * ldr + j] (bias, res: nullptr for none; the scalar order of
+  // operations, so every version gives the same floats up to the activation's approximation)
+  void (*epilogueRows)(float* c, int64_t ldc, int64_t h, int64_t w, float alpha, const float* bias, Act act, const float* res,
+                       int64_t ldr);
 };
 
 const VecMath& vecMath();

@@ -229,7 +229,41 @@ void layerNormRowAvx512(const float* x, float* y, const float* gamma, const floa
   }
 }
 
-const VecMath kAvx512 = {"avx512", actRowAvx512, softmaxRowAvx512, softmaxBlockRowAvx512, channelMomentsAvx512, scaleShiftActRowAvx512, layerNormRowAvx512};
+// 16 columns of a row under mask m: the load, alpha, bias, activation, residual and store in registers
+inline void epilogueVec(float* row, const float* bias, const float* r, __mmask16 m, __m512 alpha, bool scale, Act act) {
+  __m512 v = _mm512_maskz_loadu_ps(m, row);
+  if (scale) v = _mm512_mul_ps(v, alpha);
+  if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias));
+  v = act512(act, v);
+  if (r) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, r));
+  _mm512_mask_storeu_ps(row, m, v);
+}
+
+void epilogueRowsAvx512(float* c, int64_t ldc, int64_t h, int64_t w, float alpha, const float* bias, Act act, const float* res,
+                        int64_t ldr) {
+  if (act == Act::Tanh || act == Act::GeluTanh) {  // the exact scalar path of actRow, after the rest
+    for (int64_t i = 0; i < h; ++i) {
+      float* row = c + i * ldc;
+      epilogueRowsAvx512(row, ldc, 1, w, alpha, bias, Act::None, nullptr, 0);
+      actRowAvx512(act, row, w);
+      if (res)
+        for (int64_t j = 0; j < w; ++j) row[j] += res[i * ldr + j];
+    }
+    return;
+  }
+  const bool scale = alpha != 1.0f;
+  const __m512 va = _mm512_set1_ps(alpha);
+  for (int64_t i = 0; i < h; ++i) {
+    float* row = c + i * ldc;
+    const float* r = res ? res + i * ldr : nullptr;
+    int64_t j = 0;
+    for (; j + 16 <= w; j += 16) epilogueVec(row + j, bias ? bias + j : nullptr, r ? r + j : nullptr, (__mmask16)0xffff, va, scale, act);
+    if (j < w) epilogueVec(row + j, bias ? bias + j : nullptr, r ? r + j : nullptr, (__mmask16)((1u << (w - j)) - 1), va, scale, act);
+  }
+}
+
+const VecMath kAvx512 = {"avx512",          actRowAvx512, softmaxRowAvx512, softmaxBlockRowAvx512, channelMomentsAvx512, scaleShiftActRowAvx512,
+                         layerNormRowAvx512, epilogueRowsAvx512};
 
 }  // namespace
 

@@ -132,9 +132,10 @@ for (const backend of backends) {
   describe(`op parity (${backend})`, () => {
     for (const [dtype, tol] of [['F32', 1e-5], ['F16', 1e-5], ['BF16', 1e-5]]) {
       opCase('linear', `linear, ${dtype} weights, bias, act, residual, odd sizes`, async () => {
-        // few rows and many (the prepacked GEMM's two schedules), depths over several packed blocks
+        // few rows and many (the prepacked GEMM's two schedules), depths over several packed blocks;
+        // few rows on many panels (1100 columns: on up to 2 threads each packs its own A)
         for (const [M, K, N, act] of [[1, 8, 3, Act.None], [37, 50, 45, Act.Gelu], [77, 64, 33, Act.QuickGelu], [130, 300, 70, Act.Silu],
-          [20, 900, 100, Act.None], [260, 1000, 50, Act.Relu], [300, 72, 260, Act.Gelu]]) {
+          [20, 900, 100, Act.None], [260, 1000, 50, Act.Relu], [300, 72, 260, Act.Gelu], [45, 700, 1100, Act.Gelu]]) {
           const x = X([M, K]);
           const w = weight(dtype, [N, K]);
           const b = weight('F32', [N]);
@@ -281,7 +282,7 @@ for (const backend of backends) {
         }
       };
       const linearCases = [[1, 8, 3, Act.None], [37, 50, 45, Act.Gelu], [77, 64, 33, Act.QuickGelu], [130, 300, 70, Act.Silu],
-        [20, 900, 100, Act.None], [300, 1100, 70, Act.Relu], [33, 1030, 97, Act.None]];
+        [20, 900, 100, Act.None], [300, 1100, 70, Act.Relu], [33, 1030, 97, Act.None], [45, 700, 1100, Act.Gelu]];
       const bf16ConvCases = [
         { xs: [1, 9, 7, 5], co: 6, k: 3, stride: [1, 1], pad: [1, 1, 1, 1], up: 1, act: Act.None },
         { xs: [2, 8, 8, 16], co: 12, k: 3, stride: [2, 2], pad: [1, 1, 1, 1], up: 1, act: Act.Silu, dtype: 'F16' },

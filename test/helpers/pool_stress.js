@@ -1,6 +1,6 @@
 // Child process of test/backend/thread_pool.test.js: runs small graphs (layer_norm, then linear
 // layers whose row counts take both GEMM work splits: one row block, and many blocks; the first
-// weight F16, its panels converted in the micro-kernel; a conv2d by
+// weight F16, its panels converted in the micro-kernel; few rows on many panels; a conv2d by
 // Winograd, its tiles in blocks split over the threads; a conv2d by the narrow GEMM) many times, one
 // graph at a time and then all at once
 // on the pool the environment sets up (ONESTEP_NUM_THREADS, ONESTEP_SPIN_US), and prints, per row
@@ -32,6 +32,16 @@ const K = 96, H = 200, N = 40;
     cases.push({ M, x, graph: g.build(), first: undefined, differing: 0 });
     const hn = ref.layerNorm(x, [M, K], gamma, beta, 1e-5);
     cases[cases.length - 1].want = ref.linear(ref.linear(hn, [M, K], w1h, [H, K], b1, Act.Gelu), [M, H], w2, [N, H]);
+  }
+  // few rows on many panels: 40 rows to 1600 columns (50 panels: on up to 3 threads each packs its
+  // own A), two depth blocks, bias, GELU and a residual
+  {
+    const M = 40, Kw = 500, Nw = 1600;
+    const x = rng.float32Array(M * Kw), w = rng.float32Array(Nw * Kw, 0.1), b = rng.float32Array(Nw), r = rng.float32Array(M * Nw);
+    const t = (shape, v) => addon().tensorFromFloat32('F32', shape, v);
+    const g = new GraphBuilder({ device: 'cpu' });
+    g.output('y', g.linear(g.input('x', [M, Kw]), t([Nw, Kw], w), t([Nw], b), { act: Act.Gelu, residual: g.constant(t([M, Nw], r)) }));
+    cases.push({ M: 'few_rows_wide', x, graph: g.build(), first: undefined, differing: 0, want: ref.linear(x, [M, Kw], w, [Nw, Kw], b, Act.Gelu, r) });
   }
   // a 3x3 convolution by Winograd, F(2x2, 3x3) then F(4x4, 3x3): 19 x 15 (10 x 8) tiles in blocks
   // balanced over the threads
