@@ -143,7 +143,7 @@ void microGeneric(int64_t kc, const float* ap, const float* bp, float* c, int64_
 void microGenericH(int64_t kc, const float* ap, const uint16_t* bp, float* c, int64_t ldc, bool accumulate) {
   microGenericT(kc, ap, bp, c, ldc, accumulate);
 }
-const GemmKernel kGeneric = {"generic", kGenMR, kGenNR, 256, 64, microGeneric, microGenericH, 0, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+const GemmKernel kGeneric = {"generic", kGenMR, kGenNR, 256, 64, microGeneric, microGenericH, 0, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
 
 std::atomic<const GemmKernel*> gKernel{nullptr};
 
@@ -211,6 +211,62 @@ void computeBlockT(const GemmKernel& kr, const float* ap, const BT* bp, int64_t 
     }
     if (last) applyEpilogue(ep, c, ldc, m0 + i, n0 + j, h, w);
   });
+}
+
+// The few-rows pass of one thread that packs its own A (fewRowsOwnA), on a kernel with microSeg:
+// rows [m0, m0+mcur) x panels [p0, p1) of prepacked B over all its depth. The depth blocks go in
+// groups of up to kSegDepth (A packed for the group, ~390 KB at 84 rows, stays in L2), and each
+// tile runs over a group's blocks in one micro-kernel call: its C rows are loaded and stored once
+// per group instead of once per block (text encoder ~1.5 % faster, as with a depth block of 1024).
+constexpr int64_t kSegDepth = 1152;
+constexpr int64_t kMaxSegs = 8;
+void fewRowsOwnSegments(const GemmKernel& kr, const GemmA& A, const PrepackedB& B, int64_t m0, int64_t mcur, int64_t p0, int64_t p1,
+                        float* C, int64_t ldc, const GemmEpilogue& ep) {
+  const int mr = kr.mr, nr = kr.nr;
+  const int64_t N = B.N, K = B.K, kc = kr.kc;
+  const int64_t panels = (N + nr - 1) / nr, blocks = (K + kc - 1) / kc;
+  const int64_t mPanels = (mcur + mr - 1) / mr, mPad = mPanels * mr;
+  const int64_t group = std::clamp<int64_t>(kSegDepth / kc, 1, kMaxSegs);
+  const bool half = B.dtype == DType::F16;
+  const size_t es = half ? sizeof(uint16_t) : sizeof(float);
+  const uint8_t* bdata = static_cast<const uint8_t*>(B.data);
+  float* buf = tPackA.get((size_t)(mPad * std::min(K, group * kc)));
+  alignas(64) float edge[32 * 32];
+  for (int64_t g0 = 0; g0 < blocks; g0 += group) {
+    const int64_t g1 = std::min(blocks, g0 + group), kg0 = g0 * kc;
+    // the group's A: block kb's micro-panels at mPad * (k0 - kg0), panel ip at ip * mr * kc
+    for (int64_t kb = g0; kb < g1; ++kb) {
+      const int64_t k0 = kb * kc, kcur = std::min(kc, K - k0);
+      packA(kr, A, m0, mcur, k0, kcur, buf + mPad * (k0 - kg0));
+    }
+    const bool first = g0 == 0, last = g1 == blocks;
+    GemmSeg segs[kMaxSegs];
+    for (int64_t jp = p0; jp < p1; ++jp)
+      for (int64_t ip = 0; ip < mPanels; ++ip) {
+        const int64_t i = ip * mr, h = std::min<int64_t>(mr, mcur - i);
+        const int64_t j = jp * nr, w = std::min<int64_t>(nr, N - j);
+        float* c = C + (m0 + i) * ldc + j;
+        if (!first)
+          for (int64_t r = 0; r < h; ++r) prefetchRow(c + r * ldc, w);
+        if (last && ep.residual)
+          for (int64_t r = 0; r < h; ++r) prefetchRow(ep.residual + (m0 + i + r) * ep.ldr + j, w);
+        int64_t n = 0;
+        for (int64_t kb = g0; kb < g1; ++kb) {
+          const int64_t k0 = kb * kc, kcur = std::min(kc, K - k0);
+          segs[n++] = GemmSeg{buf + mPad * (k0 - kg0) + ip * mr * kcur, bdata + (size_t)(k0 * panels * nr + jp * kcur * nr) * es, kcur};
+        }
+        const bool low = h <= kr.mrLow;  // (a kernel with microSeg has a low variant)
+        if (w == nr && (h == mr || (low && h == kr.mrLow))) {
+          kr.microSeg(segs, n, c, ldc, !first, half, low);
+        } else {
+          if (!first)
+            for (int64_t r = 0; r < h; ++r) std::memcpy(edge + r * nr, c + r * ldc, w * sizeof(float));
+          kr.microSeg(segs, n, edge, nr, !first, half, low);
+          for (int64_t r = 0; r < h; ++r) std::memcpy(c + r * ldc, edge + r * nr, w * sizeof(float));
+        }
+        if (last) applyEpilogue(ep, c, ldc, m0 + i, j, h, w);
+      }
+  }
 }
 
 inline void computeBlock(const GemmKernel& kr, const float* ap, const float* bp, int64_t kc, int64_t m0, int64_t mc, int64_t n0,
@@ -391,6 +447,7 @@ void gemmPrepacked(int64_t M, const GemmA& A, const PrepackedB& B, float* C, int
   }
   // one task: rows [m0, m0+mcur) x panels [p0, p1) over the depth blocks [kb0, kb1)
   auto task = [&](int64_t m0, int64_t mcur, int64_t p0, int64_t p1, int64_t kb0, int64_t kb1, bool panelsOuter) {
+    if (panelsOuter && !sharedA && kr.microSeg) return fewRowsOwnSegments(kr, A, B, m0, mcur, p0, p1, C, ldc, ep);
     for (int64_t kb = kb0; kb < kb1; ++kb) {
       const int64_t k0 = kb * kr.kc, kc = std::min<int64_t>(kr.kc, K - k0);
       const float* ap = sharedA ? sharedA + mPad * k0 + m0 * kc : nullptr;

@@ -159,6 +159,14 @@ bool gemmSelectKernel(const char* name);
 double gemmBenchmark(int64_t M, int64_t N, int64_t K, DType dtype, double seconds, const std::string& schedule = "packed");
 
 // A micro-kernel computes an MR x NR tile: C (ldc) = [C +] Ap (kc x MR, packed) * Bp (kc x NR, packed).
+// A depth segment of a tile: a packed A micro-panel (rows mr apart), a B panel (F32 or F16) and
+// their depth.
+struct GemmSeg {
+  const float* a;
+  const void* b;
+  int64_t k;
+};
+
 struct GemmKernel {
   const char* name;
   int mr;
@@ -184,6 +192,10 @@ struct GemmKernel {
   // Few columns (gemmNarrow; nullptr: none): rows [m, m+h) of the dense C (c: row m) x all N <=
   // kGemmNarrowMaxN columns = A's rows * B^T, B float32 [N][K]; no epilogue.
   void (*narrow)(const GemmA& A, int64_t m, int64_t h, int64_t N, int64_t K, const float* B, float* c);
+  // One tile over n >= 1 depth segments in one call (nullptr: none): C[rows x nr] = [C +] the sum
+  // over the segments of A micro-panel x B panel, the accumulators kept in registers from the first
+  // segment to the last; rows mr, or mrLow where `low`; B panels F16 where `half`, else F32.
+  void (*microSeg)(const GemmSeg* segs, int64_t n, float* c, int64_t ldc, bool accumulate, bool half, bool low);
 };
 
 const GemmKernel* gemmKernelGeneric();

@@ -57,7 +57,7 @@ void microAvx2(int64_t kc, const float* ap, const float* bp, float* c, int64_t l
   }
 }
 
-const GemmKernel kAvx2 = {"avx2", MR, NR, 256, 72, microAvx2, nullptr, 0, nullptr, nullptr, nullptr, nullptr, nullptr, gemmNarrowAvx2};
+const GemmKernel kAvx2 = {"avx2", MR, NR, 256, 72, microAvx2, nullptr, 0, nullptr, nullptr, nullptr, nullptr, nullptr, gemmNarrowAvx2, nullptr};
 
 }  // namespace
 

@@ -5,6 +5,7 @@
 #include "gemm_internal.h"
 
 #include <algorithm>
+#include <cstddef>
 
 #if defined(ONESTEP_SIMD_X86)
 #include <immintrin.h>
@@ -84,6 +85,57 @@ void microAsm(int64_t kc, const float* ap, const BT* bp, float* c, int64_t ldc, 
   else if constexpr (Low) asm volatile(ONESTEP_KERNEL_ASM(ONESTEP_LOAD_F, "128", ONESTEP_FMA_LOW, ONESTEP_LOW_OF) ONESTEP_OPERANDS);
   else asm volatile(ONESTEP_KERNEL_ASM(ONESTEP_LOAD_F, "128", ONESTEP_FMA_LOW ONESTEP_FMA_HIGH, ONESTEP_ALL_OF) ONESTEP_OPERANDS);
 }
+// The same tile over several depth segments (GemmKernel::microSeg): each segment's A, B and depth
+// loaded from the list, the accumulators zeroed once and stored once.
+#define ONESTEP_SEG_ASM(LOADB, STEP, FMAS, ROWS)                                                              \
+  ROWS(ONESTEP_ZERO)                                                                                           \
+  "5:\n\t"                                                                                                     \
+  "mov (%[s]), %[a]\n\t"                                                                                       \
+  "mov 8(%[s]), %[b]\n\t"                                                                                      \
+  "mov 16(%[s]), %[k]\n\t"                                                                                     \
+  "add $24, %[s]\n\t"                                                                                          \
+  "test %[k], %[k]\n\t"                                                                                        \
+  "jle 6f\n\t"                                                                                                 \
+  "1:\n\t" LOADB FMAS "add $56, %[a]\n\t"                                                                     \
+  "add $" STEP ", %[b]\n\t"                                                                                    \
+  "dec %[k]\n\t"                                                                                               \
+  "jnz 1b\n\t"                                                                                                 \
+  "6:\n\t"                                                                                                     \
+  "dec %[n]\n\t"                                                                                               \
+  "jnz 5b\n\t"                                                                                                 \
+  "test %[acc], %[acc]\n\t"                                                                                    \
+  "jnz 3f\n\t" ROWS(ONESTEP_STORE) "jmp 4f\n\t"                                                               \
+  "3:\n\t" ROWS(ONESTEP_ADD_STORE) "4:\n\t"
+#define ONESTEP_SEG_OPERANDS                                                                                   \
+  : [a] "=&r"(a), [b] "=&r"(b), [k] "=&r"(k), [r] "+r"(r), [s] "+r"(s), [n] "+r"(n)                            \
+  : [ld] "r"(ld), [acc] "r"(acc)                                                                               \
+  : "xmm0", "xmm1", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", \
+    "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", \
+    "xmm27", "xmm28", "xmm29", "xmm30", "xmm31", "memory", "cc"
+static_assert(sizeof(GemmSeg) == 24 && offsetof(GemmSeg, b) == 8 && offsetof(GemmSeg, k) == 16, "the assembly reads GemmSeg as three 8-byte fields");
+
+template <bool Low, bool Half>
+void microSegAsm(const GemmSeg* segs, int64_t count, float* c, int64_t ldc, bool accumulate) {
+  const float* a;
+  const void* b;
+  int64_t k;
+  const GemmSeg* s = segs;
+  int64_t n = count;
+  float* r = c;
+  const int64_t ld = ldc * (int64_t)sizeof(float);
+  const int64_t acc = accumulate ? 1 : 0;
+  if constexpr (Half && Low) asm volatile(ONESTEP_SEG_ASM(ONESTEP_LOAD_H, "64", ONESTEP_FMA_LOW, ONESTEP_LOW_OF) ONESTEP_SEG_OPERANDS);
+  else if constexpr (Half) asm volatile(ONESTEP_SEG_ASM(ONESTEP_LOAD_H, "64", ONESTEP_FMA_LOW ONESTEP_FMA_HIGH, ONESTEP_ALL_OF) ONESTEP_SEG_OPERANDS);
+  else if constexpr (Low) asm volatile(ONESTEP_SEG_ASM(ONESTEP_LOAD_F, "128", ONESTEP_FMA_LOW, ONESTEP_LOW_OF) ONESTEP_SEG_OPERANDS);
+  else asm volatile(ONESTEP_SEG_ASM(ONESTEP_LOAD_F, "128", ONESTEP_FMA_LOW ONESTEP_FMA_HIGH, ONESTEP_ALL_OF) ONESTEP_SEG_OPERANDS);
+}
+
+void microSegAvx512(const GemmSeg* segs, int64_t n, float* c, int64_t ldc, bool accumulate, bool half, bool low) {
+  if (n <= 0) return;
+  if (half) low ? microSegAsm<true, true>(segs, n, c, ldc, accumulate) : microSegAsm<false, true>(segs, n, c, ldc, accumulate);
+  else low ? microSegAsm<true, false>(segs, n, c, ldc, accumulate) : microSegAsm<false, false>(segs, n, c, ldc, accumulate);
+}
+
 template <typename BT>
 void microAvx512T(int64_t kc, const float* ap, const BT* bp, float* c, int64_t ldc, bool accumulate) {
   microAsm<false>(kc, ap, bp, c, ldc, accumulate);
@@ -102,6 +154,8 @@ static_assert(MR == 14 && NR == 32, "the assembly tile is 14 x 32: A rows 56 byt
 #undef ONESTEP_LOAD_F
 #undef ONESTEP_ALL_OF
 #undef ONESTEP_OPERANDS
+#undef ONESTEP_SEG_ASM
+#undef ONESTEP_SEG_OPERANDS
 
 void microAvx512(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, bool accumulate) {
   microAvx512T(kc, ap, bp, c, ldc, accumulate);
@@ -200,7 +254,7 @@ void packBnkHAvx512(const uint16_t* b, int64_t ld, int64_t w, int64_t kc, uint16
 }
 
 const GemmKernel kAvx512 = {"avx512",       MR,           NR,           384,          112, microAvx512, microAvx512H, kLowRows, microLowAvx512,
-                             microLowAvx512H, packRowsAvx512, packBnkAvx512, packBnkHAvx512, gemmNarrowAvx512};
+                             microLowAvx512H, packRowsAvx512, packBnkAvx512, packBnkHAvx512, gemmNarrowAvx512, microSegAvx512};
 
 }  // namespace
 

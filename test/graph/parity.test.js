@@ -133,9 +133,10 @@ for (const backend of backends) {
     for (const [dtype, tol] of [['F32', 1e-5], ['F16', 1e-5], ['BF16', 1e-5]]) {
       opCase('linear', `linear, ${dtype} weights, bias, act, residual, odd sizes`, async () => {
         // few rows and many (the prepacked GEMM's two schedules), depths over several packed blocks;
-        // few rows on many panels (1100 columns: on up to 2 threads each packs its own A)
+        // few rows on many panels (1100 columns: on up to 2 threads each packs its own A, and on
+        // AVX-512 runs a tile over a group of depth blocks in one call: 1300 deep, two groups)
         for (const [M, K, N, act] of [[1, 8, 3, Act.None], [37, 50, 45, Act.Gelu], [77, 64, 33, Act.QuickGelu], [130, 300, 70, Act.Silu],
-          [20, 900, 100, Act.None], [260, 1000, 50, Act.Relu], [300, 72, 260, Act.Gelu], [45, 700, 1100, Act.Gelu]]) {
+          [20, 900, 100, Act.None], [260, 1000, 50, Act.Relu], [300, 72, 260, Act.Gelu], [45, 700, 1100, Act.Gelu], [77, 1300, 1100, Act.None]]) {
           const x = X([M, K]);
           const w = weight(dtype, [N, K]);
           const b = weight('F32', [N]);
