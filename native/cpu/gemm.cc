@@ -213,15 +213,17 @@ void computeBlockT(const GemmKernel& kr, const float* ap, const BT* bp, int64_t 
   });
 }
 
-// The few-rows pass of one thread that packs its own A (fewRowsOwnA), on a kernel with microSeg:
-// rows [m0, m0+mcur) x panels [p0, p1) of prepacked B over all its depth. The depth blocks go in
-// groups of up to kSegDepth (A packed for the group, ~390 KB at 84 rows, stays in L2), and each
-// tile runs over a group's blocks in one micro-kernel call: its C rows are loaded and stored once
-// per group instead of once per block (text encoder ~1.5 % faster, as with a depth block of 1024).
+// A task of the few-rows pass on a kernel with microSeg: rows [m0, m0+mcur) x panels [p0, p1) of
+// prepacked B over all its depth. The depth blocks go in groups of up to kSegDepth, and each tile
+// runs over a group's blocks in one micro-kernel call: its C rows are loaded and stored once per
+// group instead of once per block (text encoder 0.5-1 % faster). A is `shared` (packed once for
+// all threads: block kb's micro-panels at mPad * k0), or packed here group by group (fewRowsOwnA;
+// ~390 KB at 84 rows, it stays in L2). Either way each element is summed in the same order, so
+// the result does not depend on the thread count.
 constexpr int64_t kSegDepth = 1152;
 constexpr int64_t kMaxSegs = 8;
-void fewRowsOwnSegments(const GemmKernel& kr, const GemmA& A, const PrepackedB& B, int64_t m0, int64_t mcur, int64_t p0, int64_t p1,
-                        float* C, int64_t ldc, const GemmEpilogue& ep) {
+void fewRowsSegments(const GemmKernel& kr, const GemmA& A, const PrepackedB& B, const float* shared, int64_t m0, int64_t mcur, int64_t p0,
+                     int64_t p1, float* C, int64_t ldc, const GemmEpilogue& ep) {
   const int mr = kr.mr, nr = kr.nr;
   const int64_t N = B.N, K = B.K, kc = kr.kc;
   const int64_t panels = (N + nr - 1) / nr, blocks = (K + kc - 1) / kc;
@@ -230,15 +232,17 @@ void fewRowsOwnSegments(const GemmKernel& kr, const GemmA& A, const PrepackedB& 
   const bool half = B.dtype == DType::F16;
   const size_t es = half ? sizeof(uint16_t) : sizeof(float);
   const uint8_t* bdata = static_cast<const uint8_t*>(B.data);
-  float* buf = tPackA.get((size_t)(mPad * std::min(K, group * kc)));
+  float* own = shared ? nullptr : tPackA.get((size_t)(mPad * std::min(K, group * kc)));
   alignas(64) float edge[32 * 32];
   for (int64_t g0 = 0; g0 < blocks; g0 += group) {
     const int64_t g1 = std::min(blocks, g0 + group), kg0 = g0 * kc;
     // the group's A: block kb's micro-panels at mPad * (k0 - kg0), panel ip at ip * mr * kc
-    for (int64_t kb = g0; kb < g1; ++kb) {
-      const int64_t k0 = kb * kc, kcur = std::min(kc, K - k0);
-      packA(kr, A, m0, mcur, k0, kcur, buf + mPad * (k0 - kg0));
-    }
+    const float* buf = shared ? shared + mPad * kg0 + m0 * kc : own;
+    if (!shared)
+      for (int64_t kb = g0; kb < g1; ++kb) {
+        const int64_t k0 = kb * kc, kcur = std::min(kc, K - k0);
+        packA(kr, A, m0, mcur, k0, kcur, own + mPad * (k0 - kg0));
+      }
     const bool first = g0 == 0, last = g1 == blocks;
     GemmSeg segs[kMaxSegs];
     for (int64_t jp = p0; jp < p1; ++jp)
@@ -447,7 +451,7 @@ void gemmPrepacked(int64_t M, const GemmA& A, const PrepackedB& B, float* C, int
   }
   // one task: rows [m0, m0+mcur) x panels [p0, p1) over the depth blocks [kb0, kb1)
   auto task = [&](int64_t m0, int64_t mcur, int64_t p0, int64_t p1, int64_t kb0, int64_t kb1, bool panelsOuter) {
-    if (panelsOuter && !sharedA && kr.microSeg) return fewRowsOwnSegments(kr, A, B, m0, mcur, p0, p1, C, ldc, ep);
+    if (panelsOuter && kr.microSeg) return fewRowsSegments(kr, A, B, sharedA, m0, mcur, p0, p1, C, ldc, ep);
     for (int64_t kb = kb0; kb < kb1; ++kb) {
       const int64_t k0 = kb * kr.kc, kc = std::min<int64_t>(kr.kc, K - k0);
       const float* ap = sharedA ? sharedA + mPad * k0 + m0 * kc : nullptr;

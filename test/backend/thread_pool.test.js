@@ -16,9 +16,10 @@ const child = path.join(__dirname, '..', 'helpers', 'pool_stress.js');
 // 77 rows: one row block (A packed once, threads split the panels); 113, 250, 1029: row blocks
 // of whole micro-panels, balanced across the threads, the last one partial
 const ROWS = [77, 113, 250, 1029];
-// and the child's few rows on 50 panels (each thread packs its own A), its conv2d by Winograd (F(2x2, 3x3): 285 tiles, F(4x4, 3x3): 80, in balanced blocks)
+// and the child's few rows on 50 panels (each thread packs its own A) and on 4 panels 1300 deep (A
+// packed once for all threads), its conv2d by Winograd (F(2x2, 3x3): 285 tiles, F(4x4, 3x3): 80, in balanced blocks)
 // and, where the kernel has one, a conv2d to 3 channels by the narrow GEMM (210 rows, blocks of 48)
-const CASES = [...ROWS, 'few_rows_wide', 'winograd', 'winograd_f4x4', ...(addon().gemmInfo().narrow ? ['narrow_gemm'] : [])];
+const CASES = [...ROWS, 'few_rows_wide', 'few_rows_deep', 'winograd', 'winograd_f4x4', ...(addon().gemmInfo().narrow ? ['narrow_gemm'] : [])];
 
 function runChild(seed, env, runs) {
   const r = spawnSync(process.execPath, [child, String(seed), String(runs), ...ROWS.map(String)], {

@@ -1,6 +1,7 @@
 // Child process of test/backend/thread_pool.test.js: runs small graphs (layer_norm, then linear
 // layers whose row counts take both GEMM work splits: one row block, and many blocks; the first
-// weight F16, its panels converted in the micro-kernel; few rows on many panels; a conv2d by
+// weight F16, its panels converted in the micro-kernel; few rows on many panels, and on few but
+// deep; a conv2d by
 // Winograd, its tiles in blocks split over the threads; a conv2d by the narrow GEMM) many times, one
 // graph at a time and then all at once
 // on the pool the environment sets up (ONESTEP_NUM_THREADS, ONESTEP_SPIN_US), and prints, per row
@@ -42,6 +43,16 @@ const K = 96, H = 200, N = 40;
     const g = new GraphBuilder({ device: 'cpu' });
     g.output('y', g.linear(g.input('x', [M, Kw]), t([Nw, Kw], w), t([Nw], b), { act: Act.Gelu, residual: g.constant(t([M, Nw], r)) }));
     cases.push({ M: 'few_rows_wide', x, graph: g.build(), first: undefined, differing: 0, want: ref.linear(x, [M, Kw], w, [Nw, Kw], b, Act.Gelu, r) });
+  }
+  // few rows on few panels and deep: 30 rows to 100 columns over 1300 (A packed once for all
+  // threads, or by the one thread; depth blocks in groups on AVX-512)
+  {
+    const M = 30, Kd = 1300, Nd = 100;
+    const x = rng.float32Array(M * Kd), w = rng.float32Array(Nd * Kd, 0.05), b = rng.float32Array(Nd);
+    const t = (shape, v) => addon().tensorFromFloat32('F32', shape, v);
+    const g = new GraphBuilder({ device: 'cpu' });
+    g.output('y', g.linear(g.input('x', [M, Kd]), t([Nd, Kd], w), t([Nd], b)));
+    cases.push({ M: 'few_rows_deep', x, graph: g.build(), first: undefined, differing: 0, want: ref.linear(x, [M, Kd], w, [Nd, Kd], b) });
   }
   // a 3x3 convolution by Winograd, F(2x2, 3x3) then F(4x4, 3x3): 19 x 15 (10 x 8) tiles in blocks
   // balanced over the threads
