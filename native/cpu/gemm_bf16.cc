@@ -14,6 +14,7 @@
 #include "cpu_info.h"
 #include "gemm.h"
 #include "gemm_internal.h"
+#include "vecmath.h"
 #include "thread_pool.h"
 
 namespace onestep {
@@ -139,36 +140,31 @@ void gemmPrepackBf16(const GemmB& B, int64_t K, int64_t N, uint16_t* out) {
         "gemm: cannot prepack ", dtypeName(B.dtype), " weights as bf16");
   const int64_t Kp = roundUp(std::max<int64_t>(K, 1), 32), panels = roundUp(N, kBf16Nr) / kBf16Nr;
   const int64_t blocks = (Kp + kBf16Kc - 1) / kBf16Kc;
-  auto value = [&](int64_t k, int64_t n) -> uint16_t {
-    const size_t at = B.nk ? (size_t)(n * B.ld + k) : (size_t)(k * B.ld + n);
-    switch (B.dtype) {
-      case DType::BF16: return static_cast<const uint16_t*>(B.data)[at];
-      case DType::F16: return floatToBf16(halfToFloat(static_cast<const uint16_t*>(B.data)[at]));
-      default: return floatToBf16(static_cast<const float*>(B.data)[at]);
-    }
-  };
+  const size_t es = B.dtype == DType::F32 ? sizeof(float) : sizeof(uint16_t);
+  const uint8_t* src = static_cast<const uint8_t*>(B.data);
+  const VecMath& vm = vecMath();
   ThreadPool::global().parallelFor(blocks * panels, 1, [&](int64_t begin, int64_t end, int) {
+    uint16_t rowA[kBf16Kc], rowB[kBf16Nr];
     for (int64_t t = begin; t < end; ++t) {
       const int64_t kb = t / panels, p = t % panels;
-      const int64_t k0 = kb * kBf16Kc, kcp = std::min(kBf16Kc, Kp - k0);
+      const int64_t k0 = kb * kBf16Kc, kcp = std::min(kBf16Kc, Kp - k0), kin = std::clamp<int64_t>(K - k0, 0, kcp);
+      const int64_t n0 = p * kBf16Nr, w = std::min<int64_t>(kBf16Nr, N - n0);
       uint16_t* dst = out + k0 * panels * kBf16Nr + p * kcp * kBf16Nr;
-      // in the order B is stored: column by column for an [N][K] weight, row by row for [K][N]
+      // in the order B is stored, a run of it rounded to bf16 at a time (vectorised): column by
+      // column for an [N][K] weight, row by row for [K][N]
       if (B.nk) {
         for (int64_t j = 0; j < kBf16Nr; ++j) {
-          const int64_t n = p * kBf16Nr + j;
-          for (int64_t kk = 0; kk < kcp; ++kk) {
-            const int64_t k = k0 + kk;
-            dst[(kk / 2) * kBf16Nr * 2 + j * 2 + (kk & 1)] = (n < N && k < K) ? value(k, n) : 0;
-          }
+          if (j < w) vm.toBf16(src + ((n0 + j) * B.ld + k0) * es, B.dtype, kin, rowA);
+          std::fill(rowA + (j < w ? kin : 0), rowA + kcp, (uint16_t)0);
+          // the depth pair (kk, kk + 1) of column j, one 32-bit move
+          for (int64_t kk = 0; kk < kcp; kk += 2) std::memcpy(dst + kk * kBf16Nr + j * 2, rowA + kk, 2 * sizeof(uint16_t));
         }
       } else {
         for (int64_t kk = 0; kk < kcp; ++kk) {
-          const int64_t k = k0 + kk;
+          if (kk < kin) vm.toBf16(src + ((k0 + kk) * B.ld + n0) * es, B.dtype, w, rowB);
+          std::fill(rowB + (kk < kin ? w : 0), rowB + kBf16Nr, (uint16_t)0);
           uint16_t* row = dst + (kk / 2) * kBf16Nr * 2 + (kk & 1);
-          for (int64_t j = 0; j < kBf16Nr; ++j) {
-            const int64_t n = p * kBf16Nr + j;
-            row[j * 2] = (n < N && k < K) ? value(k, n) : 0;
-          }
+          for (int64_t j = 0; j < kBf16Nr; ++j) row[j * 2] = rowB[j];
         }
       }
     }

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
+#include "../core/half.h"
 #include "cpu_info.h"
 
 namespace onestep {
@@ -93,13 +95,24 @@ void epilogueRowsScalar(float* c, int64_t ldc, int64_t h, int64_t w, float alpha
   }
 }
 
-const VecMath kScalar = {"scalar",       actRowScalar, softmaxRowScalar, softmaxBlockRowScalar, channelMomentsScalar, scaleShiftActRowScalar,
-                         layerNormRowScalar, epilogueRowsScalar};
+void toBf16Scalar(const void* src, DType dtype, int64_t n, uint16_t* dst) {
+  switch (dtype) {
+    case DType::BF16: std::memcpy(dst, src, (size_t)n * sizeof(uint16_t)); return;
+    case DType::F16:
+      for (int64_t i = 0; i < n; ++i) dst[i] = floatToBf16(halfToFloat(static_cast<const uint16_t*>(src)[i]));
+      return;
+    default:
+      for (int64_t i = 0; i < n; ++i) dst[i] = floatToBf16(static_cast<const float*>(src)[i]);
+  }
+}
+
+const VecMath kScalar = {"scalar",           actRowScalar,      softmaxRowScalar, softmaxBlockRowScalar, channelMomentsScalar, scaleShiftActRowScalar,
+                         layerNormRowScalar, epilogueRowsScalar, toBf16Scalar};
 
 const VecMath* pick() {
   const CpuInfo& c = cpuInfo();
   auto has = [&](const char* f) { return std::find(c.simd.begin(), c.simd.end(), f) != c.simd.end(); };
-  if (simdAllowed() && has("avx512f") && vecMathAvx512()) return vecMathAvx512();
+  if (simdAllowed() && has("avx512f") && has("avx512bw") && has("avx512vl") && has("f16c") && vecMathAvx512()) return vecMathAvx512();
   return &kScalar;
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "activation.h"
+#include "../core/dtype.h"
 
 namespace onestep {
 
@@ -32,6 +33,9 @@ struct VecMath {
   // operations, so every version gives the same floats up to the activation's approximation)
   void (*epilogueRows)(float* c, int64_t ldc, int64_t h, int64_t w, float alpha, const float* bias, Act act, const float* res,
                        int64_t ldr);
+  // dst[i] = src[i] (F32, F16 or BF16) as bf16, i < n: rounded to nearest even, NaN quieted
+  // (floatToBf16 of the exact float value), bit for bit in every version
+  void (*toBf16)(const void* src, DType dtype, int64_t n, uint16_t* dst);
 };
 
 const VecMath& vecMath();

@@ -4,12 +4,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #if defined(ONESTEP_SIMD_X86)
 #include <immintrin.h>
 
-ONESTEP_SIMD_BEGIN("avx512f")
+ONESTEP_SIMD_BEGIN("avx512f,avx512bw,avx512vl,f16c")
 
 namespace onestep {
 namespace {
@@ -262,8 +263,33 @@ void epilogueRowsAvx512(float* c, int64_t ldc, int64_t h, int64_t w, float alpha
   }
 }
 
+// float lanes -> bf16 as floatToBf16: + 0x7fff + the kept lowest bit, then the top halves; NaNs
+// quieted instead (bit 6 of the bf16 set, no rounding carry into the exponent)
+inline __m256i bf16Of(__m512 f) {
+  const __m512i x = _mm512_castps_si512(f);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(x, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+  const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(x, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+  r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(x, 16), _mm512_set1_epi32(0x40));
+  return _mm512_cvtepi32_epi16(r);
+}
+
+void toBf16Avx512(const void* src, DType dtype, int64_t n, uint16_t* dst) {
+  if (dtype == DType::BF16) {
+    std::memcpy(dst, src, (size_t)n * sizeof(uint16_t));
+    return;
+  }
+  const bool half = dtype == DType::F16;
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+    const __m512 f = half ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(src) + i))
+                          : _mm512_maskz_loadu_ps(m, static_cast<const float*>(src) + i);
+    _mm256_mask_storeu_epi16(dst + i, m, bf16Of(f));
+  }
+}
+
 const VecMath kAvx512 = {"avx512",          actRowAvx512, softmaxRowAvx512, softmaxBlockRowAvx512, channelMomentsAvx512, scaleShiftActRowAvx512,
-                         layerNormRowAvx512, epilogueRowsAvx512};
+                         layerNormRowAvx512, epilogueRowsAvx512, toBf16Avx512};
 
 }  // namespace
 
