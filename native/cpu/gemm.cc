@@ -228,6 +228,9 @@ void fewRowsSegments(const GemmKernel& kr, const GemmA& A, const PrepackedB& B, 
   const int64_t N = B.N, K = B.K, kc = kr.kc;
   const int64_t panels = (N + nr - 1) / nr, blocks = (K + kc - 1) / kc;
   const int64_t mPanels = (mcur + mr - 1) / mr, mPad = mPanels * mr;
+  // the few-rows pass has one row block (so the shared A's row stride is this task's mPad), and a
+  // kernel with microSeg has a low-rows variant
+  check(m0 == 0 && kr.mrLow > 0, "ERR_ONESTEP_INTERNAL", "gemm: few-rows segments on a row block at ", m0);
   const int64_t group = std::clamp<int64_t>(kSegDepth / kc, 1, kMaxSegs);
   const bool half = B.dtype == DType::F16;
   const size_t es = half ? sizeof(uint16_t) : sizeof(float);
@@ -236,8 +239,8 @@ void fewRowsSegments(const GemmKernel& kr, const GemmA& A, const PrepackedB& B, 
   alignas(64) float edge[32 * 32];
   for (int64_t g0 = 0; g0 < blocks; g0 += group) {
     const int64_t g1 = std::min(blocks, g0 + group), kg0 = g0 * kc;
-    // the group's A: block kb's micro-panels at mPad * (k0 - kg0), panel ip at ip * mr * kc
-    const float* buf = shared ? shared + mPad * kg0 + m0 * kc : own;
+    // the group's A: block kb's micro-panels at mPad * (k0 - kg0), panel ip at ip * mr * kcur
+    const float* buf = shared ? shared + mPad * kg0 : own;
     if (!shared)
       for (int64_t kb = g0; kb < g1; ++kb) {
         const int64_t k0 = kb * kc, kcur = std::min(kc, K - k0);

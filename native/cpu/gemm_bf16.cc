@@ -154,8 +154,9 @@ void gemmPrepackBf16(const GemmB& B, int64_t K, int64_t N, uint16_t* out) {
       // column for an [N][K] weight, row by row for [K][N]
       if (B.nk) {
         for (int64_t j = 0; j < kBf16Nr; ++j) {
-          if (j < w) vm.toBf16(src + ((n0 + j) * B.ld + k0) * es, B.dtype, kin, rowA);
-          std::fill(rowA + (j < w ? kin : 0), rowA + kcp, (uint16_t)0);
+          const bool in = j < w && kin > 0;
+          if (in) vm.toBf16(src + ((n0 + j) * B.ld + k0) * es, B.dtype, kin, rowA);
+          std::fill(rowA + (in ? kin : 0), rowA + kcp, (uint16_t)0);
           // the depth pair (kk, kk + 1) of column j, one 32-bit move
           for (int64_t kk = 0; kk < kcp; kk += 2) std::memcpy(dst + kk * kBf16Nr + j * 2, rowA + kk, 2 * sizeof(uint16_t));
         }

@@ -327,6 +327,31 @@ for (const backend of backends) {
         }));
       }
 
+      // the weights' rounding to bf16 at compile time, bit for bit at the cases that decide it:
+      // ties to even (either way), next to ties, denormals, negatives, the largest finite values;
+      // one-hot rows read each rounded weight back exactly (y[i][n] = bf16(w[n][i])) on the
+      // portable kernel (VDPBF16PS flushes denormals; a sum of -0 and +0 products is +0, so no
+      // weight here rounds to -0)
+      opCase('linear', 'linear at precision bf16: F32 and F16 weights rounded to bf16 exactly (ties to even, denormals)', () => withKernel('generic', async () => {
+        const bits32 = [0x3f808000, 0x3f818000, 0x3f817fff, 0x3f818001, 0xbf808000, 0xbf818000, 0x00008000, 0x00018000,
+          0x00017fff, 0x80038000, 0xc0808000, 0x7f7f7fff, 0xff7f7fff, 0x3f800000, 0x42c98000, 0x4049ffff];
+        const K = 8, N = bits32.length / K * 2;
+        const w32 = new Float32Array(new Uint32Array([...bits32, ...bits32.map((b) => (b ^ 0x00010000) >>> 0)]).buffer);
+        // F16 weights: 11 significant bits to 8, ties common (the odd multiples of 4 ulp)
+        const w16 = Float32Array.from({ length: N * K }, (_, i) => (i % 2 ? -1 : 1) * (1 + (4 * i + 4 + (i % 3)) / 1024) * 2 ** ((i % 9) - 4));
+        const x = new Float32Array(K * K);
+        for (let i = 0; i < K; i++) x[i * K + i] = 1;
+        for (const [dtype, wv] of [['F32', w32], ['F16', w16]]) {
+          const wt = a.tensorFromFloat32(dtype, [N, K], wv);
+          const seen = wt.toFloat32(); // the values the engine holds (F16: the halves)
+          const { y, placements } = await run1On((g, v) => g.linear(v.x, wt), { x: { data: x, shape: [K, K] } }, { precision: 'bf16' });
+          assert.strictEqual(placements[0].algorithm, 'gemm_bf16');
+          const want = new Float32Array(K * N);
+          for (let i = 0; i < K; i++) for (let n = 0; n < N; n++) want[i * N + n] = bf(Float32Array.of(seen[n * K + i]))[0];
+          assert.deepStrictEqual(new Uint32Array(Float32Array.from(y).buffer), new Uint32Array(want.buffer), `${dtype} weights rounded to bf16`);
+        }
+      }));
+
       // one float32 value rounded to bf16 (nearest even), as the packers do
       const bf1 = (x) => bf(Float32Array.of(x))[0];
       for (const kernel of bf16Kernels) {
