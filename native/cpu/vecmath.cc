@@ -83,14 +83,17 @@ void layerNormRowScalar(const float* x, float* y, const float* gamma, const floa
 
 void epilogueRowsScalar(float* c, int64_t ldc, int64_t h, int64_t w, float alpha, const float* bias, Act act, const float* res,
                         int64_t ldr) {
+  // a loop per term (each vectorised by the compiler), in the order of the one-pass versions
   for (int64_t i = 0; i < h; ++i) {
     float* row = c + i * ldc;
-    const float* r = res ? res + i * ldr : nullptr;
-    for (int64_t j = 0; j < w; ++j) {
-      float v = row[j] * alpha;
-      if (bias) v += bias[j];
-      v = applyAct(act, v);
-      row[j] = r ? v + r[j] : v;
+    if (alpha != 1.0f)
+      for (int64_t j = 0; j < w; ++j) row[j] *= alpha;
+    if (bias)
+      for (int64_t j = 0; j < w; ++j) row[j] += bias[j];
+    if (act != Act::None) actRowScalar(act, row, w);
+    if (res) {
+      const float* r = res + i * ldr;
+      for (int64_t j = 0; j < w; ++j) row[j] += r[j];
     }
   }
 }
