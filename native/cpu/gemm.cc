@@ -184,6 +184,16 @@ inline void microRowsOf(const GemmKernel& kr, int64_t h, int64_t kc, const float
 inline void prefetchRow(const float* p, int64_t w) {
   for (int64_t j = 0; j < w; j += 16) __builtin_prefetch(p + j, 0, 3);
 }
+// What a tile's stores will read, on its way to the cache while its products run: C (at rows
+// [m, m+h) x columns [n, n+w); a later depth block adds to it) and the residual (the last block's
+// epilogue); text encoder ~1 % faster.
+inline void prefetchTile(const float* c, int64_t ldc, const GemmEpilogue& ep, int64_t m, int64_t n, int64_t h, int64_t w, bool first,
+                         bool last) {
+  if (!first)
+    for (int64_t r = 0; r < h; ++r) prefetchRow(c + r * ldc, w);
+  if (last && ep.residual)
+    for (int64_t r = 0; r < h; ++r) prefetchRow(ep.residual + (m + r) * ep.ldr + n, w);
+}
 template <typename BT>
 void computeBlockT(const GemmKernel& kr, const float* ap, const BT* bp, int64_t kc, int64_t m0, int64_t mc, int64_t n0,
                    int64_t ncur, int64_t p0, int64_t p1, float* C, int64_t ldc, bool first, bool last, const GemmEpilogue& ep,
@@ -195,12 +205,7 @@ void computeBlockT(const GemmKernel& kr, const float* ap, const BT* bp, int64_t 
     const int64_t i = ip * mr, h = std::min<int64_t>(mr, mc - i);
     const int64_t j = jp * nr, w = std::min<int64_t>(nr, ncur - j);
     float* c = C + (m0 + i) * ldc + n0 + j;
-    // what the tile's stores will read, on its way to the cache while the products run: C (a later
-    // depth block adds to it) and the residual (the last block's epilogue); text encoder ~1 % faster
-    if (!first)
-      for (int64_t r = 0; r < h; ++r) prefetchRow(c + r * ldc, w);
-    if (last && ep.residual)
-      for (int64_t r = 0; r < h; ++r) prefetchRow(ep.residual + (m0 + i + r) * ep.ldr + n0 + j, w);
+    prefetchTile(c, ldc, ep, m0 + i, n0 + j, h, w, first, last);
     if (h == mr && w == nr) {
       microOf(kr, kc, ap + ip * kc * mr, bp + jp * kc * nr, c, ldc, !first);
     } else {
@@ -253,10 +258,7 @@ void fewRowsSegments(const GemmKernel& kr, const GemmA& A, const PrepackedB& B, 
         const int64_t i = ip * mr, h = std::min<int64_t>(mr, mcur - i);
         const int64_t j = jp * nr, w = std::min<int64_t>(nr, N - j);
         float* c = C + (m0 + i) * ldc + j;
-        if (!first)
-          for (int64_t r = 0; r < h; ++r) prefetchRow(c + r * ldc, w);
-        if (last && ep.residual)
-          for (int64_t r = 0; r < h; ++r) prefetchRow(ep.residual + (m0 + i + r) * ep.ldr + j, w);
+        prefetchTile(c, ldc, ep, m0 + i, j, h, w, first, last);
         int64_t n = 0;
         for (int64_t kb = g0; kb < g1; ++kb) {
           const int64_t k0 = kb * kc, kcur = std::min(kc, K - k0);
