@@ -155,7 +155,7 @@ const GemmKernel* pickKernel() {
     const CpuInfo& cpu = cpuInfo();
     auto has = [&](const char* f) { return std::find(cpu.simd.begin(), cpu.simd.end(), f) != cpu.simd.end(); };
     if (has("avx512f") && has("avx512bw") && has("avx512vl") && has("f16c") && gemmKernelAvx512()) k = gemmKernelAvx512();
-    else if (has("avx2") && has("fma") && gemmKernelAvx2()) k = gemmKernelAvx2();
+    else if (has("avx2") && has("fma") && has("f16c") && gemmKernelAvx2()) k = gemmKernelAvx2();
     else k = &kGeneric;
     gKernel.store(k);
   }
@@ -308,7 +308,7 @@ bool gemmSelectKernel(const char* name) {
   const CpuInfo& cpu = cpuInfo();
   auto has = [&](const char* f) { return std::find(cpu.simd.begin(), cpu.simd.end(), f) != cpu.simd.end(); };
   if (n == "generic") k = &kGeneric;
-  else if (n == "avx2" && has("avx2") && has("fma")) k = gemmKernelAvx2();
+  else if (n == "avx2" && has("avx2") && has("fma") && has("f16c")) k = gemmKernelAvx2();
   else if (n == "avx512" && has("avx512f") && has("avx512bw") && has("avx512vl") && has("f16c")) k = gemmKernelAvx512();
   if (!k) return false;
   gKernel.store(k);

@@ -143,9 +143,9 @@ for (const backend of backends) {
           const r = X([M, N]);
           const { y, placements } = await run1On((g, v) => g.linear(v.x, w.t, b.t, { act, residual: v.r }), { x, r });
           check(`linear ${M}x${K}x${N}`, y, ref.linear(x.data, x.shape, w.v, w.shape, b.v, act, r.data), tolFor(backend, tol, true));
-          // the CPU packs F32 weights, and F16 ones where its micro-kernel reads half panels, once at plan time
+          // the CPU packs F32 and F16 weights (as half panels: every micro-kernel reads them) once at plan time
           if (backend === 'cpu') {
-            const prepacked = dtype === 'F32' || (dtype === 'F16' && addon().gemmInfo().kernel !== 'avx2');
+            const prepacked = dtype === 'F32' || dtype === 'F16';
             assert.strictEqual(placements[0].algorithm, prepacked ? 'gemm_prepacked' : 'gemm');
           } else if (!leftOut.has('linear')) {
             assert.strictEqual(placements[0].algorithm, cudaGemmAlgo(true, null, K));
@@ -694,6 +694,27 @@ for (const backend of backends) {
       const { y } = await run1On((g, v) => g.unary(v.x, o), { x });
       check('unary clamp', y, ref.unary(x.data, o), 1e-6);
     });
+
+    if (backend === 'cpu') {
+      // the vector math's exp over its whole range (results down to denormals, up to 1.6e38) and
+      // the activations built on it far out, value by value: each SIMD version (AVX-512, AVX2,
+      // scalar under ONESTEP_SIMD=none) scales by powers of two its own way
+      opCase('unary', 'unary: every activation over [-100, 88], element by element', async () => {
+        const n = 600;
+        const data = new Float32Array(n);
+        for (let i = 0; i < n; i++) data[i] = -100 + (188 * (i + rng.int(1000) / 1000)) / n;
+        const x = { shape: [3, n / 3], data };
+        for (let act = 0; act <= 8; act++) {
+          const { y } = await run1On((g, v) => g.unary(v.x, { act }), { x });
+          const want = ref.unary(data, { act });
+          for (let i = 0; i < n; i++) {
+            // GELU's left tail is 1 + erf (or tanh) near -1 in float32: an absolute error (~1e-7 |x|)
+            const err = Math.abs(y[i] - want[i]), gelu = act === 2 || act === 3;
+            assert.ok(err <= 4e-6 * Math.abs(want[i]) + (gelu ? 2e-7 * Math.abs(data[i]) : 0) + 1e-30, `unary act ${act} at x = ${data[i]}: ${y[i]}, want ${want[i]} ${seedNote}`);
+          }
+        }
+      });
+    }
 
     opCase(['geglu', 'concat', 'upsample', 'permute', 'reshape', 'slice', 'unary'], 'geglu, concat, upsample, permute, reshape, slice', async () => {
       const x = X([2, 3, 10]);
