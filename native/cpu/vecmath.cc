@@ -116,6 +116,7 @@ const VecMath* pick() {
   const CpuInfo& c = cpuInfo();
   auto has = [&](const char* f) { return std::find(c.simd.begin(), c.simd.end(), f) != c.simd.end(); };
   if (simdAllowed() && has("avx512f") && has("avx512bw") && has("avx512vl") && has("f16c") && vecMathAvx512()) return vecMathAvx512();
+  if (simdAllowed() && has("avx2") && has("fma") && has("f16c") && vecMathAvx2()) return vecMathAvx2();
   return &kScalar;
 }
 

@@ -1,5 +1,5 @@
 // Vectorised elementwise math (exp, activations, softmax rows), chosen at run time: AVX-512
-// where the CPU has it, else the portable scalar code in activation.h.
+// where the CPU has it, else AVX2 + FMA + F16C, else the portable scalar code in activation.h.
 #pragma once
 
 #include <cstdint>
@@ -45,5 +45,6 @@ inline void applyActRow(Act a, float* x, int64_t n) {
   if (a != Act::None) vecMath().actRow(a, x, n);
 }
 const VecMath* vecMathAvx512();  // nullptr where not compiled
+const VecMath* vecMathAvx2();    // nullptr where not compiled
 
 }  // namespace onestep
