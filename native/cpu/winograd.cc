@@ -125,8 +125,10 @@ const WinogradKernels kGeneric = {"generic", inputGeneric, outputGeneric, inputB
 const WinogradKernels& winogradKernels() {
   static const WinogradKernels* k = [] {
     const CpuInfo& c = cpuInfo();
-    const bool avx512 = std::find(c.simd.begin(), c.simd.end(), "avx512f") != c.simd.end();
-    return simdAllowed() && avx512 && winogradKernelsAvx512() ? winogradKernelsAvx512() : &kGeneric;
+    auto has = [&](const char* f) { return std::find(c.simd.begin(), c.simd.end(), f) != c.simd.end(); };
+    if (simdAllowed() && has("avx512f") && winogradKernelsAvx512()) return winogradKernelsAvx512();
+    if (simdAllowed() && has("avx2") && has("fma") && winogradKernelsAvx2()) return winogradKernelsAvx2();
+    return &kGeneric;
   }();
   return *k;
 }

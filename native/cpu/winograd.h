@@ -42,6 +42,7 @@ struct WinogradKernels {
 
 const WinogradKernels& winogradKernels();
 const WinogradKernels* winogradKernelsAvx512();  // nullptr where not compiled
+const WinogradKernels* winogradKernelsAvx2();    // nullptr where not compiled
 
 // A 3x3 kernel as stored, g [Co, Ci, 3, 3] (F32, F16 or BF16) -> F32 u [16, Co, Ci] = G g G^T.
 Tensor winogradWeight(const Tensor& w);
