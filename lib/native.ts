@@ -108,9 +108,11 @@ export interface NativeAddon {
   /**
    * kernel: the float32 micro-kernel; bf16Kernel: the bf16 one, null where the CPU has none;
    * bf16DepthBlock: the depth of a bf16 panel block (also attention's key block at precision bf16);
-   * narrow: the kernel has a narrow variant (conv2d to at most 8 channels from 16 or more: 'narrow_gemm')
+   * narrow: the kernel has a narrow variant (conv2d to at most 8 channels from 16 or more: 'narrow_gemm');
+   * vectorMath, winograd: the versions of the vector math and of the Winograd tile transforms in use
+   * ('avx512', 'avx2', or the portable 'scalar' / 'generic')
    */
-  gemmInfo(): { kernel: string; bf16Kernel: string | null; bf16DepthBlock: number; narrow: boolean };
+  gemmInfo(): { kernel: string; bf16Kernel: string | null; bf16DepthBlock: number; narrow: boolean; vectorMath: string; winograd: string };
   gemmSelect(kernel: string): boolean;
   /** forces a bf16 kernel ('amx_bf16', 'avx512_bf16', 'generic'; 'none': as without bf16; 'auto': the default); false where it cannot run */
   gemmSelectBf16(kernel: string): boolean;

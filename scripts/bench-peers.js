@@ -161,7 +161,7 @@ async function timed(fn) {
 
 async function main() {
   const a = addon();
-  log(`${os.cpus()[0].model}, ${threads} threads for each engine, simd ${a.cpuInfo().simd.join(' ')}, node ${process.versions.node}`);
+  log(`${os.cpus()[0].model}, ${threads} threads for each engine, simd ${a.cpuInfo().simd.join(' ')}, onestep kernels ${a.gemmInfo().kernel} / ${a.gemmInfo().vectorMath} / ${a.gemmInfo().winograd}, node ${process.versions.node}`);
   const models = path.join(cache, 'random-models');
   const modelDir = ensureRandomModel(modelName, models, log);
   const taesdDir = ensureRandomModel('taesd', models, log);

@@ -143,7 +143,7 @@ async function main() {
   const cpu = a.cpuInfo();
   const gi = a.gemmInfo();
   if (precision === 'bf16' && !gi.bf16Kernel) throw new Error('--precision bf16: this CPU has neither AVX512_BF16 nor AMX-BF16');
-  console.log(`bench: ${os.cpus()[0].model}, ${cpu.threads} threads, simd ${cpu.simd.join(' ')}, gemm kernel ${precision === 'bf16' ? `${gi.bf16Kernel} (precision bf16)` : gi.kernel}, node ${process.versions.node}`);
+  console.log(`bench: ${os.cpus()[0].model}, ${cpu.threads} threads, simd ${cpu.simd.join(' ')}, gemm kernel ${precision === 'bf16' ? `${gi.bf16Kernel} (precision bf16)` : gi.kernel}, vector math ${gi.vectorMath}, winograd ${gi.winograd}, node ${process.versions.node}`);
   if (device === 'cuda') {
     const st = a.cudaStatus(require(path.join(dist, 'native.js')).cudaLibraryPath());
     if (!st.usable) throw new Error(`--device cuda: ${st.reason}`);

@@ -11,6 +11,8 @@ struct CpuInfo {
   std::vector<std::string> simd;  // e.g. "avx2", "fma", "avx512f"
 };
 
+// Under ONESTEP_SIMD=avx2 the AVX-512 features (and AVX512_BF16, AMX) are left out, so every choice
+// made from them takes what a CPU with AVX2 at most runs.
 const CpuInfo& cpuInfo();
 
 // False under ONESTEP_SIMD=none: vector math and the Winograd transforms take their portable code

@@ -10,6 +10,8 @@
 #include "../cpu/gemm.h"
 #include "../cpu/cpu_backend.h"
 #include "../cpu/lora.h"
+#include "../cpu/vecmath.h"
+#include "../cpu/winograd.h"
 #include "addon_data.h"
 #include "js_tensor.h"
 #include "util.h"
@@ -433,6 +435,8 @@ Napi::Value GemmInfo(const Napi::CallbackInfo& info) {
     o.Set("bf16Kernel", bf16 ? Napi::Value(Napi::String::New(info.Env(), bf16)) : info.Env().Null());
     o.Set("bf16DepthBlock", Napi::Number::New(info.Env(), (double)gemmBf16DepthBlock()));
     o.Set("narrow", Napi::Boolean::New(info.Env(), gemmNarrowAvailable()));
+    o.Set("vectorMath", vecMath().name);
+    o.Set("winograd", winogradKernels().name);
     return o;
   });
 }
