@@ -233,9 +233,8 @@ void fewRowsSegments(const GemmKernel& kr, const GemmA& A, const PrepackedB& B, 
   const int64_t N = B.N, K = B.K, kc = kr.kc;
   const int64_t panels = (N + nr - 1) / nr, blocks = (K + kc - 1) / kc;
   const int64_t mPanels = (mcur + mr - 1) / mr, mPad = mPanels * mr;
-  // the few-rows pass has one row block (so the shared A's row stride is this task's mPad), and a
-  // kernel with microSeg has a low-rows variant
-  check(m0 == 0 && kr.mrLow > 0, "ERR_ONESTEP_INTERNAL", "gemm: few-rows segments on a row block at ", m0);
+  // the few-rows pass has one row block (so the shared A's row stride is this task's mPad)
+  check(m0 == 0, "ERR_ONESTEP_INTERNAL", "gemm: few-rows segments on a row block at ", m0);
   const int64_t group = std::clamp<int64_t>(kSegDepth / kc, 1, kMaxSegs);
   const bool half = B.dtype == DType::F16;
   const size_t es = half ? sizeof(uint16_t) : sizeof(float);
@@ -264,7 +263,7 @@ void fewRowsSegments(const GemmKernel& kr, const GemmA& A, const PrepackedB& B, 
           const int64_t k0 = kb * kc, kcur = std::min(kc, K - k0);
           segs[n++] = GemmSeg{buf + mPad * (k0 - kg0) + ip * mr * kcur, bdata + (size_t)(k0 * panels * nr + jp * kcur * nr) * es, kcur};
         }
-        const bool low = h <= kr.mrLow;  // (a kernel with microSeg has a low variant)
+        const bool low = h <= kr.mrLow;  // (a kernel without a low variant has mrLow 0)
         if (w == nr && (h == mr || (low && h == kr.mrLow))) {
           kr.microSeg(segs, n, c, ldc, !first, half, low);
         } else {

@@ -25,14 +25,20 @@ constexpr int NR = 16;
 inline __m256 loadB8(const float* p) { return _mm256_load_ps(p); }
 inline __m256 loadB8(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
 
+// The tile over `n` depth segments (GemmKernel::microSeg; one segment: the plain micro-kernel),
+// the accumulators in registers from the first to the last.
 template <typename BT>
-void microAvx2T(int64_t kc, const float* ap, const BT* bp, float* c, int64_t ldc, bool accumulate) {
+void microSegAvx2T(const GemmSeg* segs, int64_t n, float* c, int64_t ldc, bool accumulate) {
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
   __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
   __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
   __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
   __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+  for (int64_t sg = 0; sg < n; ++sg) {
+  const float* ap = segs[sg].a;
+  const BT* bp = static_cast<const BT*>(segs[sg].b);
+  const int64_t kc = segs[sg].k;
   for (int64_t k = 0; k < kc; ++k) {
     const __m256 b0 = loadB8(bp + k * NR);
     const __m256 b1 = loadB8(bp + k * NR + 8);
@@ -56,6 +62,7 @@ void microAvx2T(int64_t kc, const float* ap, const BT* bp, float* c, int64_t ldc
     c50 = _mm256_fmadd_ps(x, b0, c50);
     c51 = _mm256_fmadd_ps(x, b1, c51);
   }
+  }
   __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
   for (int i = 0; i < MR; ++i) {
     float* row = c + i * ldc;
@@ -68,10 +75,17 @@ void microAvx2T(int64_t kc, const float* ap, const BT* bp, float* c, int64_t ldc
   }
 }
 void microAvx2(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, bool accumulate) {
-  microAvx2T(kc, ap, bp, c, ldc, accumulate);
+  const GemmSeg seg{ap, bp, kc};
+  microSegAvx2T<float>(&seg, 1, c, ldc, accumulate);
 }
 void microAvx2H(int64_t kc, const float* ap, const uint16_t* bp, float* c, int64_t ldc, bool accumulate) {
-  microAvx2T(kc, ap, bp, c, ldc, accumulate);
+  const GemmSeg seg{ap, bp, kc};
+  microSegAvx2T<uint16_t>(&seg, 1, c, ldc, accumulate);
+}
+void microSegAvx2(const GemmSeg* segs, int64_t n, float* c, int64_t ldc, bool accumulate, bool half, bool) {
+  if (n <= 0) return;
+  if (half) microSegAvx2T<uint16_t>(segs, n, c, ldc, accumulate);
+  else microSegAvx2T<float>(segs, n, c, ldc, accumulate);
 }
 
 // In-register 8 x 8 transpose: r[c] lane l <- r[l] lane c.
@@ -164,7 +178,7 @@ void packBnkHAvx2(const uint16_t* b, int64_t ld, int64_t w, int64_t kc, uint16_t
 }
 
 const GemmKernel kAvx2 = {"avx2",       MR,          NR,           256,     72, microAvx2, microAvx2H, 0, nullptr, nullptr, packRowsAvx2,
-                          packBnkAvx2, packBnkHAvx2, gemmNarrowAvx2, nullptr};
+                          packBnkAvx2, packBnkHAvx2, gemmNarrowAvx2, microSegAvx2};
 
 }  // namespace
 
