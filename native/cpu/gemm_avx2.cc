@@ -39,6 +39,7 @@ void microSegAvx2T(const GemmSeg* segs, int64_t n, float* c, int64_t ldc, bool a
   const float* ap = segs[sg].a;
   const BT* bp = static_cast<const BT*>(segs[sg].b);
   const int64_t kc = segs[sg].k;
+#pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
     const __m256 b0 = loadB8(bp + k * NR);
     const __m256 b1 = loadB8(bp + k * NR + 8);
