@@ -68,6 +68,8 @@ void packBTyped(const GemmB& B, int64_t k0, int64_t kc, int64_t n0, int64_t nc, 
 
 void packB(const GemmKernel& kr, const GemmB& B, int64_t k0, int64_t kc, int64_t n0, int64_t nc, float* out) {
   const int nr = kr.nr;
+  check(B.dtype == DType::F32 || B.dtype == DType::F16 || B.dtype == DType::BF16, "ERR_ONESTEP_DTYPE", "gemm: B cannot be ",
+        dtypeName(B.dtype));
   if (B.nk && kr.packBnk) {
     const size_t es = dtypeSize(B.dtype);
     for (int64_t p = 0; p < nc; p += nr) {
