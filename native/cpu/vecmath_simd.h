@@ -13,8 +13,9 @@
 //   hsumd(v) (the lanes summed in double); storeAligned / loadAligned (a W-float buffer);
 //   Lanes(n) (lanes [0, n), 0 <= n <= W) with load(p) (zeros past n, nothing read there),
 //   store(p, v) (nothing written past n), keep(v) (zeros past n), maxInto(acc, v) (max in the
-//   first n lanes, acc past them), addDoubles(double* dst, v) (dst[i] += v[i], i < n) and n;
-//   toBf16(src, dtype, n, dst) (VecMath::toBf16: integer arithmetic of its own).
+//   first n lanes, acc past them), addDoubles(double* dst, v) (dst[i] += v[i], i < n),
+//   loadHalf(p) (F16 values as floats, zeros past n) and n; storeBf16(dst, lanes, v) (v rounded
+//   to bf16 as floatToBf16).
 // The file's table: constexpr VecMath k = {"isa", VecMathSimd<V>::actRow, ...} (constant
 // initialisation: no code of the ISA runs before the CPU is checked).
 #pragma once
@@ -22,6 +23,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 
 #include "vecmath.h"
@@ -268,6 +270,20 @@ struct VecMathSimd {
       int64_t j = 0;
       for (; j + W <= w; j += W) epilogueVec(row + j, bias ? bias + j : nullptr, r ? r + j : nullptr, Lanes(W), va, scale, a);
       if (j < w) epilogueVec(row + j, bias ? bias + j : nullptr, r ? r + j : nullptr, Lanes(w - j), va, scale, a);
+    }
+  }
+
+  // F32 or F16 values as bf16 (nearest even, NaN quieted: floatToBf16's rule, bit for bit)
+  static void toBf16(const void* src, DType dtype, int64_t n, uint16_t* dst) {
+    if (dtype == DType::BF16) {
+      std::memcpy(dst, src, (size_t)n * sizeof(uint16_t));
+      return;
+    }
+    const bool half = dtype == DType::F16;
+    for (int64_t i = 0; i < n; i += W) {
+      const Lanes m(std::min<int64_t>(W, n - i));
+      const vec f = half ? m.loadHalf(static_cast<const uint16_t*>(src) + i) : m.load(static_cast<const float*>(src) + i);
+      V::storeBf16(dst + i, m, f);
     }
   }
 };
