@@ -1,5 +1,6 @@
 #include "cpu_info.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <thread>
 
@@ -60,6 +61,11 @@ CpuInfo detect() {
 const CpuInfo& cpuInfo() {
   static const CpuInfo info = detect();
   return info;
+}
+
+bool cpuHas(const char* feature) {
+  const std::vector<std::string>& s = cpuInfo().simd;
+  return std::find(s.begin(), s.end(), feature) != s.end();
 }
 
 }  // namespace onestep

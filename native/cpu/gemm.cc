@@ -154,10 +154,9 @@ const GemmKernel* pickKernel() {
   if (k) return k;
   const char* forced = std::getenv("ONESTEP_GEMM_KERNEL");
   if (!(forced && gemmSelectKernel(forced))) {
-    const CpuInfo& cpu = cpuInfo();
-    auto has = [&](const char* f) { return std::find(cpu.simd.begin(), cpu.simd.end(), f) != cpu.simd.end(); };
-    if (has("avx512f") && has("avx512bw") && has("avx512vl") && has("f16c") && gemmKernelAvx512()) k = gemmKernelAvx512();
-    else if (has("avx2") && has("fma") && has("f16c") && gemmKernelAvx2()) k = gemmKernelAvx2();
+
+    if (cpuHas("avx512f") && cpuHas("avx512bw") && cpuHas("avx512vl") && cpuHas("f16c") && gemmKernelAvx512()) k = gemmKernelAvx512();
+    else if (cpuHas("avx2") && cpuHas("fma") && cpuHas("f16c") && gemmKernelAvx2()) k = gemmKernelAvx2();
     else k = &kGeneric;
     gKernel.store(k);
   }
@@ -306,11 +305,10 @@ const char* gemmKernelName() { return pickKernel()->name; }
 bool gemmSelectKernel(const char* name) {
   const std::string n = name;
   const GemmKernel* k = nullptr;
-  const CpuInfo& cpu = cpuInfo();
-  auto has = [&](const char* f) { return std::find(cpu.simd.begin(), cpu.simd.end(), f) != cpu.simd.end(); };
+
   if (n == "generic") k = &kGeneric;
-  else if (n == "avx2" && has("avx2") && has("fma") && has("f16c")) k = gemmKernelAvx2();
-  else if (n == "avx512" && has("avx512f") && has("avx512bw") && has("avx512vl") && has("f16c")) k = gemmKernelAvx512();
+  else if (n == "avx2" && cpuHas("avx2") && cpuHas("fma") && cpuHas("f16c")) k = gemmKernelAvx2();
+  else if (n == "avx512" && cpuHas("avx512f") && cpuHas("avx512bw") && cpuHas("avx512vl") && cpuHas("f16c")) k = gemmKernelAvx512();
   if (!k) return false;
   gKernel.store(k);
   return true;

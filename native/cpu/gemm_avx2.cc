@@ -13,6 +13,8 @@
 
 ONESTEP_SIMD_BEGIN("avx2,fma,f16c")
 
+#include "simd_avx2.h"
+
 namespace onestep {
 namespace {
 
@@ -111,10 +113,6 @@ inline void transpose8(__m256 r[8]) {
   for (int j = 0; j < 8; ++j) r[j] = t[j];
 }
 
-// lanes [0, n) of 8 (n < 8: a masked load, nothing read past them)
-inline __m256i laneMask(int64_t n) { return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); }
-inline __m256 load8(const float* p, int64_t n) { return n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, laneMask(n)); }
-
 // dst[k * MR + i] = rows[i][k]: 8 depths of the 6 rows at a time, transposed in registers; each
 // depth's 6 values stored as 8 (the next depth's store overwrites the 2 extra), the block's last
 // as 4 + 2.
@@ -123,7 +121,8 @@ void packRowsAvx2(const float* const* rows, int64_t h, int64_t run, float* dst) 
   r[6] = r[7] = _mm256_setzero_ps();
   for (int64_t k = 0; k < run; k += 8) {
     const int64_t n = std::min<int64_t>(8, run - k);
-    for (int i = 0; i < MR; ++i) r[i] = (i < h && rows[i]) ? load8(rows[i] + k, n) : _mm256_setzero_ps();
+    const Avx2Vec::Lanes l(n);
+    for (int i = 0; i < MR; ++i) r[i] = (i < h && rows[i]) ? l.load(rows[i] + k) : _mm256_setzero_ps();
     __m256 t[8] = {r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]};
     transpose8(t);
     float* d = dst + k * MR;
@@ -135,16 +134,13 @@ void packRowsAvx2(const float* const* rows, int64_t h, int64_t run, float* dst) 
 }
 
 inline __m256 loadAs8(const void* p, DType dt, int64_t n) {
-  if (dt == DType::F32) return load8(static_cast<const float*>(p), n);
+  const Avx2Vec::Lanes l(n);
+  if (dt == DType::F32) return l.load(static_cast<const float*>(p));
+  if (dt == DType::F16) return l.loadHalf(static_cast<const uint16_t*>(p));
+  // BF16: the top halves of floats
   alignas(16) uint16_t buf[8] = {};
-  const uint16_t* q = static_cast<const uint16_t*>(p);
-  if (n < 8) {
-    std::memcpy(buf, q, (size_t)n * sizeof(uint16_t));
-    q = buf;
-  }
-  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
-  if (dt == DType::F16) return _mm256_cvtph_ps(v);
-  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(v), 16));  // BF16
+  std::memcpy(buf, p, (size_t)n * sizeof(uint16_t));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(buf))), 16));
 }
 
 // One 16-column B panel from [N][K] storage (F32, F16 or BF16), converted to float and transposed

@@ -60,9 +60,9 @@ struct Avx2Vec {
     s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
     return _mm_cvtsd_f64(s);
   }
-  // lanes [0, n) of 8: loads zero the rest, stores leave it
   static void storeAligned(float* p, vec v) { _mm256_store_ps(p, v); }
   static vec loadAligned(const float* p) { return _mm256_load_ps(p); }
+  // lanes [0, n) of 8: loads zero the rest, stores leave it
   struct Lanes {
     int64_t n;
     __m256i m;
@@ -74,7 +74,7 @@ struct Avx2Vec {
     }
     vec keep(vec v) const { return _mm256_and_ps(v, _mm256_castsi256_ps(m)); }
     vec maxInto(vec acc, vec v) const { return _mm256_max_ps(acc, _mm256_blendv_ps(acc, v, _mm256_castsi256_ps(m))); }
-    // (F16C: the vector math's target only)
+    // (F16C: the vector math's and the GEMM's targets only)
     vec loadHalf(const uint16_t* p) const {
       alignas(16) uint16_t in[8] = {};
       if (n < 8) {

@@ -113,10 +113,9 @@ const VecMath kScalar = {"scalar",           actRowScalar,      softmaxRowScalar
                          layerNormRowScalar, epilogueRowsScalar, toBf16Scalar};
 
 const VecMath* pick() {
-  const CpuInfo& c = cpuInfo();
-  auto has = [&](const char* f) { return std::find(c.simd.begin(), c.simd.end(), f) != c.simd.end(); };
-  if (simdAllowed() && has("avx512f") && has("avx512bw") && has("avx512vl") && has("f16c") && vecMathAvx512()) return vecMathAvx512();
-  if (simdAllowed() && has("avx2") && has("fma") && has("f16c") && vecMathAvx2()) return vecMathAvx2();
+
+  if (simdAllowed() && cpuHas("avx512f") && cpuHas("avx512bw") && cpuHas("avx512vl") && cpuHas("f16c") && vecMathAvx512()) return vecMathAvx512();
+  if (simdAllowed() && cpuHas("avx2") && cpuHas("fma") && cpuHas("f16c") && vecMathAvx2()) return vecMathAvx2();
   return &kScalar;
 }
 

@@ -124,10 +124,9 @@ const WinogradKernels kGeneric = {"generic", inputGeneric, outputGeneric, inputB
 
 const WinogradKernels& winogradKernels() {
   static const WinogradKernels* k = [] {
-    const CpuInfo& c = cpuInfo();
-    auto has = [&](const char* f) { return std::find(c.simd.begin(), c.simd.end(), f) != c.simd.end(); };
-    if (simdAllowed() && has("avx512f") && winogradKernelsAvx512()) return winogradKernelsAvx512();
-    if (simdAllowed() && has("avx2") && has("fma") && winogradKernelsAvx2()) return winogradKernelsAvx2();
+
+    if (simdAllowed() && cpuHas("avx512f") && winogradKernelsAvx512()) return winogradKernelsAvx512();
+    if (simdAllowed() && cpuHas("avx2") && cpuHas("fma") && winogradKernelsAvx2()) return winogradKernelsAvx2();
     return &kGeneric;
   }();
   return *k;
