@@ -118,6 +118,8 @@ export interface NativeAddon {
   gemmSelectBf16(kernel: string): boolean;
   /** GFLOP/s of C = A B^T ([M x K] x [N x K]): 'packed' packs B per call (default), 'prepacked' and 'bf16' as a graph's plan does */
   gemmBench(M: number, N: number, K: number, dtype: NativeDType, seconds: number, schedule?: 'packed' | 'prepacked' | 'bf16'): number;
+  /** The float32 GEMM kernel's FMA ceiling in GFLOP/s: register-only FMAs on every pool thread for `seconds`. */
+  gemmPeak(seconds: number): number;
 }
 
 const packageRoot = path.resolve(__dirname, '..');

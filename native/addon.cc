@@ -99,6 +99,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gemmSelect", Napi::Function::New(env, GemmSelect, "gemmSelect"));
   exports.Set("gemmSelectBf16", Napi::Function::New(env, GemmSelectBf16, "gemmSelectBf16"));
   exports.Set("gemmBench", Napi::Function::New(env, GemmBench, "gemmBench"));
+  exports.Set("gemmPeak", Napi::Function::New(env, GemmPeak, "gemmPeak"));
   return exports;
 }
 

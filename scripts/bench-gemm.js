@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // GEMM micro-benchmark at UNet / text-encoder shapes: onestep's CPU GEMM against numpy's matmul
-// (OpenBLAS) on the same machine, measured alternately so machine noise hits both alike.
+// (OpenBLAS) on the same machine, measured alternately so machine noise hits both alike, and
+// against the CPU's float32 FMA peak on the same threads (gemmPeak: register-only FMAs).
 //   node scripts/bench-gemm.js [--seconds 0.5] [--rounds 3] [--dtype F32|F16|BF16] [--schedule packed|prepacked|bf16] [--coretype SkylakeX]
 // --schedule: B packed per call (packed, default), once as a graph's plan does (prepacked), or as
 // bf16 panels with bf16 operands (bf16: precision 'bf16'; CPUs with AVX512_BF16 or AMX-BF16).
@@ -55,7 +56,9 @@ print(2*${m}*${n}*${k}*r/(time.perf_counter()-t)/1e9)`;
 
 let npAvailable = spawnSync('python3', ['-c', 'import numpy'], { stdio: 'ignore' }).status === 0;
 console.log(`gemm: onestep ${schedule === 'bf16' ? a.gemmInfo().bf16Kernel : a.gemmInfo().kernel} kernel (${schedule}), ${a.cpuInfo().threads} threads, B in ${dtype}; numpy OpenBLAS${coretype ? ` (OPENBLAS_CORETYPE=${coretype})` : ''}${npAvailable ? '' : ' unavailable'}`);
-console.log('   M     N      K  onestep GFLOP/s  numpy GFLOP/s  ratio  shape');
+const peak = schedule !== 'bf16' && a.gemmInfo().kernel !== 'generic' ? a.gemmPeak(Math.max(seconds, 0.5)) : NaN;
+if (Number.isFinite(peak)) console.log(`gemm: FMA peak ${peak.toFixed(1)} GFLOP/s (the ${a.gemmInfo().kernel} kernel's vectors, register-only FMAs)`);
+console.log('   M     N      K  onestep GFLOP/s  % of peak  numpy GFLOP/s  ratio  shape');
 const ratios = [];
 for (const [m, n, k, what] of SHAPES) {
   let ours = 0;
@@ -66,7 +69,8 @@ for (const [m, n, k, what] of SHAPES) {
   }
   const ratio = npAvailable ? ours / np : NaN;
   if (Number.isFinite(ratio)) ratios.push(ratio);
-  console.log(`${String(m).padStart(5)} ${String(n).padStart(5)} ${String(k).padStart(6)} ${ours.toFixed(1).padStart(16)} ${np.toFixed(1).padStart(14)} ${ratio.toFixed(2).padStart(6)}  ${what}`);
+  const ofPeak = Number.isFinite(peak) ? `${((100 * ours) / peak).toFixed(0)} %` : '-';
+  console.log(`${String(m).padStart(5)} ${String(n).padStart(5)} ${String(k).padStart(6)} ${ours.toFixed(1).padStart(16)} ${ofPeak.padStart(10)} ${np.toFixed(1).padStart(14)} ${ratio.toFixed(2).padStart(6)}  ${what}`);
 }
 if (ratios.length) {
   const geo = Math.exp(ratios.reduce((s, x) => s + Math.log(x), 0) / ratios.length);

@@ -18,6 +18,10 @@
 // each run timed with its CPU time (process user + system: CPU / wall says how busy the cores were);
 // medians, the median of per-round ratios, and each engine's output against PyTorch's (rel L2).
 // Both engines get the same thread count (onestep's pool, ORT's intra-op pool; inter-op 1).
+// At fp32, how far each stage is from what the CPU allows: onestep's float32 FMA peak on those
+// threads (gemmPeak: register-only FMAs), and from one profiled onestep run the GFLOP/s of the ops
+// that count flops (GEMMs, convolutions, attention) and the time of the others; the stage's
+// ceiling is its flops at the peak plus those others (no engine's FMA kernels run above the peak).
 'use strict';
 const { spawnSync } = require('child_process');
 const fs = require('fs');
@@ -168,6 +172,9 @@ async function main() {
   ensureOnnx(modelDir, taesdDir);
   const ort = ensureOrt();
   log(`onnxruntime-node ${ort.env.versions?.node ?? ortVersion}, graph optimisation 'all', intra-op threads ${threads}, inter-op 1; onestep at precision ${precision}`);
+  // the float32 ceiling (not for bf16, whose products run other instructions)
+  const peak = precision === 'fp32' && a.gemmInfo().kernel !== 'generic' ? a.gemmPeak(1) : null;
+  if (peak) log(`FMA peak ${peak.toFixed(0)} GFLOP/s (the ${a.gemmInfo().kernel} kernel's vectors, ${threads} threads, register-only FMAs)`);
 
   const latent = size / 8;
   const results = [];
@@ -225,6 +232,27 @@ async function main() {
         rows[e].push(await timed(e === 'onestep' ? runOnestep : runOrt));
       }
     }
+    // profiled runs (each node timed alone; the fastest of 3): the direct products' rate (GEMMs,
+    // convolutions as GEMMs, attention: nominal flops at this peak at best), and the time of the
+    // other ops, Winograd convolutions among them (they do fewer multiplications than they count)
+    let ceiling = null;
+    if (peak) {
+      for (let i = 0; i < 3; i++) {
+        const prof = await graph.run(feedOnestep, { profile: true });
+        for (const [k, t] of Object.entries(prof)) if (k !== 'profile') t.dispose();
+        let flops = 0;
+        let flopSeconds = 0;
+        let otherSeconds = 0;
+        for (const p of prof.profile) {
+          if (p.flops > 0 && !p.algorithm.startsWith('winograd')) {
+            flops += p.flops;
+            flopSeconds += p.seconds;
+          } else otherSeconds += p.seconds;
+        }
+        const c = { gflop: flops / 1e9, gflops: flops / flopSeconds / 1e9, otherMs: otherSeconds * 1e3, ms: (flops / (peak * 1e9) + otherSeconds) * 1e3 };
+        if (!ceiling || flopSeconds + otherSeconds < ceiling.total) ceiling = { ...c, total: flopSeconds + otherSeconds };
+      }
+    }
     const ms = (e) => median(rows[e].map((x) => x.wall));
     const busy = (e) => median(rows[e].map((x) => x.cpu / x.wall));
     const ratio = median(rows.onestep.map((x, i) => x.wall / rows.ort[i].wall));
@@ -237,10 +265,15 @@ async function main() {
       ortCpuPerWall: busy('ort'),
       onestepVsTorch: relL2(gotOnestep, io.want),
       ortVsTorch: relL2(gotOrt, io.want),
+      ...(ceiling ? { peakGflops: peak, gflop: ceiling.gflop, gflops: ceiling.gflops, otherMs: ceiling.otherMs, ceilingMs: ceiling.ms } : {}),
     };
     results.push(res);
     console.log(`${stage.padEnd(6)} onestep ${res.onestepMs.toFixed(0).padStart(6)} ms  ort ${res.ortMs.toFixed(0).padStart(6)} ms  onestep/ort ${ratio.toFixed(2)}${ratio > 1 ? ' (slower)' : ''}` +
       `  cpu/wall ${res.onestepCpuPerWall.toFixed(2)} / ${res.ortCpuPerWall.toFixed(2)}  rel L2 vs torch ${res.onestepVsTorch.toExponential(1)} / ${res.ortVsTorch.toExponential(1)}`);
+    if (ceiling) {
+      console.log(`${''.padEnd(6)} onestep's direct products ${ceiling.gflop.toFixed(1)} GFLOP at ${ceiling.gflops.toFixed(0)} GFLOP/s (${((100 * ceiling.gflops) / peak).toFixed(0)} % of the peak), other ops ${ceiling.otherMs.toFixed(0)} ms;` +
+        ` at the peak ${ceiling.ms.toFixed(0)} ms (onestep/ort ${(ceiling.ms / res.ortMs).toFixed(2)})`);
+    }
     await session.release();
     graph.dispose();
     model.dispose();

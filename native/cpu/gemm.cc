@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <memory>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "../core/error.h"
 #include "../core/half.h"
@@ -145,7 +147,7 @@ void microGeneric(int64_t kc, const float* ap, const float* bp, float* c, int64_
 void microGenericH(int64_t kc, const float* ap, const uint16_t* bp, float* c, int64_t ldc, bool accumulate) {
   microGenericT(kc, ap, bp, c, ldc, accumulate);
 }
-const GemmKernel kGeneric = {"generic", kGenMR, kGenNR, 256, 64, microGeneric, microGenericH, 0, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+const GemmKernel kGeneric = {"generic", kGenMR, kGenNR, 256, 64, microGeneric, microGenericH, 0, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
 
 std::atomic<const GemmKernel*> gKernel{nullptr};
 
@@ -301,6 +303,29 @@ thread_local ScratchBuffer tSharedB;
 const GemmKernel* gemmKernelGeneric() { return &kGeneric; }
 
 const char* gemmKernelName() { return pickKernel()->name; }
+
+double gemmFmaPeak(double seconds) {
+  check(seconds > 0 && seconds <= 600, "ERR_ONESTEP_ARGUMENT", "gemmPeak: seconds must be in (0, 600], got ", seconds);
+  const GemmKernel& kr = *pickKernel();
+  check(kr.fmaLoop != nullptr, "ERR_ONESTEP_UNSUPPORTED", "gemmPeak: the ", kr.name, " kernel has no FMA loop");
+  using Clock = std::chrono::steady_clock;
+  ThreadPool& pool = ThreadPool::global();
+  const int threads = pool.size();
+  std::vector<double> flops((size_t)threads, 0.0);
+  std::vector<float> sinks((size_t)threads, 0.0f);
+  const auto t0 = Clock::now();
+  const auto until = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  // one item per thread, every thread until the same moment (an item taken late runs shorter)
+  pool.parallelFor(threads, 1, [&](int64_t begin, int64_t end, int) {
+    for (int64_t t = begin; t < end; ++t)
+      do flops[(size_t)t] += kr.fmaLoop(1 << 14, &sinks[(size_t)t]);
+      while (Clock::now() < until);
+  });
+  const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
+  double total = 0;
+  for (double f : flops) total += f;
+  return total / elapsed / 1e9;
+}
 
 bool gemmSelectKernel(const char* name) {
   const std::string n = name;

@@ -157,6 +157,9 @@ bool gemmSelectKernel(const char* name);
 // C = A * B^T with B [N, K] in dtype, repeated for `seconds` after a warm-up: GFLOP/s (gemm_bench.cc).
 // schedule: "packed" (B packed per call), "prepacked" (packed once, as a plan does), "bf16" (bf16 panels).
 double gemmBenchmark(int64_t M, int64_t N, int64_t K, DType dtype, double seconds, const std::string& schedule = "packed");
+// The float32 kernel's FMA ceiling in GFLOP/s on every thread of the pool at once, measured for
+// `seconds` (GemmKernel::fmaLoop): what a GEMM's GFLOP/s is a fraction of.
+double gemmFmaPeak(double seconds);
 
 // A micro-kernel computes an MR x NR tile: C (ldc) = [C +] Ap (kc x MR, packed) * Bp (kc x NR, packed).
 // A depth segment of a tile: a packed A micro-panel (rows mr apart), a B panel (F32 or F16) and
@@ -196,6 +199,10 @@ struct GemmKernel {
   // over the segments of A micro-panel x B panel, the accumulators kept in registers from the first
   // segment to the last; rows mr, or mrLow where `low`; B panels F16 where `half`, else F32.
   void (*microSeg)(const GemmSeg* segs, int64_t n, float* c, int64_t ldc, bool accumulate, bool half, bool low);
+  // The CPU's FMA ceiling for this kernel's vectors (nullptr: none): `iters` rounds of as many
+  // independent register FMAs as the micro-kernel has accumulators, no memory operand; returns the
+  // flops done (the accumulators' sum goes to *sink).
+  double (*fmaLoop)(int64_t iters, float* sink);
 };
 
 const GemmKernel* gemmKernelGeneric();

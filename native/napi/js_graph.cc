@@ -467,5 +467,14 @@ Napi::Value GemmBench(const Napi::CallbackInfo& info) {
   });
 }
 
+// gemmPeak(seconds): the float32 kernel's FMA ceiling on all the pool's threads, in GFLOP/s.
+Napi::Value GemmPeak(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    requireArgs(info, 1, "gemmPeak");
+    if (!info[0].IsNumber()) fail("ERR_ONESTEP_ARGUMENT", "gemmPeak: seconds must be a number");
+    return Napi::Number::New(info.Env(), gemmFmaPeak(info[0].As<Napi::Number>().DoubleValue()));
+  });
+}
+
 }  // namespace napi
 }  // namespace onestep

@@ -51,6 +51,7 @@ Napi::Value GemmInfo(const Napi::CallbackInfo& info);
 Napi::Value GemmSelect(const Napi::CallbackInfo& info);
 Napi::Value GemmSelectBf16(const Napi::CallbackInfo& info);
 Napi::Value GemmBench(const Napi::CallbackInfo& info);
+Napi::Value GemmPeak(const Napi::CallbackInfo& info);
 
 }  // namespace napi
 }  // namespace onestep
