@@ -14,6 +14,7 @@
 ONESTEP_SIMD_BEGIN("avx2,fma,f16c")
 
 #include "simd_avx2.h"
+#include "fma_loop_simd.h"
 
 namespace onestep {
 namespace {
@@ -174,23 +175,9 @@ void packBnkHAvx2(const uint16_t* b, int64_t ld, int64_t w, int64_t kc, uint16_t
   });
 }
 
-// GemmKernel::fmaLoop: the tile's 12 accumulators, FMAs on registers only.
-double fmaLoopAvx2(int64_t iters, float* sink) {
-  __m256 acc[MR * NR / 8];
-  for (auto& v : acc) v = _mm256_set1_ps(0.5f);
-  const __m256 m = _mm256_set1_ps(0.999f), a = _mm256_set1_ps(1e-3f);
-  for (int64_t i = 0; i < iters; ++i) {
-#pragma GCC unroll 16
-    for (auto& v : acc) v = _mm256_fmadd_ps(v, m, a);
-  }
-  __m256 s = acc[0];
-  for (int i = 1; i < MR * NR / 8; ++i) s = _mm256_add_ps(s, acc[i]);
-  *sink = _mm256_cvtss_f32(s);
-  return (double)iters * (MR * NR) * 2;
-}
-
 const GemmKernel kAvx2 = {"avx2",       MR,          NR,           256,     72, microAvx2, microAvx2H, 0, nullptr, nullptr, packRowsAvx2,
-                          packBnkAvx2, packBnkHAvx2, gemmNarrowAvx2, microSegAvx2, fmaLoopAvx2};
+                          packBnkAvx2, packBnkHAvx2, gemmNarrowAvx2, microSegAvx2,
+                          fmaLoopOf<Avx2Vec, MR * NR / Avx2Vec::W>};
 
 }  // namespace
 

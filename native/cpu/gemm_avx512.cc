@@ -12,6 +12,9 @@
 
 ONESTEP_SIMD_BEGIN("avx512f,avx512bw,avx512vl,f16c")
 
+#include "simd_avx512.h"
+#include "fma_loop_simd.h"
+
 namespace onestep {
 namespace {
 
@@ -253,24 +256,9 @@ void packBnkHAvx512(const uint16_t* b, int64_t ld, int64_t w, int64_t kc, uint16
   });
 }
 
-// GemmKernel::fmaLoop: the tile's 28 accumulators, FMAs on registers only.
-double fmaLoopAvx512(int64_t iters, float* sink) {
-  __m512 acc[MR * NR / 16];
-  for (auto& v : acc) v = _mm512_set1_ps(0.5f);
-  const __m512 m = _mm512_set1_ps(0.999f), a = _mm512_set1_ps(1e-3f);
-  for (int64_t i = 0; i < iters; ++i) {
-#pragma GCC unroll 32
-    for (auto& v : acc) v = _mm512_fmadd_ps(v, m, a);
-  }
-  __m512 s = acc[0];
-  for (int i = 1; i < MR * NR / 16; ++i) s = _mm512_add_ps(s, acc[i]);
-  *sink = _mm512_reduce_add_ps(s);
-  return (double)iters * (MR * NR) * 2;
-}
-
 const GemmKernel kAvx512 = {"avx512",       MR,           NR,           384,          112, microAvx512, microAvx512H, kLowRows, microLowAvx512,
                              microLowAvx512H, packRowsAvx512, packBnkAvx512, packBnkHAvx512, gemmNarrowAvx512, microSegAvx512,
-                             fmaLoopAvx512};
+                             fmaLoopOf<Avx512Vec, MR * NR / Avx512Vec::W>};
 
 }  // namespace
 

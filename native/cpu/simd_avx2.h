@@ -1,8 +1,9 @@
 // The AVX2 + FMA vector type of the CPU code written once over a vector type (vecmath_simd.h,
-// winograd_simd.h: what they need of it is listed there), each operation one or a few intrinsics.
-// Included by vecmath_avx2.cc and winograd_avx2.cc inside their ONESTEP_SIMD_BEGIN / END, after
-// the standard headers and <immintrin.h>: internal linkage, so each file's copy is compiled for its
-// own target; AVX2 and FMA intrinsics only, which every such target has.
+// winograd_simd.h, fma_loop_simd.h: what they need of it is listed there), each operation one or a
+// few intrinsics. Included by vecmath_avx2.cc, winograd_avx2.cc and gemm_avx2.cc inside their
+// ONESTEP_SIMD_BEGIN / END, after the standard headers and <immintrin.h>: internal linkage, so each
+// file's copy is compiled for its own target; AVX2 and FMA intrinsics only, which every such target
+// has.
 #pragma once
 
 #include <cstdint>

@@ -1,8 +1,9 @@
 // The AVX-512 vector type of the CPU code written once over a vector type (vecmath_simd.h,
-// winograd_simd.h: what they need of it is listed there), each operation one intrinsic.
-// Included by vecmath_avx512.cc and winograd_avx512.cc inside their ONESTEP_SIMD_BEGIN / END,
-// after the standard headers and <immintrin.h>: internal linkage, so each file's copy is compiled
-// for its own target; AVX-512F intrinsics only, which every such target has.
+// winograd_simd.h, fma_loop_simd.h: what they need of it is listed there), each operation one
+// intrinsic. Included by vecmath_avx512.cc, winograd_avx512.cc and gemm_avx512.cc inside their
+// ONESTEP_SIMD_BEGIN / END, after the standard headers and <immintrin.h>: internal linkage, so each
+// file's copy is compiled for its own target; AVX-512F intrinsics only, which every such target
+// has.
 #pragma once
 
 #include <cstdint>
