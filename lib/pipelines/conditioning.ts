@@ -2,6 +2,7 @@
 // hidden state) and SDXL (two encoders' penultimate hidden states side by side, plus the second
 // encoder's projected pooled output), negatives for classifier-free guidance batched first.
 import { ArgumentError } from '../errors';
+import { yieldToLoop } from '../graph/describe';
 import type { CLIPTextModel } from '../models/clip/text_encoder';
 import type { CLIPTokenizer } from '../tokenizer';
 
@@ -56,6 +57,7 @@ export interface TextConditioner {
 
 async function embed(enc: CLIPTextModel, tok: CLIPTokenizer, texts: string[], output: 'last_hidden_state' | 'penultimate' | 'penultimate_final_ln', pooled: boolean) {
   const ids = texts.map((t) => tok.encode(t));
+  await yieldToLoop();
   const outs: ('last_hidden_state' | 'penultimate' | 'penultimate_final_ln' | 'text_embeds')[] = [output];
   if (pooled) outs.push('text_embeds');
   const r = await enc.encode(ids, outs);

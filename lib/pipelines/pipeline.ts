@@ -4,6 +4,7 @@
 // their order of random draws, so a seed gives diffusers' image.
 import { AbortError, ArgumentError, DisposedError } from '../errors';
 import { type CompiledGraph, type GraphFallback, type Precision, withFallbackReports } from '../graph';
+import { yieldToLoop } from '../graph/describe';
 import type { ControlNetModel } from '../models/controlnet/controlnet';
 import type { UNet2DConditionModel } from '../models/unet/unet';
 import type { AutoencoderKL } from '../models/vae/autoencoder_kl';
@@ -400,6 +401,7 @@ export class Pipeline {
    */
   private async run(o: GenerateOptions): Promise<GeneratedImage[]> {
     const job = this.prepare(o);
+    await yieldToLoop(); // the stages' own descriptions yield too: a generation never holds the loop long
     job.checkAbort();
     const reported = new Set<readonly GraphFallback[]>();
     // each graph with nodes its device does not run says so once per generation: a warning per op

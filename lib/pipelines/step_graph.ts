@@ -2,7 +2,7 @@
 // step (their residuals summed into the UNet), the UNet, and the fused scheduler step. Built once
 // per shape and set of active ControlNets; a ControlNet outside its window is not in the graph.
 import type { CompiledGraph, GraphBuilder, Value } from '../graph';
-import { describeYielding } from '../graph/describe';
+import { describeYielding, yieldToLoop } from '../graph/describe';
 import type { ControlNetModel } from '../models/controlnet/controlnet';
 import type { UNetExtras } from '../models/unet/encoder';
 import type { UNet2DConditionModel, UNetResiduals } from '../models/unet/unet';
@@ -35,8 +35,6 @@ function batchConcat(g: GraphBuilder, a: Value, b: Value): Value {
 /** The conditional half of a [2B, ...] batch (torch's chunk(2)[1]). */
 const condHalf = (g: GraphBuilder, x: Value, batch: number): Value => g.slice(x, 0, batch, batch);
 
-/** Lets the event loop run between the description's large parts (each stays a few milliseconds). */
-const yieldLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export async function buildStepGraph(unet: UNet2DConditionModel, controlNets: readonly ControlNetModel[], key: StepGraphKey): Promise<CompiledGraph> {
   const c = unet.config;
@@ -77,7 +75,7 @@ export async function buildStepGraph(unet: UNet2DConditionModel, controlNets: re
     const cnRows = cnX.shape[0];
     if (key.trace) g.output('controlnet_sample', cnX);
     for (const [k, slot] of key.controls.entries()) {
-      await yieldLoop();
+      await yieldToLoop();
       const cn = controlNets[slot];
       const cond = g.input(`control${k}_cond`, [cnRows, cn.config.conditioningChannels, 8 * key.h, 8 * key.w]);
       const scales = g.input(`control${k}_scales`, [cn.numResiduals]);
@@ -94,7 +92,7 @@ export async function buildStepGraph(unet: UNet2DConditionModel, controlNets: re
       residuals = sum ? { down: sum.down.map((d, j) => g.add(d, mine.down[j])), mid: g.add(sum.mid, mine.mid) } : mine;
     }
   }
-  await yieldLoop();
+  await yieldToLoop();
   const out = await describeYielding(unet.describeParts(g, x, t, context, extras, residuals));
   g.output('prev', g.schedulerStep(latents, out, coeffs, noise, 'prev'));
   g.output('denoised', g.schedulerStep(latents, out, coeffs, noise, 'denoised'));
@@ -102,6 +100,6 @@ export async function buildStepGraph(unet: UNet2DConditionModel, controlNets: re
     g.output('unet_sample', x);
     g.output('unet_out', out);
   }
-  await yieldLoop();
+  await yieldToLoop();
   return g.build();
 }

@@ -88,19 +88,35 @@ describe('the event loop during a first generate at a new shape', function () {
     // threads and the JS thread: 20-29 ms delays in ~1 run of 4, the same before and after the
     // change that added this; a server that wants a responsive event loop does the same)
     const threads = String(Math.max(1, os.availableParallelism() - 1));
-    const r = spawnSync(process.execPath, ['-e', MEASURE, root, path.join(dir, 'model'), JSON.stringify(shapes)], {
-      encoding: 'utf8',
-      timeout: 280000,
-      env: { ...process.env, ONESTEP_NUM_THREADS: threads },
-    });
-    assert.strictEqual(r.status, 0, r.stderr);
-    const runs = JSON.parse(r.stdout.trim().split('\n').pop());
-    assert.strictEqual(runs.length, shapes.length);
-    console.log(`      max event-loop delay: ${runs.map((x) => `${x.width}x${x.height} ${x.maxMs.toFixed(1)} ms (of a ${x.ms} ms generate)`).join(', ')}`);
-    for (const { width, height, got, ms, maxMs } of runs) {
-      assert.deepStrictEqual(got, [width, height]);
-      assert.ok(ms > 4 * LIMIT_MS, `the generate took ${ms} ms: too short to tell`);
-      assert.ok(maxMs <= LIMIT_MS, `${width}x${height}: the event loop stalled ${maxMs.toFixed(1)} ms (limit ${LIMIT_MS}) during a ${ms} ms first generate`);
+    const measure = () => {
+      const r = spawnSync(process.execPath, ['-e', MEASURE, root, path.join(dir, 'model'), JSON.stringify(shapes)], {
+        encoding: 'utf8',
+        timeout: 280000,
+        env: { ...process.env, ONESTEP_NUM_THREADS: threads },
+      });
+      assert.strictEqual(r.status, 0, r.stderr);
+      const runs = JSON.parse(r.stdout.trim().split('\n').pop());
+      assert.strictEqual(runs.length, shapes.length);
+      for (const { width, height, got, ms } of runs) {
+        assert.deepStrictEqual(got, [width, height]);
+        assert.ok(ms > 4 * LIMIT_MS, `the generate took ${ms} ms: too short to tell`);
+      }
+      return runs;
+    };
+    // Work on the JS thread stalls the loop in every process at the same point; a time slice the
+    // OS gives a neighbour on a shared 2-core machine does not (CI once saw 20.3 ms where this
+    // machine's runs give 3-11 ms). So each shape's stall is the smallest of up to 3 fresh
+    // processes, a new process started only while some shape is over the limit.
+    const best = shapes.map(() => Infinity);
+    const seen = [];
+    for (let attempt = 0; attempt < 3 && best.some((b) => b > LIMIT_MS); attempt++) {
+      const runs = measure();
+      runs.forEach((x, i) => (best[i] = Math.min(best[i], x.maxMs)));
+      seen.push(runs.map((x) => `${x.width}x${x.height} ${x.maxMs.toFixed(1)} ms (of a ${x.ms} ms generate)`).join(', '));
     }
+    console.log(`      max event-loop delay: ${seen.join('; then ')}`);
+    shapes.forEach(([width, height], i) =>
+      assert.ok(best[i] <= LIMIT_MS, `${width}x${height}: the event loop stalled at least ${best[i].toFixed(1)} ms (limit ${LIMIT_MS}) in each of ${seen.length} processes: ${seen.join('; ')}`),
+    );
   });
 });

@@ -3,6 +3,7 @@
 // LayerNorm, pooled output at the EOS token, optional text projection.
 import { ArgumentError } from '../../errors';
 import type { CompiledGraph, Value } from '../../graph';
+import { type Description, GraphCache } from '../../graph/describe';
 import { type NativeTensor, addon, callNative } from '../../native';
 import { Checkpoint, type TensorSource } from '../../safetensors';
 import type { Json } from '../config';
@@ -20,7 +21,7 @@ import { type CLIPTextConfig, parseCLIPTextConfig, readCLIPTextConfig } from './
 export type TextEncoderOutput = 'last_hidden_state' | 'penultimate' | 'penultimate_final_ln' | 'pooled' | 'text_embeds';
 
 export class CLIPTextModel {
-  private readonly graphs = new Map<string, CompiledGraph>();
+  private readonly graphs = new GraphCache<CompiledGraph>('text encoder');
 
   constructor(
     readonly config: CLIPTextConfig,
@@ -82,13 +83,23 @@ export class CLIPTextModel {
 
   /** The graph for a batch of `batch` sequences of `length` tokens producing `outputs`. */
   graph(batch: number, length: number, outputs: TextEncoderOutput[]): CompiledGraph {
+    return this.graphs.get(this.graphKey(length, batch, outputs), () => this.describe(batch, length, outputs));
+  }
+
+  /** graph(), described with the event loop running between layers. */
+  graphYielding(batch: number, length: number, outputs: TextEncoderOutput[]): Promise<CompiledGraph> {
+    return this.graphs.getYielding(this.graphKey(length, batch, outputs), () => this.describe(batch, length, outputs));
+  }
+
+  private graphKey(length: number, batch: number, outputs: TextEncoderOutput[]): string {
     const c = this.config;
     if (length < 1 || length > c.maxPositions) throw new ArgumentError(`sequence length ${length} outside 1..${c.maxPositions}`);
     if (outputs.includes('text_embeds') && !c.withProjection) throw new ArgumentError('text_embeds needs a CLIPTextModelWithProjection');
-    const key = `${batch}x${length}:${[...outputs].sort().join(',')}`;
-    const cached = this.graphs.get(key);
-    if (cached) return cached;
+    return `${batch}x${length}:${[...outputs].sort().join(',')}`;
+  }
 
+  private *describe(batch: number, length: number, outputs: TextEncoderOutput[]): Description<CompiledGraph> {
+    const c = this.config;
     const g = this.w.builder();
     const H = c.hiddenSize;
     const tm = this.w.scope('text_model');
@@ -109,6 +120,7 @@ export class CLIPTextModel {
       if (outputs.includes('penultimate_final_ln')) g.output('penultimate_final_ln', finalLn(v));
     };
     for (let i = 0; i < layersToRun; i++) {
+      yield;
       if (i === c.layers - 1) emitPenultimate(x);
       const L = this.layerWeights(i);
       const h = g.layerNorm(x, L.ln1.g, L.ln1.b, c.eps);
@@ -131,9 +143,7 @@ export class CLIPTextModel {
         if (outputs.includes('text_embeds')) g.output('text_embeds', g.linear(pooled, this.w.matrix('text_projection.weight', [c.projectionDim, H])));
       }
     }
-    const compiled = g.build();
-    this.graphs.set(key, compiled);
-    return compiled;
+    return g.build();
   }
 
   /**
@@ -158,7 +168,7 @@ export class CLIPTextModel {
     for (const row of ids)
       for (const id of row)
         if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) throw new ArgumentError(`encode: token id ${id} outside [0, ${this.config.vocabSize})`);
-    const graph = this.graph(ids.length, L, outputs);
+    const graph = await this.graphYielding(ids.length, L, outputs);
     const inputs: Record<string, BigInt64Array> = { input_ids: BigInt64Array.from(ids.flat().map(BigInt)) };
     if (graph.inputs.some((i) => i.name === 'eos_index')) inputs.eos_index = BigInt64Array.from(ids.map((r) => BigInt(this.eosIndex(r))));
     const out = await graph.run(inputs);
@@ -178,13 +188,11 @@ export class CLIPTextModel {
 
   /** Drops the compiled graphs (after the weights changed); they are rebuilt on next use. */
   resetGraphs(): void {
-    for (const g of this.graphs.values()) g.dispose();
     this.graphs.clear();
   }
 
   dispose(): void {
-    for (const g of this.graphs.values()) g.dispose();
-    this.graphs.clear();
+    this.graphs.close();
     this.w.close();
   }
 }

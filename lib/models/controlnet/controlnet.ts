@@ -5,6 +5,7 @@
 // output (UNet2DConditionModel.describe's `residuals`).
 import { ArgumentError } from '../../errors';
 import { Act, type CompiledGraph, type GraphBuilder, type Value } from '../../graph';
+import { type Description, GraphCache } from '../../graph/describe';
 import type { NativeTensor } from '../../native';
 import { Checkpoint, type TensorSource } from '../../safetensors';
 import type { Json } from '../config';
@@ -47,7 +48,7 @@ export function residualScales(count: number, conditioningScale: number, guessMo
 }
 
 export class ControlNetModel {
-  private readonly graphs = new Map<string, CompiledGraph>();
+  private readonly graphs = new GraphCache<CompiledGraph>('controlnet');
 
   constructor(
     readonly config: ControlNetConfig,
@@ -131,32 +132,35 @@ export class ControlNetModel {
 
   /** A standalone graph: inputs as ControlNetInputs (NCHW), outputs down_0.. and mid (NCHW). */
   graph(batch: number, height: number, width: number, contextLength: number): CompiledGraph {
-    const key = `${batch}x${height}x${width}x${contextLength}`;
-    let compiled = this.graphs.get(key);
-    if (!compiled) {
-      const c = this.config;
-      const g = this.w.builder();
-      const sample = g.input('sample', [batch, c.inChannels, height, width]);
-      const t = g.input('timestep', [batch]);
-      const context = g.input('encoder_hidden_states', [batch, contextLength, c.crossAttentionDim]);
-      const cond = g.input('controlnet_cond', [batch, c.conditioningChannels, 8 * height, 8 * width]);
-      const scales = g.input('scales', [this.numResiduals]);
-      const extras: UNetExtras = {};
-      if (c.textTime) {
-        extras.textEmbeds = g.input('text_embeds', [batch, this.textEmbedsDim]);
-        extras.timeIds = g.input('time_ids', [batch, 6]);
-      }
-      const r = this.describe(g, sample, t, context, cond, scales, extras);
-      r.down.forEach((d, i) => g.output(`down_${i}`, g.toNCHW(d)));
-      g.output('mid', g.toNCHW(r.mid));
-      compiled = g.build();
-      this.graphs.set(key, compiled);
+    return this.graphs.get(...this.standaloneSpec(batch, height, width, contextLength));
+  }
+
+  private standaloneSpec(batch: number, height: number, width: number, contextLength: number): [string, () => Description<CompiledGraph>] {
+    return [`${batch}x${height}x${width}x${contextLength}`, () => this.standalone(batch, height, width, contextLength)];
+  }
+
+  private *standalone(batch: number, height: number, width: number, contextLength: number): Description<CompiledGraph> {
+    const c = this.config;
+    const g = this.w.builder();
+    const sample = g.input('sample', [batch, c.inChannels, height, width]);
+    const t = g.input('timestep', [batch]);
+    const context = g.input('encoder_hidden_states', [batch, contextLength, c.crossAttentionDim]);
+    const cond = g.input('controlnet_cond', [batch, c.conditioningChannels, 8 * height, 8 * width]);
+    const scales = g.input('scales', [this.numResiduals]);
+    const extras: UNetExtras = {};
+    if (c.textTime) {
+      extras.textEmbeds = g.input('text_embeds', [batch, this.textEmbedsDim]);
+      extras.timeIds = g.input('time_ids', [batch, 6]);
     }
-    return compiled;
+    yield;
+    const r = this.describe(g, sample, t, context, cond, scales, extras);
+    r.down.forEach((d, i) => g.output(`down_${i}`, g.toNCHW(d)));
+    g.output('mid', g.toNCHW(r.mid));
+    return g.build();
   }
 
   async forward(inputs: ControlNetInputs, shape: { batch: number; height: number; width: number; contextLength: number }): Promise<{ down: NativeTensor[]; mid: NativeTensor }> {
-    const graph = this.graph(shape.batch, shape.height, shape.width, shape.contextLength);
+    const graph = await this.graphs.getYielding(...this.standaloneSpec(shape.batch, shape.height, shape.width, shape.contextLength));
     const feed: Record<string, Float32Array | NativeTensor> = {
       sample: inputs.sample,
       timestep: inputs.timestep,
@@ -179,12 +183,11 @@ export class ControlNetModel {
   }
 
   resetGraphs(): void {
-    for (const g of this.graphs.values()) g.dispose();
     this.graphs.clear();
   }
 
   dispose(): void {
-    this.resetGraphs();
+    this.graphs.close();
     this.w.close();
   }
 }

@@ -3,13 +3,14 @@
 // divides by scaling_factor before decoding, as the pipelines do).
 import { ArgumentError } from '../../errors';
 import { Act, type CompiledGraph, type GemmOperand } from '../../graph';
+import { type Description, GraphCache } from '../../graph/describe';
 import type { NativeTensor } from '../../native';
 import { Checkpoint, type TensorSource } from '../../safetensors';
 import type { Json } from '../config';
 import { resnet, upsample } from '../blocks';
 import { type ModelLoadOptions, type ModelTarget, Weights } from '../weights';
 import { type AutoencoderKLConfig, parseAutoencoderKLConfig, readAutoencoderKLConfig } from './config';
-import { klEncode, klMidBlock } from './kl_encoder';
+import { klEncodeParts, klMidBlock } from './kl_encoder';
 
 export interface LatentDistribution {
   mean: NativeTensor;
@@ -21,7 +22,7 @@ export interface LatentDistribution {
 }
 
 export class AutoencoderKL {
-  private readonly graphs = new Map<string, CompiledGraph>();
+  private readonly graphs = new GraphCache<CompiledGraph>('vae');
 
   constructor(
     readonly config: AutoencoderKLConfig,
@@ -52,11 +53,11 @@ export class AutoencoderKL {
     return this.w.builder({ gemmOperand: this.gemmOperand });
   }
 
-  private encoderGraph(B: number, H: number, W: number, withNoise: boolean): CompiledGraph {
+  private *encoderGraph(B: number, H: number, W: number, withNoise: boolean): Description<CompiledGraph> {
     const c = this.config;
     const g = this.builder();
     const x = g.toNHWC(g.input('image', [B, c.inChannels, H, W]));
-    const { mean, logvar, std } = klEncode(g, this.w, x, c);
+    const { mean, logvar, std } = yield* klEncodeParts(g, this.w, x, c);
     g.output('mean', g.toNCHW(mean));
     g.output('logvar', g.toNCHW(logvar));
     g.output('std', g.toNCHW(std));
@@ -67,7 +68,7 @@ export class AutoencoderKL {
     return g.build();
   }
 
-  private decoderGraph(B: number, h: number, w0: number): CompiledGraph {
+  private *decoderGraph(B: number, h: number, w0: number): Description<CompiledGraph> {
     const c = this.config;
     const g = this.builder();
     const w = this.w.scope('decoder');
@@ -80,7 +81,8 @@ export class AutoencoderKL {
     x = klMidBlock(g, w.scope('mid_block'), x, top, c.groups, c.midBlockAttention);
     const rev = [...ch].reverse();
     let out = rev[0];
-    rev.forEach((outCh, i) => {
+    for (const [i, outCh] of rev.entries()) {
+      yield;
       const prev = out;
       out = outCh;
       const blk = w.scope(`up_blocks.${i}`);
@@ -88,30 +90,32 @@ export class AutoencoderKL {
         x = resnet(g, blk.scope(`resnets.${j}`), x, { inChannels: j === 0 ? prev : out, outChannels: out, groups: c.groups, eps: 1e-6 });
       }
       if (i < rev.length - 1) x = upsample(g, blk.scope('upsamplers.0'), x, out);
-    });
+    }
+    yield;
     x = g.groupNorm(x, w.f32('conv_norm_out.weight', [ch[0]]), w.f32('conv_norm_out.bias', [ch[0]]), c.groups, 1e-6, Act.Silu);
     x = g.conv2d(x, w.conv('conv_out.weight', [c.outChannels, ch[0], 3, 3]), w.f32('conv_out.bias', [c.outChannels]), { padding: 1 });
     g.output('image', g.toNCHW(x));
     return g.build();
   }
 
-  private cached(key: string, make: () => CompiledGraph): CompiledGraph {
-    let g = this.graphs.get(key);
-    if (!g) {
-      g = make();
-      this.graphs.set(key, g);
-    }
-    return g;
+  /** The decoder graph's cache key and description for latents of [batch, z, height, width]. */
+  private decoderSpec(batch: number, height: number, width: number): [string, () => Description<CompiledGraph>] {
+    return [`dec${batch}x${height}x${width}`, () => this.decoderGraph(batch, height, width)];
+  }
+
+  /** The encoder graph's cache key and description for images of [batch, C, height, width]. */
+  private encoderSpec(batch: number, height: number, width: number, withNoise: boolean): [string, () => Description<CompiledGraph>] {
+    return [`enc${batch}x${height}x${width}${withNoise ? 'n' : ''}`, () => this.encoderGraph(batch, height, width, withNoise)];
   }
 
   /** The cached decoder graph for latents of [batch, z, height, width]. */
   decoderGraphFor(batch: number, height: number, width: number): CompiledGraph {
-    return this.cached(`dec${batch}x${height}x${width}`, () => this.decoderGraph(batch, height, width));
+    return this.graphs.get(...this.decoderSpec(batch, height, width));
   }
 
   /** The cached encoder graph for images of [batch, C, height, width]. */
   encoderGraphFor(batch: number, height: number, width: number, withNoise = false): CompiledGraph {
-    return this.cached(`enc${batch}x${height}x${width}${withNoise ? 'n' : ''}`, () => this.encoderGraph(batch, height, width, withNoise));
+    return this.graphs.get(...this.encoderSpec(batch, height, width, withNoise));
   }
 
   /** Builds every graph once at the smallest size (with recording weights: lists the weights). */
@@ -125,14 +129,14 @@ export class AutoencoderKL {
     const { batch, height, width } = shape;
     const f = this.downscale;
     if (height % f || width % f) throw new ArgumentError(`image size ${height}x${width} must be divisible by ${f}`);
-    const graph = this.encoderGraphFor(batch, height, width, !!noise);
+    const graph = await this.graphs.getYielding(...this.encoderSpec(batch, height, width, !!noise));
     const out = await graph.run(noise ? { image, noise } : { image });
     return { mean: out.mean, logvar: out.logvar, std: out.std, sample: out.sample };
   }
 
   /** latents [B, z, h, w] (already divided by scaling_factor) -> image [B, C, h*f, w*f], roughly [-1, 1]. */
   async decode(latents: Float32Array | NativeTensor, shape: { batch: number; height: number; width: number }): Promise<NativeTensor> {
-    const graph = this.decoderGraphFor(shape.batch, shape.height, shape.width);
+    const graph = await this.graphs.getYielding(...this.decoderSpec(shape.batch, shape.height, shape.width));
     return (await graph.run({ latents })).image;
   }
 
@@ -142,12 +146,11 @@ export class AutoencoderKL {
 
   /** Drops the compiled graphs, their working memory and the weight forms only they held; rebuilt on next use. */
   resetGraphs(): void {
-    for (const g of this.graphs.values()) g.dispose();
     this.graphs.clear();
   }
 
   dispose(): void {
-    this.resetGraphs();
+    this.graphs.close();
     this.w.close();
   }
 }

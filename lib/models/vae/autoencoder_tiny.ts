@@ -3,6 +3,7 @@
 // output x * 2 - 1. Latents are the UNet's own (scaling_factor 1).
 import { ArgumentError } from '../../errors';
 import type { Act, CompiledGraph, GraphBuilder, Value } from '../../graph';
+import { type Description, GraphCache } from '../../graph/describe';
 import type { NativeTensor } from '../../native';
 import { Checkpoint } from '../../safetensors';
 import { type ModelLoadOptions, Weights } from '../weights';
@@ -18,7 +19,7 @@ function tinyBlock(g: GraphBuilder, w: Weights, x: Value, cin: number, cout: num
 }
 
 export class AutoencoderTiny {
-  private readonly graphs = new Map<string, CompiledGraph>();
+  private readonly graphs = new GraphCache<CompiledGraph>('taesd');
 
   constructor(
     readonly config: AutoencoderTinyConfig,
@@ -35,13 +36,14 @@ export class AutoencoderTiny {
     return this.config.upsamplingFactor ** (this.config.decoderChannels.length - 1);
   }
 
-  private encoderGraph(B: number, H: number, W: number): CompiledGraph {
+  private *encoderGraph(B: number, H: number, W: number): Description<CompiledGraph> {
     const c = this.config;
     const g = this.w.builder();
     const w = this.w.scope('encoder.layers');
     let x = g.affine(g.toNHWC(g.input('image', [B, c.inChannels, H, W])), 0.5, 0.5);
     let k = 0;
-    c.encoderChannels.forEach((ch, i) => {
+    for (const [i, ch] of c.encoderChannels.entries()) {
+      yield;
       if (i === 0) {
         x = g.conv2d(x, w.conv(`${k}.weight`, [ch, c.inChannels, 3, 3]), w.f32(`${k}.bias`, [ch]), { padding: 1 });
       } else {
@@ -51,14 +53,14 @@ export class AutoencoderTiny {
       }
       k++;
       for (let b = 0; b < c.encoderBlocks[i]; b++) x = tinyBlock(g, w.scope(String(k++)), x, ch, ch, c.act);
-    });
+    }
     const last = c.encoderChannels[c.encoderChannels.length - 1];
     x = g.conv2d(x, w.conv(`${k}.weight`, [c.latentChannels, last, 3, 3]), w.f32(`${k}.bias`, [c.latentChannels]), { padding: 1 });
     g.output('latents', g.toNCHW(x));
     return g.build();
   }
 
-  private decoderGraph(B: number, h: number, w0: number): CompiledGraph {
+  private *decoderGraph(B: number, h: number, w0: number): Description<CompiledGraph> {
     const c = this.config;
     const g = this.w.builder();
     const w = this.w.scope('decoder.layers');
@@ -66,7 +68,8 @@ export class AutoencoderTiny {
     let x = g.unary(g.toNHWC(g.input('latents', [B, c.latentChannels, h, w0])), { act: 6 /* tanh */, a: 1 / 3, c: 3 });
     x = g.conv2d(x, w.conv('0.weight', [ch[0], c.latentChannels, 3, 3]), w.f32('0.bias', [ch[0]]), { padding: 1, act: c.act });
     let k = 2;
-    ch.forEach((n, i) => {
+    for (const [i, n] of ch.entries()) {
+      yield;
       const final = i === ch.length - 1;
       if (i > 0 && ch[i - 1] !== n) throw new ArgumentError('AutoencoderTiny needs the same width in every decoder block (as diffusers does)');
       for (let b = 0; b < c.decoderBlocks[i]; b++) x = tinyBlock(g, w.scope(String(k++)), x, n, n, c.act);
@@ -78,26 +81,25 @@ export class AutoencoderTiny {
       const outCh = final ? c.outChannels : n;
       x = g.conv2d(x, w.conv(`${k}.weight`, [outCh, n, 3, 3]), final ? w.f32(`${k}.bias`, [outCh]) : undefined, { padding: 1, upsample: up });
       k++;
-    });
+    }
     g.output('image', g.toNCHW(g.affine(x, 2, -1)));
     return g.build();
   }
 
-  private cached(key: string, make: () => CompiledGraph): CompiledGraph {
-    let g = this.graphs.get(key);
-    if (!g) {
-      g = make();
-      this.graphs.set(key, g);
-    }
-    return g;
+  private decoderSpec(batch: number, height: number, width: number): [string, () => Description<CompiledGraph>] {
+    return [`dec${batch}x${height}x${width}`, () => this.decoderGraph(batch, height, width)];
+  }
+
+  private encoderSpec(batch: number, height: number, width: number): [string, () => Description<CompiledGraph>] {
+    return [`enc${batch}x${height}x${width}`, () => this.encoderGraph(batch, height, width)];
   }
 
   decoderGraphFor(batch: number, height: number, width: number): CompiledGraph {
-    return this.cached(`dec${batch}x${height}x${width}`, () => this.decoderGraph(batch, height, width));
+    return this.graphs.get(...this.decoderSpec(batch, height, width));
   }
 
   encoderGraphFor(batch: number, height: number, width: number): CompiledGraph {
-    return this.cached(`enc${batch}x${height}x${width}`, () => this.encoderGraph(batch, height, width));
+    return this.graphs.get(...this.encoderSpec(batch, height, width));
   }
 
   /** Builds every graph once at the smallest size (with recording weights: lists the weights). */
@@ -109,12 +111,12 @@ export class AutoencoderTiny {
   async encode(image: Float32Array | NativeTensor, shape: { batch: number; height: number; width: number }): Promise<NativeTensor> {
     const f = this.downscale;
     if (shape.height % f || shape.width % f) throw new ArgumentError(`image size ${shape.height}x${shape.width} must be divisible by ${f}`);
-    const graph = this.encoderGraphFor(shape.batch, shape.height, shape.width);
+    const graph = await this.graphs.getYielding(...this.encoderSpec(shape.batch, shape.height, shape.width));
     return (await graph.run({ image })).latents;
   }
 
   async decode(latents: Float32Array | NativeTensor, shape: { batch: number; height: number; width: number }): Promise<NativeTensor> {
-    const graph = this.decoderGraphFor(shape.batch, shape.height, shape.width);
+    const graph = await this.graphs.getYielding(...this.decoderSpec(shape.batch, shape.height, shape.width));
     return (await graph.run({ latents })).image;
   }
 
@@ -124,12 +126,11 @@ export class AutoencoderTiny {
 
   /** Drops the compiled graphs, their working memory and the weight forms only they held; rebuilt on next use. */
   resetGraphs(): void {
-    for (const g of this.graphs.values()) g.dispose();
     this.graphs.clear();
   }
 
   dispose(): void {
-    this.resetGraphs();
+    this.graphs.close();
     this.w.close();
   }
 }

@@ -4,13 +4,14 @@
 import * as path from 'path';
 import { ArgumentError } from '../../errors';
 import type { CompiledGraph } from '../../graph';
+import { type Description, GraphCache } from '../../graph/describe';
 import { type NativeTensor, addon, callNative } from '../../native';
 import { Checkpoint } from '../../safetensors';
 import { consistencyDecoderSchedule } from '../../schedulers/consistency_decoder';
 import { ConfigReader, readJsonFile } from '../config';
 import { type UNet2DSpec, unet2d } from '../unet/unet2d';
 import { type ModelLoadOptions, Weights } from '../weights';
-import { type KLEncoderSpec, klEncode } from './kl_encoder';
+import { type KLEncoderSpec, klEncodeParts } from './kl_encoder';
 
 /** Latent normalisation constants of diffusers' ConsistencyDecoderVAE (in its code, not the checkpoint). */
 export const CONSISTENCY_DECODER_MEANS = [0.38862467, 0.02253063, 0.07381133, -0.0171294];
@@ -64,7 +65,7 @@ function readConfig(dir: string): CDConfig {
 }
 
 export class ConsistencyDecoderVAE {
-  private readonly graphs = new Map<string, CompiledGraph>();
+  private readonly graphs = new GraphCache<CompiledGraph>('consistency decoder');
 
   constructor(
     readonly config: CDConfig,
@@ -77,26 +78,9 @@ export class ConsistencyDecoderVAE {
     return new ConsistencyDecoderVAE(config, Weights.of(checkpoint, `consistency decoder ${dir}`, options));
   }
 
-  private cached(key: string, make: () => CompiledGraph): CompiledGraph {
-    let g = this.graphs.get(key);
-    if (!g) {
-      g = make();
-      this.graphs.set(key, g);
-    }
-    return g;
-  }
-
   async encode(image: Float32Array | NativeTensor, shape: { batch: number; height: number; width: number }): Promise<{ mean: NativeTensor; logvar: NativeTensor; std: NativeTensor }> {
     const { batch: B, height: H, width: W } = shape;
-    const e = this.config.encoder;
-    const graph = this.cached(`enc${B}x${H}x${W}`, () => {
-      const g = this.w.builder();
-      const d = klEncode(g, this.w, g.toNHWC(g.input('image', [B, e.inChannels, H, W])), e);
-      g.output('mean', g.toNCHW(d.mean));
-      g.output('logvar', g.toNCHW(d.logvar));
-      g.output('std', g.toNCHW(d.std));
-      return g.build();
-    });
+    const graph = await this.graphs.getYielding(`enc${B}x${H}x${W}`, () => this.encoderGraph(B, H, W));
     const out = await graph.run({ image });
     return { mean: out.mean, logvar: out.logvar, std: out.std };
   }
@@ -114,11 +98,21 @@ export class ConsistencyDecoderVAE {
     const { batch: B, height: h, width: w0 } = shape;
     const f = this.config.downscale;
     if (f > 16) throw new ArgumentError(`downscale ${f} too large`);
-    const graph = this.cached(`dec${B}x${h}x${w0}`, () => this.decoderGraph(B, h, w0));
+    const graph = await this.graphs.getYielding(`dec${B}x${h}x${w0}`, () => this.decoderGraph(B, h, w0));
     return (await graph.run({ z, noise_init: noiseInit, noise_step: noiseStep })).image;
   }
 
-  private decoderGraph(B: number, h: number, w0: number): CompiledGraph {
+  private *encoderGraph(B: number, H: number, W: number): Description<CompiledGraph> {
+    const e = this.config.encoder;
+    const g = this.w.builder();
+    const d = yield* klEncodeParts(g, this.w, g.toNHWC(g.input('image', [B, e.inChannels, H, W])), e);
+    g.output('mean', g.toNCHW(d.mean));
+    g.output('logvar', g.toNCHW(d.logvar));
+    g.output('std', g.toNCHW(d.std));
+    return g.build();
+  }
+
+  private *decoderGraph(B: number, h: number, w0: number): Description<CompiledGraph> {
     const cfg = this.config;
     const d = cfg.decoder;
     const f = cfg.downscale;
@@ -134,13 +128,14 @@ export class ConsistencyDecoderVAE {
     const H = h * f, W = w0 * f;
     let x = g.affine(g.toNHWC(g.input('noise_init', [B, 3, H, W])), s.initNoiseSigma);
     const noiseStep = g.toNHWC(g.input('noise_step', [B, 3, H, W]));
-    s.timesteps.forEach((t, i) => {
+    for (const [i, t] of s.timesteps.entries()) {
+      yield;
       const tIds = callNative(() => a.tensorFromBytes('I64', [B], BigInt64Array.from({ length: B }, () => BigInt(t))));
       const inp = g.concat(g.affine(x, s.cIn[i]), zn);
       const out = g.slice(unet2d(g, this.w.scope('decoder_unet'), inp, g.constant(tIds, `t${t}`), d), 3, 0, 3);
       const x0 = g.add(g.affine(out, s.cOut[i]), g.affine(x, s.cSkip[i]));
       x = i === s.timesteps.length - 1 ? x0 : g.add(g.affine(x0, s.sqrtAlphaNext[i]), g.affine(noiseStep, s.sqrtOneMinusAlphaNext[i]));
-    });
+    }
     g.output('image', g.toNCHW(x));
     return g.build();
   }
@@ -151,12 +146,11 @@ export class ConsistencyDecoderVAE {
 
   /** Drops the compiled graphs, their working memory and the weight forms only they held; rebuilt on next use. */
   resetGraphs(): void {
-    for (const g of this.graphs.values()) g.dispose();
     this.graphs.clear();
   }
 
   dispose(): void {
-    this.resetGraphs();
+    this.graphs.close();
     this.w.close();
   }
 }

@@ -3,6 +3,7 @@
 import { Act, type GraphBuilder, type Value } from '../../graph';
 import { attention, downsample, resnet } from '../blocks';
 import type { Weights } from '../weights';
+import { type Description, describeNow } from '../../graph/describe';
 
 export interface KLEncoderSpec {
   inChannels: number;
@@ -12,6 +13,12 @@ export interface KLEncoderSpec {
   latentChannels: number;
   midBlockAttention: boolean;
   useQuantConv: boolean;
+}
+
+export interface KLEncoded {
+  mean: Value;
+  logvar: Value;
+  std: Value;
 }
 
 /** UNetMidBlock2D of the VAEs: resnet, (single-head attention with GroupNorm), resnet. */
@@ -33,12 +40,18 @@ export function klMidBlock(g: GraphBuilder, w: Weights, x: Value, ch: number, gr
  * image NHWC -> { mean, logvar (clamped to [-30, 20]), std } NHWC. `root` holds `encoder.*` and
  * `quant_conv.*`.
  */
-export function klEncode(g: GraphBuilder, root: Weights, x: Value, s: KLEncoderSpec): { mean: Value; logvar: Value; std: Value } {
+export function klEncode(g: GraphBuilder, root: Weights, x: Value, s: KLEncoderSpec): KLEncoded {
+  return describeNow(klEncodeParts(g, root, x, s));
+}
+
+/** klEncode, pausing between down blocks (graph/describe.ts). */
+export function* klEncodeParts(g: GraphBuilder, root: Weights, x: Value, s: KLEncoderSpec): Description<KLEncoded> {
   const w = root.scope('encoder');
   const ch = s.blockOutChannels;
   x = g.conv2d(x, w.conv('conv_in.weight', [ch[0], s.inChannels, 3, 3]), w.f32('conv_in.bias', [ch[0]]), { padding: 1 });
   let out = ch[0];
-  ch.forEach((outCh, i) => {
+  for (const [i, outCh] of ch.entries()) {
+    yield;
     const inCh = out;
     out = outCh;
     const blk = w.scope(`down_blocks.${i}`);
@@ -46,7 +59,8 @@ export function klEncode(g: GraphBuilder, root: Weights, x: Value, s: KLEncoderS
       x = resnet(g, blk.scope(`resnets.${j}`), x, { inChannels: j === 0 ? inCh : out, outChannels: out, groups: s.groups, eps: 1e-6 });
     }
     if (i < ch.length - 1) x = downsample(g, blk.scope('downsamplers.0'), x, out, 0);
-  });
+  }
+  yield;
   const top = ch[ch.length - 1];
   x = klMidBlock(g, w.scope('mid_block'), x, top, s.groups, s.midBlockAttention);
   x = g.groupNorm(x, w.f32('conv_norm_out.weight', [top]), w.f32('conv_norm_out.bias', [top]), s.groups, 1e-6, Act.Silu);
