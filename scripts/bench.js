@@ -103,8 +103,15 @@ const FLOORS = floors();
 
 async function stage(name, graph, inputs, rows, component) {
   const t0 = process.hrtime.bigint();
+  const r0 = process.resourceUsage();
   const first = await graph.run(inputs);
   const cold = Number(process.hrtime.bigint() - t0) / 1e6;
+  // what the first run spends in the kernel: mostly first touches of fresh memory (weight panels,
+  // derived forms, the arena), each a page fault; costly on virtual machines (docs/PERFORMANCE.md)
+  const r1 = process.resourceUsage();
+  const coldSys = (r1.systemCPUTime - r0.systemCPUTime) / 1e6;
+  const coldFaults = r1.minorPageFault + r1.majorPageFault - r0.minorPageFault - r0.majorPageFault;
+  const coldNote = `cold ${cold.toFixed(0)} ms, sys ${coldSys.toFixed(1)} s, ${(coldFaults / 1e3).toFixed(0)}K faults`;
   for (const [k, t] of Object.entries(first)) if (k !== 'profile') t.dispose();
   const times = [];
   for (let i = 0; i < runs; i++) {
@@ -127,14 +134,14 @@ async function stage(name, graph, inputs, rows, component) {
     byOp.set(key, (byOp.get(key) || 0) + p.seconds * 1e3);
   }
   const top = [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 4).map(([op, t]) => `${op} ${t.toFixed(device === 'cuda' ? 2 : 0)}`).join(', ');
-  rows.push({ name, ms, cold, gflops: flops / (ms / 1e3) / 1e9, gflop: flops / 1e9, top, floorMs: floorUs ? floorUs / 1e3 : undefined });
+  rows.push({ name, ms, cold, coldSys, coldFaults, gflops: flops / (ms / 1e3) / 1e9, gflop: flops / 1e9, top, floorMs: floorUs ? floorUs / 1e3 : undefined });
   const rss = (process.memoryUsage().rss / 2 ** 30).toFixed(2);
   if (device === 'cuda') {
     const mem = addon().cudaMemory();
     const floor = floorUs ? `  floor ${(floorUs / 1e3).toFixed(2)} ms (x${(ms / (floorUs / 1e3)).toFixed(1)})` : '';
-    console.log(`${name.padEnd(26)} ${ms.toFixed(2).padStart(9)} ms  (cold ${cold.toFixed(0)} ms)  ${(flops / 1e9).toFixed(1).padStart(7)} GFLOP  ${(flops / (ms / 1e3) / 1e12).toFixed(1).padStart(6)} TFLOP/s${floor}  GPU ${((mem.total - mem.free) / 2 ** 30).toFixed(1)} GiB in use  [${top}]`);
+    console.log(`${name.padEnd(26)} ${ms.toFixed(2).padStart(9)} ms  (${coldNote})  ${(flops / 1e9).toFixed(1).padStart(7)} GFLOP  ${(flops / (ms / 1e3) / 1e12).toFixed(1).padStart(6)} TFLOP/s${floor}  GPU ${((mem.total - mem.free) / 2 ** 30).toFixed(1)} GiB in use  [${top}]`);
   } else {
-    console.log(`${name.padEnd(26)} ${ms.toFixed(0).padStart(8)} ms  (cold ${cold.toFixed(0)} ms)  ${(flops / 1e9).toFixed(1).padStart(7)} GFLOP  ${(flops / (ms / 1e3) / 1e9).toFixed(1).padStart(6)} GFLOP/s  rss ${rss} GiB  [${top}]`);
+    console.log(`${name.padEnd(26)} ${ms.toFixed(0).padStart(8)} ms  (${coldNote})  ${(flops / 1e9).toFixed(1).padStart(7)} GFLOP  ${(flops / (ms / 1e3) / 1e9).toFixed(1).padStart(6)} GFLOP/s  rss ${rss} GiB  [${top}]`);
   }
 }
 

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "../core/error.h"
 #include "../graph/derived.h"
@@ -56,17 +57,24 @@ bool prepackEnabled() {
 }
 
 // A constant GEMM weight [N][K] packed once in the micro-kernel's layout (a derived form, shared by
-// every graph using the weight), where the kernel reads that form (gemmPrepackDtype); `matrix`
-// makes the [N][K] matrix from the weight (conv kernels: relaid out as [Co, kh, kw, Ci]).
-bool prepack(CpuStep& s, const Tensor& src, int64_t N, int64_t K, const char* what, Tensor (*matrix)(const Tensor&)) {
+// every graph using the weight), where the kernel reads that form (gemmPrepackDtype). A conv
+// kernel [Co, Ci, kh, kw] (`relayout` given) is read as the [Co][kh * kw * Ci] matrix: a 1x1 one
+// is that matrix already, a larger one is relaid out into `relayout`, a buffer the plan reuses for
+// every kernel (one per kernel touched ~1 GB of fresh pages for SD-Turbo's UNet, page faults that
+// dominate a first run on some virtual machines: docs/PERFORMANCE.md, "The first run").
+bool prepack(CpuStep& s, const Tensor& src, int64_t N, int64_t K, const char* what, std::vector<uint8_t>* relayout) {
   const DType as = gemmPrepackDtype(src.dtype());
   auto pack = [&](const Tensor& t, auto&& into) {
-    const Tensor m = matrix ? matrix(t) : t;
     GemmB b;
-    b.data = m.data();
-    b.dtype = m.dtype();
+    b.data = t.data();
+    b.dtype = t.dtype();
     b.ld = K;
     b.nk = true;
+    if (relayout && t.shape()[2] * t.shape()[3] > 1) {
+      if (relayout->size() < t.nbytes()) relayout->resize(t.nbytes());
+      relayoutConvKernelInto(t.data(), t.dtype(), t.shape(), relayout->data());
+      b.data = relayout->data();
+    }
     into(b);
     t.releaseMappedPages();  // the checkpoint's layout is not read again by this form
   };
@@ -94,8 +102,6 @@ bool prepack(CpuStep& s, const Tensor& src, int64_t N, int64_t K, const char* wh
   return true;
 }
 
-Tensor ohwi(const Tensor& t) { return relayoutConvKernel(t.data(), t.dtype(), t.shape()); }
-
 CpuStep planLinear(const GraphSpec& spec, const GraphNode& n) {
   CpuStep s;
   s.bf16 = spec.cpuGemmOperand == DType::BF16;
@@ -108,7 +114,7 @@ CpuStep planLinear(const GraphSpec& spec, const GraphNode& n) {
   return s;
 }
 
-CpuStep planConv2d(const GraphSpec& spec, const GraphNode& n) {
+CpuStep planConv2d(const GraphSpec& spec, const GraphNode& n, std::vector<uint8_t>& relayout) {
   CpuStep s;
   s.bf16 = spec.cpuGemmOperand == DType::BF16;
   s.replaced.resize(n.inputs.size());
@@ -156,7 +162,7 @@ CpuStep planConv2d(const GraphSpec& spec, const GraphNode& n) {
   s.kernel = &cpuConv2d;
   s.algorithm = pointwise ? (s.bf16 && constant ? "gemm_1x1_bf16" : "gemm_1x1") : (s.bf16 && constant ? "implicit_gemm_bf16" : "implicit_gemm");
   if (!constant) s.relayoutWeight = true;
-  else if (!prepack(s, *src, w.shape[0], w.shape[1] * w.shape[2] * w.shape[3], "conv", &ohwi)) s.replaced[1] = convKernelOhwi(*src);
+  else if (!prepack(s, *src, w.shape[0], w.shape[1] * w.shape[2] * w.shape[3], "conv", &relayout)) s.replaced[1] = convKernelOhwi(*src);
   return s;
 }
 
@@ -174,10 +180,11 @@ CpuPlan::CpuPlan(const GraphSpec& spec, const std::vector<size_t>& nodes) : step
       while (id >= 0 && spec.values[id].kind == ValueKind::Node && spec.nodes[producer[id]].op == Op::Reshape) id = spec.nodes[producer[id]].inputs[0];
       if (id >= 0 && spec.values[id].kind == ValueKind::Const) ensureHostFused(spec.consts[spec.values[id].constIndex]);
     }
+  std::vector<uint8_t> relayout;  // conv kernels relaid out for prepacking, one at a time
   for (size_t i : nodes) {
     const GraphNode& n = spec.nodes[i];
     if (n.op == Op::Conv2d) {
-      steps_[i] = planConv2d(spec, n);
+      steps_[i] = planConv2d(spec, n, relayout);
     } else if (n.op == Op::Linear) {
       steps_[i] = planLinear(spec, n);
     } else if (n.op == Op::Attention && spec.cpuGemmOperand == DType::BF16) {

@@ -78,19 +78,20 @@ void forgetDerived(const void* data) {
   forgetDeviceCopies(data);
 }
 
-Tensor relayoutConvKernel(const void* data, DType dtype, const Shape& s) {
+void relayoutConvKernelInto(const void* data, DType dtype, const Shape& s, void* dst) {
   check(s.size() == 4, "ERR_ONESTEP_INTERNAL", "conv kernel must be [Co, Ci, kh, kw], got ", shapeString(s));
   const int64_t co = s[0], ci = s[1], k = s[2] * s[3];
-  Tensor out = Tensor::uninitialized(dtype, Shape{co, s[2], s[3], ci});
   switch (dtypeSize(dtype)) {
-    case 2:
-      relayoutOhwi(static_cast<const uint16_t*>(data), reinterpret_cast<uint16_t*>(out.mutableData()), co, ci, k);
-      break;
-    case 4:
-      relayoutOhwi(static_cast<const uint32_t*>(data), reinterpret_cast<uint32_t*>(out.mutableData()), co, ci, k);
-      break;
+    case 2: relayoutOhwi(static_cast<const uint16_t*>(data), static_cast<uint16_t*>(dst), co, ci, k); break;
+    case 4: relayoutOhwi(static_cast<const uint32_t*>(data), static_cast<uint32_t*>(dst), co, ci, k); break;
     default: fail("ERR_ONESTEP_GRAPH", "conv kernels must be F32, F16 or BF16, got ", dtypeName(dtype));
   }
+}
+
+Tensor relayoutConvKernel(const void* data, DType dtype, const Shape& s) {
+  check(s.size() == 4, "ERR_ONESTEP_INTERNAL", "conv kernel must be [Co, Ci, kh, kw], got ", shapeString(s));
+  Tensor out = Tensor::uninitialized(dtype, Shape{s[0], s[2], s[3], s[1]});
+  relayoutConvKernelInto(data, dtype, s, out.mutableData());
   return out;
 }
 

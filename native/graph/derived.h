@@ -41,5 +41,7 @@ void eraseEntriesOf(Entries& entries, const void* data) {
 std::shared_ptr<const Tensor> convKernelOhwi(const Tensor& w);
 // The same relayout of any memory, uncached.
 Tensor relayoutConvKernel(const void* data, DType dtype, const Shape& shape);
+// The same relayout into `dst` (the kernel's size, any alignment).
+void relayoutConvKernelInto(const void* data, DType dtype, const Shape& shape, void* dst);
 
 }  // namespace onestep
