@@ -83,15 +83,15 @@ export class CLIPTextModel {
 
   /** The graph for a batch of `batch` sequences of `length` tokens producing `outputs`. */
   graph(batch: number, length: number, outputs: TextEncoderOutput[]): CompiledGraph {
-    return this.graphs.get(this.graphKey(length, batch, outputs), () => this.describe(batch, length, outputs));
+    return this.graphs.get(this.graphKey(batch, length, outputs), () => this.describe(batch, length, outputs));
   }
 
   /** graph(), described with the event loop running between layers. */
   graphYielding(batch: number, length: number, outputs: TextEncoderOutput[]): Promise<CompiledGraph> {
-    return this.graphs.getYielding(this.graphKey(length, batch, outputs), () => this.describe(batch, length, outputs));
+    return this.graphs.getYielding(this.graphKey(batch, length, outputs), () => this.describe(batch, length, outputs));
   }
 
-  private graphKey(length: number, batch: number, outputs: TextEncoderOutput[]): string {
+  private graphKey(batch: number, length: number, outputs: TextEncoderOutput[]): string {
     const c = this.config;
     if (length < 1 || length > c.maxPositions) throw new ArgumentError(`sequence length ${length} outside 1..${c.maxPositions}`);
     if (outputs.includes('text_embeds') && !c.withProjection) throw new ArgumentError('text_embeds needs a CLIPTextModelWithProjection');

@@ -1,9 +1,9 @@
 // The AutoencoderKL encoder (diffusers Encoder + quant_conv + DiagonalGaussianDistribution), shared
 // by AutoencoderKL and ConsistencyDecoderVAE.
 import { Act, type GraphBuilder, type Value } from '../../graph';
+import type { Description } from '../../graph/describe';
 import { attention, downsample, resnet } from '../blocks';
 import type { Weights } from '../weights';
-import { type Description, describeNow } from '../../graph/describe';
 
 export interface KLEncoderSpec {
   inChannels: number;
@@ -38,13 +38,8 @@ export function klMidBlock(g: GraphBuilder, w: Weights, x: Value, ch: number, gr
 
 /**
  * image NHWC -> { mean, logvar (clamped to [-30, 20]), std } NHWC. `root` holds `encoder.*` and
- * `quant_conv.*`.
+ * `quant_conv.*`; pauses between down blocks (graph/describe.ts).
  */
-export function klEncode(g: GraphBuilder, root: Weights, x: Value, s: KLEncoderSpec): KLEncoded {
-  return describeNow(klEncodeParts(g, root, x, s));
-}
-
-/** klEncode, pausing between down blocks (graph/describe.ts). */
 export function* klEncodeParts(g: GraphBuilder, root: Weights, x: Value, s: KLEncoderSpec): Description<KLEncoded> {
   const w = root.scope('encoder');
   const ch = s.blockOutChannels;
