@@ -6,7 +6,7 @@ import { Act, type CompiledGraph, type GraphBuilder, type Value } from '../../gr
 import type { NativeTensor } from '../../native';
 import { Checkpoint, type TensorSource } from '../../safetensors';
 import type { Json } from '../config';
-import { type Description, describeNow } from '../../graph/describe';
+import { type Description, GraphCache, describeNow } from '../../graph/describe';
 import { resnet, transformer2d, upsample } from '../blocks';
 import { type UNetExtras, encoderParts, textEmbedsDim } from './encoder';
 import { type ModelLoadOptions, type ModelTarget, Weights } from '../weights';
@@ -36,7 +36,7 @@ export interface UNetResiduals {
 }
 
 export class UNet2DConditionModel {
-  private readonly graphs = new Map<string, CompiledGraph>();
+  private readonly graphs = new GraphCache<CompiledGraph>('unet');
 
   constructor(
     readonly config: UNetConfig,
@@ -64,16 +64,14 @@ export class UNet2DConditionModel {
   }
 
   graph(batch: number, height: number, width: number, contextLength: number): CompiledGraph {
+    return this.graphs.get(...this.standaloneSpec(batch, height, width, contextLength));
+  }
+
+  private standaloneSpec(batch: number, height: number, width: number, contextLength: number): [string, () => Description<CompiledGraph>] {
     for (const [k, v] of [['height', height], ['width', width]] as const) {
       if (!Number.isInteger(v) || v < 1) throw new ArgumentError(`latent ${k} must be a positive integer, got ${v}`);
     }
-    const key = `${batch}x${height}x${width}x${contextLength}`;
-    let compiled = this.graphs.get(key);
-    if (!compiled) {
-      compiled = this.build(batch, height, width, contextLength);
-      this.graphs.set(key, compiled);
-    }
-    return compiled;
+    return [`${batch}x${height}x${width}x${contextLength}`, () => this.build(batch, height, width, contextLength)];
   }
 
   /** Builds the graph once at the smallest size (with recording weights: lists the weights). */
@@ -82,7 +80,7 @@ export class UNet2DConditionModel {
     this.graph(1, f, f, 77);
   }
 
-  private build(B: number, H: number, W: number, L: number): CompiledGraph {
+  private *build(B: number, H: number, W: number, L: number): Description<CompiledGraph> {
     const c = this.config;
     const g = this.w.builder();
     const sample = g.input('sample', [B, c.inChannels, H, W]);
@@ -94,7 +92,7 @@ export class UNet2DConditionModel {
       extras.textEmbeds = g.input('text_embeds', [B, this.textEmbedsDim]);
       extras.timeIds = g.input('time_ids', [B, 6]);
     }
-    g.output('out', this.describe(g, sample, t, context, extras));
+    g.output('out', yield* this.describeParts(g, sample, t, context, extras));
     return g.build();
   }
 
@@ -165,7 +163,7 @@ export class UNet2DConditionModel {
 
   async forward(inputs: UNetInputs, shape: { batch: number; height: number; width: number; contextLength: number }): Promise<NativeTensor> {
     const c = this.config;
-    const graph = this.graph(shape.batch, shape.height, shape.width, shape.contextLength);
+    const graph = await this.graphs.getYielding(...this.standaloneSpec(shape.batch, shape.height, shape.width, shape.contextLength));
     const feed: Record<string, Float32Array | NativeTensor> = {
       sample: inputs.sample,
       timestep: inputs.timestep,
@@ -195,13 +193,11 @@ export class UNet2DConditionModel {
 
   /** Drops the compiled graphs (after the weights changed); they are rebuilt on next use. */
   resetGraphs(): void {
-    for (const g of this.graphs.values()) g.dispose();
     this.graphs.clear();
   }
 
   dispose(): void {
-    for (const g of this.graphs.values()) g.dispose();
-    this.graphs.clear();
+    this.graphs.close();
     this.w.close();
   }
 }
